@@ -1,0 +1,113 @@
+"""Encoders: a wrapper that owns input normalisation, and small architectures.
+
+An :class:`Encoder` maps images in ``[0, 1]`` of shape ``(B, C, H, W)`` to
+embeddings of shape ``(B, d)``. Perturbations (noise, PGD) act on the ``[0, 1]``
+pixels; the wrapper applies the dataset normalisation *after* the alteration, as
+the RMQM reference code does. Any ``torch.nn.Module`` becomes an encoder in one line::
+
+    encoder = Encoder(torchvision.models.resnet18(), mean=(0.485, 0.456, 0.406),
+                      std=(0.229, 0.224, 0.225))
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["Encoder", "TinyCNN", "check_embeddings"]
+
+
+def check_embeddings(z: torch.Tensor, batch_size: int, where: str = "encoder") -> torch.Tensor:
+    """Validate that ``z`` is a finite ``(batch_size, d)`` tensor; return it.
+
+    Raises:
+        TypeError: ``z`` is not a tensor.
+        ValueError: wrong rank, wrong batch size, or NaN/inf values.
+    """
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{where} must return a torch.Tensor of shape (batch, dim); got {type(z).__name__}")
+    if z.ndim != 2 or z.shape[0] != batch_size:
+        raise ValueError(
+            f"{where} must return embeddings of shape (batch, dim) = ({batch_size}, d); "
+            f"got shape {tuple(z.shape)}. Flatten or pool the backbone output (e.g. nn.Flatten())."
+        )
+    if not torch.isfinite(z).all():
+        raise ValueError(f"{where} returned NaN or inf embeddings")
+    return z
+
+
+class Encoder(nn.Module):
+    """Wrap any backbone so that it takes ``[0, 1]`` images and returns ``(B, d)`` embeddings.
+
+    Args:
+        backbone: module mapping normalised images ``(B, C, H, W)`` to ``(B, d)``
+            (outputs of higher rank are flattened).
+        mean, std: per-channel normalisation applied to the input first; ``None``
+            (default) applies none.
+        name: a label used in result tables.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        name: str = "encoder",
+    ) -> None:
+        super().__init__()
+        if not isinstance(backbone, nn.Module):
+            raise TypeError(f"backbone must be a torch.nn.Module; got {type(backbone).__name__}")
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither")
+        self.backbone = backbone
+        self.name = name
+        if mean is not None and std is not None:
+            std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
+            if (std_t <= 0).any():
+                raise ValueError(f"std must be positive; got {list(std)}")
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
+            self.register_buffer("std", std_t)
+        else:
+            self.mean = None
+            self.std = None
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the input normalisation ``(x - mean) / std`` (identity if none)."""
+        if self.mean is None:
+            return x
+        if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"expected images (B, {self.mean.shape[1]}, H, W) to normalise; got {tuple(x.shape)}"
+            )
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.backbone(self.normalize(x))
+        if z.ndim > 2:
+            z = z.flatten(1)
+        return z
+
+
+class TinyCNN(nn.Module):
+    """A small CNN for CPU runs: two conv blocks, global pooling and a linear projection.
+
+    Maps ``(B, in_channels, H, W)`` to ``(B, dim)``; about 25k parameters at ``dim=32``.
+    """
+
+    def __init__(self, in_channels: int = 1, dim: int = 32, width: int = 32) -> None:
+        super().__init__()
+        if dim < 1 or width < 1 or in_channels < 1:
+            raise ValueError("in_channels, dim and width must be positive")
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(2 * width, dim)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
