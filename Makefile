@@ -30,8 +30,14 @@ test: install system-deps
 run: install system-deps
 	$(PY) -m rmqm rmqm
 
-synbench: install system-deps
+synbook: install system-deps
+	$(PY) -m rmqm.study run --profile $(PROFILE)
+
+bench: install system-deps
 	$(PY) -m rmqm synbench
+
+book: install system-deps
+	$(PY) -m rmqm.study run --profile $(PROFILE)
 
 bench: install
 	$(PY) benchmarks/bench_pgd_trajectory.py
