@@ -1,0 +1,3 @@
+from rmqm.cli import main
+
+main()
