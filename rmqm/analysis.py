@@ -1,0 +1,194 @@
+"""Analysis helpers of the study notebooks: cached tables, distance-curve bands and
+correlations with bootstrap confidence intervals.
+
+These are the few pieces of the notebooks that are neither measurement (``rmqm.measure``,
+``rmqm.synbench``) nor training (``rmqm.zoo``): summaries across a zoo of encoders.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "CORRELATIONS",
+    "cached_table",
+    "level_bands",
+    "relative_change_table",
+    "correlation",
+    "bootstrap_correlations",
+    "rank_agreement",
+]
+
+#: Correlation coefficients :func:`bootstrap_correlations` reports.
+CORRELATIONS: tuple[str, ...] = ("pearson", "spearman", "kendall")
+
+
+def cached_table(store: Any, config: Mapping[str, Any], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    """``store.get(config)`` if the store holds it, else ``compute()``, stored first.
+
+    Args:
+        store: a :class:`rmqm.store.ResultsStore`.
+        config: the full, JSON-like description of the computation (its cache key).
+        compute: returns the table (a non-empty DataFrame) when it is not cached.
+    """
+    if store.has(config):
+        return store.get(config)
+    start = time.perf_counter()
+    table = compute()
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"compute() must return a pandas DataFrame; got {type(table).__name__}")
+    store.put(config, table, wall_time_s=time.perf_counter() - start)
+    return store.get(config)
+
+
+def level_bands(
+    levels: pd.DataFrame,
+    by: Sequence[str] = (),
+    series: Sequence[str] = ("a", "b"),
+    quantiles: tuple[float, float] = (0.1, 0.9),
+) -> pd.DataFrame:
+    """Median and a quantile band of per-point distance curves at each level.
+
+    Args:
+        levels: long table with columns ``level``, ``strength``, the ``series`` columns
+            (e.g. :attr:`rmqm.measure.RMQMResult.levels` with extra grouping columns).
+        by: grouping columns (e.g. ``("method",)``); each group gets its own curves.
+        series: value columns to summarise (``a`` distance from the original, ``b`` step).
+        quantiles: lower and upper quantile of the band, in ``[0, 1]``.
+
+    Returns:
+        Long table: ``*by, level, strength, series, low, median, high, n``.
+    """
+    lo, hi = quantiles
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"quantiles must satisfy 0 <= low <= high <= 1; got {quantiles}")
+    missing = [c for c in (*by, "level", "strength", *series) if c not in levels.columns]
+    if missing:
+        raise ValueError(f"levels table lacks column(s) {missing}; has {list(levels.columns)}")
+    keys = [*by, "level", "strength"]
+    long = levels.melt(id_vars=keys, value_vars=list(series), var_name="series", value_name="value")
+    grouped = long.groupby([*by, "level", "strength", "series"], sort=True)["value"]
+    out = grouped.agg(
+        low=lambda v: v.quantile(lo), median="median", high=lambda v: v.quantile(hi), n="size"
+    ).reset_index()
+    return out
+
+
+def relative_change_table(levels: pd.DataFrame, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Absolute relative changes ``|r_k| = |s_k - s_{k-1}| / s_{k-1}`` of each point's
+    ``a`` and ``b`` series (methods page, eq. relchange), one row per point and level.
+
+    Args:
+        levels: long table with ``point``, ``level``, ``strength``, ``a``, ``b`` and the
+            ``by`` columns; levels of a point must be consecutive integers.
+
+    Returns:
+        ``*by, point, level, strength, series, abs_rel_change`` (``inf`` where the
+        previous distance is 0, kept so callers can count such points).
+    """
+    missing = [c for c in (*by, "point", "level", "strength", "a", "b") if c not in levels.columns]
+    if missing:
+        raise ValueError(f"levels table lacks column(s) {missing}")
+    keys = [*by, "point"]
+    df = levels.sort_values([*keys, "level"])
+    parts = []
+    for s in ("a", "b"):
+        prev = df.groupby(keys, sort=False)[s].shift(1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (df[s] - prev).abs() / prev
+        part = df[[*keys, "level", "strength"]].assign(series=s, abs_rel_change=r)
+        parts.append(part[prev.notna()])
+    return pd.concat(parts, ignore_index=True)
+
+
+def correlation(x: Any, y: Any, method: str = "pearson") -> tuple[float, float]:
+    """Correlation coefficient and two-sided p-value of ``x`` and ``y`` (scipy).
+
+    Returns ``(nan, nan)`` when either input is constant.
+    """
+    if method not in CORRELATIONS:
+        raise ValueError(f"unknown correlation {method!r}; choose one of {list(CORRELATIONS)}")
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}")
+    if x.size < 3:
+        raise ValueError(f"need at least 3 pairs for a correlation; got {x.size}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("x and y must be finite")
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan")
+    fn = {"pearson": stats.pearsonr, "spearman": stats.spearmanr, "kendall": stats.kendalltau}[method]
+    res = fn(x, y)
+    return float(res[0]), float(res[1])
+
+
+def bootstrap_correlations(
+    table: pd.DataFrame,
+    scores: Sequence[str],
+    targets: Sequence[str],
+    *,
+    methods: Sequence[str] = CORRELATIONS,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Correlation of each score with each target across the rows (encoders) of ``table``,
+    with a percentile-bootstrap confidence interval (rows resampled with replacement).
+
+    Rows where a score or target is not finite are left out of that pair. A bootstrap
+    replicate in which either column is constant gives no coefficient and is skipped;
+    ``n_boot_valid`` says how many were used. Each (score, target) pair draws its own
+    seeded resamples, so adding columns leaves the other intervals unchanged.
+
+    Returns:
+        ``score, target, method, n, r, p_value, ci_low, ci_high, n_boot_valid``.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1); got {confidence}")
+    if int(n_boot) != n_boot or n_boot < 0:
+        raise ValueError(f"n_boot must be a non-negative integer; got {n_boot}")
+    missing = [c for c in (*scores, *targets) if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
+    for m in methods:
+        if m not in CORRELATIONS:
+            raise ValueError(f"unknown correlation {m!r}; choose one of {list(CORRELATIONS)}")
+    alpha = (1.0 - confidence) / 2
+    rows = []
+    for score in scores:
+        for target in targets:
+            pair = table[[score, target]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+            pair = pair[np.isfinite(pair).all(axis=1)]
+            n = pair.shape[0]
+            # one stream per (score, target): a pair's interval does not depend on the others
+            rng = np.random.default_rng([int(seed), zlib.crc32(f"{score}|{target}".encode())])
+            idx = rng.integers(0, n, size=(int(n_boot), n)) if n >= 3 else np.empty((0, n), dtype=int)
+            for method in methods:
+                r, p = correlation(pair[:, 0], pair[:, 1], method) if n >= 3 else (np.nan, np.nan)
+                boot = []
+                for sample in idx:
+                    x, y = pair[sample, 0], pair[sample, 1]
+                    if np.ptp(x) > 0 and np.ptp(y) > 0:
+                        boot.append(correlation(x, y, method)[0])
+                boot_arr = np.asarray(boot, dtype=np.float64)
+                boot_arr = boot_arr[np.isfinite(boot_arr)]
+                low, high = (np.quantile(boot_arr, [alpha, 1 - alpha]) if boot_arr.size else (np.nan, np.nan))
+                rows.append({
+                    "score": score, "target": target, "method": method, "n": n, "r": r, "p_value": p,
+                    "ci_low": float(low), "ci_high": float(high), "n_boot_valid": int(boot_arr.size),
+                })
+    return pd.DataFrame(rows)
+
+
+def rank_agreement(x: Any, y: Any) -> dict[str, float]:
+    """How alike two scores rank the same items: Spearman rho and Kendall tau (with p-values)."""
+    rho, p_rho = correlation(x, y, "spearman")
+    tau, p_tau = correlation(x, y, "kendall")
+    return {"spearman": rho, "spearman_p": p_rho, "kendall": tau, "kendall_p": p_tau}

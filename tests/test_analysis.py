@@ -1,0 +1,114 @@
+"""Analysis and plotting helpers of the study notebooks."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rmqm.analysis import (
+    bootstrap_correlations, cached_table, correlation, level_bands, rank_agreement, relative_change_table,
+)
+from rmqm.plots import plot_distance_bands, plot_score_scatter
+from rmqm.store import ResultsStore
+
+
+def levels_table() -> pd.DataFrame:
+    # two points (method m), three levels; a grows linearly for point 0, by doubling for point 1
+    return pd.DataFrame({
+        "method": "m",
+        "point": [0, 0, 0, 1, 1, 1],
+        "level": [1, 2, 3, 1, 2, 3],
+        "strength": [0.1, 0.2, 0.3] * 2,
+        "a": [1.0, 2.0, 3.0, 1.0, 2.0, 4.0],
+        "b": [1.0, 1.0, 1.0, 0.0, 1.0, 2.0],
+    })
+
+
+def test_cached_table_computes_once(tmp_path):
+    store = ResultsStore(tmp_path / "store")
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return pd.DataFrame({"x": [1.0, 2.0]})
+
+    config = {"kind": "test", "seed": 0}
+    first = cached_table(store, config, compute)
+    second = cached_table(ResultsStore(tmp_path / "store"), config, compute)
+    assert len(calls) == 1
+    pd.testing.assert_frame_equal(first.reset_index(drop=True), second.reset_index(drop=True))
+    assert list(second["x"]) == [1.0, 2.0]
+    with pytest.raises(TypeError, match="DataFrame"):
+        cached_table(store, {"kind": "other", "seed": 0}, lambda: [1, 2])
+
+
+def test_level_bands_median_and_extremes():
+    bands = level_bands(levels_table(), by=("method",), quantiles=(0.0, 1.0))
+    a3 = bands[(bands["series"] == "a") & (bands["level"] == 3)].iloc[0]
+    assert (a3["low"], a3["median"], a3["high"], a3["n"]) == (3.0, 3.5, 4.0, 2)
+    b1 = bands[(bands["series"] == "b") & (bands["level"] == 1)].iloc[0]
+    assert (b1["low"], b1["high"]) == (0.0, 1.0)
+    assert len(bands) == 2 * 3  # two series, three levels, one method
+    with pytest.raises(ValueError, match="quantiles"):
+        level_bands(levels_table(), quantiles=(0.9, 0.1))
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['family'\]"):
+        level_bands(levels_table(), by=("family",))
+
+
+def test_relative_change_table_matches_definition():
+    rc = relative_change_table(levels_table(), by=("method",))
+    a0 = rc[(rc["series"] == "a") & (rc["point"] == 0)].sort_values("level")["abs_rel_change"].tolist()
+    assert a0 == pytest.approx([1.0, 0.5])           # (2-1)/1, (3-2)/2
+    b1 = rc[(rc["series"] == "b") & (rc["point"] == 1)].sort_values("level")["abs_rel_change"].tolist()
+    assert np.isinf(b1[0]) and b1[1] == pytest.approx(1.0)  # previous step 0 -> inf
+    assert set(rc["level"]) == {2, 3}
+
+
+def test_correlation_coefficients():
+    x = np.arange(1.0, 8.0)
+    y = np.exp(x)  # monotone but not linear
+    assert correlation(x, y, "spearman")[0] == pytest.approx(1.0)
+    assert correlation(x, y, "kendall")[0] == pytest.approx(1.0)
+    assert correlation(x, y, "pearson")[0] < 0.95
+    assert np.isnan(correlation(x, np.ones_like(x))[0])
+    with pytest.raises(ValueError, match="unknown correlation"):
+        correlation(x, y, "distance")
+    with pytest.raises(ValueError, match="at least 3"):
+        correlation([1.0, 2.0], [1.0, 2.0])
+    agree = rank_agreement(x, -x)
+    assert agree["spearman"] == pytest.approx(-1.0) and agree["kendall"] == pytest.approx(-1.0)
+
+
+def test_bootstrap_correlations_intervals():
+    rng = np.random.default_rng(0)
+    n = 40
+    x = rng.normal(size=n)
+    table = pd.DataFrame({"exact": 2 * x + 1, "noise": rng.normal(size=n), "acc": x})
+    table.loc[0, "noise"] = np.nan  # left out of that pair only
+    out = bootstrap_correlations(table, ["exact", "noise"], ["acc"], n_boot=200, seed=1)
+    assert len(out) == 2 * 3
+    exact = out[out["score"] == "exact"]
+    assert np.allclose(exact["r"], 1.0) and np.allclose(exact[["ci_low", "ci_high"]], 1.0)
+    noise = out[(out["score"] == "noise") & (out["method"] == "pearson")].iloc[0]
+    assert noise["n"] == n - 1 and noise["ci_low"] < noise["r"] < noise["ci_high"]
+    assert noise["ci_low"] < 0 < noise["ci_high"]  # independent columns: the interval covers 0
+    again = bootstrap_correlations(table, ["noise"], ["acc"], n_boot=200, seed=1)
+    assert again["ci_low"].tolist() == out[out["score"] == "noise"]["ci_low"].tolist()  # seeded
+    with pytest.raises(ValueError, match="lacks column"):
+        bootstrap_correlations(table, ["rmqm"], ["acc"])
+
+
+def test_plots_label_axes():
+    bands = level_bands(levels_table(), by=("method",))
+    ax = plot_distance_bands(bands, "b", xlabel="noise std (pixels)")
+    assert ax.get_xlabel() == "noise std (pixels)" and "step size" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="series 'c'"):
+        plot_distance_bands(bands, "c")
+    table = pd.DataFrame({"s1": [1, 2, 3], "s2": [3, 2, 1], "acc": [0.1, 0.5, 0.9], "family": list("abc")})
+    fig = plot_score_scatter(table, ["s1", "s2"], "acc", target_label="accuracy")
+    assert [a.get_xlabel() for a in fig.axes] == ["s1", "s2"] and fig.axes[0].get_ylabel() == "accuracy"
