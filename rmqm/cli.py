@@ -154,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--per-class", action="store_true", help="also print the per-class rows")
     g.add_argument("--out", default=None, help="save the table (.csv or .parquet)")
     p.set_defaults(func=cmd_rmqm)
+    from rmqm.sweep import add_sweep_arguments  # the sweep subcommand lives with the sweep
+    add_sweep_arguments(sub.add_parser("sweep", help="run a resumable grid of measurements (process pool or Dask)"))
     return parser
 
 
