@@ -540,8 +540,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     return parser
 
 
-def sweep_command(args: argparse.Namespace) -> int:
-    """Run the sweep described by parsed ``args``; print the table; return an exit code."""
+def sweep_command(args: argparse.Namespace) -> pd.DataFrame:
+    """Run the sweep described by parsed ``args``; print, optionally save and return the table."""
     out = Path(args.out) if args.out else None
     if out is not None and out.suffix not in (".csv", ".parquet"):
         raise ValueError(f"--out must end in .csv or .parquet; got {out}")
@@ -560,10 +560,11 @@ def sweep_command(args: argparse.Namespace) -> int:
             table.to_parquet(tmp, index=False)
         os.replace(tmp, out)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table.to_string(index=False, max_rows=50))
+        shown = table.assign(config_hash=table["config_hash"].str[:12]) if len(table) else table
+        print(shown.to_string(index=False, max_rows=50))
     for config, error in table.attrs.get("failed", []):
         print(f"FAILED {json.dumps(config, sort_keys=True)}: {error}", file=sys.stderr)
-    return 1 if table.attrs.get("failed") else 0
+    return table
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -571,9 +572,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = add_sweep_arguments(argparse.ArgumentParser(prog="rmqm sweep", description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        table = args.func(args)
     except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
         parser.exit(2, f"rmqm sweep: error: {err}\n")
+    return 1 if table.attrs.get("failed") else 0
 
 
 if __name__ == "__main__":

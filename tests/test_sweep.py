@@ -287,6 +287,19 @@ def test_cli_runs_a_grid_and_writes_the_table(tmp_path, capsys):
     assert np.allclose(table["effective_rank"], expected["effective_rank"], rtol=1e-12)
 
 
+def test_rmqm_cli_has_the_sweep_subcommand(tmp_path, capsys):
+    from rmqm.cli import main as rmqm_main
+
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text("axes:\n  seed: [3]\nfixed:\n  n: 16\n  dim: 4\n")
+    table = rmqm_main(["sweep", str(grid_file), "--store", str(tmp_path / "s"), "--job", "rmqm.sweep:tiny_job",
+                       "--executor", "serial", "--no-progress"])
+    assert_frame_equal(table, ResultsStore(tmp_path / "s").to_frame([{"n": 16, "dim": 4, "seed": 3}]))
+    with pytest.raises(SystemExit):
+        rmqm_main(["sweep", str(grid_file), "--job", "nomodule_xyz:job"])
+    assert "cannot import job module" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "extra, match",
     [
