@@ -17,8 +17,7 @@ Example::
 
     from rmqm.sweep import Sweep, run_sweep, measure_job
     grid = Sweep(
-        axes={"encoder": ["tinycnn-random"], "method": ["rmqm"],
-              "perturbation": ["noise", "pgd"], "seed": [0, 1, 2]},
+        axes={"measure": ["rmqm"], "perturbation": ["noise", "pgd"], "seed": [0, 1, 2]},
         fixed={"dataset": "digits", "n": 200, "n_levels": 10},
     )
     table = run_sweep(grid, measure_job, "results/store")                 # process pool
@@ -55,6 +54,7 @@ from rmqm.store import ResultsStore, canonical_config, config_hash, provenance
 
 __all__ = [
     "EXECUTORS",
+    "MEASURES",
     "Sweep",
     "add_sweep_arguments",
     "embedding_stats",
@@ -416,10 +416,14 @@ def embedding_stats(z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     normalised singular values of the centred embeddings; 1..d) and ``knn1_accuracy``
     (leave-one-out 1-nearest-neighbour accuracy on L2-normalised embeddings, in [0, 1]).
     """
-    if z.ndim != 2 or z.shape[0] < 2:
-        raise ValueError(f"z must be (N, d) with N >= 2; got shape {tuple(z.shape)}")
+    if not isinstance(z, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise TypeError("z and labels must be torch tensors")
+    if z.ndim != 2 or z.shape[0] < 2 or z.shape[1] < 1:
+        raise ValueError(f"z must be (N, d) with N >= 2 and d >= 1; got shape {tuple(z.shape)}")
     if labels.shape != (z.shape[0],):
         raise ValueError(f"labels must have shape ({z.shape[0]},); got {tuple(labels.shape)}")
+    if not torch.isfinite(z).all():
+        raise ValueError("z holds NaN or inf values")
     z = z.double()
     s = torch.linalg.svdvals(z - z.mean(0))
     p = s / s.sum() if s.sum() > 0 else torch.full_like(s, 1.0 / len(s))
@@ -435,6 +439,29 @@ def embedding_stats(z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     }
 
 
+#: What :func:`measure_job` can measure, and the config entries each one reads
+#: (passed on as keyword arguments of the measuring function).
+MEASURES: dict[str, tuple[str, ...]] = {
+    "stats": (),
+    "rmqm": ("perturbation", "n_levels", "sigma_max", "nested", "step_size", "epsilon", "attack_loss",
+             "normalize", "batch_size"),
+    "synbench": ("s_values", "epsilons", "n_train", "n_test", "thresholds", "n_bootstrap", "confidence",
+                 "batch_size"),
+    "probes": ("test_fraction", "k", "batch_size"),
+    "baselines": (),
+}
+_COMMON_KEYS = ("seed", "encoder", "measure", "dataset", "split", "n", "data_seed", "dim", "width", "tag")
+
+
+def _dataset(config: Mapping[str, Any], default: str = "digits"):
+    from rmqm.data import load_dataset
+
+    return load_dataset(
+        config.get("dataset", default), split=config.get("split", "test"), n=config.get("n", 64),
+        seed=int(config.get("data_seed", 0)),
+    )
+
+
 def _tiny_encoder(config: Mapping[str, Any], dataset) -> torch.nn.Module:
     from rmqm.models import Encoder, TinyCNN
 
@@ -444,16 +471,6 @@ def _tiny_encoder(config: Mapping[str, Any], dataset) -> torch.nn.Module:
             in_channels=dataset.input_shape[0], dim=int(config.get("dim", 16)), width=int(config.get("width", 8))
         )
     return Encoder(backbone, dataset.mean, dataset.std, name="tinycnn-random").eval()
-
-
-def _dataset(config: Mapping[str, Any]):
-    from rmqm.data import load_dataset
-
-    n = config.get("n", 64)
-    return load_dataset(
-        config.get("dataset", "digits"), split=config.get("split", "test"), n=n,
-        seed=int(config.get("data_seed", 0)),
-    )
 
 
 def tiny_job(config: Mapping[str, Any]) -> pd.DataFrame:
@@ -470,40 +487,109 @@ def tiny_job(config: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame([embedding_stats(z, dataset.labels)])
 
 
+def _zoo_model(spec: Mapping[str, Any], seed: int):
+    """The zoo model of ``spec`` (kwargs of :func:`rmqm.zoo.model_config`), trained once and cached
+    in ``$RMQM_ZOO_DIR`` (default ``results/zoo``)."""
+    from rmqm.zoo import load_or_train, model_config
+
+    kwargs = {"seed": seed, "time_budget_s": None, **spec}  # a time budget would make training non-deterministic
+    try:
+        model_cfg = model_config(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad encoder entry {dict(spec)}: {err}") from None
+    return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), progress=False)
+
+
+def _own_attack_loss(model) -> str:
+    from rmqm.pretrain import SELF_SUPERVISED_METHODS
+
+    if model.head is not None:
+        return "cross-entropy"
+    return "nt-xent" if model.method in SELF_SUPERVISED_METHODS else "displacement"
+
+
 def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
-    """The sweep job of the study: build an encoder, measure it once, return the rows.
+    """The sweep job of the study: build or load an encoder, measure it once, return the rows.
 
     Config entries:
-        encoder: ``"tinycnn-random"`` (a TinyCNN at random init seeded by ``seed``,
-            options ``dim``, ``width``).
-        method: ``"stats"`` (:func:`embedding_stats`) or ``"rmqm"``
-            (:func:`rmqm.measure.measure_rmqm`; options ``perturbation``, ``n_levels``,
-            ``sigma_max``, ``step_size``, ``batch_size``; returns its summary table).
-        dataset, split, n, data_seed: the data (default 64 test digits).
-        seed: seeds the encoder and the measurement.
+        seed: seeds the encoder (initialisation and training), the data subsample of a
+            trained encoder's training set, and the measurement.
+        encoder: ``"tinycnn-random"`` (default; a TinyCNN at random init, options ``dim``
+            (16) and ``width`` (8)) or a dict of :func:`rmqm.zoo.model_config` arguments,
+            e.g. ``{"data": "digits", "method": "nt-xent", "dim": 16, "epochs": 1}``; the
+            model is trained once and cached in ``$RMQM_ZOO_DIR`` (default ``results/zoo``),
+            with no time budget unless the dict sets ``time_budget_s``.
+        measure: ``"rmqm"`` (default; :func:`rmqm.measure.measure_rmqm`, its summary
+            table), ``"synbench"`` (:func:`rmqm.synbench.evaluate_synbench`, its scores),
+            ``"probes"`` (:func:`rmqm.probes.evaluate_probes`: 1-NN, k-NN and linear
+            accuracy), ``"baselines"`` (:func:`rmqm.baselines.label_free_scores`) or
+            ``"stats"`` (:func:`embedding_stats`).
+        dataset, split, n, data_seed: the measured data (default: 64 points of the test
+            split of the encoder's training data, or of ``"digits"``).
+        <options>: the entries :data:`MEASURES` lists for the measure, passed on as
+            keyword arguments (``attack_loss="own"`` attacks each model with its own
+            training loss, as the reference does).
+        tag: a free-form label (kept in the table, ignored by the job).
+
+    Raises:
+        ValueError: an unknown encoder, measure or config entry.
     """
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict; got {type(config).__name__}")
-    encoder_name = config.get("encoder", "tinycnn-random")
-    method = config.get("method", "stats")
-    if encoder_name != "tinycnn-random":
-        raise ValueError(f"unknown encoder {encoder_name!r}; measure_job knows 'tinycnn-random'")
-    if method not in ("stats", "rmqm"):
-        raise ValueError(f"unknown method {method!r}; choose 'stats' or 'rmqm'")
-    dataset = _dataset(config)
-    encoder = _tiny_encoder(config, dataset)
-    if method == "stats":
-        with torch.no_grad():
-            z = encoder(dataset.images)
-        return pd.DataFrame([embedding_stats(z, dataset.labels)])
-    from rmqm.measure import measure_rmqm
+    measure = config.get("measure", "rmqm")
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; choose one of {list(MEASURES)}")
+    unknown = sorted(set(config) - set(_COMMON_KEYS) - set(MEASURES[measure]))
+    if unknown:
+        raise ValueError(
+            f"unknown config entries {unknown} for measure {measure!r}; it reads "
+            f"{sorted(set(_COMMON_KEYS) | set(MEASURES[measure]))}"
+        )
+    if "seed" not in config:
+        raise ValueError("config needs a 'seed' entry: a job's config must fully determine its result")
+    seed = int(config["seed"])
+    spec = config.get("encoder", "tinycnn-random")
+    options = {k: config[k] for k in MEASURES[measure] if k in config}
 
-    options = {k: config[k] for k in ("n_levels", "sigma_max", "step_size", "batch_size") if k in config}
-    result = measure_rmqm(
-        encoder, dataset, perturbation=config.get("perturbation", "noise"),
-        seed=int(config["seed"]), progress=False, **options,
-    )
-    return result.summary
+    model = None
+    if spec == "tinycnn-random":
+        dataset = _dataset(config)
+        encoder = _tiny_encoder(config, dataset)
+    elif isinstance(spec, Mapping):
+        model = _zoo_model(spec, seed)
+        dataset = _dataset(config, default=model.config["data"]).resized(tuple(model.train_info["input_size"]))
+        encoder = model.encoder
+    else:
+        raise ValueError(f"unknown encoder {spec!r}; give 'tinycnn-random' or a dict of rmqm.zoo.model_config arguments")
+
+    if measure == "rmqm":
+        from rmqm.measure import measure_rmqm
+
+        extra = {}
+        if model is not None:
+            if options.get("attack_loss") == "own":
+                options["attack_loss"] = _own_attack_loss(model)
+            from rmqm.pretrain import augment
+
+            extra = {"head": model.head, "augment": augment}
+        return measure_rmqm(encoder, dataset, seed=seed, progress=False, **options, **extra).summary
+    if measure == "synbench":
+        from rmqm.synbench import evaluate_synbench
+
+        result = evaluate_synbench(encoder, dataset.input_shape, seed=seed, progress=False, **options)
+        return result.scores.assign(feature_dim=result.feature_dim)
+    if measure == "probes":
+        from rmqm.probes import evaluate_probes
+
+        return pd.DataFrame([evaluate_probes(encoder, dataset, seed=seed, **options)])
+    from rmqm.probes import embed_dataset
+
+    z = embed_dataset(encoder, dataset.images)
+    if measure == "baselines":
+        from rmqm.baselines import label_free_scores
+
+        return pd.DataFrame([label_free_scores(z)])
+    return pd.DataFrame([embedding_stats(z, dataset.labels)])
 
 
 # -------------------------------------------------------------------------------- CLI

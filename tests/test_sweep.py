@@ -161,12 +161,27 @@ def test_same_config_gives_identical_numbers_on_cpu():
 
 
 def test_same_config_gives_identical_rmqm_on_cpu():
-    config = {"method": "rmqm", "perturbation": "noise", "n_levels": 4, "n": 24, "seed": 1, "dim": 8}
+    config = {"measure": "rmqm", "perturbation": "noise", "n_levels": 4, "n": 24, "seed": 1, "dim": 8}
     a, b = measure_job(config), measure_job(dict(config))
     assert_frame_equal(a, b, check_exact=True)
     assert np.isfinite(a["rmqm"]).all()
     pgd = measure_job({**config, "perturbation": "pgd"})
     assert (pgd["perturbation"] == "pgd").all()
+
+
+def test_trained_encoder_job_is_deterministic_from_scratch(tmp_path, monkeypatch):
+    """Training the zoo encoder twice (two empty caches) gives the same numbers."""
+    encoder = {"data": "digits", "method": "cross-entropy", "dim": 8, "width": 8, "epochs": 1,
+               "n_train": 96, "batch_size": 32}
+    configs = [{"encoder": encoder, "measure": m, "seed": 2, "n": 40} for m in ("probes", "baselines")]
+    tables = []
+    for run in ("a", "b"):
+        monkeypatch.setenv("RMQM_ZOO_DIR", str(tmp_path / f"zoo-{run}"))
+        tables.append(run_sweep(configs, measure_job, tmp_path / f"store-{run}", executor="serial", progress=False))
+        assert len(list((tmp_path / f"zoo-{run}").glob("*.pt"))) == 1
+    assert_frame_equal(tables[0], tables[1], check_exact=True)
+    assert {"1nn", "knn", "linear", "rankme", "alpha_req", "encoder.method"} <= set(tables[0].columns)
+    assert tables[0]["linear"].between(0, 1).iloc[0]
 
 
 def test_embedding_stats_on_known_embeddings():
@@ -184,8 +199,14 @@ def test_embedding_stats_on_known_embeddings():
 def test_measure_job_names_unknown_choices():
     with pytest.raises(ValueError, match="unknown encoder 'resnet-9000'"):
         measure_job({"encoder": "resnet-9000", "seed": 0})
-    with pytest.raises(ValueError, match="unknown method 'vibes'"):
-        measure_job({"method": "vibes", "seed": 0})
+    with pytest.raises(ValueError, match="unknown measure .vibes."):
+        measure_job({"measure": "vibes", "seed": 0})
+    with pytest.raises(ValueError, match=r"unknown config entries \['n_level'\]"):
+        measure_job({"measure": "rmqm", "n_level": 5, "seed": 0})
+    with pytest.raises(ValueError, match="needs a 'seed'"):
+        measure_job({"measure": "stats"})
+    with pytest.raises(ValueError, match="unknown pretraining method"):
+        measure_job({"encoder": {"method": "telepathy"}, "measure": "stats", "seed": 0})
 
 
 def test_process_pool_equals_serial(tmp_path):
