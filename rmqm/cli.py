@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rmqm)
     from rmqm.sweep import add_sweep_arguments  # the sweep subcommand lives with the sweep
     add_sweep_arguments(sub.add_parser("sweep", help="run a resumable grid of measurements (process pool or Dask)"))
+    from rmqm.synbench import add_synbench_arguments  # the synbench subcommand lives with SynBench
+    add_synbench_arguments(sub.add_parser("synbench", help="SynBench score of an encoder on synthetic Gaussian data"))
     return parser
 
 

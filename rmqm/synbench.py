@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -63,6 +64,8 @@ __all__ = [
     "synbench_scores",
     "evaluate_synbench",
     "plot_synbench",
+    "add_synbench_arguments",
+    "synbench_command",
 ]
 
 #: Mean scales ``s = ||mu||`` of the reference: 0.1, 0.2, ..., 4.9.
@@ -659,6 +662,67 @@ def plot_synbench(result: SynBenchResult, ax: Any = None, title: str | None = No
         title = f"SynBench: {result.config.get('encoder', 'encoder')}"
     ax.set_title(title)
     return ax
+
+
+# ------------------------------------------------------------------------------ CLI
+def add_synbench_arguments(parser: Any) -> Any:
+    """Add the ``synbench`` options to an ``argparse`` parser (used by ``rmqm synbench``).
+
+    The encoder options are those of ``rmqm rmqm`` (the cached default encoder or a zoo
+    checkpoint); the rest are :func:`evaluate_synbench`'s.
+    """
+    from rmqm.cli import _add_encoder_options
+
+    _add_encoder_options(parser)
+    g = parser.add_argument_group("SynBench")
+    g.add_argument("--s-values", type=float, nargs="+", default=None,
+                   help="mean scales ||mu|| (default 0.1 ... 4.9, step 0.1)")
+    g.add_argument("--epsilons", type=float, nargs="+", default=[0.0, 0.2],
+                   help="robustness budgets in [0, 1) (default: %(default)s, as the reference)")
+    g.add_argument("--n-train", type=int, default=2048, help="train samples per s (default: %(default)s)")
+    g.add_argument("--n-test", type=int, default=2048, help="test samples per s (default: %(default)s)")
+    g.add_argument("--thresholds", type=float, nargs="+", default=None,
+                   help="threshold accuracies in (0.5, 1) (default 0.6, 0.65, ..., 0.95, 0.99)")
+    g.add_argument("--n-bootstrap", type=int, default=200, help="bootstrap replicates (0: no interval)")
+    g.add_argument("--batch-size", type=int, default=256)
+    g.add_argument("--out", default=None, help="save the score table (.csv or .parquet)")
+    g.add_argument("--figure", default=None, help="save the expected-bound figure (.png, .pdf, .svg)")
+    parser.set_defaults(func=synbench_command)
+    return parser
+
+
+def synbench_command(args: Any) -> pd.DataFrame:
+    """``rmqm synbench``: print (and optionally save) the SynBench scores of an encoder."""
+    import time
+
+    from rmqm.cli import _save_table, load_encoder, resolve_device
+    from rmqm.data import load_dataset
+
+    start = time.perf_counter()
+    model = load_encoder(args)
+    device = resolve_device(args.device)
+    input_shape = load_dataset(model.config.get("data", args.data), split="test", n=2, seed=args.seed).input_shape
+    result = evaluate_synbench(
+        model.encoder, input_shape, s_values=args.s_values, epsilons=args.epsilons, n_train=args.n_train,
+        n_test=args.n_test, thresholds=args.thresholds, batch_size=args.batch_size,
+        n_bootstrap=args.n_bootstrap, seed=args.seed, device=device, progress=not args.no_progress,
+    )
+    n_s = len(result.config["s_values"])
+    print(f"\nSynBench of {model.name} (input {tuple(input_shape)}, d={result.feature_dim}; {n_s} values of s "
+          f"x {args.n_train}+{args.n_test} samples; {time.perf_counter() - start:.1f} s, device {device})")
+    with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
+        print(result.scores.to_string(index=False))
+    if args.out:
+        _save_table(result.scores.assign(model=model.name), Path(args.out))
+    if args.figure:
+        import matplotlib.pyplot as plt
+
+        ax = plot_synbench(result, title=f"SynBench: {model.name}")
+        Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
+        ax.figure.savefig(args.figure, bbox_inches="tight", dpi=150)
+        plt.close(ax.figure)
+        print(f"saved {args.figure}")
+    return result.scores
 
 
 # ----------------------------------------------------------------------- internals

@@ -341,3 +341,21 @@ def test_encoder_mode_is_restored():
     encoder = small_mlp().train()
     evaluate_synbench(encoder, SHAPE, **dict(FAST, n_bootstrap=0))
     assert encoder.training
+
+
+def test_cli_prints_the_score_table(tmp_path, capsys):
+    from rmqm.cli import main
+
+    out, figure = tmp_path / "scores.csv", tmp_path / "synbench.png"
+    common = ["synbench", "--data", "digits", "--method", "random-init", "--zoo-dir", str(tmp_path / "zoo"),
+              "--device", "cpu", "--no-progress", "--s-values", "0.5", "1", "2", "3", "--n-train", "64"]
+    scores = main(common + ["--n-test", "64", "--n-bootstrap", "10", "--thresholds", "0.6", "0.8",
+                            "--out", str(out), "--figure", str(figure)])
+    printed = capsys.readouterr().out
+    assert "SynBench of" in printed and "d=32" in printed and "ci_high" in printed
+    assert list(scores["epsilon"]) == [0.0, 0.0, 0.2, 0.2] and np.isfinite(scores["score"]).all()
+    assert pd.read_csv(out)["score"].tolist() == pytest.approx(scores["score"].tolist())
+    assert figure.stat().st_size > 0
+    with pytest.raises(SystemExit) as exc:
+        main(common + ["--epsilons", "-0.2"])
+    assert exc.value.code == 2 and "epsilon must be >= 0" in capsys.readouterr().err
