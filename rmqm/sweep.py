@@ -63,6 +63,7 @@ __all__ = [
     "measure_job",
     "resolve_job",
     "run_sweep",
+    "summarize_seeds",
     "sweep_command",
     "tiny_job",
 ]
@@ -450,7 +451,7 @@ MEASURES: dict[str, tuple[str, ...]] = {
     "probes": ("test_fraction", "k", "batch_size"),
     "baselines": (),
 }
-_COMMON_KEYS = ("seed", "encoder", "measure", "dataset", "split", "n", "data_seed", "dim", "width", "tag")
+_COMMON_KEYS = ("seed", "encoder", "measure", "dataset", "split", "n", "data_seed", "dim", "width", "device", "tag")
 
 
 def _dataset(config: Mapping[str, Any], default: str = "digits"):
@@ -487,7 +488,7 @@ def tiny_job(config: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame([embedding_stats(z, dataset.labels)])
 
 
-def _zoo_model(spec: Mapping[str, Any], seed: int):
+def _zoo_model(spec: Mapping[str, Any], seed: int, device: str):
     """The zoo model of ``spec`` (kwargs of :func:`rmqm.zoo.model_config`), trained once and cached
     in ``$RMQM_ZOO_DIR`` (default ``results/zoo``)."""
     from rmqm.zoo import load_or_train, model_config
@@ -497,7 +498,7 @@ def _zoo_model(spec: Mapping[str, Any], seed: int):
         model_cfg = model_config(**kwargs)
     except TypeError as err:
         raise ValueError(f"bad encoder entry {dict(spec)}: {err}") from None
-    return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), progress=False)
+    return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), device=device, progress=False)
 
 
 def _own_attack_loss(model) -> str:
@@ -529,6 +530,8 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         <options>: the entries :data:`MEASURES` lists for the measure, passed on as
             keyword arguments (``attack_loss="own"`` attacks each model with its own
             training loss, as the reference does).
+        device: ``"cpu"`` (default) or ``"cuda"``; part of the config because GPU
+            numbers differ from CPU numbers in the last bits.
         tag: a free-form label (kept in the table, ignored by the job).
 
     Raises:
@@ -547,7 +550,10 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         )
     if "seed" not in config:
         raise ValueError("config needs a 'seed' entry: a job's config must fully determine its result")
+    if isinstance(config["seed"], bool) or not isinstance(config["seed"], (int, np.integer)):
+        raise TypeError(f"config 'seed' must be an integer; got {config['seed']!r}")
     seed = int(config["seed"])
+    device = str(config.get("device", "cpu"))
     spec = config.get("encoder", "tinycnn-random")
     options = {k: config[k] for k in MEASURES[measure] if k in config}
 
@@ -556,40 +562,98 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         dataset = _dataset(config)
         encoder = _tiny_encoder(config, dataset)
     elif isinstance(spec, Mapping):
-        model = _zoo_model(spec, seed)
+        model = _zoo_model(spec, seed, device)
         dataset = _dataset(config, default=model.config["data"]).resized(tuple(model.train_info["input_size"]))
         encoder = model.encoder
     else:
         raise ValueError(f"unknown encoder {spec!r}; give 'tinycnn-random' or a dict of rmqm.zoo.model_config arguments")
+    encoder = encoder.to(device)
 
     if measure == "rmqm":
         from rmqm.measure import measure_rmqm
 
         extra = {}
+        if options.get("attack_loss") == "own":
+            options["attack_loss"] = "displacement" if model is None else _own_attack_loss(model)
         if model is not None:
-            if options.get("attack_loss") == "own":
-                options["attack_loss"] = _own_attack_loss(model)
             from rmqm.pretrain import augment
 
             extra = {"head": model.head, "augment": augment}
-        return measure_rmqm(encoder, dataset, seed=seed, progress=False, **options, **extra).summary
+        return measure_rmqm(encoder, dataset, seed=seed, device=device, progress=False, **options, **extra).summary
     if measure == "synbench":
         from rmqm.synbench import evaluate_synbench
 
-        result = evaluate_synbench(encoder, dataset.input_shape, seed=seed, progress=False, **options)
+        result = evaluate_synbench(encoder, dataset.input_shape, seed=seed, device=device, progress=False, **options)
         return result.scores.assign(feature_dim=result.feature_dim)
     if measure == "probes":
         from rmqm.probes import evaluate_probes
 
-        return pd.DataFrame([evaluate_probes(encoder, dataset, seed=seed, **options)])
+        return pd.DataFrame([evaluate_probes(encoder, dataset, seed=seed, device=device, **options)])
     from rmqm.probes import embed_dataset
 
-    z = embed_dataset(encoder, dataset.images)
+    z = embed_dataset(encoder, dataset.images, device=device)
     if measure == "baselines":
         from rmqm.baselines import label_free_scores
 
         return pd.DataFrame([label_free_scores(z)])
     return pd.DataFrame([embedding_stats(z, dataset.labels)])
+
+
+def summarize_seeds(
+    table: pd.DataFrame,
+    values: str | Sequence[str],
+    by: str | Sequence[str] = (),
+    *,
+    seed_column: str = "seed",
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Mean over seeds with a Student-t confidence interval, per group.
+
+    Args:
+        table: a sweep table (one row per seed and group, e.g. from :func:`run_sweep`).
+        values: metric column(s) to summarise.
+        by: column(s) that define a group (everything that is not the seed).
+        seed_column: the column holding the seed; each group must list a seed once.
+        confidence: level of the two-sided interval, in (0, 1).
+
+    Returns:
+        One row per group and metric: ``*by, metric, n_seeds, mean, std`` (ddof 1),
+        ``ci_low, ci_high`` (``mean -/+ t_{(1+c)/2, n-1} * std / sqrt(n)``; NaN for one seed).
+    """
+    from scipy import stats
+
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a pandas DataFrame; got {type(table).__name__}")
+    values = [values] if isinstance(values, str) else list(values)
+    by = [by] if isinstance(by, str) else list(by)
+    if not values:
+        raise ValueError("name at least one value column")
+    missing = [c for c in [*values, *by, seed_column] if c not in table.columns]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table; it has {list(table.columns)}")
+    if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
+        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
+    keys = [*by, seed_column]
+    duplicated = table.duplicated(subset=keys)
+    if duplicated.any():
+        raise ValueError(
+            f"{int(duplicated.sum())} rows repeat a ({', '.join(keys)}) combination; add the column that "
+            "tells them apart to `by`"
+        )
+    rows = []
+    groups = table.groupby(by, sort=True, dropna=False) if by else [((), table)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        for metric in values:
+            x = pd.to_numeric(group[metric], errors="raise").to_numpy(dtype=float)
+            x = x[np.isfinite(x)]
+            n = len(x)
+            mean = float(x.mean()) if n else float("nan")
+            std = float(x.std(ddof=1)) if n > 1 else float("nan")
+            half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
+            rows.append({**dict(zip(by, key)), "metric": metric, "n_seeds": n, "mean": mean, "std": std,
+                         "ci_low": mean - half, "ci_high": mean + half})
+    return pd.DataFrame(rows)
 
 
 # -------------------------------------------------------------------------------- CLI

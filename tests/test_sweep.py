@@ -25,6 +25,7 @@ from rmqm.sweep import (
     measure_job,
     resolve_job,
     run_sweep,
+    summarize_seeds,
     tiny_job,
 )
 
@@ -345,3 +346,31 @@ def test_cli_missing_grid_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path / "absent.yaml")])
     assert "grid file" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ seeds and intervals
+
+
+def test_summarize_seeds_gives_the_t_interval():
+    from scipy import stats
+
+    table = pd.DataFrame({
+        "encoder": ["a"] * 3 + ["b"] * 2,
+        "seed": [0, 1, 2, 0, 1],
+        "score": [1.0, 2.0, 3.0, 5.0, 5.0],
+    })
+    out = summarize_seeds(table, "score", by="encoder", confidence=0.9)
+    a = out[out["encoder"] == "a"].iloc[0]
+    half = stats.t.ppf(0.95, 2) * 1.0 / np.sqrt(3)
+    assert a["n_seeds"] == 3 and a["mean"] == 2.0 and a["std"] == 1.0
+    assert a["ci_low"] == pytest.approx(2.0 - half) and a["ci_high"] == pytest.approx(2.0 + half)
+    b = out[out["encoder"] == "b"].iloc[0]
+    assert b["ci_low"] == b["ci_high"] == 5.0
+    one = summarize_seeds(table.iloc[:1], "score")
+    assert one["n_seeds"].iloc[0] == 1 and np.isnan(one["ci_low"].iloc[0])
+    with pytest.raises(ValueError, match="repeat a"):
+        summarize_seeds(table, "score")
+    with pytest.raises(ValueError, match=r"columns \['nope'\]"):
+        summarize_seeds(table, "nope", by="encoder")
+    with pytest.raises(ValueError, match="confidence"):
+        summarize_seeds(table, "score", by="encoder", confidence=1.0)
