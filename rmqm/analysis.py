@@ -18,6 +18,8 @@ from scipy import stats
 __all__ = [
     "CORRELATIONS",
     "cached_table",
+    "cached_rmqm",
+    "cached_synbench",
     "level_bands",
     "relative_change_table",
     "correlation",
@@ -45,6 +47,73 @@ def cached_table(store: Any, config: Mapping[str, Any], compute: Callable[[], pd
         raise TypeError(f"compute() must return a pandas DataFrame; got {type(table).__name__}")
     store.put(config, table, wall_time_s=time.perf_counter() - start)
     return store.get(config)
+
+
+def _cached_tables(store: Any, base: Mapping[str, Any], tables: Sequence[str],
+                   compute: Callable[[], Mapping[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    keys = {t: {**base, "table": t} for t in tables}
+    if all(store.has(k) for k in keys.values()):
+        return {t: store.get(k) for t, k in keys.items()}
+    start = time.perf_counter()
+    computed = compute()
+    wall = time.perf_counter() - start
+    for t, k in keys.items():
+        store.put(k, computed[t], wall_time_s=wall)
+    return {t: store.get(k) for t, k in keys.items()}
+
+
+def cached_rmqm(
+    store: Any, model: str, encoder: Any, data: Any, data_config: Mapping[str, Any], **measure_kwargs: Any
+) -> dict[str, pd.DataFrame]:
+    """:func:`rmqm.measure.measure_rmqm` of one encoder, cached in a results store.
+
+    Args:
+        store: a :class:`rmqm.store.ResultsStore`.
+        model: the encoder's unique name (e.g. a zoo model name).
+        encoder, data: passed to ``measure_rmqm``.
+        data_config: JSON-like description of ``data`` (part of the cache key).
+        **measure_kwargs: keyword arguments of ``measure_rmqm`` (JSON-like values; they are
+            part of the key and must include ``seed``). ``head`` and ``augment`` are passed
+            on but only their presence enters the key.
+
+    Returns:
+        ``{"summary", "points", "levels"}`` tables of the :class:`~rmqm.measure.RMQMResult`.
+    """
+    from rmqm.measure import measure_rmqm
+
+    if "seed" not in measure_kwargs:
+        raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
+    objects = {k: measure_kwargs.pop(k) for k in ("head", "augment") if k in measure_kwargs}
+    base = {"kind": "rmqm", "model": model, "data": dict(data_config), **measure_kwargs,
+            **{k: v is not None for k, v in objects.items()}}
+
+    def compute() -> dict[str, pd.DataFrame]:
+        res = measure_rmqm(encoder, data, progress=False, **measure_kwargs, **objects)
+        return {"summary": res.summary, "points": res.points, "levels": res.levels}
+
+    return _cached_tables(store, base, ("summary", "points", "levels"), compute)
+
+
+def cached_synbench(
+    store: Any, model: str, encoder: Any, input_shape: Sequence[int], **synbench_kwargs: Any
+) -> dict[str, pd.DataFrame]:
+    """:func:`rmqm.synbench.evaluate_synbench` of one encoder, cached in a results store.
+
+    Returns:
+        ``{"table", "scores", "raw", "curves"}`` of the :class:`~rmqm.synbench.SynBenchResult`.
+    """
+    from rmqm.synbench import evaluate_synbench
+
+    if "seed" not in synbench_kwargs:
+        raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
+    kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in synbench_kwargs.items()}
+    base = {"kind": "synbench", "model": model, "input_shape": list(input_shape), **kwargs}
+
+    def compute() -> dict[str, pd.DataFrame]:
+        res = evaluate_synbench(encoder, tuple(input_shape), progress=False, **synbench_kwargs)
+        return {"table": res.table, "scores": res.scores, "raw": res.raw, "curves": res.curves}
+
+    return _cached_tables(store, base, ("table", "scores", "raw", "curves"), compute)
 
 
 def level_bands(

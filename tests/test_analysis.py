@@ -112,3 +112,33 @@ def test_plots_label_axes():
     table = pd.DataFrame({"s1": [1, 2, 3], "s2": [3, 2, 1], "acc": [0.1, 0.5, 0.9], "family": list("abc")})
     fig = plot_score_scatter(table, ["s1", "s2"], "acc", target_label="accuracy")
     assert [a.get_xlabel() for a in fig.axes] == ["s1", "s2"] and fig.axes[0].get_ylabel() == "accuracy"
+
+
+def test_cached_rmqm_measures_once(tmp_path, monkeypatch):
+    import torch
+
+    import rmqm.measure
+    from rmqm.analysis import cached_rmqm
+    from rmqm.data import load_digits
+    from rmqm.models import Encoder, TinyCNN
+
+    torch.manual_seed(0)
+    encoder = Encoder(TinyCNN(1, dim=8, width=4), (0.2,), (0.3,))
+    data = load_digits("test", n=12, seed=0)
+    store = ResultsStore(tmp_path / "store")
+    kwargs = dict(perturbation="noise", n_levels=4, seed=0)
+    first = cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, **kwargs)
+    assert set(first) == {"summary", "points", "levels"} and len(first["levels"]) == 12 * 3
+    direct = rmqm.measure.measure_rmqm(encoder, data, progress=False, **kwargs)
+    assert first["summary"]["rmqm"].iloc[0] == pytest.approx(direct.score)
+
+    def fail(*args, **kw):
+        raise AssertionError("measured again although cached")
+
+    monkeypatch.setattr(rmqm.measure, "measure_rmqm", fail)
+    again = cached_rmqm(ResultsStore(tmp_path / "store"), "tiny", encoder, data, {"name": "digits", "n": 12}, **kwargs)
+    assert again["summary"]["rmqm"].iloc[0] == first["summary"]["rmqm"].iloc[0]
+    with pytest.raises(AssertionError, match="measured again"):  # another seed is another key
+        cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, perturbation="noise", n_levels=4, seed=1)
+    with pytest.raises(ValueError, match="seed"):
+        cached_rmqm(store, "tiny", encoder, data, {}, perturbation="noise")
