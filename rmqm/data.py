@@ -9,7 +9,19 @@ The default data need no network:
 * ``fashion-mnist`` -- the original Fashion-MNIST idx files shipped by the Debian
   package ``dataset-fashion-mnist`` (60k train / 10k test, 28x28, 10 classes);
 * ``digits`` -- scikit-learn's bundled 8x8 handwritten digits (1797 images),
-  upscaled bilinearly to 28x28, a real transfer task that always exists.
+  upscaled bilinearly to 28x28, a real transfer task that always exists;
+* ``faces`` -- scikit-image's LFW subset: 100 faces and 100 non-faces (25x25 -> 28x28);
+* ``textures`` -- non-overlapping 28x28 patches of scikit-image's brick, grass and gravel
+  photographs (3 classes, 81 patches each).
+
+With local files (or ``download=True`` where the network allows) torchvision supplies
+the reference study's data: ``mnist``, ``kmnist``, ``cifar10``, ``omniglot`` and
+``caltech101`` (resized to 32x32). They are read from a data root (``root=``, else
+``$RMQM_DATA``, else ``./data``) in torchvision's folder layout.
+
+:func:`transfer_tasks` gives the downstream sets of each pretraining set: they always
+differ from it, as in the paper (MNIST -> Omniglot, Fashion-MNIST, KMNIST; CIFAR-10 ->
+Caltech-101; the offline default Fashion-MNIST -> digits, faces, textures).
 """
 
 from __future__ import annotations
@@ -32,6 +44,16 @@ __all__ = [
     "load_dataset",
     "load_fashion_mnist",
     "load_digits",
+    "load_faces",
+    "load_textures",
+    "load_mnist",
+    "load_kmnist",
+    "load_cifar10",
+    "load_omniglot",
+    "load_caltech101",
+    "DatasetNotFoundError",
+    "default_data_root",
+    "transfer_tasks",
     "read_idx",
     "fashion_mnist_available",
 ]
@@ -60,8 +82,31 @@ FASHION_MNIST_HELP = (
 )
 
 
-class FashionMNISTNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when a dataset's files are missing; the message says how to get them."""
+
+
+class FashionMNISTNotFoundError(DatasetNotFoundError):
     """Raised when the Fashion-MNIST files are missing; the message says how to get them."""
+
+
+def _subsample_indices(labels: np.ndarray, n: int, seed: int, stratified: bool = True) -> np.ndarray:
+    """Sorted indices of a seeded (stratified where possible) subset of ``n`` of ``labels``."""
+    if n <= 0:
+        raise ValueError(f"n must be a positive number of points; got {n}")
+    rng = np.random.default_rng(seed)
+    if stratified:
+        from sklearn.model_selection import train_test_split
+
+        try:
+            idx, _ = train_test_split(
+                np.arange(len(labels)), train_size=n, stratify=labels, random_state=seed
+            )
+        except ValueError:  # too few points per class to stratify
+            idx = rng.choice(len(labels), size=n, replace=False)
+    else:
+        idx = rng.choice(len(labels), size=n, replace=False)
+    return np.sort(idx)
 
 
 @dataclass(frozen=True)
@@ -119,22 +164,15 @@ class ImageDataset:
         """
         if n is None or n >= len(self):
             return self
-        if n <= 0:
-            raise ValueError(f"n must be a positive number of points; got {n}")
-        rng = np.random.default_rng(seed)
-        labels = self.labels.numpy()
-        if stratified:
-            from sklearn.model_selection import train_test_split
+        return self.subset(_subsample_indices(self.labels.numpy(), n, seed, stratified))
 
-            try:
-                idx, _ = train_test_split(
-                    np.arange(len(self)), train_size=n, stratify=labels, random_state=seed
-                )
-            except ValueError:  # too few points per class to stratify
-                idx = rng.choice(len(self), size=n, replace=False)
-        else:
-            idx = rng.choice(len(self), size=n, replace=False)
-        return self.subset(np.sort(idx))
+    def resized(self, size: int | tuple[int, int]) -> "ImageDataset":
+        """The same images resized (bilinear, antialiased) to ``size``; values stay in [0, 1]."""
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+        if tuple(self.images.shape[2:]) == hw:
+            return self
+        x = F.interpolate(self.images, size=hw, mode="bilinear", align_corners=False, antialias=True)
+        return ImageDataset(x.clamp_(0.0, 1.0), self.labels, self.name, self.classes, self.mean, self.std)
 
     def split(self, test_fraction: float = 0.5, seed: int = 0) -> tuple["ImageDataset", "ImageDataset"]:
         """A seeded, stratified (train, test) split."""
@@ -169,10 +207,11 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 def _find_fashion_mnist(root: str | os.PathLike | None) -> Path:
     candidates: list[Path] = []
     if root is not None:
-        candidates.append(Path(root))
+        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw"]
     if os.environ.get("RMQM_FASHION_MNIST"):
         candidates.append(Path(os.environ["RMQM_FASHION_MNIST"]))
     candidates.extend(FASHION_MNIST_DIRS)
+    candidates.append(default_data_root() / "FashionMNIST" / "raw")  # torchvision's layout
     for folder in candidates:
         if any((folder / f"t10k-images-idx3-ubyte{ext}").exists() for ext in (".gz", "")):
             return folder
@@ -189,7 +228,11 @@ def fashion_mnist_available(root: str | os.PathLike | None = None) -> bool:
 
 
 def load_fashion_mnist(
-    split: str = "test", n: int | None = None, seed: int = 0, root: str | os.PathLike | None = None
+    split: str = "test",
+    n: int | None = None,
+    seed: int = 0,
+    root: str | os.PathLike | None = None,
+    download: bool = False,
 ) -> ImageDataset:
     """Fashion-MNIST from local idx files (no download).
 
@@ -198,11 +241,22 @@ def load_fashion_mnist(
         n: keep a seeded, stratified subsample of ``n`` points.
         seed: seed of the subsample.
         root: folder holding the idx files; defaults to the Debian package's folder,
-            ``$RMQM_FASHION_MNIST``, ``~/.cache/rmqm/fashion-mnist`` or ``./data/fashion-mnist``.
+            ``$RMQM_FASHION_MNIST``, ``~/.cache/rmqm/fashion-mnist``, ``./data/fashion-mnist``
+            or torchvision's ``<data root>/FashionMNIST/raw``.
+        download: when the files are missing, fetch them with torchvision into ``root``
+            (default :func:`default_data_root`); needs network.
     """
     prefix = {"train": "train", "test": "t10k"}.get(split)
     if prefix is None:
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    if download and not fashion_mnist_available(root):
+        import torchvision.datasets as tvd
+
+        _torchvision_dataset(
+            "Fashion-MNIST", "<root>/FashionMNIST/raw/", lambda r, d: tvd.FashionMNIST(r, download=d),
+            root, True,
+        )
+        root = Path(root if root is not None else default_data_root()) / "FashionMNIST" / "raw"
     folder = _find_fashion_mnist(root)
 
     def pick(stem: str) -> Path:
@@ -245,9 +299,252 @@ def load_digits(
     return ds.subsample(n, seed)
 
 
+def _split_all(ds: ImageDataset, split: str) -> ImageDataset:
+    """``"all"``, or the ``"train"``/``"test"`` half of a fixed stratified split (seed 0)."""
+    if split not in ("all", "train", "test"):
+        raise ValueError(f"split must be 'all', 'train' or 'test'; got {split!r}")
+    if split == "all":
+        return ds
+    train, test = ds.split(0.5, seed=0)
+    return train if split == "train" else test
+
+
+def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def load_faces(split: str = "all", n: int | None = None, seed: int = 0, size: int = 28) -> ImageDataset:
+    """scikit-image's LFW subset: 100 face and 100 non-face crops (grayscale, 25x25 -> ``size``).
+
+    Labels: 0 = face, 1 = non-face. Shipped with scikit-image, no download.
+    ``split`` as in :func:`load_digits`.
+    """
+    from skimage.data import lfw_subset
+
+    arr = lfw_subset().astype(np.float32)  # (200, 25, 25) in [0, 1]; first 100 are faces
+    x = torch.from_numpy(arr).unsqueeze(1)
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+    y = torch.cat([torch.zeros(100, dtype=torch.long), torch.ones(len(arr) - 100, dtype=torch.long)])
+    mean, std = _channel_stats(x)
+    ds = ImageDataset(x, y, "faces", ("face", "non-face"), mean, std)
+    return _split_all(ds, split).subsample(n, seed)
+
+
+TEXTURE_IMAGES: tuple[str, ...] = ("brick", "grass", "gravel")
+
+
+def load_textures(
+    split: str = "all", n: int | None = None, seed: int = 0, size: int = 28, downscale: int = 2
+) -> ImageDataset:
+    """Texture classification: non-overlapping ``size`` x ``size`` patches of scikit-image's
+    brick, grass and gravel photographs (512x512, shipped with scikit-image).
+
+    Each photograph is first averaged down by ``downscale`` (so a patch spans more of the
+    texture), then cut on a grid: with the defaults 81 patches per class, 243 in all.
+    ``split`` as in :func:`load_digits`.
+    """
+    import skimage.data
+    from skimage.transform import downscale_local_mean
+
+    if downscale < 1 or size < 1:
+        raise ValueError(f"size and downscale must be positive; got {size} and {downscale}")
+    patches, labels = [], []
+    for label, name in enumerate(TEXTURE_IMAGES):
+        img = getattr(skimage.data, name)().astype(np.float32) / 255.0
+        if downscale > 1:
+            img = downscale_local_mean(img, (downscale, downscale))
+        rows, cols = img.shape[0] // size, img.shape[1] // size
+        if rows * cols == 0:
+            raise ValueError(f"patch size {size} exceeds the {img.shape} texture image")
+        grid = img[: rows * size, : cols * size].reshape(rows, size, cols, size).transpose(0, 2, 1, 3)
+        patches.append(grid.reshape(-1, size, size))
+        labels += [label] * (rows * cols)
+    x = torch.from_numpy(np.concatenate(patches)).unsqueeze(1).clamp_(0.0, 1.0)
+    y = torch.tensor(labels, dtype=torch.long)
+    mean, std = _channel_stats(x)
+    ds = ImageDataset(x, y, "textures", TEXTURE_IMAGES, mean, std)
+    return _split_all(ds, split).subsample(n, seed)
+
+
+# --------------------------------------------------------------------------- torchvision data
+
+DATA_ROOT_ENV = "RMQM_DATA"
+
+TORCHVISION_HELP = (
+    "{name} files not found under the data root {root!s} (torchvision layout: {layout}). "
+    "Pass download=True (CLI: --download) to fetch them with torchvision where the network "
+    "allows, or copy the files there; point ${env} or root= at another data root."
+)
+
+
+def default_data_root() -> Path:
+    """``$RMQM_DATA`` when set, else ``./data``."""
+    return Path(os.environ.get(DATA_ROOT_ENV) or "data")
+
+
+def _torchvision_dataset(name: str, layout: str, factory: Callable, root, download: bool):
+    root = Path(root) if root is not None else default_data_root()
+    if download:
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        return factory(str(root), download)
+    except Exception as err:  # torchvision raises RuntimeError; a failed download anything
+        if download:
+            raise RuntimeError(f"could not download {name} into {root}: {err}") from err
+        raise DatasetNotFoundError(
+            TORCHVISION_HELP.format(name=name, root=root, layout=layout, env=DATA_ROOT_ENV)
+        ) from err
+
+
+def _idx_dataset(cls_name: str, pretty: str, classes: tuple[str, ...], mean: float, std: float):
+    def load(split: str = "test", n: int | None = None, seed: int = 0, root=None, download: bool = False) -> ImageDataset:
+        import torchvision.datasets as tvd
+
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+        cls = getattr(tvd, cls_name)
+        tv = _torchvision_dataset(
+            pretty, f"<root>/{cls_name}/raw/{{train,t10k}}-{{images-idx3,labels-idx1}}-ubyte",
+            lambda r, d: cls(r, train=split == "train", download=d), root, download,
+        )
+        x = (tv.data.to(torch.float32) / 255.0).unsqueeze(1)
+        y = torch.as_tensor(tv.targets, dtype=torch.long)
+        ds = ImageDataset(x, y, f"{pretty.lower()}/{split}", classes, (mean,), (std,))
+        return ds.subsample(n, seed)
+
+    load.__name__ = f"load_{pretty.lower()}"
+    load.__doc__ = (
+        f"{pretty} (28x28 grayscale, 10 classes) through torchvision from a local data root.\n\n"
+        "Args:\n    split: ``\"train\"`` or ``\"test\"``.\n    n, seed: seeded stratified subsample.\n"
+        "    root: data root (default :func:`default_data_root`).\n"
+        "    download: fetch the files when missing (needs network).\n\n"
+        "Raises:\n    DatasetNotFoundError: the files are missing and ``download`` is False."
+    )
+    return load
+
+
+load_mnist = _idx_dataset("MNIST", "MNIST", tuple(str(i) for i in range(10)), 0.1307, 0.3081)
+load_kmnist = _idx_dataset(
+    "KMNIST", "KMNIST", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"), 0.1918, 0.3483
+)
+
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+
+
+def load_cifar10(split: str = "test", n: int | None = None, seed: int = 0, root=None, download: bool = False) -> ImageDataset:
+    """CIFAR-10 (32x32 RGB, 10 classes) through torchvision from a local data root.
+
+    Raises:
+        DatasetNotFoundError: the files are missing and ``download`` is False.
+    """
+    import torchvision.datasets as tvd
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    tv = _torchvision_dataset(
+        "CIFAR-10", "<root>/cifar-10-batches-py/", lambda r, d: tvd.CIFAR10(r, train=split == "train", download=d),
+        root, download,
+    )
+    x = torch.from_numpy(np.asarray(tv.data)).permute(0, 3, 1, 2).to(torch.float32) / 255.0
+    y = torch.as_tensor(tv.targets, dtype=torch.long)
+    ds = ImageDataset(x, y, f"cifar10/{split}", CIFAR10_CLASSES, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
+    return ds.subsample(n, seed)
+
+
+def _pil_to_tensor(images: list, size: int, mode: str) -> torch.Tensor:
+    from PIL import Image
+
+    arrs = [np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0 for im in images]
+    x = torch.from_numpy(np.stack(arrs))
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
+
+
+def load_omniglot(
+    split: str = "test", n: int | None = None, seed: int = 0, root=None, download: bool = False, size: int = 28
+) -> ImageDataset:
+    """Omniglot characters (grayscale, inverted to white strokes on black like MNIST, resized).
+
+    ``split="train"`` is the 964-character background set, ``"test"`` the 659-character
+    evaluation set; labels index characters. ``n`` subsamples before images are decoded.
+
+    Raises:
+        DatasetNotFoundError: the files are missing and ``download`` is False.
+    """
+    import torchvision.datasets as tvd
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    tv = _torchvision_dataset(
+        "Omniglot", "<root>/omniglot-py/images_{background,evaluation}/",
+        lambda r, d: tvd.Omniglot(r, background=split == "train", download=d), root, download,
+    )
+    labels = np.array([c for _, c in tv._flat_character_images], dtype=np.int64)
+    idx = np.arange(len(labels)) if n is None or n >= len(labels) else _subsample_indices(labels, n, seed)
+    x = 1.0 - _pil_to_tensor([tv[int(i)][0] for i in idx], size, "L")
+    return ImageDataset(
+        x, torch.from_numpy(labels[idx]), f"omniglot/{split}", tuple(tv._characters), (0.08,), (0.25,)
+    )
+
+
+def load_caltech101(
+    split: str = "all", n: int | None = None, seed: int = 0, root=None, download: bool = False, size: int = 32
+) -> ImageDataset:
+    """Caltech-101 (101 categories, background class excluded) as ``size`` x ``size`` RGB.
+
+    ``split`` as in :func:`load_digits` (a fixed stratified half split). ``n`` subsamples
+    before images are decoded.
+
+    Raises:
+        DatasetNotFoundError: the files are missing and ``download`` is False.
+    """
+    import torchvision.datasets as tvd
+
+    if split not in ("all", "train", "test"):
+        raise ValueError(f"split must be 'all', 'train' or 'test'; got {split!r}")
+    tv = _torchvision_dataset(
+        "Caltech-101", "<root>/caltech101/101_ObjectCategories/",
+        lambda r, d: tvd.Caltech101(r, target_type="category", download=d), root, download,
+    )
+    labels = np.asarray(tv.y, dtype=np.int64)
+    idx = np.arange(len(labels))
+    if split != "all":
+        from sklearn.model_selection import train_test_split
+
+        tr, te = train_test_split(idx, test_size=0.5, stratify=labels, random_state=0)
+        idx = np.sort(tr if split == "train" else te)
+    if n is not None and n < len(idx):
+        idx = idx[_subsample_indices(labels[idx], n, seed)]
+    x = _pil_to_tensor([tv[int(i)][0] for i in idx], size, "RGB")
+    mean, std = _channel_stats(x)
+    return ImageDataset(x, torch.from_numpy(labels[idx]), f"caltech101/{split}", tuple(tv.categories), mean, std)
+
+
 _LOADERS: dict[str, Callable[..., ImageDataset]] = {
     "fashion-mnist": load_fashion_mnist,
     "digits": load_digits,
+    "faces": load_faces,
+    "textures": load_textures,
+    "mnist": load_mnist,
+    "kmnist": load_kmnist,
+    "cifar10": load_cifar10,
+    "omniglot": load_omniglot,
+    "caltech101": load_caltech101,
+}
+
+#: Datasets that ship with installed packages (always available, no files needed).
+OFFLINE_DATASETS: tuple[str, ...] = ("digits", "faces", "textures")
+
+#: Downstream transfer sets of each pretraining set (the paper's pairs, and the offline default's).
+TRANSFER_TASKS: dict[str, tuple[str, ...]] = {
+    "mnist": ("omniglot", "fashion-mnist", "kmnist"),
+    "cifar10": ("caltech101",),
+    "fashion-mnist": ("digits", "faces", "textures"),
+    "digits": ("faces", "textures"),
+    "kmnist": ("digits", "faces", "textures"),
 }
 
 
@@ -256,8 +553,19 @@ def available_datasets() -> list[str]:
     return sorted(_LOADERS)
 
 
+def transfer_tasks(pretraining: str) -> tuple[str, ...]:
+    """The downstream sets judged for encoders pretrained on ``pretraining`` (never itself)."""
+    if pretraining not in _LOADERS:
+        raise ValueError(f"unknown dataset {pretraining!r}; choose one of {available_datasets()}")
+    return TRANSFER_TASKS.get(pretraining, tuple(t for t in OFFLINE_DATASETS if t != pretraining))
+
+
 def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int = 0, **kwargs) -> ImageDataset:
-    """Load a dataset by name (see :func:`available_datasets`)."""
+    """Load a dataset by name (see :func:`available_datasets`).
+
+    ``split`` is ``"train"`` or ``"test"`` (``"all"`` too for digits, faces, textures and
+    caltech101); extra keyword arguments (``root``, ``download``, ``size``) go to the loader.
+    """
     try:
         loader = _LOADERS[name]
     except KeyError:

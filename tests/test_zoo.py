@@ -8,7 +8,6 @@ import torch
 
 from rmqm import zoo
 from rmqm.models import Encoder
-from rmqm.pretrain import augment
 
 
 def test_default_encoder_trains_caches_and_reloads(tmp_path):
@@ -64,13 +63,59 @@ def test_load_model_missing_names_the_zoo(tmp_path):
         zoo.load_model(bad)
 
 
-def test_augment_is_seeded_and_stays_in_range():
-    x = torch.rand(4, 1, 28, 28)
-    a = augment(x, torch.Generator().manual_seed(3))
-    b = augment(x, torch.Generator().manual_seed(3))
-    c = augment(x, torch.Generator().manual_seed(4))
-    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
-    torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert not torch.allclose(a, c)
-    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
-        augment(torch.rand(28, 28), torch.Generator())
+ZOO = dict(methods=("cross-entropy", "nt-xent", "random-init"), dims=(4,), data="digits",
+           transfer=("faces",), n_train=64, epochs=1, batch_size=32, n_eval=100, progress=False)
+
+
+def test_train_zoo_table_cache_and_resume(tmp_path, monkeypatch):
+    table = zoo.train_zoo(cache_dir=tmp_path, **ZOO)
+    assert list(table["method"]) == ["cross-entropy", "nt-xent", "random-init"]
+    assert list(table["family"]) == ["supervised", "self-supervised", "random"]
+    for col in ("faces_1nn", "faces_knn", "faces_linear"):
+        assert table[col].between(0, 1).all()
+    assert table["rankme"].between(1, 4).all() and table["alpha_req"].notna().all()
+    assert table.loc[2, "train_time_s"] == 0.0 and table["stopped_early"].eq(False).all()
+    assert len(list(tmp_path.glob("*.pt"))) == 3
+    summary = zoo.family_summary(table)
+    assert set(summary.index) == {"supervised", "self-supervised", "random"}
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a cached model was retrained or re-evaluated")
+
+    monkeypatch.setattr(zoo, "train_model", boom)
+    monkeypatch.setattr(zoo, "evaluate_model", boom)
+    pd.testing.assert_frame_equal(zoo.train_zoo(cache_dir=tmp_path, **ZOO), table)
+
+
+def test_interrupted_zoo_keeps_finished_models(tmp_path, monkeypatch):
+    real_evaluate = zoo.evaluate_model
+    calls = []
+
+    def fail_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(zoo, "evaluate_model", fail_second)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train_zoo(cache_dir=tmp_path, **ZOO)
+    saved = {zoo.load_model(p).method: zoo.load_model(p) for p in tmp_path.glob("*.pt")}
+    assert set(saved) == {"cross-entropy", "nt-xent"}  # the second was trained, then interrupted
+    assert "faces_1nn" in saved["cross-entropy"].metrics and not saved["nt-xent"].metrics
+
+    monkeypatch.setattr(zoo, "evaluate_model", real_evaluate)
+    trained = []
+    real_train = zoo.train_model
+    monkeypatch.setattr(zoo, "train_model", lambda config, **kw: trained.append(config["method"]) or real_train(config, **kw))
+    table = zoo.train_zoo(cache_dir=tmp_path, **ZOO)
+    assert trained == ["random-init"] and table["faces_1nn"].notna().all()
+
+
+def test_train_zoo_rejects_overlapping_transfer_and_empty_grid(tmp_path):
+    with pytest.raises(ValueError, match="must differ from the pretraining set 'digits'"):
+        zoo.train_zoo(cache_dir=tmp_path, **{**ZOO, "transfer": ("digits", "faces")})
+    with pytest.raises(ValueError, match="zoo is empty"):
+        zoo.train_zoo(cache_dir=tmp_path, **{**ZOO, "methods": ()})
+    with pytest.raises(ValueError, match="unknown pretraining method"):
+        zoo.method_family("byol")

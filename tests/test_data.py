@@ -1,0 +1,120 @@
+"""Offline transfer sets, torchvision loaders on local files, and clear errors."""
+
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+from rmqm.data import (
+    DatasetNotFoundError,
+    available_datasets,
+    fashion_mnist_available,
+    load_dataset,
+    load_faces,
+    load_fashion_mnist,
+    load_kmnist,
+    load_mnist,
+    load_textures,
+    transfer_tasks,
+)
+
+
+def write_idx(path, array, gz=False):
+    """Write an IDX file (the MNIST format) by hand."""
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (gzip.open if gz else open)(path, "wb").write(header + array.tobytes())
+
+
+def fake_mnist_folder(folder, n=12, seed=0, gz=False):
+    rng = np.random.default_rng(seed)
+    ext = ".gz" if gz else ""
+    out = {}
+    for prefix in ("train", "t10k"):
+        images = rng.integers(0, 256, size=(n, 28, 28))
+        labels = np.arange(n) % 10
+        write_idx(folder / f"{prefix}-images-idx3-ubyte{ext}", images, gz)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte{ext}", labels, gz)
+        out[prefix] = (images, labels)
+    return out
+
+
+def test_faces_are_balanced_images_in_unit_range():
+    ds = load_faces()
+    assert ds.images.shape == (200, 1, 28, 28) and ds.classes == ("face", "non-face")
+    assert ds.labels.bincount().tolist() == [100, 100]
+    assert 0.0 <= ds.images.min() and ds.images.max() <= 1.0
+    train, test = load_faces("train"), load_faces("test")
+    assert len(train) + len(test) == 200
+    assert not (train.images[:, None] == test.images[None]).flatten(2).all(-1).any()  # disjoint halves
+
+
+def test_textures_are_distinct_patches_of_three_images():
+    ds = load_textures()
+    assert ds.images.shape == (243, 1, 28, 28) and ds.labels.bincount().tolist() == [81, 81, 81]
+    assert 0.0 <= ds.images.min() and ds.images.max() <= 1.0
+    flat = ds.images.flatten(1)
+    assert len(torch.unique(flat, dim=0)) == len(ds)
+    assert load_textures(size=16, downscale=1).images.shape == (3 * 32 * 32, 1, 16, 16)
+    with pytest.raises(ValueError, match="exceeds"):
+        load_textures(size=300)
+
+
+def test_transfer_sets_differ_from_the_pretraining_set():
+    for name in available_datasets():
+        tasks = transfer_tasks(name)
+        assert tasks and name not in tasks and set(tasks) <= set(available_datasets())
+    assert transfer_tasks("mnist") == ("omniglot", "fashion-mnist", "kmnist")
+    assert transfer_tasks("cifar10") == ("caltech101",)
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
+        transfer_tasks("imagenet")
+
+
+@pytest.mark.parametrize("loader,folder", [(load_mnist, "MNIST"), (load_kmnist, "KMNIST")])
+def test_torchvision_idx_loaders_read_a_local_root(tmp_path, loader, folder):
+    files = fake_mnist_folder(tmp_path / folder / "raw")
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        ds = loader(split, root=tmp_path)
+        images, labels = files[prefix]
+        np.testing.assert_allclose(ds.images[:, 0].numpy(), images / 255.0, rtol=0, atol=1e-7)
+        np.testing.assert_array_equal(ds.labels.numpy(), labels)
+    assert len(load_dataset(folder.lower(), "test", n=5, root=tmp_path)) == 5
+
+
+@pytest.mark.parametrize("name", ["mnist", "kmnist", "cifar10", "omniglot", "caltech101"])
+def test_missing_torchvision_files_say_how_to_get_them(tmp_path, name):
+    with pytest.raises(DatasetNotFoundError, match=r"download=True") as err:
+        load_dataset(name, "test", root=tmp_path / "empty")
+    assert str(tmp_path / "empty") in str(err.value)
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_fashion_mnist_in_torchvision_layout(tmp_path, monkeypatch):
+    files = fake_mnist_folder(tmp_path / "FashionMNIST" / "raw", gz=True)
+    ds = load_fashion_mnist("test", root=tmp_path)
+    np.testing.assert_array_equal(ds.labels.numpy(), files["t10k"][1])
+
+
+def test_bad_names_and_splits_raise():
+    with pytest.raises(ValueError, match="unknown dataset 'svhn'"):
+        load_dataset("svhn")
+    with pytest.raises(ValueError, match="split must be 'all', 'train' or 'test'"):
+        load_faces("validation")
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        load_mnist("all")
+
+
+def test_resized_keeps_range_and_labels():
+    ds = load_faces(n=10)
+    big = ds.resized(32)
+    assert big.images.shape == (10, 1, 32, 32) and torch.equal(big.labels, ds.labels)
+    assert 0.0 <= big.images.min() and big.images.max() <= 1.0
+    assert ds.resized(28) is ds
+
+
+@pytest.mark.skipif(not fashion_mnist_available(), reason="Fashion-MNIST files not installed")
+def test_fashion_mnist_from_the_debian_package():
+    ds = load_dataset("fashion-mnist", "test", n=50)
+    assert ds.images.shape == (50, 1, 28, 28) and ds.n_classes == 10

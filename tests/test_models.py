@@ -1,0 +1,73 @@
+"""Encoder families: shapes, the reference's MLP head, wrapping, clear errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from rmqm.models import (
+    ARCHITECTURES,
+    Encoder,
+    LeNet,
+    MLPHead,
+    ResNet18CIFAR,
+    TinyCNN,
+    build_backbone,
+    check_embeddings,
+)
+
+
+@pytest.mark.parametrize("arch,channels,size", [("tiny", 1, 28), ("lenet", 1, 28), ("lenet", 1, 32), ("resnet18", 3, 32)])
+def test_backbones_map_images_to_embeddings(arch, channels, size):
+    torch.manual_seed(0)
+    net = build_backbone(arch, channels, 16).eval()
+    z = Encoder(net, (0.5,) * channels, (0.25,) * channels)(torch.rand(2, channels, size, size))
+    assert z.shape == (2, 16) and torch.isfinite(z).all()
+
+
+def test_resnet_has_the_reference_projection_head():
+    net = ResNet18CIFAR(3, dim=64)
+    linears = [m for m in net.head.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(512, 1024), (1024, 1024), (1024, 64)]
+    assert isinstance(net.features.conv1, nn.Conv2d) and net.features.conv1.stride == (1, 1)
+    assert isinstance(net.features.maxpool, nn.Identity)
+
+
+def test_mlp_head_ends_linear_without_activation():
+    head = MLPHead(10, (20,), 3)
+    assert isinstance(head.net[-1], nn.Linear)
+    with pytest.raises(ValueError, match="MLP sizes must be positive"):
+        MLPHead(10, (0,), 3)
+
+
+def test_lenet_and_tiny_dims():
+    assert LeNet(1, 7).eval()(torch.rand(3, 1, 28, 28)).shape == (3, 7)
+    assert TinyCNN(1, 5, width=4).eval()(torch.rand(3, 1, 28, 28)).shape == (3, 5)
+
+
+def test_unknown_architecture_and_bad_sizes_raise():
+    with pytest.raises(ValueError, match="unknown architecture 'vgg'"):
+        build_backbone("vgg", 1, 8)
+    assert set(ARCHITECTURES) == {"tiny", "lenet", "resnet18"}
+    with pytest.raises(ValueError, match="positive"):
+        LeNet(1, 0)
+
+
+def test_any_module_wraps_in_one_line():
+    torch.manual_seed(0)
+    enc = Encoder(nn.Sequential(nn.Conv2d(1, 2, 3), nn.AdaptiveAvgPool2d(2)), mean=(0.5,), std=(0.5,))
+    x = torch.rand(4, 1, 8, 8)
+    z = enc(x)
+    assert z.shape == (4, 8)  # flattened
+    torch.testing.assert_close(z, enc.backbone((x - 0.5) / 0.5).flatten(1))
+
+
+def test_encoder_and_embedding_checks_name_the_problem():
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        Encoder(lambda x: x)
+    enc = Encoder(nn.Flatten(), (0.5,), (0.5,))
+    with pytest.raises(ValueError, match=r"expected images \(B, 1, H, W\)"):
+        enc(torch.rand(2, 3, 4, 4))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        check_embeddings(torch.tensor([[float("nan")]]), 1)
+    with pytest.raises(ValueError, match=r"shape \(batch, dim\)"):
+        check_embeddings(torch.zeros(2, 3, 4), 2)

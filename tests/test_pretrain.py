@@ -1,0 +1,244 @@
+"""Pretraining losses on hand-made cases, augmentation, and the training loop."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rmqm.data import load_digits
+from rmqm.models import Encoder, TinyCNN
+from rmqm.pretrain import (
+    HEAD_METHODS,
+    METHODS,
+    augment,
+    make_optimizer,
+    method_loss,
+    nt_xent_loss,
+    pretrain,
+    semi_hard_triplet_loss,
+    vicreg_loss,
+)
+
+
+def on_circle(*degrees):
+    a = torch.tensor(degrees, dtype=torch.float64) * math.pi / 180
+    return torch.stack([torch.cos(a), torch.sin(a)], 1)
+
+
+def chord(deg):
+    """Euclidean distance between two unit vectors `deg` degrees apart."""
+    return 2 * math.sin(math.radians(deg) / 2)
+
+
+# ---------------------------------------------------------------- NT-Xent
+
+
+@pytest.mark.parametrize("tau", [0.07, 0.5, 1.0])
+def test_nt_xent_of_identical_orthogonal_views(tau):
+    n = 4
+    z = torch.eye(n, 6, dtype=torch.float64)  # orthonormal rows: positive similarity 1, negatives 0
+    expected = math.log(1 + (2 * n - 2) * math.exp(-1 / tau))
+    assert nt_xent_loss(z, z.clone(), tau).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_nt_xent_prefers_matching_views_and_ignores_scale():
+    g = torch.Generator().manual_seed(0)
+    z1 = torch.randn(8, 5, generator=g)
+    matched = nt_xent_loss(z1, z1 * 3.0)
+    swapped = nt_xent_loss(z1, z1.roll(1, dims=0))
+    assert matched < swapped
+    torch.testing.assert_close(matched, nt_xent_loss(z1, z1))
+
+
+def test_nt_xent_rejects_bad_input():
+    with pytest.raises(ValueError, match="equal shape"):
+        nt_xent_loss(torch.randn(4, 3), torch.randn(5, 3))
+    with pytest.raises(ValueError, match="at least 2"):
+        nt_xent_loss(torch.randn(1, 3), torch.randn(1, 3))
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        nt_xent_loss(torch.randn(4, 3), torch.randn(4, 3), temperature=0)
+
+
+# ---------------------------------------------------------------- semi-hard triplet
+
+
+def test_triplet_semi_hard_negatives_by_hand():
+    # anchors a=0deg, p=60deg (label 0); negatives n1=180deg, n2=290deg (label 1)
+    z = on_circle(0, 60, 180, 290)
+    labels = torch.tensor([0, 0, 1, 1])
+    m = 0.5
+    d_ap, d_n1n2 = chord(60), chord(110)
+    per_pair = [
+        max(d_ap - chord(70) + m, 0),  # a->p: semi-hard n2 (70deg from a) beats n1 (180deg)
+        max(d_ap - chord(120) + m, 0),  # p->a: n1 at 120deg is the closest beyond d_ap
+        max(d_n1n2 - chord(120) + m, 0),  # n1->n2: p (120deg from n1) beats a (180deg)
+        max(d_n1n2 - chord(130) + m, 0),  # n2->n1: a (70deg) is too close; p (130deg) is semi-hard
+    ]
+    loss = semi_hard_triplet_loss(z, labels, margin=m)
+    assert loss.item() == pytest.approx(sum(per_pair) / 4, abs=1e-6)
+
+
+def test_triplet_falls_back_to_farthest_negative():
+    # a=0deg, p=90deg, one negative n=10deg: closer than the positive for both anchors
+    z = on_circle(0, 90, 10)
+    labels = torch.tensor([0, 0, 1])
+    expected = ((chord(90) - chord(10) + 0.5) + (chord(90) - chord(80) + 0.5)) / 2
+    assert semi_hard_triplet_loss(z, labels, 0.5).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_triplet_is_zero_beyond_margin_and_scale_invariant():
+    z = on_circle(0, 5, 180, 185)
+    labels = torch.tensor([0, 0, 1, 1])
+    assert semi_hard_triplet_loss(z, labels, 0.5).item() == 0.0
+    z2 = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+    y2 = torch.tensor([0, 0, 1, 1, 2, 2])
+    torch.testing.assert_close(semi_hard_triplet_loss(z2, y2), semi_hard_triplet_loss(5 * z2, y2))
+
+
+def test_triplet_without_positives_is_zero_with_gradient():
+    z = torch.randn(3, 4, requires_grad=True)
+    loss = semi_hard_triplet_loss(z, torch.tensor([0, 1, 2]))
+    assert loss.item() == 0.0
+    loss.backward()
+    assert z.grad is not None
+
+
+def test_triplet_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"labels of shape \(B,\)"):
+        semi_hard_triplet_loss(torch.randn(4, 2), torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="margin must be non-negative"):
+        semi_hard_triplet_loss(torch.randn(4, 2), torch.tensor([0, 0, 1, 1]), margin=-1)
+
+
+# ---------------------------------------------------------------- VICReg
+
+
+def test_vicreg_zero_for_spread_decorrelated_identical_views():
+    hadamard = torch.tensor([[1, 1, 1, 1], [1, -1, 1, -1], [1, 1, -1, -1], [1, -1, -1, 1]], dtype=torch.float64)
+    z = 2 * hadamard[:, 1:]  # zero-mean, orthogonal columns with std 2*sqrt(4/3) > 1
+    assert vicreg_loss(z, z.clone()).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_vicreg_penalises_collapse():
+    z = torch.ones(8, 3)
+    # invariance 0, covariance 0, variance: 25 * mean(relu(1 - sqrt(0 + 1e-4))) = 25 * 0.99
+    assert vicreg_loss(z, z).item() == pytest.approx(25 * 0.99, rel=1e-6)
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+def test_augment_is_seeded_in_range_and_varies():
+    x = torch.rand(4, 1, 28, 28)
+    a = augment(x, torch.Generator().manual_seed(3))
+    b = augment(x, torch.Generator().manual_seed(3))
+    c = augment(x, torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(a, c)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        augment(torch.rand(28, 28), torch.Generator())
+    with pytest.raises(TypeError, match="torch.Generator"):
+        augment(x, 0)
+
+
+def test_augment_without_randomness_is_identity():
+    x = torch.rand(2, 1, 28, 28)
+    out = augment(x, torch.Generator().manual_seed(0), crop_scale=(1.0, 1.0), max_rotation_deg=0.0,
+                  flip=False, jitter=0.0, noise_std=0.0)
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits("train", n=64, seed=0)
+
+
+def tiny_model(seed=0, dim=8, head=False):
+    torch.manual_seed(seed)
+    enc = Encoder(TinyCNN(1, dim, width=8), (0.2,), (0.3,))
+    return enc, (torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(dim, 10)) if head else None)
+
+
+SMOOTH = ("cross-entropy", "nt-xent", "vicreg")
+MINED = ("triplet-entropy", "supervised-triplet", "instance-triplet")
+
+
+def fixed_batch_losses(method, digits, steps, optimizer, lr):
+    enc, head = tiny_model(head=method in HEAD_METHODS)
+    x, y = digits.images[:32], digits.labels[:32]
+    enc.train()
+    params = list(enc.parameters()) + (list(head.parameters()) if head else [])
+    opt = make_optimizer(params, optimizer, lr=lr)
+    losses = []
+    for _ in range(steps + 1):
+        loss = method_loss(method, enc, head, x, y, torch.Generator().manual_seed(7))  # same views
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return losses
+
+
+def test_method_lists_are_complete():
+    assert set(SMOOTH + MINED + ("random-init",)) == set(METHODS)
+
+
+@pytest.mark.parametrize("method", SMOOTH)
+def test_one_step_lowers_a_smooth_loss_on_a_fixed_batch(method, digits):
+    before, after = fixed_batch_losses(method, digits, 1, "sgd-nesterov", 1e-3)
+    assert after < before
+
+
+@pytest.mark.parametrize("method", MINED)
+def test_a_few_steps_lower_a_mined_triplet_loss_on_a_fixed_batch(method, digits):
+    # Semi-hard mining makes the loss discontinuous in the weights (a negative that crosses
+    # D_ap joins the semi-hard set), so no single step size is guaranteed to lower it;
+    # a few optimiser steps must.
+    losses = fixed_batch_losses(method, digits, 10, "adam", 1e-2)
+    assert losses[-1] < losses[0] - 0.01
+
+
+def test_pretrain_is_seeded_and_records_history(digits):
+    runs = []
+    for _ in range(2):
+        enc, head = tiny_model(head=True)
+        res = pretrain(enc, digits, "triplet-entropy", head=head, epochs=2, batch_size=16, seed=3, progress=False)
+        runs.append((enc, res))
+    (enc_a, res_a), (enc_b, res_b) = runs
+    assert list(res_a.history.columns) == ["step", "epoch", "loss", "elapsed_s"]
+    assert len(res_a.history) == 2 * (64 // 16) and res_a.epochs_completed == 2 and not res_a.stopped_early
+    np.testing.assert_array_equal(res_a.history["loss"], res_b.history["loss"])
+    assert not enc_a.training
+    x = digits.images[:5]
+    torch.testing.assert_close(enc_a(x), enc_b(x), rtol=0, atol=0)
+
+
+def test_pretrain_stops_on_time_budget(digits):
+    enc, _ = tiny_model()
+    res = pretrain(enc, digits, "nt-xent", epochs=50, batch_size=16, time_budget_s=1e-6, progress=False)
+    assert res.stopped_early and len(res.history) == 1
+
+
+def test_random_init_does_not_train(digits):
+    enc, _ = tiny_model()
+    before = [p.clone() for p in enc.parameters()]
+    res = pretrain(enc, digits, "random-init", progress=False)
+    assert res.history.empty and res.train_time_s == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))
+
+
+def test_pretrain_rejects_bad_arguments(digits):
+    enc, _ = tiny_model()
+    with pytest.raises(ValueError, match="unknown pretraining method 'byol2'"):
+        pretrain(enc, digits, "byol2", progress=False)
+    with pytest.raises(ValueError, match="needs a classifier head"):
+        pretrain(enc, digits, "cross-entropy", progress=False)
+    with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
+        make_optimizer(enc.parameters(), "lion")
+    with pytest.raises(ValueError, match="batch_size >= 2"):
+        pretrain(enc, digits, "nt-xent", batch_size=1, progress=False)
