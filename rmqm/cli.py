@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_arguments(sub.add_parser("sweep", help="run a resumable grid of measurements (process pool or Dask)"))
     from rmqm.synbench import add_synbench_arguments  # the synbench subcommand lives with SynBench
     add_synbench_arguments(sub.add_parser("synbench", help="SynBench score of an encoder on synthetic Gaussian data"))
+    from rmqm.zoo import add_zoo_arguments  # the zoo subcommand lives with the zoo
+    add_zoo_arguments(sub.add_parser("zoo", help="train the model zoo; print downstream accuracies, RankMe, alpha-ReQ"))
     return parser
 
 

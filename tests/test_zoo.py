@@ -119,3 +119,20 @@ def test_train_zoo_rejects_overlapping_transfer_and_empty_grid(tmp_path):
         zoo.train_zoo(cache_dir=tmp_path, **{**ZOO, "methods": ()})
     with pytest.raises(ValueError, match="unknown pretraining method"):
         zoo.method_family("byol")
+
+
+def test_cli_zoo_prints_the_table(tmp_path, capsys):
+    from rmqm.cli import main
+
+    out = tmp_path / "zoo.csv"
+    table = main(["zoo", "--methods", "supervised-triplet", "vicreg", "--dims", "4", "6", "--data", "digits",
+                  "--transfer", "textures", "--n-train", "64", "--epochs", "1", "--batch-size", "32",
+                  "--n-eval", "100", "--zoo-dir", str(tmp_path / "zoo"), "--device", "cpu",
+                  "--no-progress", "--out", str(out)])
+    assert len(table) == 4 and sorted(set(table["dim"])) == [4, 6]
+    printed = capsys.readouterr().out
+    assert "Model zoo: 4 models pretrained on digits" in printed
+    assert "textures_1nn" in printed and "rankme" in printed and "Mean per family" in printed
+    pd.testing.assert_frame_equal(pd.read_csv(out), table, check_dtype=False)
+    with pytest.raises(SystemExit):
+        main(["zoo", "--methods", "byol"])
