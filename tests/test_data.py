@@ -118,3 +118,42 @@ def test_resized_keeps_range_and_labels():
 def test_fashion_mnist_from_the_debian_package():
     ds = load_dataset("fashion-mnist", "test", n=50)
     assert ds.images.shape == (50, 1, 28, 28) and ds.n_classes == 10
+
+
+def test_caltech101_from_a_local_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    base = tmp_path / "caltech101" / "101_ObjectCategories"
+    for category, mode in (("BACKGROUND_Google", "RGB"), ("ant", "RGB"), ("bee", "L")):
+        (base / category).mkdir(parents=True)
+        for i in range(1, 5):
+            shape = (40, 50, 3) if mode == "RGB" else (40, 50)
+            Image.fromarray(rng.integers(0, 256, shape).astype(np.uint8), mode).save(base / category / f"image_{i:04d}.jpg")
+    ds = load_dataset("caltech101", "all", root=tmp_path)
+    assert ds.images.shape == (8, 3, 32, 32) and ds.classes == ("ant", "bee")  # background left out
+    assert ds.labels.tolist() == [0] * 4 + [1] * 4
+    assert 0.0 <= ds.images.min() and ds.images.max() <= 1.0
+    assert torch.allclose(ds.images[4:, 0], ds.images[4:, 1])  # grayscale -> three equal channels
+    assert len(load_dataset("caltech101", "train", root=tmp_path)) == 4
+
+
+def test_omniglot_is_inverted_to_white_strokes(tmp_path, monkeypatch):
+    import torchvision.datasets as tvd
+    from PIL import Image
+
+    class FakeOmniglot:  # torchvision's Omniglot needs its zip files; mimic its interface
+        def __init__(self, root, background=True, download=False):
+            self._characters = ["Latin/a", "Latin/b"]
+            self._flat_character_images = [(f"{i}.png", i % 2) for i in range(6)]
+
+        def __getitem__(self, i):
+            img = np.full((105, 105), 255, np.uint8)  # white paper ...
+            img[40:65, 40:65] = 0  # ... black stroke
+            return Image.fromarray(img, "L"), i % 2
+
+    monkeypatch.setattr(tvd, "Omniglot", FakeOmniglot)
+    ds = load_dataset("omniglot", "train", root=tmp_path)
+    assert ds.images.shape == (6, 1, 28, 28) and ds.labels.tolist() == [0, 1] * 3
+    assert ds.images[0, 0, 14, 14] == pytest.approx(1.0) and ds.images[0, 0, 0, 0] == pytest.approx(0.0)
+    assert len(load_dataset("omniglot", "test", n=4, root=tmp_path)) == 4
