@@ -95,6 +95,8 @@ def mixture_direction(
     if direction is None:
         u = torch.ones(shape, dtype=torch.float64)
     else:
+        if isinstance(direction, torch.Tensor):
+            direction = direction.detach().cpu()
         u = torch.as_tensor(np.asarray(direction, dtype=np.float64))
         if u.numel() != size:
             raise ValueError(
@@ -115,7 +117,7 @@ def sample_gaussian_mixture(
     s: float,
     input_shape: Sequence[int],
     *,
-    direction: torch.Tensor | None = None,
+    direction: Any = None,
     prior: float = 0.5,
     generator: torch.Generator | None = None,
     device: str | torch.device = "cpu",
@@ -128,7 +130,7 @@ def sample_gaussian_mixture(
         n: number of samples.
         s: mean scale ``||mu||`` (>= 0).
         input_shape: ``(C, H, W)``.
-        direction: unit direction from :func:`mixture_direction` (default all-ones).
+        direction: mean direction (default all-ones); normalised to unit length.
         prior: class prior ``P(y = 1)``.
         generator: a ``torch.Generator`` on ``device`` (seeds the draw).
 
@@ -142,9 +144,7 @@ def sample_gaussian_mixture(
         raise ValueError(f"s must be finite and >= 0; got {s}")
     if not 0 < prior < 1:
         raise ValueError(f"prior must lie in (0, 1); got {prior}")
-    u = mixture_direction(shape, device=device) if direction is None else direction.to(device)
-    if tuple(u.shape) != shape:
-        raise ValueError(f"direction must have shape {shape}; got {tuple(u.shape)}")
+    u = mixture_direction(shape, direction, device=device)
     y = torch.bernoulli(torch.full((int(n),), float(prior), device=device), generator=generator)
     x = torch.randn((int(n), *shape), generator=generator, device=device)
     sign = (2.0 * y - 1.0).reshape(-1, *([1] * len(shape)))

@@ -128,7 +128,7 @@ def test_sampler_shapes_moments_and_no_clipping():
     # a custom direction is normalised and used
     direction = torch.zeros(SHAPE)
     direction[0, 0, 0] = 7.0
-    x, y = sample_gaussian_mixture(4000, 3.0, SHAPE, direction=mixture_direction(SHAPE, direction), generator=g)
+    x, y = sample_gaussian_mixture(4000, 3.0, SHAPE, direction=direction, generator=g)
     gap = x[y == 1].mean(0) - x[y == 0].mean(0)
     assert abs(gap[0, 0, 0] - 6.0) < 0.15 and gap.flatten()[1:].abs().max() < 0.2
 
