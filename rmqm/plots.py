@@ -16,8 +16,8 @@ __all__ = ["book_style", "plot_distance_bands", "plot_score_scatter"]
 BOOK_WIDTH = 10.0
 
 _SERIES_LABEL = {
-    "a": r"distance from the original $a_k$ (normalised embedding units)",
-    "b": r"step size $b_k$ (normalised embedding units)",
+    "a": r"$a_k$ (embedding units)",
+    "b": r"$b_k$ (embedding units)",
 }
 
 
@@ -101,7 +101,7 @@ def plot_score_scatter(
                         legend=(i == 0))
         ax.set_xlabel(labels.get(score, score))
         ax.set_ylabel(target_label or target)
-        ax.set_title(labels.get(score, score))
+        ax.set_title(labels.get(score, score), fontsize="medium")
     for j in range(len(scores), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     if axes[0][0].get_legend() is not None:

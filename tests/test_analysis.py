@@ -106,7 +106,7 @@ def test_bootstrap_correlations_intervals():
 def test_plots_label_axes():
     bands = level_bands(levels_table(), by=("method",))
     ax = plot_distance_bands(bands, "b", xlabel="noise std (pixels)")
-    assert ax.get_xlabel() == "noise std (pixels)" and "step size" in ax.get_ylabel()
+    assert ax.get_xlabel() == "noise std (pixels)" and "b_k" in ax.get_ylabel() and ax.get_title() == "step size"
     with pytest.raises(ValueError, match="series 'c'"):
         plot_distance_bands(bands, "c")
     table = pd.DataFrame({"s1": [1, 2, 3], "s2": [3, 2, 1], "acc": [0.1, 0.5, 0.9], "family": list("abc")})
