@@ -684,7 +684,12 @@ def add_synbench_arguments(parser: Any) -> Any:
     g.add_argument("--thresholds", type=float, nargs="+", default=None,
                    help="threshold accuracies in (0.5, 1) (default 0.6, 0.65, ..., 0.95, 0.99)")
     g.add_argument("--n-bootstrap", type=int, default=200, help="bootstrap replicates (0: no interval)")
-    g.add_argument("--batch-size", type=int, default=256)
+    g.add_argument("--batch-size", type=int, default=128,
+                   help="samples per encoder call (default: %(default)s; larger CPU batches of the 28x28 CNN "
+                        "spend ~25%% more time in page faults)")
+    g.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads for this run; 0 keeps torch's choice (default: %(default)s: on a "
+                        "shared 2-core machine more threads oversubscribe and run 2-3x slower)")
     g.add_argument("--out", default=None, help="save the score table (.csv or .parquet)")
     g.add_argument("--figure", default=None, help="save the expected-bound figure (.png, .pdf, .svg)")
     parser.set_defaults(func=synbench_command)
@@ -698,15 +703,23 @@ def synbench_command(args: Any) -> pd.DataFrame:
     from rmqm.cli import _save_table, load_encoder, resolve_device
     from rmqm.data import load_dataset
 
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0: torch's choice); got {args.threads}")
     start = time.perf_counter()
     model = load_encoder(args)
     device = resolve_device(args.device)
     input_shape = load_dataset(model.config.get("data", args.data), split="test", n=2, seed=args.seed).input_shape
-    result = evaluate_synbench(
-        model.encoder, input_shape, s_values=args.s_values, epsilons=args.epsilons, n_train=args.n_train,
-        n_test=args.n_test, thresholds=args.thresholds, batch_size=args.batch_size,
-        n_bootstrap=args.n_bootstrap, seed=args.seed, device=device, progress=not args.no_progress,
-    )
+    threads = torch.get_num_threads()
+    try:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        result = evaluate_synbench(
+            model.encoder, input_shape, s_values=args.s_values, epsilons=args.epsilons, n_train=args.n_train,
+            n_test=args.n_test, thresholds=args.thresholds, batch_size=args.batch_size,
+            n_bootstrap=args.n_bootstrap, seed=args.seed, device=device, progress=not args.no_progress,
+        )
+    finally:
+        torch.set_num_threads(threads)
     n_s = len(result.config["s_values"])
     print(f"\nSynBench of {model.name} (input {tuple(input_shape)}, d={result.feature_dim}; {n_s} values of s "
           f"x {args.n_train}+{args.n_test} samples; {time.perf_counter() - start:.1f} s, device {device})")

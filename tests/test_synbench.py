@@ -349,6 +349,7 @@ def test_cli_prints_the_score_table(tmp_path, capsys):
     out, figure = tmp_path / "scores.csv", tmp_path / "synbench.png"
     common = ["synbench", "--data", "digits", "--method", "random-init", "--zoo-dir", str(tmp_path / "zoo"),
               "--device", "cpu", "--no-progress", "--s-values", "0.5", "1", "2", "3", "--n-train", "64"]
+    torch.set_num_threads(2)  # the run uses --threads 1 (default) and must restore this
     scores = main(common + ["--n-test", "64", "--n-bootstrap", "10", "--thresholds", "0.6", "0.8",
                             "--out", str(out), "--figure", str(figure)])
     printed = capsys.readouterr().out
@@ -356,6 +357,9 @@ def test_cli_prints_the_score_table(tmp_path, capsys):
     assert list(scores["epsilon"]) == [0.0, 0.0, 0.2, 0.2] and np.isfinite(scores["score"]).all()
     assert pd.read_csv(out)["score"].tolist() == pytest.approx(scores["score"].tolist())
     assert figure.stat().st_size > 0
-    with pytest.raises(SystemExit) as exc:
-        main(common + ["--epsilons", "-0.2"])
-    assert exc.value.code == 2 and "epsilon must be >= 0" in capsys.readouterr().err
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+    for bad, message in ((["--epsilons", "-0.2"], "epsilon must be >= 0"), (["--threads", "-1"], "--threads")):
+        with pytest.raises(SystemExit) as exc:
+            main(common + bad)
+        assert exc.value.code == 2 and message in capsys.readouterr().err
