@@ -459,16 +459,18 @@ def train_zoo(
 
     cache: dict[str, Any] = {}
 
+    def kwargs_for(name: str) -> dict[str, Any]:  # root/download only reach file-backed loaders
+        return {} if name in OFFLINE_DATASETS else data_kwargs
+
     def training_data(seed: int) -> ImageDataset:  # loaded only if some model must be trained
         if ("train", seed) not in cache:
-            cache[("train", seed)] = load_dataset(data, split="train", n=n_train, seed=seed, **data_kwargs)
+            cache[("train", seed)] = load_dataset(data, split="train", n=n_train, seed=seed, **kwargs_for(data))
         return cache[("train", seed)]
 
     def eval_sets() -> tuple[dict[str, ImageDataset], ImageDataset]:
         if "eval" not in cache:
-            sets = {t: _load_transfer(t, n_transfer, **(data_kwargs if t not in OFFLINE_DATASETS else {}))
-                    for t in tasks}
-            cache["eval"] = (sets, load_dataset(data, split="test", n=n_eval, seed=0, **data_kwargs))
+            sets = {t: _load_transfer(t, n_transfer, **kwargs_for(t)) for t in tasks}
+            cache["eval"] = (sets, load_dataset(data, split="test", n=n_eval, seed=0, **kwargs_for(data)))
         return cache["eval"]
 
     rows = []

@@ -128,7 +128,7 @@ def test_cli_zoo_prints_the_table(tmp_path, capsys):
     table = main(["zoo", "--methods", "supervised-triplet", "vicreg", "--dims", "4", "6", "--data", "digits",
                   "--transfer", "textures", "--n-train", "64", "--epochs", "1", "--batch-size", "32",
                   "--n-eval", "100", "--zoo-dir", str(tmp_path / "zoo"), "--device", "cpu",
-                  "--no-progress", "--out", str(out)])
+                  "--no-progress", "--data-root", str(tmp_path / "no-files-needed"), "--out", str(out)])
     assert len(table) == 4 and sorted(set(table["dim"])) == [4, 6]
     printed = capsys.readouterr().out
     assert "Model zoo: 4 models pretrained on digits" in printed
