@@ -653,7 +653,8 @@ def summarize_seeds(
             half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
             rows.append({**dict(zip(by, key)), "metric": metric, "n_seeds": n, "mean": mean, "std": std,
                          "ci_low": mean - half, "ci_high": mean + half})
-    return pd.DataFrame(rows)
+    columns = [*by, "metric", "n_seeds", "mean", "std", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # -------------------------------------------------------------------------------- CLI
@@ -661,12 +662,12 @@ def summarize_seeds(
 
 def resolve_job(spec: str) -> JobFn:
     """The job function named ``"package.module:function"``."""
-    if not isinstance(spec, str) or spec.count(":") != 1:
+    if not isinstance(spec, str) or spec.count(":") != 1 or "" in spec.split(":"):
         raise ValueError(f"a job is named 'package.module:function'; got {spec!r}")
     module_name, attr = spec.split(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
+    except (ImportError, ValueError, TypeError) as err:  # ValueError: e.g. a relative name like '.x'
         raise ValueError(f"cannot import job module {module_name!r}: {err}") from None
     fn = getattr(module, attr, None)
     if not callable(fn):

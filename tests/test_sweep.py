@@ -327,6 +327,8 @@ def test_rmqm_cli_has_the_sweep_subcommand(tmp_path, capsys):
     [
         (["--job", "nomodule_xyz:job"], "cannot import job module"),
         (["--job", "rmqm.sweep"], "module:function"),
+        (["--job", ":"], "module:function"),
+        (["--job", ".relative:job"], "cannot import job module"),
         (["--job", "rmqm.sweep:nothing"], "no job function"),
         (["--out", "table.xlsx"], "must end in .csv or .parquet"),
         (["--executor", "serial", "--workers", "0"], "max_workers"),
@@ -366,6 +368,8 @@ def test_summarize_seeds_gives_the_t_interval():
     assert a["ci_low"] == pytest.approx(2.0 - half) and a["ci_high"] == pytest.approx(2.0 + half)
     b = out[out["encoder"] == "b"].iloc[0]
     assert b["ci_low"] == b["ci_high"] == 5.0
+    empty = summarize_seeds(table.iloc[:0], "score", by="encoder")
+    assert len(empty) == 0 and list(empty.columns) == ["encoder", "metric", "n_seeds", "mean", "std", "ci_low", "ci_high"]
     one = summarize_seeds(table.iloc[:1], "score")
     assert one["n_seeds"].iloc[0] == 1 and np.isnan(one["ci_low"].iloc[0])
     with pytest.raises(ValueError, match="repeat a"):
