@@ -311,7 +311,10 @@ def test_sigkill_at_a_random_moment_leaves_a_readable_store(tmp_path):
     for _ in range(2):
         proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(float(rng.uniform(0.3, 0.8)))
+        deadline = time.time() + 60
+        while not list(root.glob("parts/[0-9a-f]*.parquet")) and time.time() < deadline:
+            time.sleep(0.01)  # at least one record, then a random moment
+        time.sleep(float(rng.uniform(0.0, 0.5)))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         store = ResultsStore(root)
