@@ -51,6 +51,8 @@ def distance_series(z: torch.Tensor, normalize: bool = True) -> tuple[torch.Tens
         raise TypeError(f"embeddings must be a torch.Tensor (N, L, d); got {type(z).__name__}")
     if z.ndim != 3:
         raise ValueError(f"embeddings must have shape (points, levels, dim); got {tuple(z.shape)}")
+    if not z.is_floating_point():
+        raise TypeError(f"embeddings must be a floating-point tensor; got {z.dtype}")
     if z.shape[1] < 3:
         raise ValueError(f"need at least 3 levels (two steps) per point; got {z.shape[1]}")
     if not torch.isfinite(z).all():
@@ -69,6 +71,8 @@ def relative_changes(s: np.ndarray) -> np.ndarray:
     ``inf`` (or ``nan`` for ``0 / 0``), kept so that callers can drop such points.
     """
     s = np.asarray(s, dtype=np.float64)
+    if s.ndim < 1:
+        raise ValueError("relative changes need a series (an array with at least one axis); got a scalar")
     with np.errstate(divide="ignore", invalid="ignore"):
         return (s[..., 1:] - s[..., :-1]) / s[..., :-1]
 
@@ -90,6 +94,8 @@ def point_statistics(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
         raise ValueError(f"a and b must both be (points, levels - 1); got {a.shape} and {b.shape}")
     if a.shape[1] < 2:
         raise ValueError("need at least two steps (three levels) to compute relative changes")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()) or (a < 0).any() or (b < 0).any():
+        raise ValueError("distances a and b must be finite and >= 0")
     ra, rb = np.abs(relative_changes(a)), np.abs(relative_changes(b))
     finite = np.isfinite(ra).all(axis=1) & np.isfinite(rb).all(axis=1)
     nan = np.where(finite, 1.0, np.nan)

@@ -23,6 +23,7 @@ from rmqm.models import check_embeddings
 from rmqm.perturbations import (
     ATTACK_LOSSES,
     check_images,
+    check_pgd_params,
     make_attack_loss,
     noise_levels,
     pgd_trajectory,
@@ -70,24 +71,26 @@ class RMQMResult:
         return (self.levels["a"].to_numpy().reshape(n, m), self.levels["b"].to_numpy().reshape(n, m))
 
 
-def _validate(
-    perturbation: str, n_levels: int, sigma_max: float, step_size: float, epsilon: float,
-    attack_loss: str, batch_size: int,
-) -> None:
+def _validate(perturbation: str, n_levels: int, step_size: float, epsilon: float, attack_loss: str,
+              batch_size: int) -> None:
     if perturbation not in PERTURBATIONS:
         raise ValueError(f"unknown perturbation {perturbation!r}; choose one of {list(PERTURBATIONS)}")
     if int(n_levels) != n_levels or n_levels < 3:
         raise ValueError(f"n_levels must be an integer >= 3 (RMQM needs two steps); got {n_levels}")
-    if not math.isfinite(sigma_max) or sigma_max < 0:
-        raise ValueError(f"sigma_max must be a finite number >= 0; got {sigma_max}")
-    if not math.isfinite(step_size) or step_size < 0:
-        raise ValueError(f"step_size must be a finite number >= 0; got {step_size}")
-    if not math.isfinite(epsilon) or epsilon < 0:
-        raise ValueError(f"epsilon must be a finite number >= 0; got {epsilon}")
+    check_pgd_params(n_levels - 1, step_size, epsilon)
     if attack_loss not in ATTACK_LOSSES:
         raise ValueError(f"unknown attack loss {attack_loss!r}; choose one of {list(ATTACK_LOSSES)}")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
+
+
+def _encode(encoder: nn.Module, x: torch.Tensor, where: str = "encoder") -> torch.Tensor:
+    """``encoder(x)``, checked to be finite ``(B, d)``; a failure inside the encoder names the input."""
+    try:
+        z = encoder(x)
+    except RuntimeError as err:
+        raise ValueError(f"the {where} could not embed images of shape {tuple(x.shape)} ({x.dtype}): {err}") from err
+    return check_embeddings(z, x.shape[0], where=where)
 
 
 def measure_rmqm(
@@ -161,7 +164,7 @@ def measure_rmqm(
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be a torch.nn.Module; got {type(encoder).__name__}")
     n_levels = DEFAULT_LEVELS.get(perturbation, 3) if n_levels is None else n_levels
-    _validate(perturbation, n_levels, sigma_max, step_size, epsilon, attack_loss, batch_size)
+    _validate(perturbation, n_levels, step_size, epsilon, attack_loss, batch_size)
     if perturbation == "pgd" and attack_loss == "cross-entropy" and (head is None or labels is None):
         raise ValueError("the cross-entropy attack needs a classifier `head` and labels")
     if perturbation == "pgd" and attack_loss == "nt-xent" and augment is None:
@@ -169,10 +172,11 @@ def measure_rmqm(
 
     device = torch.device(device)
     generator = torch.Generator().manual_seed(int(seed))
-    strengths = (
-        noise_levels(sigma_max, n_levels) if perturbation == "noise"
-        else torch.arange(n_levels, dtype=torch.float64)
-    )
+    noise_sigmas = noise_levels(sigma_max, n_levels)  # validates sigma_max for both schedules
+    strengths = noise_sigmas if perturbation == "noise" else torch.arange(n_levels, dtype=torch.float64)
+    # images follow the encoder's floating-point type (float32 unless it was converted)
+    param = next(encoder.parameters(), None)
+    images = images.to(param.dtype if param is not None and param.is_floating_point() else torch.float32)
     was_training = encoder.training
     encoder.to(device).eval()
     a_parts, b_parts = [], []
@@ -237,15 +241,15 @@ def _embed_levels(
     if perturbation == "noise":
         with torch.no_grad():
             for x_k in white_noise_levels(x, strengths, generator, nested=nested, clip=clip):
-                yield check_embeddings(encoder(x_k), x.shape[0])
+                yield _encode(encoder, x_k)
                 bar.update(1)
         return
     with torch.no_grad():
-        z_clean = check_embeddings(encoder(x), x.shape[0])
+        z_clean = _encode(encoder, x)
         z_view = None
         if attack_loss == "nt-xent":
             view = augment(x.cpu(), generator).to(x.device)
-            z_view = check_embeddings(encoder(view), x.shape[0], where="encoder (augmented view)")
+            z_view = _encode(encoder, view, where="encoder (augmented view)")
     loss_fn = make_attack_loss(
         attack_loss, z_clean, normalize=normalize, labels=y, head=head, z_view=z_view,
         temperature=temperature, generator=generator,
@@ -260,5 +264,9 @@ def summary_table(*results: RMQMResult, scope: str | None = "all") -> pd.DataFra
 
     ``scope="all"`` keeps only the over-all rows; ``None`` keeps the per-class rows too.
     """
+    if not results or not all(isinstance(r, RMQMResult) for r in results):
+        raise TypeError("summary_table takes one or more RMQMResult objects (from measure_rmqm)")
     table = pd.concat([r.summary for r in results], ignore_index=True)
+    if scope is not None and scope not in set(table["scope"]):
+        raise ValueError(f"unknown scope {scope!r}; the results hold {sorted(set(table['scope']))} or None for all rows")
     return table[table["scope"] == scope].reset_index(drop=True) if scope is not None else table

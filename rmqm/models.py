@@ -73,11 +73,16 @@ class Encoder(nn.Module):
         self.backbone = backbone
         self.name = name
         if mean is not None and std is not None:
-            std_t = torch.as_tensor(std, dtype=torch.float32).reshape(1, -1, 1, 1)
-            if (std_t <= 0).any():
-                raise ValueError(f"std must be positive; got {list(std)}")
-            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(1, -1, 1, 1))
-            self.register_buffer("std", std_t)
+            mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+            std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+            if mean_t.numel() == 0 or mean_t.numel() != std_t.numel():
+                raise ValueError(
+                    f"mean and std need one value per channel each; got {mean_t.numel()} and {std_t.numel()} values"
+                )
+            if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()) or (std_t <= 0).any():
+                raise ValueError(f"mean must be finite and std finite and > 0; got {mean_t.tolist()}, {std_t.tolist()}")
+            self.register_buffer("mean", mean_t.reshape(1, -1, 1, 1))
+            self.register_buffer("std", std_t.reshape(1, -1, 1, 1))
         else:
             self.mean = None
             self.std = None

@@ -34,6 +34,7 @@ __all__ = [
     "AttackLoss",
     "ATTACK_LOSSES",
     "check_images",
+    "check_pgd_params",
     "noise_levels",
     "white_noise_levels",
     "make_attack_loss",
@@ -55,8 +56,8 @@ def check_images(x: torch.Tensor, name: str = "images") -> None:
         raise ValueError(f"{name} must have rank 4 (B, C, H, W); got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor with pixels in [0, 1]; got {x.dtype}")
-    if x.shape[0] == 0:
-        raise ValueError(f"{name} is empty (batch size 0)")
+    if x.numel() == 0:
+        raise ValueError(f"{name} are empty: shape {tuple(x.shape)} has a dimension of size 0")
     if not torch.isfinite(x).all():
         raise ValueError(f"{name} contain NaN or inf values")
     lo, hi = float(x.min()), float(x.max())
@@ -97,6 +98,7 @@ def white_noise_levels(
     Yields:
         ``L`` tensors shaped like ``x``, on ``x``'s device.
     """
+    check_images(x)
     sig = torch.as_tensor(sigmas, dtype=torch.float64)
     if sig.ndim != 1 or not torch.isfinite(sig).all() or (sig < 0).any():
         raise ValueError("sigmas must be a 1-D tensor of finite values >= 0")
@@ -170,11 +172,15 @@ def make_attack_loss(
     return nt_xent
 
 
-def _check_pgd_params(n_steps: int, step_size: float, epsilon: float) -> None:
+def check_pgd_params(n_steps: int, step_size: float, epsilon: float) -> None:
+    """Raise unless ``n_steps`` is an integer >= 0, ``0 <= step_size <= 1`` and ``epsilon >= 0`` (finite).
+
+    A step larger than the whole pixel range ``[0, 1]`` is meaningless (and overflows float32).
+    """
     if int(n_steps) != n_steps or n_steps < 0:
         raise ValueError(f"the number of PGD steps must be an integer >= 0; got {n_steps}")
-    if not math.isfinite(step_size) or step_size < 0:
-        raise ValueError(f"step_size must be a finite number >= 0; got {step_size}")
+    if not math.isfinite(step_size) or not 0 <= step_size <= 1:
+        raise ValueError(f"step_size must be a number in [0, 1] (pixel units); got {step_size}")
     if not math.isfinite(epsilon) or epsilon < 0:
         raise ValueError(f"epsilon (L-infinity radius) must be a finite number >= 0; got {epsilon}")
 
@@ -213,7 +219,8 @@ def pgd_trajectory(
     Yields:
         ``(x_k, z_k)``, both detached.
     """
-    _check_pgd_params(n_levels - 1, step_size, epsilon)
+    check_pgd_params(n_levels - 1, step_size, epsilon)
+    check_images(x)
     x = x.detach()
     x_adv = x.clone()
     for k in range(n_levels):
@@ -243,7 +250,8 @@ def pgd_attack(
     Same update and projection as :func:`pgd_trajectory`; used as its ground truth and
     in the benchmark. Returns the adversarial images ``(B, C, H, W)``, detached.
     """
-    _check_pgd_params(n_steps, step_size, epsilon)
+    check_pgd_params(n_steps, step_size, epsilon)
+    check_images(x)
     x = x.detach()
     x_adv = x.clone()
     for _ in range(int(n_steps)):
