@@ -15,6 +15,8 @@ RMQM and SynBench, which also need no downstream labels.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rmqm.probes import as_features
@@ -63,6 +65,10 @@ def alpha_req(z, fit_range: tuple[int, int] | None = None, rtol: float = 1e-10) 
         fit_range: ranks to fit, e.g. ``(1, 64)``.
         rtol: eigenvalues below ``rtol * lambda_1`` are numerically zero and left out.
     """
+    if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.integer, np.floating)):
+        raise TypeError(f"rtol must be a number; got {type(rtol).__name__}")
+    if not (math.isfinite(rtol) and rtol >= 0):
+        raise ValueError(f"rtol must be finite and >= 0 (a relative eigenvalue cut); got {rtol}")
     lam = eigenspectrum(z)
     ranks = np.arange(1, len(lam) + 1)
     keep = lam > rtol * lam[0] if lam[0] > 0 else np.zeros_like(lam, dtype=bool)

@@ -122,9 +122,26 @@ def embed_dataset(
     """Embeddings ``(N, d)`` (on CPU) of ``[0, 1]`` images ``(N, C, H, W)``, in batches.
 
     ``encoder`` is put in eval mode when it is a module.
+
+    Raises:
+        TypeError: ``images`` is not a floating tensor of the encoder's dtype (its first
+            floating parameter's dtype; float32 for a function or a parameter-free module).
+        ValueError: ``images`` not 4-D or empty, or ``batch_size`` not a positive integer.
     """
     from rmqm.models import check_embeddings
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor (N, C, H, W); got {type(images).__name__}")
+    if images.ndim != 4 or images.numel() == 0:
+        raise ValueError(f"images must be a non-empty (N, C, H, W) tensor; got shape {tuple(images.shape)}")
+    expected = _encoder_dtype(encoder)
+    if images.dtype != expected:
+        raise TypeError(
+            f"images have dtype {images.dtype} but the encoder computes in {expected}; convert them first, "
+            f"e.g. images.to({expected})"
+        )
     if isinstance(encoder, torch.nn.Module):
         encoder.eval()
     out = []
@@ -132,6 +149,15 @@ def embed_dataset(
         x = images[i:i + batch_size].to(device)
         out.append(check_embeddings(encoder(x), len(x)).float().cpu())
     return torch.cat(out)
+
+
+def _encoder_dtype(encoder: Callable[[torch.Tensor], torch.Tensor]) -> torch.dtype:
+    """dtype of the first floating parameter of a module; float32 otherwise."""
+    if isinstance(encoder, torch.nn.Module):
+        for parameter in encoder.parameters():
+            if parameter.is_floating_point():
+                return parameter.dtype
+    return torch.float32
 
 
 def evaluate_probes(

@@ -97,6 +97,12 @@ class RobustLinearProbe(ClassifierMixin, BaseEstimator):
             return self.classes_[(scores > 0).astype(int)]
         return self.classes_[np.argmax(scores, axis=1)]
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on features ``X`` ``(n, d)`` and labels ``y`` ``(n,)`` (checked first)."""
+        h = self._features(X)
+        _check_labels(y, h.shape[0])
+        return super().score(h, y, sample_weight=sample_weight)
+
     def certified_radius(self, X: Any) -> np.ndarray:
         """``(n,)`` Euclidean distance from each point to the nearest change of prediction.
 
@@ -148,6 +154,8 @@ def evaluate_robust_probe(
     Returns:
         one row per epsilon: ``epsilon, accuracy, mean_certified_margin`` (test set).
     """
+    test_h = _check_features(test_features, "test features")
+    _check_labels(test_labels, test_h.shape[0])  # fail before fitting, with a named error
     rows = []
     for eps in _check_epsilons(epsilons):
         probe = RobustLinearProbe(epsilon=eps, **probe_options).fit(train_features, train_labels)

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -74,6 +74,8 @@ DEFAULT_S_VALUES: np.ndarray = np.round(np.arange(1, 50) * 0.1, 10)
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.99)
 #: Threshold-accuracy grid ``a_t`` of the reference curves.
 ACCURACY_GRID: np.ndarray = np.linspace(0.6, 1.0, 100)
+#: Smallest positive robustness budget: below it ``epsilon ||mu||`` leaves double precision.
+MIN_POSITIVE_EPSILON: float = 1e-150
 
 
 # --------------------------------------------------------------------------- sampling
@@ -296,7 +298,8 @@ def solve_robust_qcqp(mu: Any, eigenvalues: Any, epsilon: float) -> QCQPSolution
     Args:
         mu: ``(k,)`` half mean difference.
         eigenvalues: ``(k,)`` positive diagonal of ``D``.
-        epsilon: robustness budget relative to ``||mu||``, in ``[0, 1)``.
+        epsilon: robustness budget relative to ``||mu||``: 0 or in
+            ``[MIN_POSITIVE_EPSILON, 1)`` (a smaller positive budget raises).
     """
     mu = np.asarray(mu, dtype=np.float64)
     dvals = np.asarray(eigenvalues, dtype=np.float64)
@@ -307,21 +310,26 @@ def solve_robust_qcqp(mu: Any, eigenvalues: Any, epsilon: float) -> QCQPSolution
     if not (dvals > 0).all():
         raise ValueError("eigenvalues must be positive (apply the eigenvalue cut first)")
     epsilon = _check_epsilon(epsilon)
-    norm_mu = float(np.linalg.norm(mu))
-    if epsilon == 0.0 or norm_mu == 0.0:
+    largest = float(np.abs(mu).max())
+    if epsilon == 0.0 or largest == 0.0:
         weight = mu / dvals
         return QCQPSolution(np.zeros_like(mu), weight, math.inf, 0.0, float(mu @ weight))
 
+    # Everything in log space: ||z(gamma)|| / ||mu|| can lie far below the smallest double
+    # (tiny epsilon, widely spread eigenvalues) although its logarithm is harmless.
     target = math.log(epsilon)
-    scaled = mu / norm_mu
+    nonzero = mu != 0
+    scaled = mu[nonzero] / largest
+    log_share = np.log(np.abs(scaled)) - math.log(float(np.linalg.norm(scaled)))  # log |mu_i| / ||mu||
+    log_d = np.log(dvals[nonzero])
 
     def secular(log_gamma: float) -> float:
-        shrink = 1.0 / (1.0 + dvals * math.exp(-log_gamma))  # gamma / (gamma + d_i)
-        return 0.5 * math.log(float(np.sum((scaled * shrink) ** 2))) - target
+        log_shrink = -np.logaddexp(0.0, log_d - log_gamma)  # log gamma / (gamma + d_i)
+        return 0.5 * float(special.logsumexp(2.0 * (log_share + log_shrink))) - target
 
-    ratio = epsilon / (1.0 - epsilon)
-    lo = math.log(ratio * dvals.min()) - 1e-9
-    hi = math.log(ratio * dvals.max()) + 1e-9
+    log_ratio = target - math.log1p(-epsilon)
+    lo = log_ratio + math.log(dvals.min()) - 1e-9
+    hi = log_ratio + math.log(dvals.max()) + 1e-9
     f_lo, f_hi = secular(lo), secular(hi)
     if f_lo >= 0:
         log_gamma = lo
@@ -333,7 +341,8 @@ def solve_robust_qcqp(mu: Any, eigenvalues: Any, epsilon: float) -> QCQPSolution
     weight = mu / (dvals + gamma)  # = D^-1 (mu - z), computed without cancellation
     z = mu * gamma / (dvals + gamma)
     residual = mu - z
-    return QCQPSolution(z, weight, 1.0 / gamma, gamma, float(residual @ (residual / dvals)))
+    multiplier = 1.0 / gamma if gamma > 0 else math.inf
+    return QCQPSolution(z, weight, multiplier, gamma, float(residual @ (residual / dvals)))
 
 
 @dataclass(frozen=True)
@@ -398,8 +407,12 @@ def accuracy_and_bound(rule: LinearRule, features: Any, positive: Any) -> tuple[
 # ---------------------------------------------------------------------- curves, score
 def accuracy_grid(thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> np.ndarray:
     """The reference grid ``linspace(0.6, 1, 100)`` of ``a_t``, extended downwards with
-    the same spacing when a threshold lies below 0.6 (scores at ``t >= 0.6`` unchanged)."""
-    t_min = float(np.min(thresholds))
+    the same spacing when a threshold lies below 0.6 (scores at ``t >= 0.6`` unchanged).
+
+    Args:
+        thresholds: non-empty threshold accuracies in ``(0.5, 1)``.
+    """
+    t_min = float(_check_thresholds(thresholds).min())
     step = ACCURACY_GRID[1] - ACCURACY_GRID[0]
     extra = max(0, math.ceil((ACCURACY_GRID[0] - t_min) / step - 1e-9))
     return ACCURACY_GRID[0] + step * np.arange(-extra, ACCURACY_GRID.size)
@@ -421,6 +434,12 @@ def expected_bound_curve(accuracy: Any, bound: Any, grid: Any = ACCURACY_GRID) -
     grid = np.asarray(grid, dtype=np.float64)
     if acc.shape != bnd.shape or acc.ndim == 0:
         raise ValueError(f"accuracy and bound must have the same shape (..., S); got {acc.shape} and {bnd.shape}")
+    if acc.size == 0:
+        raise ValueError(f"accuracy and bound must not be empty; got shape {acc.shape}")
+    if not (np.isfinite(acc).all() and np.isfinite(bnd).all()):
+        raise ValueError("accuracy and bound must be finite (no NaN or inf)")
+    if grid.ndim != 1 or grid.size == 0 or not np.isfinite(grid).all():
+        raise ValueError(f"grid must be a non-empty 1-D array of finite accuracies; got shape {grid.shape}")
     above = acc[..., None, :] > grid[:, None]
     return (bnd[..., None, :] * above).mean(axis=-1)
 
@@ -816,6 +835,11 @@ def _check_epsilon(epsilon: float) -> float:
     epsilon = float(epsilon)
     if not math.isfinite(epsilon) or epsilon < 0:
         raise ValueError(f"epsilon must be >= 0; got {epsilon}")
+    if 0 < epsilon < MIN_POSITIVE_EPSILON:
+        raise ValueError(
+            f"epsilon must be 0 or at least {MIN_POSITIVE_EPSILON:g}; got {epsilon:g}: a smaller budget "
+            f"underflows double precision (and gives LDA to machine precision: use epsilon=0)"
+        )
     if epsilon >= 1:
         raise ValueError(
             f"epsilon must be < 1; got {epsilon}: a budget of ||mu|| or more covers the class "
