@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from rmqm.probes import as_features
 from rmqm.synbench import (
     LinearRule,
     _check_epsilon,
     _check_epsilons,
-    _check_features,
     class_statistics,
     robust_linear_rule,
 )
@@ -66,7 +66,7 @@ class RobustLinearProbe(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> "RobustLinearProbe":
         """Fit on features ``X`` ``(n, d)`` and labels ``y`` ``(n,)`` (any hashable labels)."""
         epsilon = _check_epsilon(self.epsilon)
-        h = _check_features(X, "features")
+        h = as_features(X, "features")
         labels = _check_labels(y, h.shape[0])
         classes = np.unique(labels)
         if classes.size < 2:
@@ -135,7 +135,7 @@ class RobustLinearProbe(ClassifierMixin, BaseEstimator):
     def _features(self, X: Any) -> np.ndarray:
         if not hasattr(self, "coef_"):
             raise ValueError("this RobustLinearProbe is not fitted yet; call fit(features, labels) first")
-        h = _check_features(X, "features")
+        h = as_features(X, "features")
         if h.shape[1] != self.n_features_in_:
             raise ValueError(f"features have dimension {h.shape[1]}; the probe was fitted on {self.n_features_in_}")
         return h
@@ -154,7 +154,7 @@ def evaluate_robust_probe(
     Returns:
         one row per epsilon: ``epsilon, accuracy, mean_certified_margin`` (test set).
     """
-    test_h = _check_features(test_features, "test features")
+    test_h = as_features(test_features, "test features")
     _check_labels(test_labels, test_h.shape[0])  # fail before fitting, with a named error
     rows = []
     for eps in _check_epsilons(epsilons):

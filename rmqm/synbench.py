@@ -42,6 +42,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rmqm.models import check_embeddings
+from rmqm.probes import as_features
 
 __all__ = [
     "DEFAULT_S_VALUES",
@@ -227,7 +228,7 @@ def class_statistics(
         ValueError: wrong shapes, NaN/inf, a class with fewer than 2 samples, too few
             samples for the dimension, or features with zero variance.
     """
-    h = _check_features(features, "features")
+    h = as_features(features, "features")
     pos = _check_binary_labels(positive, h.shape[0])
     n, d = h.shape
     n_pos = int(pos.sum())
@@ -363,7 +364,7 @@ class LinearRule:
 
     def margin(self, features: Any) -> np.ndarray:
         """``(n,)`` margins ``(h - center) . W``."""
-        h = _check_features(features, "features")
+        h = as_features(features, "features")
         if h.shape[1] != self.weight.shape[0]:
             raise ValueError(f"features have dimension {h.shape[1]}; the rule was fitted on {self.weight.shape[0]}")
         return (h - self.center) @ self.weight
@@ -396,7 +397,7 @@ def accuracy_and_bound(rule: LinearRule, features: Any, positive: Any) -> tuple[
     256; the plain mean is the estimator of the same expectation without the batching
     artefact). It is 0 when no point is correct.
     """
-    h = _check_features(features, "features")
+    h = as_features(features, "features")
     pos = _check_binary_labels(positive, h.shape[0])
     correct, radius = _correct_and_radius(rule, h, pos)
     n_correct = int(correct.sum())
@@ -803,17 +804,6 @@ def _check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     if len(shape) != 3 or min(shape) < 1 or any(int(v) != v for v in input_shape):
         raise ValueError(f"input_shape must be (C, H, W) with positive integers; got {tuple(input_shape)}")
     return shape
-
-
-def _check_features(features: Any, name: str) -> np.ndarray:
-    if isinstance(features, torch.Tensor):
-        features = features.detach().cpu().numpy()
-    h = np.asarray(features, dtype=np.float64)
-    if h.ndim != 2 or h.shape[0] == 0 or h.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty (n, dim) array; got shape {h.shape}")
-    if not np.isfinite(h).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    return h
 
 
 def _check_binary_labels(positive: Any, n: int) -> np.ndarray:
