@@ -27,10 +27,12 @@ Caltech-101; the offline default Fashion-MNIST -> digits, faces, textures).
 from __future__ import annotations
 
 import gzip
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -56,6 +58,9 @@ __all__ = [
     "transfer_tasks",
     "read_idx",
     "fashion_mnist_available",
+    "check_real",
+    "check_int",
+    "check_image_batch",
 ]
 
 #: Where the Fashion-MNIST idx files are looked for, in order (``RMQM_FASHION_MNIST``
@@ -90,10 +95,72 @@ class FashionMNISTNotFoundError(DatasetNotFoundError):
     """Raised when the Fashion-MNIST files are missing; the message says how to get them."""
 
 
+# --------------------------------------------------------------------------- validators
+# Small checks shared by the public entry points of data, pretrain and zoo.
+
+
+def check_real(
+    value: Any, name: str, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False
+) -> float:
+    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    Raises:
+        TypeError: ``value`` is not a real number (bools are refused).
+        ValueError: ``value`` is NaN, infinite or out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number; got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value}")
+    if value < low or (low_open and value == low) or value > high:
+        if high == math.inf:
+            bound = {(0.0, True): "positive", (0.0, False): "non-negative"}.get(
+                (low, low_open), f"{'>' if low_open else '>='} {low:g}")
+        else:
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{name} must be {bound}; got {value:g}")
+    return value
+
+
+def check_int(value: Any, name: str, *, low: int | None = None) -> int:
+    """``value`` as an int (``>= low`` when given); bools and floats are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {type(value).__name__}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value}")
+    return int(value)
+
+
+def check_image_batch(images: Any, name: str = "images") -> torch.Tensor:
+    """Raise unless ``images`` is a non-empty float32/float64 ``(B, C, H, W)`` tensor of finite
+    pixels in ``[0, 1]``; returns it unchanged."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W); got {type(images).__name__}")
+    if images.ndim != 4:
+        raise ValueError(f"{name} must be (B, C, H, W); got shape {tuple(images.shape)}")
+    if images.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{name} must be float32 or float64 with pixels in [0, 1]; got {images.dtype}")
+    if images.numel() == 0:
+        raise ValueError(f"{name} are empty: shape {tuple(images.shape)} has a dimension of size 0")
+    lo, hi = torch.aminmax(images.detach())
+    lo, hi = float(lo), float(hi)
+    if not (math.isfinite(lo) and math.isfinite(hi)) or not torch.isfinite(images).all():
+        raise ValueError(f"{name} contain NaN or inf values")
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"{name} must have pixels in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]")
+    return images
+
+
+def _check_side(size: Any, name: str = "size") -> int:
+    return check_int(size, name, low=1)
+
+
 def _subsample_indices(labels: np.ndarray, n: int, seed: int, stratified: bool = True) -> np.ndarray:
     """Sorted indices of a seeded (stratified where possible) subset of ``n`` of ``labels``."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of points; got {n}")
+    check_int(seed, "seed", low=0)
     rng = np.random.default_rng(seed)
     if stratified:
         from sklearn.model_selection import train_test_split
@@ -130,8 +197,13 @@ class ImageDataset:
     std: tuple[float, ...] = field(default=(0.5,))
 
     def __post_init__(self) -> None:
-        if self.images.ndim != 4:
-            raise ValueError(f"images must be (N, C, H, W); got shape {tuple(self.images.shape)}")
+        check_image_batch(self.images)
+        if not isinstance(self.labels, torch.Tensor):
+            raise TypeError(f"labels must be a torch.Tensor of shape (N,); got {type(self.labels).__name__}")
+        if self.labels.is_floating_point() or self.labels.is_complex() or self.labels.dtype == torch.bool:
+            raise TypeError(f"labels must be an integer tensor of class indices; got {self.labels.dtype}")
+        if self.labels.numel() and int(self.labels.min()) < 0:
+            raise ValueError(f"labels must be class indices >= 0; got {int(self.labels.min())}")
         if self.labels.ndim != 1 or self.labels.shape[0] != self.images.shape[0]:
             raise ValueError(
                 f"labels must be (N,) with N = {self.images.shape[0]}; got {tuple(self.labels.shape)}"
@@ -162,13 +234,19 @@ class ImageDataset:
 
         With ``stratified=True`` the class proportions are kept (up to rounding).
         """
+        check_int(seed, "seed", low=0)
         if n is None or n >= len(self):
             return self
         return self.subset(_subsample_indices(self.labels.numpy(), n, seed, stratified))
 
     def resized(self, size: int | tuple[int, int]) -> "ImageDataset":
         """The same images resized (bilinear, antialiased) to ``size``; values stay in [0, 1]."""
-        hw = (size, size) if isinstance(size, int) else tuple(size)
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            hw = (_check_side(size), _check_side(size))
+        elif isinstance(size, (tuple, list)) and len(size) == 2:
+            hw = (_check_side(size[0], "height"), _check_side(size[1], "width"))
+        else:
+            raise TypeError(f"size must be a positive int or a (height, width) pair; got {size!r}")
         if tuple(self.images.shape[2:]) == hw:
             return self
         x = F.interpolate(self.images, size=hw, mode="bilinear", align_corners=False, antialias=True)
@@ -176,8 +254,20 @@ class ImageDataset:
 
     def split(self, test_fraction: float = 0.5, seed: int = 0) -> tuple["ImageDataset", "ImageDataset"]:
         """A seeded, stratified (train, test) split."""
-        if not 0.0 < test_fraction < 1.0:
-            raise ValueError(f"test_fraction must lie in (0, 1); got {test_fraction}")
+        test_fraction = check_real(test_fraction, "test_fraction", low=0.0, high=1.0, low_open=True)
+        if test_fraction == 1.0:
+            raise ValueError("test_fraction must lie in (0, 1); got 1")
+        check_int(seed, "seed", low=0)
+        # sklearn's rules for a stratified split, checked here to name the problem
+        counts = torch.bincount(self.labels)
+        counts = counts[counts > 0]
+        n_test = math.ceil(len(self) * test_fraction)
+        if int(counts.min()) < 2:
+            raise ValueError(f"cannot split {self.name!r} stratified: a class has a single member "
+                             f"(class sizes {counts.tolist()})")
+        if not len(counts) <= n_test <= len(self) - len(counts):
+            raise ValueError(f"cannot split {len(self)} points of {len(counts)} classes with test_fraction "
+                             f"{test_fraction:g}: both parts need at least one point per class")
         from sklearn.model_selection import train_test_split
 
         tr, te = train_test_split(
@@ -287,6 +377,8 @@ def load_digits(
 
     if split not in ("all", "train", "test"):
         raise ValueError(f"split must be 'all', 'train' or 'test'; got {split!r}")
+    size = _check_side(size)
+    check_int(seed, "seed", low=0)
     bunch = sk_digits()
     x = torch.from_numpy(bunch.images.astype(np.float32) / 16.0).unsqueeze(1)
     if size != 8:
@@ -323,6 +415,8 @@ def load_faces(split: str = "all", n: int | None = None, seed: int = 0, size: in
     """
     from skimage.data import lfw_subset
 
+    size = _check_side(size)
+    check_int(seed, "seed", low=0)
     arr = lfw_subset().astype(np.float32)  # (200, 25, 25) in [0, 1]; first 100 are faces
     x = torch.from_numpy(arr).unsqueeze(1)
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
@@ -348,8 +442,8 @@ def load_textures(
     import skimage.data
     from skimage.transform import downscale_local_mean
 
-    if downscale < 1 or size < 1:
-        raise ValueError(f"size and downscale must be positive; got {size} and {downscale}")
+    size, downscale = _check_side(size), check_int(downscale, "downscale", low=1)
+    check_int(seed, "seed", low=0)
     patches, labels = [], []
     for label, name in enumerate(TEXTURE_IMAGES):
         img = getattr(skimage.data, name)().astype(np.float32) / 255.0
@@ -476,6 +570,8 @@ def load_omniglot(
     """
     import torchvision.datasets as tvd
 
+    size = _check_side(size)
+
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     tv = _torchvision_dataset(
@@ -502,6 +598,8 @@ def load_caltech101(
         DatasetNotFoundError: the files are missing and ``download`` is False.
     """
     import torchvision.datasets as tvd
+
+    size = _check_side(size)
 
     if split not in ("all", "train", "test"):
         raise ValueError(f"split must be 'all', 'train' or 'test'; got {split!r}")

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rmqm.data import ImageDataset
+from rmqm.data import ImageDataset, check_image_batch, check_real
 
 __all__ = [
     "METHODS",
@@ -80,20 +80,24 @@ def augment(
     operations are differentiable in ``images``.
 
     Args:
-        images: ``(B, C, H, W)`` pixels in ``[0, 1]``.
+        images: ``(B, C, H, W)`` float32/float64 pixels in ``[0, 1]``, ``B >= 1``.
         generator: source of randomness (its device is used to draw the random numbers).
+        crop_scale: ``0 < lo <= hi <= 1``; ``max_rotation_deg`` in ``[0, 180]``;
+            ``jitter`` in ``[0, 1]``; ``noise_std >= 0`` (pixel units).
 
     Returns:
         ``(B, C, H, W)`` tensor in ``[0, 1]`` on ``images``' device.
     """
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"images must be a (B, C, H, W) tensor; got {shape}")
+    check_image_batch(images)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
-    lo, hi = crop_scale
-    if not 0.0 < lo <= hi <= 1.0:
-        raise ValueError(f"crop_scale must satisfy 0 < lo <= hi <= 1; got {crop_scale}")
+    if not isinstance(crop_scale, (tuple, list)) or len(crop_scale) != 2:
+        raise TypeError(f"crop_scale must be a (lo, hi) pair; got {crop_scale!r}")
+    lo = check_real(crop_scale[0], "crop_scale[0]", low=0.0, high=1.0, low_open=True)
+    hi = check_real(crop_scale[1], "crop_scale[1]", low=lo, high=1.0)
+    max_rotation_deg = check_real(max_rotation_deg, "max_rotation_deg", low=0.0, high=180.0)
+    jitter = check_real(jitter, "jitter", low=0.0, high=1.0)  # > 1 could invert the contrast
+    noise_std = check_real(noise_std, "noise_std", low=0.0)
     b = images.shape[0]
     gdev = generator.device
 
@@ -125,8 +129,22 @@ def augment(
 # --------------------------------------------------------------------------- losses
 
 
+def _check_embeddings(z: torch.Tensor, name: str) -> None:
+    """Raise unless ``z`` is a finite floating-point ``(B, d)`` tensor with ``d >= 1``."""
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, d); got {type(z).__name__}")
+    if z.ndim != 2 or z.shape[1] < 1:
+        raise ValueError(f"{name} must be a (B, d) tensor with d >= 1; got shape {tuple(z.shape)}")
+    if not z.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor; got {z.dtype}")
+    if not torch.isfinite(z.detach()).all():
+        raise ValueError(f"{name} contain NaN or inf values")
+
+
 def _check_pair(z1: torch.Tensor, z2: torch.Tensor) -> None:
-    if z1.ndim != 2 or z1.shape != z2.shape:
+    _check_embeddings(z1, "z1")
+    _check_embeddings(z2, "z2")
+    if z1.shape != z2.shape:
         raise ValueError(f"views must be two (B, d) tensors of equal shape; got {tuple(z1.shape)} and {tuple(z2.shape)}")
     if z1.shape[0] < 2:
         raise ValueError(f"need a batch of at least 2 points; got {z1.shape[0]}")
@@ -145,8 +163,7 @@ def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07) 
         temperature: ``tau > 0``.
     """
     _check_pair(z1, z2)
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive; got {temperature}")
+    check_real(temperature, "temperature", low=0.0, low_open=True)
     b = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = z @ z.T / temperature
@@ -169,12 +186,14 @@ def semi_hard_triplet_loss(z: torch.Tensor, labels: torch.Tensor, margin: float 
         labels: ``(B,)`` integer labels.
         margin: the margin (0.5 in the reference).
     """
-    if z.ndim != 2 or labels.ndim != 1 or labels.shape[0] != z.shape[0]:
+    _check_embeddings(z, "z")
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor of shape (B,); got {type(labels).__name__}")
+    if labels.ndim != 1 or labels.shape[0] != z.shape[0]:
         raise ValueError(
             f"need z of shape (B, d) and labels of shape (B,); got {tuple(z.shape)} and {tuple(labels.shape)}"
         )
-    if margin < 0:
-        raise ValueError(f"margin must be non-negative; got {margin}")
+    margin = check_real(margin, "margin", low=0.0)
     zn = F.normalize(z, dim=1)
     # Euclidean distances on the sphere, from the Gram matrix (clamped for a safe sqrt).
     dist = (2 - 2 * zn @ zn.T).clamp_min(1e-12).sqrt()
@@ -219,8 +238,7 @@ def vicreg_loss(
 
 def make_optimizer(params, name: str = "adam", lr: float = 1e-3) -> torch.optim.Optimizer:
     """Adam, or SGD with Nesterov momentum 0.9 (the reference's two optimisers)."""
-    if lr <= 0:
-        raise ValueError(f"learning rate must be positive; got {lr}")
+    lr = check_real(lr, "learning rate lr", low=0.0, low_open=True)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
     if name == "sgd-nesterov":
@@ -323,10 +341,13 @@ def pretrain(
     from tqdm.auto import tqdm
 
     _check_method(method)
+    check_real(lr, "learning rate lr", low=0.0, low_open=True)
+    check_real(temperature, "temperature", low=0.0, low_open=True)
+    check_real(margin, "margin", low=0.0)
     if epochs < 0 or batch_size < 2:
         raise ValueError(f"need epochs >= 0 and batch_size >= 2; got {epochs} and {batch_size}")
-    if time_budget_s is not None and time_budget_s <= 0:
-        raise ValueError(f"time_budget_s must be positive or None; got {time_budget_s}")
+    if time_budget_s is not None:
+        check_real(time_budget_s, "time_budget_s (or None)", low=0.0, low_open=True)
     empty = pd.DataFrame({"step": [], "epoch": [], "loss": [], "elapsed_s": []})
     modules = [m for m in (encoder, head) if m is not None]
     for m in modules:

@@ -103,7 +103,8 @@ def load_profile(name: str | os.PathLike, profiles_dir: str | os.PathLike = "pro
 
     Raises:
         FileNotFoundError: no such profile (the message lists the available ones).
-        ValueError: the file is not a mapping with ``parameters``/``notebooks`` mappings.
+        ValueError: the file is not valid YAML, or not a mapping with ``parameters``/``notebooks``
+            mappings.
     """
     path = Path(name)
     if path.suffix not in (".yaml", ".yml"):
@@ -111,7 +112,10 @@ def load_profile(name: str | os.PathLike, profiles_dir: str | os.PathLike = "pro
     if not path.is_file():
         found = sorted(p.stem for p in Path(profiles_dir).glob("*.yaml"))
         raise FileNotFoundError(f"profile {str(name)!r} not found at {path}; available profiles: {found}")
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a profile must be a YAML mapping; got {type(data).__name__}")
     unknown = set(data) - {"description", "parameters", "notebooks"}

@@ -29,7 +29,14 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rmqm.data import OFFLINE_DATASETS, ImageDataset, fashion_mnist_available, load_dataset, transfer_tasks
+from rmqm.data import (
+    OFFLINE_DATASETS,
+    ImageDataset,
+    check_real,
+    fashion_mnist_available,
+    load_dataset,
+    transfer_tasks,
+)
 from rmqm.models import ARCHITECTURES, Encoder, build_backbone
 from rmqm.pretrain import (
     HEAD_METHODS,
@@ -140,6 +147,11 @@ def model_config(
         raise ValueError(f"dim must be a positive integer; got {dim}")
     if n_train is not None and int(n_train) < 2:
         raise ValueError(f"n_train must be at least 2 (or None for all); got {n_train}")
+    lr = check_real(lr, "learning rate lr", low=0.0, low_open=True)
+    temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
+    margin = check_real(margin, "margin", low=0.0)
+    if time_budget_s is not None:
+        time_budget_s = check_real(time_budget_s, "time_budget_s (or None)", low=0.0, low_open=True)
     return {
         "data": str(data), "arch": arch, "width": int(width) if arch == "tiny" else None,
         "method": method, "dim": int(dim), "optimizer": optimizer, "lr": float(lr),
@@ -239,6 +251,19 @@ def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
     return path
 
 
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The payload of the zoo checkpoint at ``path``; ValueError naming the file otherwise."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an rmqm zoo checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch all raise their own types on garbage
+        raise ValueError(f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
+    return payload
+
+
 def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "results/zoo", device: str = "cpu") -> TrainedModel:
     """Load a checkpoint by file path, or by model name from ``zoo_dir``.
 
@@ -254,9 +279,7 @@ def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "re
         raise FileNotFoundError(
             f"no checkpoint {str(name_or_path)!r} (looked for {path}); zoo {str(zoo_dir)!r} holds {names[:20]}"
         )
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
+    payload = _read_checkpoint(path)
     config, info = payload["config"], payload["train_info"]
     encoder, head = build_model(config, info["in_channels"], info["n_classes"], info["mean"], info["std"])
     encoder.load_state_dict(payload["encoder_state"])
@@ -274,8 +297,11 @@ def list_models(zoo_dir: str | os.PathLike = "results/zoo") -> pd.DataFrame:
     """One row per checkpoint in ``zoo_dir``: name, its config fields and training info."""
     rows = []
     for p in sorted(Path(zoo_dir).glob("*.pt")):
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-        if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
+        try:
+            payload = _read_checkpoint(p)
+        except ValueError as err:
+            log.warning("skipping %s", err)
+        else:
             rows.append({"name": payload["name"], **payload["config"],
                          "train_time_s": payload["train_info"].get("train_time_s")})
     return pd.DataFrame(rows)
