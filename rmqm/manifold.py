@@ -88,8 +88,9 @@ def point_statistics(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
         total_b, spikes_a, spikes_b`` (``S``/``spikes`` are NaN where ``finite`` is
         False) and ``finite`` (all relative changes of both series are finite).
     """
-    a = np.asarray(a.cpu() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
-    b = np.asarray(b.cpu() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
+    # via float64 tensors: numpy has no bfloat16
+    a = np.asarray(a.detach().cpu().double() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
+    b = np.asarray(b.detach().cpu().double() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"a and b must both be (points, levels - 1); got {a.shape} and {b.shape}")
     if a.shape[1] < 2:

@@ -31,7 +31,8 @@ PROBES: tuple[str, ...] = ("1nn", "knn", "linear")
 def as_features(z, name: str = "embeddings") -> np.ndarray:
     """``z`` as a finite float64 ``(N, d)`` numpy array (raises ValueError otherwise)."""
     if isinstance(z, torch.Tensor):
-        z = z.detach().cpu().numpy()
+        z = z.detach().cpu()
+        z = (z.double() if z.is_floating_point() else z).numpy()  # numpy has no bfloat16
     z = np.asarray(z, dtype=np.float64)
     if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
         raise ValueError(f"{name} must be a non-empty (N, d) array; got shape {z.shape}")
