@@ -233,6 +233,15 @@ class _Recorder:
             ) from None
         self.bar.update(1)
 
+    def collect(self, config: dict[str, Any], future: Any) -> None:
+        """Record a finished (process-pool or Dask) future: its result, or its error."""
+        try:
+            outcome = future.result()
+        except Exception as err:  # noqa: BLE001 - on_error decides
+            self.error(config, err)
+            return
+        self.done(config, outcome)
+
     def error(self, config: dict[str, Any], err: BaseException) -> None:
         if self.on_error == "raise":
             raise _annotate(err, config)
@@ -269,13 +278,7 @@ def _run_process(todo, job_fn, threads, rec: _Recorder, max_workers: int) -> Non
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                config = pending.pop(fut)
-                try:
-                    outcome = fut.result()
-                except Exception as err:  # noqa: BLE001
-                    rec.error(config, err)
-                    continue
-                rec.done(config, outcome)
+                rec.collect(pending.pop(fut), fut)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -312,12 +315,7 @@ def _run_dask(todo, job_fn, threads, rec: _Recorder, scheduler_address, max_work
             pending[fut.key] = (fut, config)
         for fut in as_completed([f for f, _ in pending.values()]):
             _, config = pending.pop(fut.key)  # dropping the future lets the cluster free it
-            try:
-                outcome = fut.result()
-            except Exception as err:  # noqa: BLE001
-                rec.error(config, err)
-                continue
-            rec.done(config, outcome)
+            rec.collect(config, fut)
     finally:
         for fut, _ in pending.values():
             fut.cancel()
