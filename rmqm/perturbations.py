@@ -30,6 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rmqm.data import check_real
+from rmqm.pretrain import nt_xent_loss
+
 __all__ = [
     "AttackLoss",
     "ATTACK_LOSSES",
@@ -130,7 +133,9 @@ def make_attack_loss(
         z_clean: ``(B, d)`` embeddings of the clean batch (detached).
         normalize: compare L2-normalised embeddings (as the RMQM distances do).
         head: maps raw embeddings ``(B, d)`` to logits ``(B, n_classes)``.
-        temperature: NT-Xent temperature (reference 0.07).
+        temperature: NT-Xent temperature (reference 0.07); the loss is
+            :func:`rmqm.pretrain.nt_xent_loss` with ``reduction="none"``, so it returns
+            one value per point, and exactly 0 for a batch of one point (no negatives).
         generator: seeds the displacement loss's tie-break direction.
         anchor_shift: size of that direction (see below).
 
@@ -154,22 +159,11 @@ def make_attack_loss(
         return lambda z: F.cross_entropy(head(z), y, reduction="none")
     if z_view is None:
         raise ValueError("the nt-xent attack needs `z_view`, embeddings of a fixed augmented view")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0; got {temperature}")
-    view = F.normalize(z_view.detach(), dim=1)
-
-    def nt_xent(z: torch.Tensor) -> torch.Tensor:
-        # SimCLR's loss for each positive pair (z_i, view_i), both directions; negatives
-        # are the other 2B - 2 embeddings of the batch.
-        both = torch.cat([F.normalize(z, dim=1), view])
-        sim = both @ both.T / temperature
-        sim.fill_diagonal_(float("-inf"))
-        n = z.shape[0]
-        target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
-        per_anchor = F.cross_entropy(sim, target, reduction="none")
-        return 0.5 * (per_anchor[:n] + per_anchor[n:])
-
-    return nt_xent
+    check_real(temperature, "temperature", low=0.0, low_open=True)
+    view = z_view.detach()
+    # SimCLR's loss of each positive pair (z_i, view_i), both directions averaged; the
+    # negatives are the other 2B - 2 embeddings (none for B = 1: the loss is then 0).
+    return lambda z: nt_xent_loss(z, view, temperature, reduction="none")
 
 
 def check_pgd_params(n_steps: int, step_size: float, epsilon: float) -> None:

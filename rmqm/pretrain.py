@@ -36,6 +36,7 @@ __all__ = [
     "OPTIMIZERS",
     "PretrainResult",
     "augment",
+    "NT_XENT_REDUCTIONS",
     "nt_xent_loss",
     "semi_hard_triplet_loss",
     "vicreg_loss",
@@ -141,35 +142,63 @@ def _check_embeddings(z: torch.Tensor, name: str) -> None:
         raise ValueError(f"{name} contain NaN or inf values")
 
 
-def _check_pair(z1: torch.Tensor, z2: torch.Tensor) -> None:
+def _check_pair(z1: torch.Tensor, z2: torch.Tensor, min_batch: int = 2) -> None:
     _check_embeddings(z1, "z1")
     _check_embeddings(z2, "z2")
     if z1.shape != z2.shape:
         raise ValueError(f"views must be two (B, d) tensors of equal shape; got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if z1.shape[0] < 2:
-        raise ValueError(f"need a batch of at least 2 points; got {z1.shape[0]}")
+    if z1.shape[0] < min_batch:
+        raise ValueError(f"need a batch of at least {min_batch} point{'s' if min_batch > 1 else ''}; got {z1.shape[0]}")
 
 
-def nt_xent_loss(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
+#: Accepted ``reduction`` values of :func:`nt_xent_loss`.
+NT_XENT_REDUCTIONS: tuple[str, ...] = ("mean", "none", "sum")
+
+
+def nt_xent_loss(
+    z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.07, reduction: str = "mean"
+) -> torch.Tensor:
     """SimCLR's NT-Xent loss between two views (Chen et al. 2020, eq. 1).
 
     For the ``2B`` L2-normalised embeddings, each point's positive is the other view of the
     same image and the other ``2B - 2`` points are negatives:
     ``l_i = -log(exp(s_ip / tau) / sum_{k != i} exp(s_ik / tau))`` with cosine similarity
-    ``s``; the loss is the mean over all ``2B`` points.
+    ``s``. Pretraining minimises it (``"mean"``); the ``"nt-xent"`` PGD attack of
+    :func:`rmqm.perturbations.make_attack_loss` ascends the per-pair losses (``"none"``).
 
     Args:
-        z1, z2: ``(B, d)`` embeddings of the two views (row ``i`` of each is image ``i``).
+        z1, z2: ``(B, d)`` embeddings of the two views (row ``i`` of each is image ``i``),
+            ``B >= 1``.
         temperature: ``tau > 0``.
+        reduction: ``"mean"`` -- a scalar, the mean of ``l_i`` over all ``2B`` anchors
+            (SimCLR's training loss); ``"none"`` -- shape ``(B,)``, the loss of pair ``i``,
+            ``(l_i + l_{B+i}) / 2`` (its two anchors averaged), whose mean equals
+            ``"mean"`` up to float rounding; ``"sum"`` -- a scalar, the sum of ``"none"``
+            (``B`` times ``"mean"``).
+
+    A batch of one pair has no negatives: each anchor's softmax runs over its positive
+    alone, so every loss is exactly ``0`` with a zero gradient (nothing to contrast;
+    a PGD step on it does not move). Pretraining refuses ``batch_size < 2`` for this
+    reason; the attack's last batch may hold a single point.
+
+    Raises:
+        ValueError: unequal shapes, an empty batch, NaN/inf embeddings, ``temperature``
+            not positive and finite, or an unknown ``reduction``.
     """
-    _check_pair(z1, z2)
+    if reduction not in NT_XENT_REDUCTIONS:
+        raise ValueError(f"unknown reduction {reduction!r}; choose one of {list(NT_XENT_REDUCTIONS)}")
+    _check_pair(z1, z2, min_batch=1)
     check_real(temperature, "temperature", low=0.0, low_open=True)
     b = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)
     sim = z @ z.T / temperature
     sim = sim.masked_fill(torch.eye(2 * b, dtype=torch.bool, device=z.device), float("-inf"))
     targets = torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]).to(z.device)
-    return F.cross_entropy(sim, targets)
+    if reduction == "mean":
+        return F.cross_entropy(sim, targets)
+    per_anchor = F.cross_entropy(sim, targets, reduction="none")
+    per_pair = 0.5 * (per_anchor[:b] + per_anchor[b:])
+    return per_pair if reduction == "none" else per_pair.sum()
 
 
 def semi_hard_triplet_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 0.5) -> torch.Tensor:

@@ -107,6 +107,44 @@ def test_nt_xent_attack_loss_matches_the_textbook_formula():
     assert torch.allclose(loss, torch.stack(expected), atol=1e-5)
 
 
+def _previous_nt_xent_attack(z_view, temperature):
+    """The attack loss as it was written before it called ``pretrain.nt_xent_loss`` (bit for bit)."""
+    view = F.normalize(z_view.detach(), dim=1)
+
+    def nt_xent(z):
+        both = torch.cat([F.normalize(z, dim=1), view])
+        sim = both @ both.T / temperature
+        sim.fill_diagonal_(float("-inf"))
+        n = z.shape[0]
+        per_anchor = F.cross_entropy(sim, torch.cat([torch.arange(n, 2 * n), torch.arange(n)]), reduction="none")
+        return 0.5 * (per_anchor[:n] + per_anchor[n:])
+
+    return nt_xent
+
+
+@pytest.mark.parametrize("b, d, tau, dtype", [(1, 3, 0.07, torch.float32), (2, 1, 0.5, torch.float64),
+                                              (7, 5, 0.07, torch.float32), (33, 16, 1.0, torch.float64)])
+def test_nt_xent_attack_loss_and_gradient_are_unchanged(b, d, tau, dtype):
+    g = torch.Generator().manual_seed(b)
+    z, v = torch.randn(b, d, generator=g, dtype=dtype) * 3, torch.randn(b, d, generator=g, dtype=dtype)
+    z_old, z_new = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    old = _previous_nt_xent_attack(v, tau)(z_old)
+    new = make_attack_loss("nt-xent", z, z_view=v, temperature=tau)(z_new)
+    assert new.shape == (b,) and torch.equal(new, old)
+    assert torch.equal(torch.autograd.grad(new.sum(), z_new)[0], torch.autograd.grad(old.sum(), z_old)[0])
+
+
+def test_nt_xent_attack_on_a_single_point_is_zero_and_does_not_move():
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    x = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        z, v = enc(x), enc(x.flip(-1))
+    loss = make_attack_loss("nt-xent", z, z_view=v)
+    assert loss(z).tolist() == [0.0]  # no negatives: nothing to contrast
+    for x_k, _ in pgd_trajectory(enc, x, loss, 3, 1 / 255, 0.3):
+        assert torch.equal(x_k, x)  # zero gradient, sign(0) = 0
+
+
 @pytest.mark.parametrize(
     "x, error, match",
     [
@@ -143,3 +181,7 @@ def test_bad_schedule_parameters_raise():
         make_attack_loss("cross-entropy", torch.zeros(2, 3))
     with pytest.raises(ValueError, match="z_view"):
         make_attack_loss("nt-xent", torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        make_attack_loss("nt-xent", torch.zeros(2, 3), z_view=torch.ones(2, 3), temperature=0.0)
+    with pytest.raises(ValueError, match="temperature must be a finite number"):
+        make_attack_loss("nt-xent", torch.zeros(2, 3), z_view=torch.ones(2, 3), temperature=math.nan)

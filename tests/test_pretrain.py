@@ -54,10 +54,60 @@ def test_nt_xent_prefers_matching_views_and_ignores_scale():
 def test_nt_xent_rejects_bad_input():
     with pytest.raises(ValueError, match="equal shape"):
         nt_xent_loss(torch.randn(4, 3), torch.randn(5, 3))
-    with pytest.raises(ValueError, match="at least 2"):
-        nt_xent_loss(torch.randn(1, 3), torch.randn(1, 3))
+    with pytest.raises(ValueError, match="at least 1 point; got 0"):
+        nt_xent_loss(torch.randn(0, 3), torch.randn(0, 3))
     with pytest.raises(ValueError, match="temperature must be positive"):
         nt_xent_loss(torch.randn(4, 3), torch.randn(4, 3), temperature=0)
+    with pytest.raises(ValueError, match=r"unknown reduction 'avg'.*'mean', 'none', 'sum'"):
+        nt_xent_loss(torch.randn(4, 3), torch.randn(4, 3), reduction="avg")
+    with pytest.raises(ValueError, match="at least 2 points; got 1"):  # VICReg's variance needs two
+        vicreg_loss(torch.randn(1, 3), torch.randn(1, 3))
+
+
+def _textbook_nt_xent_anchors(z1, z2, tau):
+    """``l_k`` for each of the 2B anchors, written out with explicit sums (Chen et al. eq. 1)."""
+    b = len(z1)
+    u = torch.cat([z1, z2]) / torch.cat([z1, z2]).norm(dim=1, keepdim=True)
+    e = torch.exp(u @ u.T / tau)
+    return torch.stack([-torch.log(e[k, (k + b) % (2 * b)] / (e[k].sum() - e[k, k])) for k in range(2 * b)])
+
+
+def _previous_nt_xent_mean(z1, z2, tau):
+    """The pretraining loss as it was computed before ``reduction`` existed (kept bit for bit)."""
+    b = z1.shape[0]
+    z = torch.nn.functional.normalize(torch.cat([z1, z2]), dim=1)
+    sim = (z @ z.T / tau).masked_fill(torch.eye(2 * b, dtype=torch.bool), float("-inf"))
+    return torch.nn.functional.cross_entropy(sim, torch.cat([torch.arange(b, 2 * b), torch.arange(0, b)]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nt_xent_reductions_agree_with_the_textbook_and_with_each_other(dtype):
+    g = torch.Generator().manual_seed(3)
+    b, tau = 5, 0.3
+    z1, z2 = torch.randn(b, 4, generator=g, dtype=dtype), torch.randn(b, 4, generator=g, dtype=dtype) * 2
+    anchors = _textbook_nt_xent_anchors(z1, z2, tau)
+    mean = nt_xent_loss(z1, z2, tau)
+    per_pair = nt_xent_loss(z1, z2, tau, reduction="none")
+    total = nt_xent_loss(z1, z2, tau, reduction="sum")
+    assert mean.shape == () and total.shape == () and per_pair.shape == (b,)
+    assert torch.equal(mean, _previous_nt_xent_mean(z1, z2, tau))  # pretraining's value is unchanged
+    torch.testing.assert_close(mean, anchors.mean())
+    torch.testing.assert_close(per_pair, 0.5 * (anchors[:b] + anchors[b:]))  # pair i = anchors i and B + i
+    torch.testing.assert_close(per_pair.mean(), mean)
+    torch.testing.assert_close(total, per_pair.sum())
+    torch.testing.assert_close(total, b * mean)
+
+
+def test_nt_xent_of_a_single_pair_is_zero_with_zero_gradient():
+    # one pair has no negatives: each anchor's softmax runs over its positive alone
+    z1 = torch.randn(1, 3, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    z2 = torch.randn(1, 3, generator=torch.Generator().manual_seed(1))
+    per_pair = nt_xent_loss(z1, z2, 0.07, reduction="none")
+    assert per_pair.shape == (1,) and per_pair.item() == 0.0
+    for reduction in ("mean", "sum"):
+        assert nt_xent_loss(z1, z2, 0.07, reduction=reduction).item() == 0.0
+    (grad,) = torch.autograd.grad(per_pair.sum(), z1)
+    assert torch.equal(grad, torch.zeros_like(grad))
 
 
 # ---------------------------------------------------------------- semi-hard triplet
