@@ -15,8 +15,10 @@ It
    ``build/<profile>/notebooks/``, injecting only the parameters each notebook declares
    in its cell tagged ``parameters``;
 3. skips a notebook whose executed copy exists and whose cache key -- a hash of its
-   parameters, its source cells and the keys of the notebooks it depends on -- is the
-   one recorded in ``build/<profile>/study.json``; the manifest is rewritten after every
+   parameters, its source cells, the keys of the notebooks it depends on and the
+   source of the ``rmqm`` package (:func:`library_fingerprint`, so any change to
+   ``rmqm/*.py`` reruns everything) -- is the one recorded in
+   ``build/<profile>/study.json``; the manifest is rewritten after every
    finished notebook, so an interrupted or failed run loses nothing that finished;
 4. on a failing cell stops and reports the notebook, the cell and the error
    (:class:`NotebookFailed`);
@@ -58,6 +60,7 @@ __all__ = [
     "discover_notebooks",
     "execution_order",
     "notebook_parameters",
+    "library_fingerprint",
     "cache_key",
     "run_notebooks",
     "stage_book",
@@ -269,9 +272,46 @@ def _check_profile(profile: Profile, specs: Sequence[NotebookSpec]) -> None:
         )
 
 
-def cache_key(spec: NotebookSpec, parameters: Mapping[str, Any], upstream: Mapping[str, str]) -> str:
+def library_fingerprint(package_dir: str | os.PathLike | None = None) -> str:
+    """SHA-256 of a Python package's source: every ``*.py`` file under ``package_dir``.
+
+    Files are taken in the order of their paths relative to ``package_dir`` (POSIX form);
+    each contributes its relative path, its size and its bytes, so renaming a file or
+    moving code between files changes the fingerprint as well as editing it. Compiled
+    files (``__pycache__``) and data files are ignored.
+
+    Args:
+        package_dir: the package's folder; default the installed ``rmqm`` package (this
+            module's folder; the checkout itself for an editable install).
+
+    Raises:
+        FileNotFoundError: ``package_dir`` is not a folder or holds no ``*.py`` file.
+    """
+    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"package folder {folder} does not exist")
+    files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*.py") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no Python source (*.py) in package folder {folder}")
+    digest = hashlib.sha256()
+    for rel, path in files:
+        data = path.read_bytes()
+        digest.update(f"{rel}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def cache_key(
+    spec: NotebookSpec,
+    parameters: Mapping[str, Any],
+    upstream: Mapping[str, str],
+    *,
+    library: str | None = None,
+) -> str:
     """SHA-256 of the notebook's cells (type, source, tags), its parameters (minus the
-    :data:`RESERVED_PARAMETERS`) and the keys of the notebooks it depends on."""
+    :data:`RESERVED_PARAMETERS`), the keys of the notebooks it depends on and, when
+    given, ``library`` -- the :func:`library_fingerprint` of the code the notebook runs
+    (:func:`run_notebooks` always passes it; without it the key ignores the code)."""
     nb = _read_nb(spec.path)
     cells = [
         [c.get("cell_type"), "".join(c.get("source", "")), sorted(c.get("metadata", {}).get("tags", []))]
@@ -282,6 +322,8 @@ def cache_key(spec: NotebookSpec, parameters: Mapping[str, Any], upstream: Mappi
         "parameters": {k: v for k, v in parameters.items() if k not in RESERVED_PARAMETERS},
         "upstream": {d: upstream[d] for d in spec.depends_on},
     }
+    if library is not None:
+        payload["library"] = library
     blob = json.dumps(payload, sort_keys=True, default=repr).encode()
     return hashlib.sha256(blob).hexdigest()
 
@@ -404,7 +446,10 @@ def run_notebooks(
     """Execute the notebooks of ``notebooks_dir`` for ``profile`` into ``out_dir/notebooks``.
 
     A notebook whose output exists with the cache key recorded in ``out_dir/study.json``
-    is skipped (unless ``force``). The manifest is updated after each finished notebook.
+    is skipped (unless ``force``); the key includes the :func:`library_fingerprint` of
+    the installed ``rmqm`` (hashed once per call and recorded in the manifest as
+    ``library_fingerprint``), so a change to the library reruns every notebook. The
+    manifest is updated after each finished notebook.
 
     Returns:
         One :class:`NotebookRun` per notebook, in execution order.
@@ -427,8 +472,9 @@ def run_notebooks(
 
     manifest_path = out_dir / MANIFEST
     manifest = _load_manifest(manifest_path)
+    library = library_fingerprint()
     manifest.update(profile=profile.name, description=profile.description,
-                    shared_parameters=profile.parameters)
+                    shared_parameters=profile.parameters, library_fingerprint=library)
     keys: dict[str, str] = {}
     runs: list[NotebookRun] = []
     bar = tqdm(specs, desc=f"study [{profile.name}]", unit="notebook", disable=not progress)
@@ -436,7 +482,7 @@ def run_notebooks(
         params = notebook_parameters(spec, profile)
         reserved = {"results_dir": str(results_dir), "profile": profile.name}
         params.update({k: v for k, v in reserved.items() if k in spec.declared})
-        key = keys[spec.name] = cache_key(spec, params, keys)
+        key = keys[spec.name] = cache_key(spec, params, keys, library=library)
         output = nb_out / spec.path.name
         entry = manifest["notebooks"].get(spec.name, {})
         if not force and entry.get("key") == key and entry.get("status") == "ok" and output.is_file():
@@ -464,7 +510,7 @@ def run_notebooks(
         wall = time.perf_counter() - start
         _hide_parameter_cells(output)
         manifest["notebooks"][spec.name] = {
-            "key": key, "status": "ok", "wall_s": round(wall, 2), "parameters": params,
+            "key": key, "status": "ok", "wall_s": round(wall, 2), "parameters": params, "library": library,
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hardware": hardware_summary(),
         }
@@ -526,6 +572,8 @@ def run_info_markdown(manifest: Mapping[str, Any]) -> str:
         "",
         *[f"- {h}" for h in (hosts or [hardware_summary()])],
         "",
+        *([f"Source fingerprint of `rmqm` (SHA-256 of `rmqm/*.py`, part of every cache key): "
+           f"`{manifest['library_fingerprint'][:12]}`", ""] if manifest.get("library_fingerprint") else []),
         "### Profile parameters",
         "",
         _md_table(["parameter", "value"], [[f"`{k}`", f"`{json.dumps(v, default=repr)}`"]

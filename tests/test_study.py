@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -11,8 +12,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from rmqm import study
 from rmqm.study import (
-    NotebookFailed, NotebookSpec, Profile, apply_overrides, cache_key, execution_order, load_profile,
-    main, parse_overrides, run_info_markdown, run_notebooks,
+    NotebookFailed, NotebookSpec, Profile, apply_overrides, cache_key, execution_order, library_fingerprint,
+    load_profile, main, parse_overrides, run_info_markdown, run_notebooks,
 )
 
 pytest.importorskip("papermill")
@@ -111,6 +112,71 @@ def test_cache_key_depends_on_parameters_source_and_upstream(two_notebooks: Path
     nb.cells.append(new_code_cell("print('changed')"))
     nbformat.write(nb, a.path)
     assert cache_key(a, {"scale": 1}, {}) != k
+
+
+def test_library_fingerprint_follows_every_byte_of_the_package_source(tmp_path: Path):
+    installed = Path(study.__file__).resolve().parent
+    before = library_fingerprint(installed)
+    default = library_fingerprint()
+    assert default in (before, library_fingerprint(installed))  # the default is the installed rmqm
+    pkg = tmp_path / "rmqm"
+    shutil.copytree(installed, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    fp = library_fingerprint(pkg)
+    assert len(fp) == 64 and fp == library_fingerprint(pkg)
+
+    source = pkg / "study.py"
+    original = source.read_bytes()
+    source.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one flipped bit
+    assert library_fingerprint(pkg) != fp
+    source.write_bytes(original)
+    assert library_fingerprint(pkg) == fp
+
+    (pkg / "__pycache__").mkdir()
+    (pkg / "__pycache__" / "study.cpython-312.pyc").write_bytes(b"compiled")
+    (pkg / "notes.txt").write_text("not code")
+    assert library_fingerprint(pkg) == fp  # only *.py counts
+    (pkg / "extra.py").write_text("")
+    assert library_fingerprint(pkg) != fp  # a new (even empty) module counts
+    (pkg / "extra.py").unlink()
+    source.rename(pkg / "study2.py")
+    assert library_fingerprint(pkg) != fp  # so does a renamed one
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        library_fingerprint(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"no Python source \(\*\.py\)"):
+        library_fingerprint(tmp_path / "empty")
+
+
+def test_cache_key_includes_the_library_fingerprint_when_given(two_notebooks: Path):
+    a = next(s for s in study.discover_notebooks(two_notebooks) if s.name == "a_first")
+    plain = cache_key(a, {"scale": 1}, {})
+    assert plain == cache_key(a, {"scale": 1}, {}, library=None)
+    assert len({plain, cache_key(a, {"scale": 1}, {}, library="1"), cache_key(a, {"scale": 1}, {}, library="2")}) == 3
+
+
+def test_run_reruns_everything_when_the_library_changes(two_notebooks: Path, tmp_path: Path, monkeypatch):
+    out = tmp_path / "build"
+    prof = Profile("t", {"scale": 3})
+    calls = []
+
+    def run_with(fingerprint):
+        monkeypatch.setattr(study, "library_fingerprint", lambda *a: calls.append(a) or fingerprint)
+        runs = run_notebooks(prof, two_notebooks, out, progress=False, log=lambda s: None)
+        manifest = json.loads((out / "study.json").read_text())
+        return [r.status for r in runs], manifest
+
+    statuses, manifest = run_with("code-v1")
+    assert statuses == ["executed", "executed"] and manifest["library_fingerprint"] == "code-v1"
+    assert [manifest["notebooks"][n]["library"] for n in ("a_first", "b_second")] == ["code-v1", "code-v1"]
+    assert run_with("code-v1")[0] == ["cached", "cached"]
+    (out / "results" / "b.txt").write_text("stale")
+    statuses, manifest = run_with("code-v2")
+    assert statuses == ["executed", "executed"] and manifest["library_fingerprint"] == "code-v2"
+    assert (out / "results" / "b.txt").read_text() == "6"
+    assert run_with("code-v2")[0] == ["cached", "cached"]
+    assert len(calls) == 4  # hashed once per run, not once per notebook
+    assert "`code-v2`" in run_info_markdown(manifest)
 
 
 def test_run_caches_and_reruns_downstream_on_override(two_notebooks: Path, tmp_path: Path):
