@@ -1,5 +1,11 @@
-"""Analysis helpers of the study notebooks: cached tables, distance-curve bands and
-correlations with bootstrap confidence intervals.
+"""Analysis helpers of the study notebooks: cached tables, distance-curve bands,
+correlations with bootstrap confidence intervals, and summaries over training seeds.
+
+Every headline number of the book is computed once per seed (a seed fixes an encoder's
+initialisation and training data, the measured points and the noise draws) and reported as
+the mean over seeds with a Student-t confidence interval (:func:`t_interval`,
+:func:`rmqm.sweep.summarize_seeds`); a claim is *supported* only when that interval
+excludes the null value (:func:`interval_verdict`).
 
 These are the few pieces of the notebooks that are neither measurement (``rmqm.measure``,
 ``rmqm.synbench``) nor training (``rmqm.zoo``): summaries across a zoo of encoders.
@@ -25,6 +31,14 @@ __all__ = [
     "correlation",
     "bootstrap_correlations",
     "rank_agreement",
+    "check_bounds",
+    "t_interval",
+    "t_errorbar",
+    "per_seed",
+    "seed_correlations",
+    "family_contrast",
+    "interval_verdict",
+    "format_interval",
 ]
 
 #: Correlation coefficients :func:`bootstrap_correlations` reports.
@@ -261,3 +275,213 @@ def rank_agreement(x: Any, y: Any) -> dict[str, float]:
     rho, p_rho = correlation(x, y, "spearman")
     tau, p_tau = correlation(x, y, "kendall")
     return {"spearman": rho, "spearman_p": p_rho, "kendall": tau, "kendall_p": p_tau}
+
+
+# ------------------------------------------------------------------ summaries over seeds
+
+
+def _check_confidence(confidence: float) -> float:
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
+            or not 0.0 < float(confidence) < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
+    return float(confidence)
+
+
+def check_bounds(bounds: Any) -> tuple[float, float] | None:
+    """``None`` or a ``(low, high)`` pair of numbers with ``low < high`` (not NaN)."""
+    if bounds is None:
+        return None
+    try:
+        low, high = (float(b) for b in bounds)
+    except (TypeError, ValueError):
+        raise ValueError(f"bounds must be None or a (low, high) pair of numbers; got {bounds!r}") from None
+    if not low < high:
+        raise ValueError(f"bounds must be (low, high) with low < high; got {bounds!r}")
+    return low, high
+
+
+def t_interval(
+    values: Any, confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
+    """Mean of the finite ``values`` and its two-sided Student-t confidence interval.
+
+    ``mean -/+ t_{(1+c)/2, n-1} * s / sqrt(n)`` with ``s`` the sample standard deviation
+    (ddof 1) of the ``n`` finite values; non-finite values (an undefined coefficient of one
+    seed) are left out. ``bounds`` clips the interval to the quantity's range (e.g.
+    ``(-1, 1)`` for a correlation, ``(0, 1)`` for an accuracy): with few seeds the
+    symmetric interval can otherwise reach values the quantity cannot take.
+
+    Returns:
+        ``(mean, low, high)``; ``low = high = nan`` with fewer than 2 finite values and
+        ``mean = nan`` with none.
+    """
+    confidence = _check_confidence(confidence)
+    bounds = check_bounds(bounds)
+    x = pd.to_numeric(pd.Series(np.ravel(np.asarray(values, dtype=object))), errors="raise").to_numpy(dtype=float)
+    x = x[np.isfinite(x)]
+    n = x.size
+    if n == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(x.mean())
+    if n == 1:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        if not bounds[0] <= mean <= bounds[1]:
+            raise ValueError(f"the mean {mean} lies outside bounds {bounds!r}")
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, low, high
+
+
+def t_errorbar(
+    confidence: float = 0.95, bounds: tuple[float, float] | None = None
+) -> Callable[[Any], tuple[float, float]]:
+    """A seaborn ``errorbar=`` callable drawing :func:`t_interval` (no bar for one value)."""
+    confidence = _check_confidence(confidence)
+    bounds = check_bounds(bounds)  # fails now rather than inside a plot
+
+    def interval(values: Any) -> tuple[float, float]:
+        mean, low, high = t_interval(values, confidence, bounds)
+        return (mean, mean) if np.isnan(low) else (low, high)
+
+    return interval
+
+
+def per_seed(
+    table: pd.DataFrame, fn: Callable[[pd.DataFrame], Any], seed_column: str = "seed"
+) -> pd.DataFrame:
+    """Apply ``fn`` to the rows of each seed and stack the results with a seed column.
+
+    Args:
+        table: rows of several seeds (e.g. one row per encoder and seed).
+        fn: maps one seed's rows to a DataFrame, a dict (one row) or a scalar (column ``value``).
+        seed_column: the column holding the seed.
+
+    Returns:
+        ``seed_column`` followed by ``fn``'s columns, seeds in ascending order.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"table must be a pandas DataFrame; got {type(table).__name__}")
+    if seed_column not in table.columns:
+        raise ValueError(f"table has no seed column {seed_column!r}; it has {list(table.columns)}")
+    if table.empty:
+        raise ValueError("table is empty: there is no seed to summarise")
+    parts = []
+    for seed, rows in table.groupby(seed_column, sort=True):
+        out = fn(rows)
+        if isinstance(out, pd.DataFrame):
+            out = out.copy()
+        elif isinstance(out, Mapping):
+            out = pd.DataFrame([dict(out)])
+        else:
+            out = pd.DataFrame({"value": [out]})
+        if seed_column in out.columns:
+            out = out.drop(columns=seed_column)
+        out.insert(0, seed_column, seed)
+        parts.append(out)
+    return pd.concat(parts, ignore_index=True)
+
+
+def seed_correlations(
+    table: pd.DataFrame,
+    scores: Sequence[str],
+    targets: Sequence[str],
+    *,
+    methods: Sequence[str] = CORRELATIONS,
+    seed_column: str = "seed",
+) -> pd.DataFrame:
+    """Correlation of each score with each target across the encoders of each seed.
+
+    One coefficient per seed: the encoders trained (and measured) with seed ``s`` form one
+    replicate of the whole zoo, so the spread of the coefficient over seeds is the
+    run-to-run uncertainty of the study's answer. Summarise it with
+    :func:`rmqm.sweep.summarize_seeds` (``values="r", by=["score", "target", "method"]``).
+    Rows with a non-finite score or target are left out of that pair; fewer than 3 pairs
+    or a constant column give ``r = nan``.
+
+    Returns:
+        ``seed, score, target, method, n, r, p_value``.
+    """
+    for m in methods:
+        if m not in CORRELATIONS:
+            raise ValueError(f"unknown correlation {m!r}; choose one of {list(CORRELATIONS)}")
+    missing = [c for c in (*scores, *targets) if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
+
+    def one_seed(rows: pd.DataFrame) -> pd.DataFrame:
+        out = []
+        for score in scores:
+            for target in targets:
+                pair = rows[[score, target]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+                pair = pair[np.isfinite(pair).all(axis=1)]
+                for method in methods:
+                    r, p = correlation(pair[:, 0], pair[:, 1], method) if len(pair) >= 3 else (np.nan, np.nan)
+                    out.append({"score": score, "target": target, "method": method, "n": len(pair),
+                                "r": r, "p_value": p})
+        return pd.DataFrame(out)
+
+    return per_seed(table, one_seed, seed_column)
+
+
+def family_contrast(
+    table: pd.DataFrame,
+    values: str | Sequence[str],
+    by: Sequence[str],
+    first: str = "self-supervised",
+    second: str = "supervised",
+    *,
+    family_column: str = "family",
+    statistic: str = "median",
+) -> pd.DataFrame:
+    """Difference of a statistic of ``values`` between two families, per group.
+
+    For each group of ``by`` (e.g. perturbation, dim and seed), ``statistic`` (``"median"``
+    or ``"mean"``) of each value column over the rows of family ``first`` minus the same
+    over the rows of family ``second``. A group that lacks either family is left out.
+
+    Returns:
+        ``*by, <value>_<first>, <value>_<second>, <value>_diff`` for each value column.
+    """
+    values = [values] if isinstance(values, str) else list(values)
+    by = list(by)
+    if statistic not in ("median", "mean"):
+        raise ValueError(f"statistic must be 'median' or 'mean'; got {statistic!r}")
+    missing = [c for c in (*values, *by, family_column) if c not in table.columns]
+    if missing:
+        raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
+    sub = table[table[family_column].isin([first, second])]
+    stat = sub.groupby([*by, family_column])[values].agg(statistic).unstack(family_column)
+    out = pd.DataFrame(index=stat.index)
+    for v in values:
+        if (v, first) not in stat.columns or (v, second) not in stat.columns:
+            raise ValueError(f"table has no rows of family {first!r} or {second!r} to compare")
+        out[f"{v}_{first}"] = stat[(v, first)]
+        out[f"{v}_{second}"] = stat[(v, second)]
+        out[f"{v}_diff"] = stat[(v, first)] - stat[(v, second)]
+    return out.dropna().reset_index()
+
+
+def interval_verdict(low: float, high: float, null: float = 0.0) -> str:
+    """``"supported: positive"`` when the interval lies above ``null``, ``"contradicted:
+    negative"`` when below, ``"inconclusive"`` when it contains ``null``, and ``"no
+    interval"`` when it is undefined (fewer than two seeds)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "no interval"
+    if low > high:
+        raise ValueError(f"interval low {low} exceeds high {high}")
+    if low > null:
+        return "supported: positive"
+    if high < null:
+        return "contradicted: negative"
+    return "inconclusive"
+
+
+def format_interval(mean: float, low: float, high: float, digits: int = 2, signed: bool = True) -> str:
+    """``"+0.96 [+0.94, +0.98]"``; the bracket is left out when the interval is undefined."""
+    spec = f"{'+' if signed else ''}.{int(digits)}f"
+    text = format(mean, spec)
+    if np.isfinite(low) and np.isfinite(high):
+        text += f" [{format(low, spec)}, {format(high, spec)}]"
+    return text

@@ -604,6 +604,7 @@ def summarize_seeds(
     *,
     seed_column: str = "seed",
     confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """Mean over seeds with a Student-t confidence interval, per group.
 
@@ -613,12 +614,14 @@ def summarize_seeds(
         by: column(s) that define a group (everything that is not the seed).
         seed_column: the column holding the seed; each group must list a seed once.
         confidence: level of the two-sided interval, in (0, 1).
+        bounds: range the metric can take (e.g. ``(-1, 1)`` for a correlation); the
+            interval is clipped to it (see :func:`rmqm.analysis.t_interval`).
 
     Returns:
         One row per group and metric: ``*by, metric, n_seeds, mean, std`` (ddof 1),
         ``ci_low, ci_high`` (``mean -/+ t_{(1+c)/2, n-1} * std / sqrt(n)``; NaN for one seed).
     """
-    from scipy import stats
+    from rmqm.analysis import check_bounds, t_interval
 
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame; got {type(table).__name__}")
@@ -631,6 +634,7 @@ def summarize_seeds(
         raise ValueError(f"columns {missing} are not in the table; it has {list(table.columns)}")
     if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
         raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
+    bounds = check_bounds(bounds)
     keys = [*by, seed_column]
     duplicated = table.duplicated(subset=keys)
     if duplicated.any():
@@ -645,12 +649,10 @@ def summarize_seeds(
         for metric in values:
             x = pd.to_numeric(group[metric], errors="raise").to_numpy(dtype=float)
             x = x[np.isfinite(x)]
-            n = len(x)
-            mean = float(x.mean()) if n else float("nan")
-            std = float(x.std(ddof=1)) if n > 1 else float("nan")
-            half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
-            rows.append({**dict(zip(by, key)), "metric": metric, "n_seeds": n, "mean": mean, "std": std,
-                         "ci_low": mean - half, "ci_high": mean + half})
+            mean, low, high = t_interval(x, confidence, bounds)
+            std = float(x.std(ddof=1)) if len(x) > 1 else float("nan")
+            rows.append({**dict(zip(by, key)), "metric": metric, "n_seeds": len(x), "mean": mean, "std": std,
+                         "ci_low": low, "ci_high": high})
     columns = [*by, "metric", "n_seeds", "mean", "std", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=columns)
 

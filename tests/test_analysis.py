@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from rmqm.analysis import (
-    bootstrap_correlations, cached_table, correlation, level_bands, rank_agreement, relative_change_table,
+    bootstrap_correlations, cached_table, check_bounds, correlation, family_contrast, format_interval,
+    interval_verdict, level_bands, per_seed, rank_agreement, relative_change_table, seed_correlations,
+    t_errorbar, t_interval,
 )
 from rmqm.plots import plot_distance_bands, plot_score_scatter
 from rmqm.store import ResultsStore
@@ -142,3 +144,117 @@ def test_cached_rmqm_measures_once(tmp_path, monkeypatch):
         cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, perturbation="noise", n_levels=4, seed=1)
     with pytest.raises(ValueError, match="seed"):
         cached_rmqm(store, "tiny", encoder, data, {}, perturbation="noise")
+
+
+# ------------------------------------------------------------------ summaries over seeds
+
+
+def test_t_interval_matches_the_textbook_formula():
+    # mean 2, sample sd 1, n 3: half-width t_{0.975, 2} / sqrt(3) with t_{0.975, 2} = 4.302653
+    mean, low, high = t_interval([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0)
+    assert high - mean == pytest.approx(4.302653 / np.sqrt(3), rel=1e-6)
+    assert mean - low == pytest.approx(high - mean)
+    # a higher confidence widens it; a non-finite value is left out
+    assert np.diff(t_interval([1.0, 2.0, 3.0], 0.99)[1:])[0] > high - low
+    assert t_interval([1.0, np.nan, 2.0, 3.0, np.inf]) == pytest.approx((mean, low, high))
+
+
+def test_t_interval_degenerate_and_bounded_cases():
+    assert t_interval([5.0]) == (5.0, *(pytest.approx(np.nan, nan_ok=True),) * 2)
+    assert all(np.isnan(v) for v in t_interval([]))
+    assert t_interval([0.4, 0.4, 0.4]) == pytest.approx((0.4, 0.4, 0.4))  # no spread, no width
+    # a correlation near 1 over 3 seeds: the raw interval passes 1, the bounded one stops there
+    raw = t_interval([0.9, 0.99, 0.6])
+    bounded = t_interval([0.9, 0.99, 0.6], bounds=(-1, 1))
+    assert raw[2] > 1 and bounded[2] == 1.0 and bounded[:2] == pytest.approx(raw[:2])
+    with pytest.raises(ValueError, match="outside bounds"):
+        t_interval([2.0, 3.0], bounds=(0, 1))
+    with pytest.raises(ValueError, match="confidence"):
+        t_interval([1.0, 2.0], confidence=1.0)
+    with pytest.raises(ValueError, match="low < high"):
+        check_bounds((1, 1))
+    with pytest.raises(ValueError, match="pair of numbers"):
+        check_bounds("ab")
+    assert check_bounds(None) is None and check_bounds([0, np.inf]) == (0.0, np.inf)
+
+
+def test_t_errorbar_is_the_t_interval_for_seaborn():
+    bar = t_errorbar(0.9, bounds=(0, 1))
+    values = np.array([0.2, 0.5, 0.95])
+    assert bar(values) == pytest.approx(t_interval(values, 0.9, (0, 1))[1:])
+    assert bar(np.array([0.3])) == (0.3, 0.3)  # one seed: no whisker rather than NaN
+    with pytest.raises(ValueError, match="low < high"):
+        t_errorbar(bounds=(1, 0))
+
+
+def zoo_table(n_seeds: int = 3) -> pd.DataFrame:
+    """Four encoders per seed; accuracy = score + seed-dependent noise, so r is known per seed."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(n_seeds):
+        for k, family in enumerate(["supervised", "supervised", "self-supervised", "self-supervised"]):
+            score = float(k)
+            rows.append({"seed": seed, "encoder": f"e{k}", "family": family, "dim": 16, "score": score,
+                         "anti": -score, "acc": score + 0.1 * rng.standard_normal(), "step": 1.0 + k + seed})
+    return pd.DataFrame(rows)
+
+
+def test_per_seed_stacks_frames_dicts_and_scalars():
+    table = zoo_table()
+    scalar = per_seed(table, lambda rows: rows["score"].sum())
+    assert list(scalar.columns) == ["seed", "value"] and scalar["value"].tolist() == [6.0, 6.0, 6.0]
+    as_dict = per_seed(table, lambda rows: {"n": len(rows), "seed": -1})  # fn's own seed column is replaced
+    assert as_dict["seed"].tolist() == [0, 1, 2] and as_dict["n"].tolist() == [4, 4, 4]
+    frames = per_seed(table, lambda rows: rows[["encoder"]])
+    assert len(frames) == 12 and frames["seed"].tolist() == sorted(table["seed"])
+    with pytest.raises(ValueError, match="no seed column 'run'"):
+        per_seed(table, len, seed_column="run")
+    with pytest.raises(ValueError, match="empty"):
+        per_seed(table.iloc[:0], len)
+
+
+def test_seed_correlations_one_coefficient_per_seed():
+    table = zoo_table()
+    out = seed_correlations(table, ["score", "anti"], ["acc"], methods=("spearman", "pearson"))
+    assert len(out) == 3 * 2 * 2 and set(out["n"]) == {4}
+    spearman = out[out["method"] == "spearman"]
+    # accuracy is the score plus small noise: the ranks agree exactly in every seed
+    assert (spearman.loc[spearman["score"] == "score", "r"] == 1.0).all()
+    assert (spearman.loc[spearman["score"] == "anti", "r"] == -1.0).all()
+    for seed, rows in table.groupby("seed"):
+        r = out.query("seed == @seed and score == 'score' and method == 'pearson'")["r"].item()
+        assert r == pytest.approx(np.corrcoef(rows["score"], rows["acc"])[0, 1])
+    few = seed_correlations(table[table["encoder"].isin(["e0", "e1"])], ["score"], ["acc"])
+    assert few["r"].isna().all() and set(few["n"]) == {2}  # under 3 encoders: undefined, not an error
+    with pytest.raises(ValueError, match="unknown correlation 'cosine'"):
+        seed_correlations(table, ["score"], ["acc"], methods=("cosine",))
+    with pytest.raises(ValueError, match="lacks column"):
+        seed_correlations(table, ["nope"], ["acc"])
+
+
+def test_family_contrast_differences_of_medians():
+    table = zoo_table()
+    out = family_contrast(table, "step", by=["seed"])
+    # per seed: self-supervised steps 3+s, 4+s (median 3.5+s); supervised 1+s, 2+s (median 1.5+s)
+    assert out["step_diff"].tolist() == [2.0, 2.0, 2.0]
+    assert out["step_self-supervised"].tolist() == [3.5, 4.5, 5.5]
+    mean = family_contrast(table, ["step", "score"], by=["seed"], statistic="mean")
+    assert mean["score_diff"].tolist() == [2.0, 2.0, 2.0]
+    with pytest.raises(ValueError, match="no rows of family"):
+        family_contrast(table, "step", by=["seed"], second="random")
+    with pytest.raises(ValueError, match="statistic"):
+        family_contrast(table, "step", by=["seed"], statistic="mode")
+
+
+def test_interval_verdict_and_format():
+    assert interval_verdict(0.1, 0.5) == "supported: positive"
+    assert interval_verdict(-0.5, -0.1) == "contradicted: negative"
+    assert interval_verdict(-0.1, 0.5) == "inconclusive"
+    assert interval_verdict(0.5, 0.9, null=0.6) == "inconclusive"
+    assert interval_verdict(np.nan, np.nan) == "no interval"
+    with pytest.raises(ValueError, match="exceeds"):
+        interval_verdict(0.5, 0.1)
+    assert format_interval(0.96, 0.941, 0.984) == "+0.96 [+0.94, +0.98]"
+    assert format_interval(0.5, 0.25, 0.75, digits=1, signed=False) == "0.5 [0.2, 0.8]"
+    assert format_interval(0.5, np.nan, np.nan) == "+0.50"

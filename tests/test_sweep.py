@@ -378,3 +378,9 @@ def test_summarize_seeds_gives_the_t_interval():
         summarize_seeds(table, "nope", by="encoder")
     with pytest.raises(ValueError, match="confidence"):
         summarize_seeds(table, "score", by="encoder", confidence=1.0)
+    clipped = summarize_seeds(table[table["encoder"] == "a"], "score", by="encoder", confidence=0.9, bounds=(0, 3.5))
+    assert clipped["ci_high"].iloc[0] == 3.5 and clipped["ci_low"].iloc[0] == pytest.approx(2.0 - half)
+    with pytest.raises(ValueError, match="outside bounds"):
+        summarize_seeds(table, "score", by="encoder", bounds=(0, 4))  # b's mean 5 cannot lie outside
+    with pytest.raises(ValueError, match="low < high"):
+        summarize_seeds(table, "score", by="encoder", bounds=(1, 0))
