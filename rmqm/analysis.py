@@ -463,18 +463,23 @@ def family_contrast(
     return out.dropna().reset_index()
 
 
-def interval_verdict(low: float, high: float, null: float = 0.0) -> str:
-    """``"supported: positive"`` when the interval lies above ``null``, ``"contradicted:
-    negative"`` when below, ``"inconclusive"`` when it contains ``null``, and ``"no
-    interval"`` when it is undefined (fewer than two seeds)."""
+def interval_verdict(low: float, high: float, null: float = 0.0, expected: str = "positive") -> str:
+    """What a confidence interval says about a claim of an effect of sign ``expected``.
+
+    ``"supported: <sign>"`` when the interval lies entirely on the ``expected`` side of
+    ``null``, ``"contradicted: <sign>"`` when it lies entirely on the other side (``<sign>``
+    is the side it lies on), ``"inconclusive"`` when it contains ``null``, and ``"no
+    interval"`` when it is undefined (fewer than two seeds).
+    """
+    if expected not in ("positive", "negative"):
+        raise ValueError(f"expected must be 'positive' or 'negative'; got {expected!r}")
     if not (np.isfinite(low) and np.isfinite(high)):
         return "no interval"
     if low > high:
         raise ValueError(f"interval low {low} exceeds high {high}")
-    if low > null:
-        return "supported: positive"
-    if high < null:
-        return "contradicted: negative"
+    if low > null or high < null:
+        side = "positive" if low > null else "negative"
+        return f"{'supported' if side == expected else 'contradicted'}: {side}"
     return "inconclusive"
 
 

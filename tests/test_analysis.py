@@ -253,6 +253,10 @@ def test_interval_verdict_and_format():
     assert interval_verdict(-0.1, 0.5) == "inconclusive"
     assert interval_verdict(0.5, 0.9, null=0.6) == "inconclusive"
     assert interval_verdict(np.nan, np.nan) == "no interval"
+    assert interval_verdict(-0.5, -0.1, expected="negative") == "supported: negative"
+    assert interval_verdict(0.1, 0.5, expected="negative") == "contradicted: positive"
+    with pytest.raises(ValueError, match="expected must be"):
+        interval_verdict(0.1, 0.5, expected="up")
     with pytest.raises(ValueError, match="exceeds"):
         interval_verdict(0.5, 0.1)
     assert format_interval(0.96, 0.941, 0.984) == "+0.96 [+0.94, +0.98]"
