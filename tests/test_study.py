@@ -87,6 +87,21 @@ def test_repository_profiles_load():
         assert prof.parameters, name
 
 
+def test_repository_profiles_fit_the_notebooks_and_replicate_seeds():
+    from rmqm.study import _check_profile, discover_notebooks
+
+    root = Path(__file__).resolve().parents[1]
+    specs = discover_notebooks(root / "notebooks")
+    for name in ("tiny", "default", "paper"):
+        prof = load_profile(name, root / "profiles")
+        _check_profile(prof, specs)  # every parameter is declared by some notebook
+        seeds = prof.parameters["zoo_seeds"]
+        # headline numbers are means over >= 3 seeds; epochs, not a time budget, end training,
+        # so a profile alone determines every encoder whatever the machine's load
+        assert len(set(seeds)) == len(seeds) >= 3, name
+        assert prof.parameters["time_budget_s"] is None, name
+
+
 def test_execution_order_follows_dependencies():
     def spec(name, deps=()):
         return NotebookSpec(name, Path(name), tuple(deps), ())
