@@ -13,8 +13,11 @@ These are the few pieces of the notebooks that are neither measurement (``rmqm.m
 
 from __future__ import annotations
 
+import os
 import time
 import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -26,6 +29,8 @@ __all__ = [
     "cached_table",
     "cached_rmqm",
     "cached_synbench",
+    "alteration_settings",
+    "ZooRMQM",
     "level_bands",
     "relative_change_table",
     "correlation",
@@ -128,6 +133,74 @@ def cached_synbench(
         return {"table": res.table, "scores": res.scores, "raw": res.raw, "curves": res.curves}
 
     return _cached_tables(store, base, ("table", "scores", "raw", "curves"), compute)
+
+
+def alteration_settings(
+    n_noise_levels: int,
+    noise_sigma_max: float,
+    n_pgd_levels: int,
+    pgd_step_size: float,
+    pgd_epsilon: float,
+    attack_loss: str = "displacement",
+) -> dict[str, dict[str, Any]]:
+    """The study's two alteration settings as :func:`rmqm.measure.measure_rmqm` keywords:
+    ``"noise"`` (fresh white noise per level, the reference's choice) and ``"pgd"``."""
+    return {
+        "noise": dict(perturbation="noise", n_levels=n_noise_levels, sigma_max=noise_sigma_max, nested=False),
+        "pgd": dict(perturbation="pgd", n_levels=n_pgd_levels, step_size=pgd_step_size, epsilon=pgd_epsilon,
+                    attack_loss=attack_loss),
+    }
+
+
+@dataclass
+class ZooRMQM:
+    """RMQM of zoo models, each measured with its own seed, cached in a results store.
+
+    A zoo seed is one replicate of the study: the model trained with seed ``s`` is measured
+    on the ``n_points`` test images of ``dataset`` drawn with seed ``s``, with alteration
+    noise seeded by ``s`` too. Calling the object returns the cached tables of
+    :func:`cached_rmqm` (the dataset of each seed is loaded once).
+
+    Args:
+        store: a :class:`rmqm.store.ResultsStore`.
+        zoo_dir: folder of the zoo's checkpoints (:func:`rmqm.zoo.load_model`).
+        dataset: name of the measured dataset (:func:`rmqm.data.load_dataset`), its test split.
+        n_points: test images per seed.
+        settings: alteration name -> ``measure_rmqm`` keywords (:func:`alteration_settings`).
+        batch_size, device: passed to ``measure_rmqm``.
+    """
+
+    store: Any
+    zoo_dir: str | os.PathLike
+    dataset: str
+    n_points: int
+    settings: Mapping[str, Mapping[str, Any]]
+    batch_size: int = 256
+    device: str = "cpu"
+    _data: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
+
+    def data(self, seed: int) -> Any:
+        """The ``n_points`` test images measured for seed ``seed``."""
+        from rmqm.data import load_dataset
+
+        if seed not in self._data:
+            self._data[seed] = load_dataset(self.dataset, split="test", n=self.n_points, seed=seed)
+        return self._data[seed]
+
+    def __call__(self, name: str, seed: int, setting: str, **extra: Any) -> dict[str, pd.DataFrame]:
+        """Tables of zoo model ``name`` (trained with ``seed``) under alteration ``setting``;
+        ``extra`` overrides or adds ``measure_rmqm`` keywords (e.g. ``nested=True``, an
+        ``attack_loss`` with its ``head`` or ``augment``)."""
+        from rmqm.zoo import load_model
+
+        if setting not in self.settings:
+            raise ValueError(f"unknown alteration setting {setting!r}; have {sorted(self.settings)}")
+        seed = int(seed)
+        model = load_model(name, Path(self.zoo_dir))
+        data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": seed}
+        kwargs = {**self.settings[setting], **extra, "batch_size": self.batch_size, "seed": seed,
+                  "device": self.device}
+        return cached_rmqm(self.store, name, model.encoder, self.data(seed), data_config, **kwargs)
 
 
 def level_bands(

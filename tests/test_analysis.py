@@ -262,3 +262,40 @@ def test_interval_verdict_and_format():
     assert format_interval(0.96, 0.941, 0.984) == "+0.96 [+0.94, +0.98]"
     assert format_interval(0.5, 0.25, 0.75, digits=1, signed=False) == "0.5 [0.2, 0.8]"
     assert format_interval(0.5, np.nan, np.nan) == "+0.50"
+
+
+def test_zoo_rmqm_measures_each_seed_on_its_own_points_once(tmp_path, monkeypatch):
+    import rmqm.measure
+    from rmqm.analysis import ZooRMQM, alteration_settings
+    from rmqm.data import load_dataset
+    from rmqm.zoo import load_or_train, model_config, model_name
+
+    names = {}
+    for seed in (0, 1):  # random-init models: built, not trained
+        config = model_config("digits", "random-init", 8, width=4, n_train=None, seed=seed)
+        load_or_train(config, tmp_path / "zoo", progress=False)
+        names[seed] = model_name(config)
+    settings = alteration_settings(4, 0.5, 3, 2 / 255, 0.3)
+    assert settings["noise"]["nested"] is False and settings["pgd"]["attack_loss"] == "displacement"
+    measure = ZooRMQM(ResultsStore(tmp_path / "store"), tmp_path / "zoo", "digits", 10, settings, batch_size=8)
+
+    first = measure(names[1], 1, "noise")
+    # the same as measuring by hand with seed 1 on the 10 test points drawn with seed 1
+    from rmqm.zoo import load_model
+
+    direct = rmqm.measure.measure_rmqm(
+        load_model(names[1], tmp_path / "zoo").encoder, load_dataset("digits", split="test", n=10, seed=1),
+        progress=False, batch_size=8, seed=1, **settings["noise"])
+    assert first["summary"]["rmqm"].iloc[0] == pytest.approx(direct.score)
+    assert not measure.data(0).images.equal(measure.data(1).images)  # each seed its own points
+    nested = measure(names[1], 1, "noise", nested=True)
+    assert nested["summary"]["rmqm"].iloc[0] != first["summary"]["rmqm"].iloc[0]
+
+    def fail(*args, **kw):
+        raise AssertionError("measured again although cached")
+
+    monkeypatch.setattr(rmqm.measure, "measure_rmqm", fail)
+    again = measure(names[1], 1, "noise")
+    pd.testing.assert_frame_equal(again["summary"], first["summary"])
+    with pytest.raises(ValueError, match="unknown alteration setting 'blur'"):
+        measure(names[0], 0, "blur")
