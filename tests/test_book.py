@@ -96,6 +96,7 @@ def test_html_pages_exist_and_link(book):
     for page in pages:
         assert (html / page).is_file(), f"missing page {page}"
     assert "url=book/intro.html" in (html / "index.html").read_text()  # index redirects to the intro
+    assert (html / "favicon.ico").is_file()  # what a browser fetches for the redirect page
     nav = {urldefrag(urljoin("book/intro.html", v))[0] for t, a, v in _parse(html / "book" / "intro.html") if a == "href"}
     assert set(pages) - {"index.html", "book/intro.html"} <= nav, "the navigation misses pages"
     for page in pages:
