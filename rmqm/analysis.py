@@ -285,6 +285,12 @@ def correlation(x: Any, y: Any, method: str = "pearson") -> tuple[float, float]:
     return float(res[0]), float(res[1])
 
 
+def _finite_pairs(table: pd.DataFrame, x: str, y: str) -> np.ndarray:
+    """``(n, 2)`` float array of the rows where columns ``x`` and ``y`` are both finite."""
+    pair = table[[x, y]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    return pair[np.isfinite(pair).all(axis=1)]
+
+
 def bootstrap_correlations(
     table: pd.DataFrame,
     scores: Sequence[str],
@@ -306,8 +312,7 @@ def bootstrap_correlations(
     Returns:
         ``score, target, method, n, r, p_value, ci_low, ci_high, n_boot_valid``.
     """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1); got {confidence}")
+    _check_confidence(confidence)
     if int(n_boot) != n_boot or n_boot < 0:
         raise ValueError(f"n_boot must be a non-negative integer; got {n_boot}")
     missing = [c for c in (*scores, *targets) if c not in table.columns]
@@ -320,8 +325,7 @@ def bootstrap_correlations(
     rows = []
     for score in scores:
         for target in targets:
-            pair = table[[score, target]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-            pair = pair[np.isfinite(pair).all(axis=1)]
+            pair = _finite_pairs(table, score, target)
             n = pair.shape[0]
             # one stream per (score, target): a pair's interval does not depend on the others
             rng = np.random.default_rng([int(seed), zlib.crc32(f"{score}|{target}".encode())])
@@ -354,10 +358,9 @@ def rank_agreement(x: Any, y: Any) -> dict[str, float]:
 
 
 def _check_confidence(confidence: float) -> float:
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float, np.floating)) \
-            or not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
-    return float(confidence)
+    from rmqm.data import check_real
+
+    return check_real(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def check_bounds(bounds: Any) -> tuple[float, float] | None:
@@ -487,8 +490,7 @@ def seed_correlations(
         out = []
         for score in scores:
             for target in targets:
-                pair = rows[[score, target]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-                pair = pair[np.isfinite(pair).all(axis=1)]
+                pair = _finite_pairs(rows, score, target)
                 for method in methods:
                     r, p = correlation(pair[:, 0], pair[:, 1], method) if len(pair) >= 3 else (np.nan, np.nan)
                     out.append({"score": score, "target": target, "method": method, "n": len(pair),

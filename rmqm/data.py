@@ -100,9 +100,11 @@ class FashionMNISTNotFoundError(DatasetNotFoundError):
 
 
 def check_real(
-    value: Any, name: str, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False
+    value: Any, name: str, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
+    high_open: bool = False,
 ) -> float:
-    """``value`` as a finite float in ``[low, high]`` (``(low, high]`` with ``low_open``).
+    """``value`` as a finite float in ``[low, high]`` (open at ``low`` with ``low_open``, at
+    ``high`` with ``high_open``).
 
     Raises:
         TypeError: ``value`` is not a real number (bools are refused).
@@ -113,12 +115,12 @@ def check_real(
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number; got {value}")
-    if value < low or (low_open and value == low) or value > high:
+    if value < low or (low_open and value == low) or value > high or (high_open and value == high):
         if high == math.inf:
             bound = {(0.0, True): "positive", (0.0, False): "non-negative"}.get(
                 (low, low_open), f"{'>' if low_open else '>='} {low:g}")
         else:
-            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}]"
+            bound = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
         raise ValueError(f"{name} must be {bound}; got {value:g}")
     return value
 

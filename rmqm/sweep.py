@@ -621,7 +621,7 @@ def summarize_seeds(
         One row per group and metric: ``*by, metric, n_seeds, mean, std`` (ddof 1),
         ``ci_low, ci_high`` (``mean -/+ t_{(1+c)/2, n-1} * std / sqrt(n)``; NaN for one seed).
     """
-    from rmqm.analysis import check_bounds, t_interval
+    from rmqm.analysis import _check_confidence, check_bounds, t_interval
 
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"table must be a pandas DataFrame; got {type(table).__name__}")
@@ -632,8 +632,7 @@ def summarize_seeds(
     missing = [c for c in [*values, *by, seed_column] if c not in table.columns]
     if missing:
         raise ValueError(f"columns {missing} are not in the table; it has {list(table.columns)}")
-    if not (isinstance(confidence, (int, float)) and 0.0 < confidence < 1.0):
-        raise ValueError(f"confidence must lie in (0, 1); got {confidence!r}")
+    confidence = _check_confidence(confidence)
     bounds = check_bounds(bounds)
     keys = [*by, seed_column]
     duplicated = table.duplicated(subset=keys)

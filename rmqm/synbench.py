@@ -41,6 +41,7 @@ from scipy import optimize, special, stats
 from torch import nn
 from tqdm.auto import tqdm
 
+from rmqm.data import check_real
 from rmqm.models import check_embeddings
 from rmqm.probes import as_features
 
@@ -577,8 +578,7 @@ def evaluate_synbench(
                              ("n_bootstrap", n_bootstrap, 0)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1); got {confidence}")
+    check_real(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
     device = torch.device(device)
     u = mixture_direction(shape, direction, device=device)
 
