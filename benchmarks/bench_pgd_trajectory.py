@@ -4,9 +4,9 @@ Measured in one run, on the same encoder, batch and K:
 
 1. the reference scheme -- K independent attacks of 0..K-1 steps, each followed by an
    embedding pass (K (K - 1) / 2 sign-gradient steps) -- against
-   :func:`rmqm.perturbations.pgd_trajectory` (K - 1 steps); prints the speed ratio
+   :func:`rmqm.metrics.rmqm.perturbations.pgd_trajectory` (K - 1 steps); prints the speed ratio
    (expected near K / 2) and the largest difference between the two schemes' embeddings;
-2. the floor: :func:`rmqm.measure.measure_rmqm` under PGD over the bare K - 1
+2. the floor: :func:`rmqm.metrics.rmqm.measure.measure_rmqm` under PGD over the bare K - 1
    forward+backward passes of the same encoder, and under noise over the bare n forward
    passes (goal: within 1.2 of the floor).
 
@@ -21,10 +21,12 @@ import time
 
 import torch
 
-from rmqm.data import fashion_mnist_available, load_dataset
-from rmqm.measure import measure_rmqm
-from rmqm.models import Encoder, TinyCNN
-from rmqm.perturbations import make_attack_loss, pgd_attack, pgd_trajectory
+from rmqm.data.offline import fashion_mnist_available
+from rmqm.data.registry import load_dataset
+from rmqm.metrics.rmqm.measure import measure_rmqm
+from rmqm.models.encoder import Encoder
+from rmqm.models.backbones import TinyCNN
+from rmqm.metrics.rmqm.perturbations import make_attack_loss, pgd_attack, pgd_trajectory
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

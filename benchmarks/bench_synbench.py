@@ -4,7 +4,7 @@ The reference (IBM/synbench, evaluate_synbench.py) draws every sample in a Pytho
 (``torch.normal`` per sample), feeds them through a DataLoader, collects features row by
 row, estimates the covariance with ``np.cov`` + ``torch.svd`` (absolute eigenvalue cut
 1e-6), solves the epsilon-robust QCQP with cvxpy/SCS per s and epsilon, and averages the
-bound as a mean of per-batch means. ``rmqm.synbench.evaluate_synbench`` draws each batch
+bound as a mean of per-batch means. ``rmqm.metrics.synbench.evaluate.evaluate_synbench`` draws each batch
 in one call and solves the QCQP through its secular equation. Both run here on the same
 encoder and grid; the script prints
 
@@ -26,20 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from rmqm.models import Encoder, TinyCNN
-from rmqm.synbench import (
-    DEFAULT_THRESHOLDS,
-    accuracy_and_bound,
-    accuracy_grid,
-    class_statistics,
-    evaluate_synbench,
-    expected_bound,
-    expected_bound_curve,
-    raw_accuracy,
-    robust_linear_rule,
-    sample_gaussian_mixture,
-    synbench_scores,
-)
+from rmqm.models.encoder import Encoder
+from rmqm.models.backbones import TinyCNN
+from rmqm.metrics.synbench.curves import DEFAULT_THRESHOLDS, accuracy_grid, expected_bound_curve, synbench_scores
+from rmqm.metrics.synbench.qcqp import accuracy_and_bound, class_statistics, robust_linear_rule
+from rmqm.metrics.synbench.evaluate import evaluate_synbench
+from rmqm.metrics.synbench.mixture import expected_bound, raw_accuracy, sample_gaussian_mixture
 
 SHAPE = (1, 28, 28)
 

@@ -1,10 +1,16 @@
-"""rmqm: task-free evaluation of pretrained representation manifolds.
+"""rmqm: task-free evaluation of pretrained representation manifolds (RMQM and SynBench).
 
-Two published methods, reimplemented and compared side by side:
+The few entry points a user needs are importable from the top level; the subpackages
+hold everything else, layered from helpers up to the command line::
 
-* RMQM -- "Manifold Characteristics That Predict Downstream Task Performance" (2022);
-* SynBench -- "Task-Agnostic Benchmarking of Pretrained Representations using
-  Synthetic Data" (2022).
+    _utils <- data <- models <- losses <- stats <- metrics <- training <- experiments <- plots <- study <- cli
 """
 
+from rmqm.data import ImageDataset, load_dataset
+from rmqm.metrics.rmqm import measure_rmqm, summary_table
+from rmqm.metrics.synbench import evaluate_synbench
+from rmqm.models import Encoder
+
 __version__ = "0.1.0"
+
+__all__ = ["Encoder", "ImageDataset", "evaluate_synbench", "load_dataset", "measure_rmqm", "summary_table"]

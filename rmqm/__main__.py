@@ -1,3 +1,3 @@
-from rmqm.cli import main
+from rmqm.cli.main import main
 
 main()

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from rmqm.data import load_digits
-from rmqm.models import Encoder, TinyCNN
+from rmqm.data.offline import load_digits
+from rmqm.models.encoder import Encoder
+from rmqm.models.backbones import TinyCNN
 
 
 @pytest.fixture(scope="session")

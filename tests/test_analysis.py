@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rmqm.analysis import (
-    bootstrap_correlations, cached_table, check_bounds, correlation, family_contrast, format_interval,
-    interval_verdict, level_bands, per_seed, rank_agreement, relative_change_table, seed_correlations,
-    t_errorbar, t_interval,
-)
-from rmqm.plots import plot_distance_bands, plot_score_scatter
-from rmqm.store import ResultsStore
+from rmqm.stats.correlations import bootstrap_correlations, correlation, rank_agreement, seed_correlations
+from rmqm.experiments.cache import cached_table
+from rmqm._utils.validation import check_bounds
+from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict
+from rmqm.stats.curves import level_bands, relative_change_table
+from rmqm.stats.intervals import per_seed, t_errorbar, t_interval
+from rmqm.plots.figures import plot_distance_bands, plot_score_scatter
+from rmqm.experiments.store import ResultsStore
 
 
 def levels_table() -> pd.DataFrame:
@@ -119,10 +120,12 @@ def test_plots_label_axes():
 def test_cached_rmqm_measures_once(tmp_path, monkeypatch):
     import torch
 
-    import rmqm.measure
-    from rmqm.analysis import cached_rmqm
-    from rmqm.data import load_digits
-    from rmqm.models import Encoder, TinyCNN
+    import rmqm.experiments.cache
+    import rmqm.metrics.rmqm.measure
+    from rmqm.experiments.cache import cached_rmqm
+    from rmqm.data.offline import load_digits
+    from rmqm.models.encoder import Encoder
+    from rmqm.models.backbones import TinyCNN
 
     torch.manual_seed(0)
     encoder = Encoder(TinyCNN(1, dim=8, width=4), (0.2,), (0.3,))
@@ -131,13 +134,13 @@ def test_cached_rmqm_measures_once(tmp_path, monkeypatch):
     kwargs = dict(perturbation="noise", n_levels=4, seed=0)
     first = cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, **kwargs)
     assert set(first) == {"summary", "points", "levels"} and len(first["levels"]) == 12 * 3
-    direct = rmqm.measure.measure_rmqm(encoder, data, progress=False, **kwargs)
+    direct = rmqm.metrics.rmqm.measure.measure_rmqm(encoder, data, progress=False, **kwargs)
     assert first["summary"]["rmqm"].iloc[0] == pytest.approx(direct.score)
 
     def fail(*args, **kw):
         raise AssertionError("measured again although cached")
 
-    monkeypatch.setattr(rmqm.measure, "measure_rmqm", fail)
+    monkeypatch.setattr(rmqm.experiments.cache, "measure_rmqm", fail)
     again = cached_rmqm(ResultsStore(tmp_path / "store"), "tiny", encoder, data, {"name": "digits", "n": 12}, **kwargs)
     assert again["summary"]["rmqm"].iloc[0] == first["summary"]["rmqm"].iloc[0]
     with pytest.raises(AssertionError, match="measured again"):  # another seed is another key
@@ -265,10 +268,11 @@ def test_interval_verdict_and_format():
 
 
 def test_zoo_rmqm_measures_each_seed_on_its_own_points_once(tmp_path, monkeypatch):
-    import rmqm.measure
-    from rmqm.analysis import ZooRMQM, alteration_settings
-    from rmqm.data import load_dataset
-    from rmqm.zoo import load_or_train, model_config, model_name
+    import rmqm.experiments.cache
+    import rmqm.metrics.rmqm.measure
+    from rmqm.experiments.cache import ZooRMQM, alteration_settings
+    from rmqm.data.registry import load_dataset
+    from rmqm.training.checkpoints import load_or_train, model_config, model_name
 
     names = {}
     for seed in (0, 1):  # random-init models: built, not trained
@@ -281,9 +285,9 @@ def test_zoo_rmqm_measures_each_seed_on_its_own_points_once(tmp_path, monkeypatc
 
     first = measure(names[1], 1, "noise")
     # the same as measuring by hand with seed 1 on the 10 test points drawn with seed 1
-    from rmqm.zoo import load_model
+    from rmqm.training.checkpoints import load_model
 
-    direct = rmqm.measure.measure_rmqm(
+    direct = rmqm.metrics.rmqm.measure.measure_rmqm(
         load_model(names[1], tmp_path / "zoo").encoder, load_dataset("digits", split="test", n=10, seed=1),
         progress=False, batch_size=8, seed=1, **settings["noise"])
     assert first["summary"]["rmqm"].iloc[0] == pytest.approx(direct.score)
@@ -294,7 +298,7 @@ def test_zoo_rmqm_measures_each_seed_on_its_own_points_once(tmp_path, monkeypatc
     def fail(*args, **kw):
         raise AssertionError("measured again although cached")
 
-    monkeypatch.setattr(rmqm.measure, "measure_rmqm", fail)
+    monkeypatch.setattr(rmqm.experiments.cache, "measure_rmqm", fail)
     again = measure(names[1], 1, "noise")
     pd.testing.assert_frame_equal(again["summary"], first["summary"])
     with pytest.raises(ValueError, match="unknown alteration setting 'blur'"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rmqm.baselines import alpha_req, eigenspectrum, label_free_scores, rankme
+from rmqm.metrics.baselines import alpha_req, eigenspectrum, label_free_scores, rankme
 
 
 def test_rankme_of_isotropic_gaussian_is_close_to_d():

@@ -23,7 +23,7 @@ import yaml
 pytest.importorskip("papermill")
 pytest.importorskip("jupyter_book")
 
-from rmqm.study import run_study  # noqa: E402
+from rmqm.study.book import run_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.book]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rmqm.cli import build_parser, main
+from rmqm.cli.main import build_parser, main
 
 
 @pytest.fixture(scope="module")

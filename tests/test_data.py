@@ -6,18 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rmqm.data import (
-    DatasetNotFoundError,
-    available_datasets,
-    fashion_mnist_available,
-    load_dataset,
-    load_faces,
-    load_fashion_mnist,
-    load_kmnist,
-    load_mnist,
-    load_textures,
-    transfer_tasks,
-)
+from rmqm.data.dataset import DatasetNotFoundError
+from rmqm.data.registry import available_datasets, load_dataset, transfer_tasks
+from rmqm.data.offline import fashion_mnist_available, load_faces, load_fashion_mnist, load_textures
+from rmqm.data.torchvision_sets import load_kmnist, load_mnist
 
 
 def write_idx(path, array, gz=False):

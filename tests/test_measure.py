@@ -8,9 +8,9 @@ import torch
 from scipy.special import gammaln
 from torch import nn
 
-from rmqm.manifold import rmqm_score
-from rmqm.measure import measure_rmqm, summary_table
-from rmqm.models import Encoder
+from rmqm.metrics.rmqm.manifold import rmqm_score
+from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
+from rmqm.models.encoder import Encoder
 
 
 def _chi_mean(d: int) -> float:

@@ -4,16 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from rmqm.models import (
-    ARCHITECTURES,
-    Encoder,
-    LeNet,
-    MLPHead,
-    ResNet18CIFAR,
-    TinyCNN,
-    build_backbone,
-    check_embeddings,
-)
+from rmqm.models.backbones import ARCHITECTURES, LeNet, MLPHead, ResNet18CIFAR, TinyCNN, build_backbone
+from rmqm.models.encoder import Encoder, check_embeddings
 
 
 @pytest.mark.parametrize("arch,channels,size", [("tiny", 1, 28), ("lenet", 1, 28), ("lenet", 1, 32), ("resnet18", 3, 32)])

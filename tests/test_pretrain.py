@@ -6,19 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from rmqm.data import load_digits
-from rmqm.models import Encoder, TinyCNN
-from rmqm.pretrain import (
-    HEAD_METHODS,
-    METHODS,
-    augment,
-    make_optimizer,
-    method_loss,
-    nt_xent_loss,
-    pretrain,
-    semi_hard_triplet_loss,
-    vicreg_loss,
-)
+from rmqm.data.offline import load_digits
+from rmqm.models.encoder import Encoder
+from rmqm.models.backbones import TinyCNN
+from rmqm.training.methods import HEAD_METHODS, METHODS
+from rmqm.training.augmentation import augment
+from rmqm.training.pretraining import make_optimizer, method_loss, pretrain
+from rmqm.losses.contrastive import nt_xent_loss, semi_hard_triplet_loss, vicreg_loss
 
 
 def on_circle(*degrees):

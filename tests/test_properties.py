@@ -40,8 +40,35 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import rmqm
-from rmqm import analysis, baselines, data, manifold, measure, models, perturbations, probes, synbench
-from rmqm import pretrain, robust_probe, store, study, sweep, zoo
+import rmqm._utils.hashing
+import rmqm.cli.study_cmd
+import rmqm.data.dataset
+import rmqm.data.offline
+import rmqm.data.registry
+import rmqm.experiments.jobs
+import rmqm.experiments.store
+import rmqm.experiments.sweep
+import rmqm.losses.contrastive
+import rmqm.metrics.baselines
+import rmqm.metrics.probes
+import rmqm.metrics.rmqm.manifold
+import rmqm.metrics.rmqm.measure
+import rmqm.metrics.rmqm.perturbations
+import rmqm.metrics.robust_probe
+import rmqm.metrics.synbench.curves
+import rmqm.metrics.synbench.evaluate
+import rmqm.metrics.synbench.mixture
+import rmqm.metrics.synbench.qcqp
+import rmqm.models.backbones
+import rmqm.models.encoder
+import rmqm.stats.correlations
+import rmqm.stats.curves
+import rmqm.stats.intervals
+import rmqm.study.profiles
+import rmqm.training.augmentation
+import rmqm.training.checkpoints
+import rmqm.training.methods
+import rmqm.training.pretraining
 
 RMQM_DIR = Path(rmqm.__file__).resolve().parent
 ACCEPTED = (ValueError, TypeError, FileNotFoundError)
@@ -228,12 +255,12 @@ def finite_tensor(t) -> bool:
 _ENCODERS: dict = {}
 
 
-def tiny_encoder(channels: int, normalised: bool = True) -> models.Encoder:
+def tiny_encoder(channels: int, normalised: bool = True) -> rmqm.models.encoder.Encoder:
     key = (channels, normalised)
     if key not in _ENCODERS:
         torch.manual_seed(0)
         stats = ((0.5,) * channels, (0.25,) * channels) if normalised else (None, None)
-        _ENCODERS[key] = models.Encoder(models.TinyCNN(channels, dim=3, width=2), *stats).eval()
+        _ENCODERS[key] = rmqm.models.encoder.Encoder(rmqm.models.backbones.TinyCNN(channels, dim=3, width=2), *stats).eval()
     return _ENCODERS[key]
 
 
@@ -299,13 +326,13 @@ def _non_float32_images(x) -> bool:
 @props(60)
 @given(images())
 def test_check_images(x):
-    check_call("check_images", perturbations.check_images, x, valid=lambda r: r is None)
+    check_call("check_images", rmqm.metrics.rmqm.perturbations.check_images, x, valid=lambda r: r is None)
 
 
 @props(50)
 @given(params(sigma_max=(st.floats(0, 3), BAD_FLOATS), n_levels=(st.integers(1, 20), BAD_INTS)))
 def test_noise_levels(kw):
-    check_call("noise_levels", perturbations.noise_levels, **kw,
+    check_call("noise_levels", rmqm.metrics.rmqm.perturbations.noise_levels, **kw,
                valid=lambda r: finite_tensor(r) and r.shape == (kw["n_levels"],) and r[0] == 0
                and bool((r.diff() >= 0).all()))
 
@@ -320,7 +347,7 @@ def test_white_noise_levels(x, sigmas, nested, clip):
     generator = torch.Generator().manual_seed(0)
 
     def run():
-        return list(perturbations.white_noise_levels(x, sigmas, generator, nested=nested, clip=clip))
+        return list(rmqm.metrics.rmqm.perturbations.white_noise_levels(x, sigmas, generator, nested=nested, clip=clip))
 
     check_call("white_noise_levels", run, valid=lambda r: len(r) == len(sigmas) and all(
         finite_tensor(v) and v.shape == x.shape and (not clip or (v.min() >= 0 and v.max() <= 1)) for v in r))
@@ -333,7 +360,7 @@ def test_white_noise_levels(x, sigmas, nested, clip):
     tensors(max_dims=4, max_side=5)), st.booleans())
 def test_distance_series(z, normalize):
     assume(z.is_floating_point())  # integer embeddings: see test_bug_distance_series_integer_input
-    check_call("distance_series", manifold.distance_series, z, normalize,
+    check_call("distance_series", rmqm.metrics.rmqm.manifold.distance_series, z, normalize,
                valid=lambda r: r[0].shape == r[1].shape == (z.shape[0], z.shape[1] - 1)
                and finite_tensor(r[0]) and bool((r[0] >= 0).all() and (r[1] >= 0).all()))
 
@@ -341,20 +368,20 @@ def test_distance_series(z, normalize):
 @props(60)
 @given(numpy_or_tensor(tensors(min_dims=1, max_dims=3, max_side=5)))
 def test_relative_changes(s):
-    check_call("relative_changes", manifold.relative_changes, s,
+    check_call("relative_changes", rmqm.metrics.rmqm.manifold.relative_changes, s,
                valid=lambda r: r.shape == (*s.shape[:-1], max(s.shape[-1] - 1, 0)))
 
 
 @props(60)
 @given(numpy_or_tensor(matrices()), numpy_or_tensor(matrices()))
 def test_point_statistics_and_scores(a, b):
-    points = check_call("point_statistics", manifold.point_statistics, a, b,
+    points = check_call("point_statistics", rmqm.metrics.rmqm.manifold.point_statistics, a, b,
                         valid=lambda r: isinstance(r, pd.DataFrame) and len(r) == a.shape[0])
     if points is not None:
         points = points.assign(label=np.arange(len(points)) % 2)
-        check_call("summarize", manifold.summarize, points, by="label",
+        check_call("summarize", rmqm.metrics.rmqm.manifold.summarize, points, by="label",
                    valid=lambda r: (r["scope"] == "all").sum() == 1)
-        check_call("rmqm_score", manifold.rmqm_score, points,
+        check_call("rmqm_score", rmqm.metrics.rmqm.manifold.rmqm_score, points,
                    valid=lambda r: not math.isnan(r["rmqm"]) and r["n_points"] == len(points))
 
 
@@ -382,7 +409,7 @@ def test_measure_rmqm(kw):
     n = x.shape[0] if x.ndim else 1
     y = {"yes": torch.arange(n) % 2, "no": None, "wrong": torch.zeros(n + 1, dtype=torch.long)}[kw.pop("labels")]
     check_call(
-        "measure_rmqm", measure.measure_rmqm, make_encoder(kind, channels), x, y, **kw, progress=False,
+        "measure_rmqm", rmqm.metrics.rmqm.measure.measure_rmqm, make_encoder(kind, channels), x, y, **kw, progress=False,
         valid=lambda r: (r.summary["scope"] == "all").sum() == 1 and len(r.points) == n
         and np.isfinite(r.levels[["a", "b"]].to_numpy()).all() and not np.isnan(r.score),
     )
@@ -405,14 +432,14 @@ def test_attack_loss_and_pgd_trajectory(kw, normalize):
     with torch.no_grad():
         z = encoder(x) if x.ndim == 4 and x.shape[1] == 1 and n else torch.zeros(max(n, 1), 3)
     head = torch.nn.Linear(3, 2)
-    loss = check_call("make_attack_loss", perturbations.make_attack_loss, kw["loss"], z, normalize=normalize,
+    loss = check_call("make_attack_loss", rmqm.metrics.rmqm.perturbations.make_attack_loss, kw["loss"], z, normalize=normalize,
                       labels=torch.arange(len(z)) % 2, head=head, z_view=z.flip(0), temperature=kw["temperature"],
                       generator=torch.Generator().manual_seed(0), valid=callable)
     if loss is None:
         return
 
     def trajectory():
-        return list(perturbations.pgd_trajectory(encoder, x, loss, kw["n_levels"], kw["step_size"], kw["epsilon"]))
+        return list(rmqm.metrics.rmqm.perturbations.pgd_trajectory(encoder, x, loss, kw["n_levels"], kw["step_size"], kw["epsilon"]))
 
     def valid(levels):
         xs = [level[0] for level in levels]
@@ -427,10 +454,10 @@ def test_attack_loss_and_pgd_trajectory(kw, normalize):
 @given(st.integers(1, 3), st.sampled_from(["all", None, "label=0"]), st.just(False))  # see test_bug_summary_table_*
 def test_summary_table(n_results, scope, mix_in_garbage):
     x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(n_results))
-    results = [measure.measure_rmqm(FlattenEncoder(), x, torch.arange(4) % 2, n_levels=3, seed=i, progress=False)
+    results = [rmqm.metrics.rmqm.measure.measure_rmqm(FlattenEncoder(), x, torch.arange(4) % 2, n_levels=3, seed=i, progress=False)
                for i in range(n_results)]
     args = results + (["not a result"] if mix_in_garbage else [])
-    check_call("summary_table", measure.summary_table, *args, scope=scope,
+    check_call("summary_table", rmqm.metrics.rmqm.measure.summary_table, *args, scope=scope,
                valid=lambda r: isinstance(r, pd.DataFrame) and len(r) >= 1)
 
 
@@ -444,7 +471,7 @@ def test_summary_table(n_results, scope, mix_in_garbage):
               prior=(st.floats(0.05, 0.95), BAD_FLOATS)))
 def test_sample_gaussian_mixture(kw):
     assume(not (math.isfinite(kw["s"]) and kw["s"] > 1e30))  # overflows float32 samples: not treated as a bug
-    check_call("sample_gaussian_mixture", synbench.sample_gaussian_mixture, **kw,
+    check_call("sample_gaussian_mixture", rmqm.metrics.synbench.mixture.sample_gaussian_mixture, **kw,
                generator=torch.Generator().manual_seed(0),
                valid=lambda r: r[0].shape == (kw["n"], *kw["input_shape"]) and finite_tensor(r[0])
                and set(r[1].tolist()) <= {0, 1})
@@ -457,15 +484,15 @@ def test_sample_gaussian_mixture(kw):
        st.booleans())
 def test_class_statistics_and_robust_rule(features_labels, allow_rank_deficient):
     features, positive = features_labels
-    stats_ = check_call("class_statistics", synbench.class_statistics, features, positive,
+    stats_ = check_call("class_statistics", rmqm.metrics.synbench.qcqp.class_statistics, features, positive,
                         allow_rank_deficient=allow_rank_deficient,
                         valid=lambda r: np.isfinite(r.eigenvalues).all() and (r.eigenvalues > 0).all())
     if stats_ is not None:
         for eps in (0.0, 0.2, 1.0, -0.1, math.nan):
-            rule = check_call("robust_linear_rule", synbench.robust_linear_rule, stats_, eps,
+            rule = check_call("robust_linear_rule", rmqm.metrics.synbench.qcqp.robust_linear_rule, stats_, eps,
                               valid=lambda r: np.isfinite(r.weight).all())
             if rule is not None:
-                check_call("accuracy_and_bound", synbench.accuracy_and_bound, rule, features, positive,
+                check_call("accuracy_and_bound", rmqm.metrics.synbench.qcqp.accuracy_and_bound, rule, features, positive,
                            valid=lambda r: 0 <= r[0] <= 1 and (math.isnan(r[1]) or r[1] >= 0))
 
 
@@ -477,14 +504,14 @@ def test_class_statistics_and_robust_rule(features_labels, allow_rank_deficient)
                  tensors(max_dims=2, max_side=5, low=-1, high=3)),
     epsilon=(st.floats(0, 0.99), BAD_FLOATS))))
 def test_solve_robust_qcqp(kw):
-    check_call("solve_robust_qcqp", synbench.solve_robust_qcqp, kw["mu"].numpy(), kw["eigenvalues"].numpy(),
+    check_call("solve_robust_qcqp", rmqm.metrics.synbench.qcqp.solve_robust_qcqp, kw["mu"].numpy(), kw["eigenvalues"].numpy(),
                kw["epsilon"], valid=lambda r: np.isfinite(r.z).all() and np.isfinite(r.weight).all())
 
 
 @props(50)
 @given(st.lists(either(st.floats(0.51, 0.99), BAD_FLOATS), min_size=0, max_size=4))
 def test_accuracy_grid(thresholds):
-    check_call("accuracy_grid", synbench.accuracy_grid, thresholds,
+    check_call("accuracy_grid", rmqm.metrics.synbench.curves.accuracy_grid, thresholds,
                valid=lambda r: np.isfinite(r).all() and len(r) > 0 and r.max() <= 1 + 1e-9)
 
 
@@ -493,11 +520,11 @@ def test_accuracy_grid(thresholds):
        numpy_or_tensor(tensors(max_dims=2, max_side=5, low=0, high=2)),
        st.lists(either(st.floats(0.6, 0.95), BAD_FLOATS), min_size=0, max_size=3))
 def test_expected_bound_curve_and_scores(accuracy, bound, thresholds):
-    rep = check_call("expected_bound_curve", synbench.expected_bound_curve, accuracy, bound,
+    rep = check_call("expected_bound_curve", rmqm.metrics.synbench.curves.expected_bound_curve, accuracy, bound,
                      valid=lambda r: np.isfinite(r).all())
     if rep is not None:
-        check_call("synbench_scores", synbench.synbench_scores, rep, rep[..., :] if rep.ndim == 1 else rep[0],
-                   synbench.ACCURACY_GRID, thresholds)
+        check_call("synbench_scores", rmqm.metrics.synbench.curves.synbench_scores, rep, rep[..., :] if rep.ndim == 1 else rep[0],
+                   rmqm.metrics.synbench.curves.ACCURACY_GRID, thresholds)
 
 
 @props(30)
@@ -516,7 +543,7 @@ def test_expected_bound_curve_and_scores(accuracy, bound, thresholds):
 def test_evaluate_synbench(kw):
     encoder = make_encoder(kw.pop("encoder"), 1)
     check_call(
-        "evaluate_synbench", synbench.evaluate_synbench, encoder, **kw, progress=False, allow_rank_deficient=True,
+        "evaluate_synbench", rmqm.metrics.synbench.evaluate.evaluate_synbench, encoder, **kw, progress=False, allow_rank_deficient=True,
         valid=lambda r: r.feature_dim >= 1 and len(r.scores) == len(kw["epsilons"]) * len(kw["thresholds"])
         and r.scores["score"].notna().all(),
     )
@@ -537,10 +564,10 @@ def test_probes(kw, normalize):
     if kw["as_numpy"]:
         train_z, test_z = train_z.numpy(), test_z.numpy()
     in_unit = lambda r: isinstance(r, float) and 0.0 <= r <= 1.0  # noqa: E731
-    check_call("knn_accuracy", probes.knn_accuracy, train_z, train_y, test_z, test_y, k=kw["k"],
+    check_call("knn_accuracy", rmqm.metrics.probes.knn_accuracy, train_z, train_y, test_z, test_y, k=kw["k"],
                normalize=normalize, valid=in_unit)
-    check_call("one_nn_accuracy", probes.one_nn_accuracy, train_z, train_y, test_z, test_y, valid=in_unit)
-    check_call("linear_probe_accuracy", probes.linear_probe_accuracy, train_z, train_y, test_z, test_y,
+    check_call("one_nn_accuracy", rmqm.metrics.probes.one_nn_accuracy, train_z, train_y, test_z, test_y, valid=in_unit)
+    check_call("linear_probe_accuracy", rmqm.metrics.probes.linear_probe_accuracy, train_z, train_y, test_z, test_y,
                max_iter=50, valid=in_unit)
 
 
@@ -550,13 +577,13 @@ def test_probes(kw, normalize):
        either(st.none(), st.tuples(st.integers(-2, 6), st.integers(-2, 6))),
        either(st.floats(1e-12, 1e-3), BAD_FLOATS))
 def test_label_free_baselines(z, fit_range, tol):
-    check_call("as_features", probes.as_features, z, valid=lambda r: r.ndim == 2 and np.isfinite(r).all())
-    check_call("eigenspectrum", baselines.eigenspectrum, z,
+    check_call("as_features", rmqm.metrics.probes.as_features, z, valid=lambda r: r.ndim == 2 and np.isfinite(r).all())
+    check_call("eigenspectrum", rmqm.metrics.baselines.eigenspectrum, z,
                valid=lambda r: np.isfinite(r).all() and (r >= -1e-9).all())
-    check_call("rankme", baselines.rankme, z, eps=tol,
+    check_call("rankme", rmqm.metrics.baselines.rankme, z, eps=tol,
                valid=lambda r: math.isfinite(r) and 0 <= r <= min(np.shape(z)) + 1e-6)
-    check_call("alpha_req", baselines.alpha_req, z, fit_range=fit_range, rtol=tol, valid=math.isfinite)
-    check_call("label_free_scores", baselines.label_free_scores, z,
+    check_call("alpha_req", rmqm.metrics.baselines.alpha_req, z, fit_range=fit_range, rtol=tol, valid=math.isfinite)
+    check_call("label_free_scores", rmqm.metrics.baselines.label_free_scores, z,
                valid=lambda r: set(r) == {"rankme", "alpha_req"})
 
 
@@ -568,7 +595,7 @@ def test_embed_dataset(kw):
     x, kind = kw["images"], kw["encoder"]
     channels = x.shape[1] if x.ndim == 4 and x.shape[1] in (1, 2, 3) else 1
     assume(not _needs_more_than_1x1(x, kind))
-    check_call("embed_dataset", probes.embed_dataset, make_encoder(kind, channels), x, batch_size=kw["batch_size"],
+    check_call("embed_dataset", rmqm.metrics.probes.embed_dataset, make_encoder(kind, channels), x, batch_size=kw["batch_size"],
                valid=lambda r: r.ndim == 2 and r.shape[0] == x.shape[0] and finite_tensor(r))
 
 
@@ -580,7 +607,7 @@ def test_embed_dataset(kw):
 ))
 def test_robust_probe(kw):
     (train_z, train_y), (test_z, test_y) = kw["train"], kw["test"]
-    check_call("evaluate_robust_probe", robust_probe.evaluate_robust_probe, train_z.numpy(), train_y.numpy(),
+    check_call("evaluate_robust_probe", rmqm.metrics.robust_probe.evaluate_robust_probe, train_z.numpy(), train_y.numpy(),
                test_z.numpy(), test_y.numpy(), epsilons=kw["epsilons"], allow_rank_deficient=True,
                valid=lambda r: len(r) == len(kw["epsilons"]) and r["accuracy"].between(0, 1).all())
 
@@ -602,9 +629,9 @@ def test_pretraining_losses(kw):
     # float32 overflow of huge but finite (>= 1e6) embeddings is not treated as a bug here
     assume(all(float(t.double().abs().nan_to_num(posinf=0.0).max()) < 1e6
                for t in (z1, z2) if isinstance(t, torch.Tensor) and t.numel()))
-    check_call("nt_xent_loss", pretrain.nt_xent_loss, z1, z2, kw["temperature"], valid=finite_tensor)
-    check_call("vicreg_loss", pretrain.vicreg_loss, z1, z2, valid=finite_tensor)
-    check_call("semi_hard_triplet_loss", pretrain.semi_hard_triplet_loss, z1, y, kw["margin"], valid=finite_tensor)
+    check_call("nt_xent_loss", rmqm.losses.contrastive.nt_xent_loss, z1, z2, kw["temperature"], valid=finite_tensor)
+    check_call("vicreg_loss", rmqm.losses.contrastive.vicreg_loss, z1, z2, valid=finite_tensor)
+    check_call("semi_hard_triplet_loss", rmqm.losses.contrastive.semi_hard_triplet_loss, z1, y, kw["margin"], valid=finite_tensor)
 
 
 @props(40)
@@ -613,33 +640,33 @@ def test_pretraining_losses(kw):
        either(st.floats(0, 30), BAD_FLOATS), st.booleans(), either(st.floats(0, 0.5), BAD_FLOATS),
        either(st.floats(0, 0.1), BAD_FLOATS))
 def test_augment(x, crop_scale, rotation, flip, jitter, noise_std):
-    check_call("augment", pretrain.augment, x, torch.Generator().manual_seed(0), crop_scale=crop_scale,
+    check_call("augment", rmqm.training.augmentation.augment, x, torch.Generator().manual_seed(0), crop_scale=crop_scale,
                max_rotation_deg=rotation, flip=flip, jitter=jitter, noise_std=noise_std,
                valid=lambda r: r.shape == x.shape and finite_tensor(r) and r.min() >= 0 and r.max() <= 1)
 
 
 @props(20)
 @given(params(
-    method=(st.sampled_from(pretrain.METHODS), BAD_NAMES),
+    method=(st.sampled_from(rmqm.training.methods.METHODS), BAD_NAMES),
     epochs=(st.integers(1, 2), BAD_INTS),
     batch_size=(st.integers(2, 8), BAD_INTS),
-    optimizer=(st.sampled_from(pretrain.OPTIMIZERS), BAD_NAMES),
+    optimizer=(st.sampled_from(rmqm.training.methods.OPTIMIZERS), BAD_NAMES),
     lr=(st.floats(1e-4, 1e-1), BAD_FLOATS),
     time_budget_s=(st.one_of(st.none(), st.floats(1, 10)), BAD_FLOATS),
 ))
 def test_pretrain(kw):
     assume(not 1 < kw["lr"] < math.inf)  # a finite lr > 1 may diverge (FloatingPointError, by design)
-    dataset = data.ImageDataset(torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(0)),
+    dataset = rmqm.data.dataset.ImageDataset(torch.rand(8, 1, 6, 6, generator=torch.Generator().manual_seed(0)),
                                 torch.arange(8) % 2, "tiny", ("0", "1"))
     torch.manual_seed(0)
-    encoder = models.Encoder(models.TinyCNN(1, dim=3, width=2), (0.5,), (0.25,))
+    encoder = rmqm.models.encoder.Encoder(rmqm.models.backbones.TinyCNN(1, dim=3, width=2), (0.5,), (0.25,))
     head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(3, 2)) if kw["method"] in (
         "cross-entropy", "triplet-entropy") else None
-    check_call("pretrain", pretrain.pretrain, encoder, dataset, kw["method"], head=head, epochs=kw["epochs"],
+    check_call("pretrain", rmqm.training.pretraining.pretrain, encoder, dataset, kw["method"], head=head, epochs=kw["epochs"],
                batch_size=kw["batch_size"], optimizer=kw["optimizer"], lr=kw["lr"],
                time_budget_s=kw["time_budget_s"], progress=False,
                valid=lambda r: r.history["loss"].map(math.isfinite).all())
-    check_call("make_optimizer", pretrain.make_optimizer, encoder.parameters(), kw["optimizer"], kw["lr"],
+    check_call("make_optimizer", rmqm.training.pretraining.make_optimizer, encoder.parameters(), kw["optimizer"], kw["lr"],
                valid=lambda r: isinstance(r, torch.optim.Optimizer))
 
 
@@ -652,15 +679,15 @@ def test_pretrain(kw):
     batch_size=(st.just(n), st.integers(-1, 6)),
 )), st.text(max_size=3))
 def test_check_embeddings(kw, where):
-    check_call("check_embeddings", models.check_embeddings, kw["z"], kw["batch_size"], where,
+    check_call("check_embeddings", rmqm.models.encoder.check_embeddings, kw["z"], kw["batch_size"], where,
                valid=lambda r: r is kw["z"])
 
 
 @props(40)
-@given(st.sampled_from(models.ARCHITECTURES + ("bogus", "")), either(st.integers(1, 3), BAD_INTS),
+@given(st.sampled_from(rmqm.models.backbones.ARCHITECTURES + ("bogus", "")), either(st.integers(1, 3), BAD_INTS),
        either(st.integers(1, 8), BAD_INTS))
 def test_build_backbone(arch, in_channels, dim):
-    check_call("build_backbone", models.build_backbone, arch, in_channels, dim,
+    check_call("build_backbone", rmqm.models.backbones.build_backbone, arch, in_channels, dim,
                valid=lambda r: isinstance(r, torch.nn.Module))
 
 
@@ -668,7 +695,7 @@ def test_build_backbone(arch, in_channels, dim):
 @given(numpy_or_tensor(tensors(max_dims=2, max_side=3, low=-1, high=2)),
        numpy_or_tensor(tensors(max_dims=2, max_side=3, low=-1, high=2)))
 def test_encoder_normalisation(mean, std):
-    enc = check_call("Encoder", models.Encoder, torch.nn.Flatten(), mean, std)
+    enc = check_call("Encoder", rmqm.models.encoder.Encoder, torch.nn.Flatten(), mean, std)
     if enc is not None:
         channels = enc.mean.shape[1]
         x = torch.rand(2, channels, 3, 3)
@@ -684,7 +711,7 @@ def test_load_digits(kw):
         return (len(ds) > 0 and ds.images.shape[2:] == (kw["size"], kw["size"]) and finite_tensor(ds.images)
                 and ds.images.min() >= 0 and ds.images.max() <= 1 and (kw["n"] is None or len(ds) == kw["n"]))
 
-    check_call("load_dataset", data.load_dataset, kw["name"], kw["split"], kw["n"], kw["seed"], size=kw["size"],
+    check_call("load_dataset", rmqm.data.registry.load_dataset, kw["name"], kw["split"], kw["n"], kw["seed"], size=kw["size"],
                valid=valid)
 
 
@@ -701,7 +728,7 @@ def test_image_dataset(kw):
     n_x = x.shape[0] if x.ndim else 0
     y = torch.arange(n_x if kw["n_labels"] is None else kw["n_labels"]) % 2
     c = x.shape[1] if x.ndim == 4 else 1
-    ds = check_call("ImageDataset", data.ImageDataset, x, y, "x", ("0", "1"), (0.5,) * c, (0.5,) * c)
+    ds = check_call("ImageDataset", rmqm.data.dataset.ImageDataset, x, y, "x", ("0", "1"), (0.5,) * c, (0.5,) * c)
     if ds is not None:
         n, size = kw["n"], kw["size"]
         check_call("ImageDataset.subsample", ds.subsample, n, valid=lambda r: len(r) == min(n or len(ds), len(ds)))
@@ -713,15 +740,15 @@ def test_image_dataset(kw):
 
 
 @props(40)
-@given(params(data=(st.just("digits"), BAD_NAMES), method=(st.sampled_from(zoo.METHODS), BAD_NAMES),
+@given(params(data=(st.just("digits"), BAD_NAMES), method=(st.sampled_from(rmqm.training.methods.METHODS), BAD_NAMES),
               dim=(st.integers(1, 64), BAD_INTS), lr=(st.floats(1e-5, 1e-1), BAD_FLOATS),
               epochs=(st.integers(1, 3), BAD_INTS), batch_size=(st.integers(1, 256), BAD_INTS),
               n_train=(st.one_of(st.none(), st.integers(2, 100)), BAD_INTS),
               time_budget_s=(st.one_of(st.none(), st.floats(1, 60)), BAD_FLOATS)))
 def test_model_config(kw):
-    config = check_call("model_config", zoo.model_config, **kw,
-                        valid=lambda r: store.config_hash(r) and len(zoo.model_name(r)) > 8)
-    check_call("method_family", zoo.method_family, kw["method"],
+    config = check_call("model_config", rmqm.training.checkpoints.model_config, **kw,
+                        valid=lambda r: rmqm._utils.hashing.config_hash(r) and len(rmqm.training.checkpoints.model_name(r)) > 8)
+    check_call("method_family", rmqm.training.methods.method_family, kw["method"],
                valid=lambda r: r in ("supervised", "self-supervised", "random"))
     if config is not None:
         assert config["dim"] == kw["dim"] and config["method"] == kw["method"]
@@ -738,7 +765,7 @@ def test_load_model_bad_files(tmp_path_factory, kind):
         path.mkdir()
     elif kind == "not-a-dict":
         torch.save([1, 2, 3], path)
-    check_call("load_model", zoo.load_model, path if kind != "missing" else "no-such-model", zoo_dir=folder)
+    check_call("load_model", rmqm.training.checkpoints.load_model, path if kind != "missing" else "no-such-model", zoo_dir=folder)
 
 
 # ================================================================ analysis and study
@@ -751,13 +778,13 @@ def test_load_model_bad_files(tmp_path_factory, kind):
                tensors(shape=(n,), dtypes=[torch.float64], p_special=0.1))),
            st.tuples(tensors(max_dims=2, max_side=6), tensors(max_dims=2, max_side=6))).flatmap(
            lambda xy: st.sampled_from([xy, (xy[0].numpy(), xy[1].numpy())])),
-       either(st.sampled_from(list(analysis.CORRELATIONS)), BAD_NAMES))
+       either(st.sampled_from(list(rmqm.stats.correlations.CORRELATIONS)), BAD_NAMES))
 def test_correlations(xy, method):
     x, y = xy
     finite_or_nan = lambda r: all(isinstance(v, float) for v in r)  # noqa: E731
-    check_call("correlation", analysis.correlation, x, y, method,
+    check_call("correlation", rmqm.stats.correlations.correlation, x, y, method,
                valid=lambda r: finite_or_nan(r) and (math.isnan(r[0]) or -1 - 1e-9 <= r[0] <= 1 + 1e-9))
-    check_call("rank_agreement", analysis.rank_agreement, x, y, valid=lambda r: isinstance(r, dict))
+    check_call("rank_agreement", rmqm.stats.correlations.rank_agreement, x, y, valid=lambda r: isinstance(r, dict))
 
 
 @props(30)
@@ -768,9 +795,9 @@ def test_bootstrap_correlations(n, n_boot, confidence, scores, seed):
     table = pd.DataFrame({"s": rng.normal(size=n), "t": rng.normal(size=n)})
     if n and seed % 3 == 0:
         table.loc[0, "s"] = np.nan
-    check_call("bootstrap_correlations", analysis.bootstrap_correlations, table, scores, ["t"],
+    check_call("bootstrap_correlations", rmqm.stats.correlations.bootstrap_correlations, table, scores, ["t"],
                n_boot=n_boot, confidence=confidence, seed=seed,
-               valid=lambda r: isinstance(r, pd.DataFrame) and len(r) == len(scores) * len(analysis.CORRELATIONS))
+               valid=lambda r: isinstance(r, pd.DataFrame) and len(r) == len(scores) * len(rmqm.stats.correlations.CORRELATIONS))
 
 
 @props(30)
@@ -783,9 +810,9 @@ def test_level_tables(n, m, series, quantiles, seed):
         "point": np.repeat(np.arange(n), m), "label": 0, "level": np.tile(np.arange(1, m + 1), n),
         "strength": np.tile(np.arange(1, m + 1), n) * 0.1, "a": rng.random(n * m), "b": rng.random(n * m),
     })
-    check_call("level_bands", analysis.level_bands, levels, series=series, quantiles=quantiles,
+    check_call("level_bands", rmqm.stats.curves.level_bands, levels, series=series, quantiles=quantiles,
                valid=lambda r: isinstance(r, pd.DataFrame))
-    check_call("relative_change_table", analysis.relative_change_table, levels,
+    check_call("relative_change_table", rmqm.stats.curves.relative_change_table, levels,
                valid=lambda r: isinstance(r, pd.DataFrame))
 
 
@@ -802,7 +829,7 @@ def test_study_cli_arguments(tmp_path_factory, argv):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            code = study.main(argv)
+            code = rmqm.cli.study_cmd.main(argv)
     except SystemExit as err:
         code = err.code
     except ACCEPTED as err:
@@ -818,7 +845,7 @@ def test_study_cli_arguments(tmp_path_factory, argv):
 @props(40)
 @given(st.lists(st.text(max_size=8), max_size=4))
 def test_parse_overrides(items):
-    check_call("parse_overrides", study.parse_overrides, items, valid=lambda r: isinstance(r, dict))
+    check_call("parse_overrides", rmqm.study.profiles.parse_overrides, items, valid=lambda r: isinstance(r, dict))
 
 
 @props(20)
@@ -827,8 +854,8 @@ def test_parse_overrides(items):
 def test_load_profile(tmp_path_factory, text, missing):
     folder = tmp_path_factory.mktemp("profiles")
     (folder / "p.yaml").write_text(text)
-    check_call("load_profile", study.load_profile, "absent" if missing else "p", profiles_dir=folder,
-               valid=lambda r: isinstance(r, study.Profile))
+    check_call("load_profile", rmqm.study.profiles.load_profile, "absent" if missing else "p", profiles_dir=folder,
+               valid=lambda r: isinstance(r, rmqm.study.profiles.Profile))
 
 
 # ===================================================================== store and sweep
@@ -850,7 +877,7 @@ JSONISH = st.recursive(
            st.just(pd.DataFrame({"a": [1, "x"]})), st.just(pd.DataFrame()), st.none(), st.just(3),
        ))
 def test_store_put_get(tmp_path_factory, config, rows):
-    results = store.ResultsStore(tmp_path_factory.mktemp("store"))
+    results = rmqm.experiments.store.ResultsStore(tmp_path_factory.mktemp("store"))
     h = check_call("ResultsStore.put", results.put, config, rows, valid=lambda r: isinstance(r, str) and len(r) == 64)
     parts = sorted(p.name for p in results.parts_dir.iterdir())
     if h is None:
@@ -873,7 +900,7 @@ def test_store_put_get(tmp_path_factory, config, rows):
            st.dictionaries(st.text(max_size=3), JSONISH, max_size=2)),
 ))
 def test_sweep_grid(kw):
-    grid = check_call("Sweep", sweep.Sweep, kw["axes"], kw["fixed"], valid=lambda r: len(r) == len(r.configs()) >= 1)
+    grid = check_call("Sweep", rmqm.experiments.sweep.Sweep, kw["axes"], kw["fixed"], valid=lambda r: len(r) == len(r.configs()) >= 1)
     if grid is not None:
         assert all(set(c) == set(kw["axes"]) | set(kw["fixed"]) for c in grid.configs())
 
@@ -886,7 +913,7 @@ def test_summarize_seeds(n, values, by, confidence, seed):
     rng = np.random.default_rng(seed)
     table = pd.DataFrame({"seed": np.arange(n) // 2 if seed % 4 == 0 else np.arange(n), "g": np.arange(n) % 2,
                           "v": rng.normal(size=n), "w": np.where(rng.random(n) < 0.3, np.nan, 1.0)})
-    check_call("summarize_seeds", sweep.summarize_seeds, table, values, by, confidence=confidence,
+    check_call("summarize_seeds", rmqm.stats.intervals.summarize_seeds, table, values, by, confidence=confidence,
                valid=lambda r: isinstance(r, pd.DataFrame) and (r["ci_low"].isna() | (r["ci_low"] <= r["mean"])).all())
 
 
@@ -898,7 +925,7 @@ def test_measure_job(measure_name, seed, n, extra):
     config = {"measure": measure_name, "n": n, "dim": 3, "width": 2, "n_levels": 3, **extra}
     if seed is not None:
         config["seed"] = seed
-    check_call("measure_job", sweep.measure_job, config,
+    check_call("measure_job", rmqm.experiments.jobs.measure_job, config,
                valid=lambda r: isinstance(r, pd.DataFrame) and len(r) >= 1)
 
 
@@ -908,15 +935,15 @@ def test_measure_job(measure_name, seed, n, extra):
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """A zoo checkpoint small enough that a valid CLI run takes a fraction of a second."""
-    config = zoo.model_config("digits", "cross-entropy", 4, width=2, epochs=1, n_train=40, batch_size=20,
+    config = rmqm.training.checkpoints.model_config("digits", "cross-entropy", 4, width=2, epochs=1, n_train=40, batch_size=20,
                               time_budget_s=None)
-    model = zoo.train_model(config, progress=False)
-    return zoo.save_model(model, tmp_path_factory.mktemp("zoo") / "tiny.pt")
+    model = rmqm.training.checkpoints.train_model(config, progress=False)
+    return rmqm.training.checkpoints.save_model(model, tmp_path_factory.mktemp("zoo") / "tiny.pt")
 
 
 def run_cli(name: str, argv: list[str], out: Path | None) -> None:
     """Parse and run one CLI command; a failure must be an accepted error and leave no ``out``."""
-    from rmqm.cli import build_parser
+    from rmqm.cli.main import build_parser
 
     TRIED[name] += 1
     try:
@@ -928,7 +955,7 @@ def run_cli(name: str, argv: list[str], out: Path | None) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             table = args.func(args)
-    except SystemExit as err:  # rmqm.cli.resolve_device refuses a missing GPU this way
+    except SystemExit as err:  # rmqm._utils.device.resolve_device refuses a missing GPU this way
         assert err.code not in (0, None), f"{name}: SystemExit({err.code}) for {argv}"
     except ACCEPTED as err:
         deliberate, where = _raised_deliberately(err)
@@ -1002,7 +1029,7 @@ def test_cli_synbench(tiny_checkpoint, tmp_path_factory, kw):
           st.sampled_from(["", "axes: 3", "axes:\n  seed: []\n", "{", "axes:\n  n: [1]\n",
                            "axes:\n  seed: [0]\nfixed:\n  measure: bogus\n", "axes:\n  seed: [0.5]\n",
                            "axes:\n  seed: [0]\nfixed:\n  n: -4\n  measure: stats\n"])),
-    job=(st.just("rmqm.sweep:measure_job"), st.sampled_from(["nope", "os:path", "rmqm.sweep:nothing", ":"])),
+    job=(st.just("rmqm.experiments.jobs:measure_job"), st.sampled_from(["nope", "os:path", "rmqm.experiments.jobs:nothing", ":"])),
     workers=(st.none(), st.sampled_from(["0", "-1", "x"])),
     out_name=(st.just("t.csv"), st.sampled_from(["t.xlsx", "t"])),
     missing_grid=(st.just(False), st.just(True)),
@@ -1020,7 +1047,7 @@ def test_cli_sweep(tmp_path_factory, kw):
     if parts.exists():
         for part in parts.iterdir():  # whatever was stored is a whole, valid record
             assert part.suffix == ".parquet" and not part.name.startswith(".tmp")
-        assert store.ResultsStore(folder / "store").verify() == []
+        assert rmqm.experiments.store.ResultsStore(folder / "store").verify() == []
 
 
 def test_bug_cli_unknown_device(tiny_checkpoint, tmp_path):
@@ -1038,21 +1065,21 @@ def _type_targets():
     x = torch.rand(3, 1, 6, 6)
     enc = tiny_encoder(1)
     return {
-        "noise_levels": (perturbations.noise_levels, {"sigma_max": 1.0, "n_levels": 4}),
-        "measure_rmqm": (measure.measure_rmqm, {"encoder": enc, "data": x, "perturbation": "noise", "n_levels": 3,
+        "noise_levels": (rmqm.metrics.rmqm.perturbations.noise_levels, {"sigma_max": 1.0, "n_levels": 4}),
+        "measure_rmqm": (rmqm.metrics.rmqm.measure.measure_rmqm, {"encoder": enc, "data": x, "perturbation": "noise", "n_levels": 3,
                                                  "sigma_max": 1.0, "batch_size": 2, "seed": 0, "progress": False}),
-        "evaluate_synbench": (synbench.evaluate_synbench, {
+        "evaluate_synbench": (rmqm.metrics.synbench.evaluate.evaluate_synbench, {
             "encoder": FlattenEncoder(), "input_shape": (1, 4, 4), "s_values": [1.0, 2.0], "n_train": 12,
             "n_test": 12, "thresholds": [0.6], "n_bootstrap": 0, "seed": 0, "progress": False,
             "allow_rank_deficient": True}),
-        "knn_accuracy": (probes.knn_accuracy, {"train_z": np.eye(4), "train_y": np.arange(4) % 2,
+        "knn_accuracy": (rmqm.metrics.probes.knn_accuracy, {"train_z": np.eye(4), "train_y": np.arange(4) % 2,
                                                "test_z": np.eye(4), "test_y": np.arange(4) % 2, "k": 1}),
-        "rankme": (baselines.rankme, {"z": np.random.default_rng(0).normal(size=(6, 3)), "eps": 1e-7}),
-        "model_config": (zoo.model_config, {"data": "digits", "method": "nt-xent", "dim": 4, "lr": 1e-3}),
-        "load_digits": (data.load_digits, {"split": "all", "n": 20, "seed": 0, "size": 8}),
-        "summarize_seeds": (sweep.summarize_seeds, {"table": pd.DataFrame({"seed": [0, 1], "v": [1.0, 2.0]}),
+        "rankme": (rmqm.metrics.baselines.rankme, {"z": np.random.default_rng(0).normal(size=(6, 3)), "eps": 1e-7}),
+        "model_config": (rmqm.training.checkpoints.model_config, {"data": "digits", "method": "nt-xent", "dim": 4, "lr": 1e-3}),
+        "load_digits": (rmqm.data.offline.load_digits, {"split": "all", "n": 20, "seed": 0, "size": 8}),
+        "summarize_seeds": (rmqm.stats.intervals.summarize_seeds, {"table": pd.DataFrame({"seed": [0, 1], "v": [1.0, 2.0]}),
                                                     "values": "v", "confidence": 0.9}),
-        "TinyCNN": (models.TinyCNN, {"in_channels": 1, "dim": 3, "width": 2}),
+        "TinyCNN": (rmqm.models.backbones.TinyCNN, {"in_channels": 1, "dim": 3, "width": 2}),
     }
 
 
@@ -1086,18 +1113,18 @@ def _expect_named_error(fn, *args, **kwargs):
 
 
 def test_bug_check_images_empty_channels():
-    _expect_named_error(perturbations.check_images, torch.zeros(1, 0, 2, 2))
+    _expect_named_error(rmqm.metrics.rmqm.perturbations.check_images, torch.zeros(1, 0, 2, 2))
 
 
 def test_bug_white_noise_levels_integer_images():
     g = torch.Generator().manual_seed(0)
-    _expect_named_error(lambda: list(perturbations.white_noise_levels(
+    _expect_named_error(lambda: list(rmqm.metrics.rmqm.perturbations.white_noise_levels(
         torch.zeros(1, 1, 2, 2, dtype=torch.long), torch.tensor([0.0, 0.5]), g)))
 
 
 def test_bug_white_noise_levels_nan_images():
     g = torch.Generator().manual_seed(0)
-    _expect_named_error(lambda: list(perturbations.white_noise_levels(
+    _expect_named_error(lambda: list(rmqm.metrics.rmqm.perturbations.white_noise_levels(
         torch.full((1, 1, 2, 2), float("nan")), torch.tensor([0.0, 0.5]), g, clip=False)))
 
 
@@ -1105,16 +1132,16 @@ def test_bug_pgd_trajectory_unchecked_images():
     encoder = tiny_encoder(1)
     x = torch.full((1, 1, 4, 4), 5.0)
     with torch.no_grad():
-        loss = perturbations.make_attack_loss("displacement", encoder(x), generator=torch.Generator().manual_seed(0))
-    _expect_named_error(lambda: list(perturbations.pgd_trajectory(encoder, x, loss, 2, 0.01, 0.1)))
+        loss = rmqm.metrics.rmqm.perturbations.make_attack_loss("displacement", encoder(x), generator=torch.Generator().manual_seed(0))
+    _expect_named_error(lambda: list(rmqm.metrics.rmqm.perturbations.pgd_trajectory(encoder, x, loss, 2, 0.01, 0.1)))
 
 
 def test_bug_pgd_trajectory_huge_step():
     encoder = tiny_encoder(1)
     x = torch.full((1, 1, 2, 2), 0.637)
     with torch.no_grad():
-        loss = perturbations.make_attack_loss("displacement", encoder(x), generator=torch.Generator().manual_seed(0))
-    levels = check_call("pgd_trajectory", lambda: list(perturbations.pgd_trajectory(encoder, x, loss, 2, 1e300, 0.0)))
+        loss = rmqm.metrics.rmqm.perturbations.make_attack_loss("displacement", encoder(x), generator=torch.Generator().manual_seed(0))
+    levels = check_call("pgd_trajectory", lambda: list(rmqm.metrics.rmqm.perturbations.pgd_trajectory(encoder, x, loss, 2, 1e300, 0.0)))
     # fixed when it either raises a named error (levels is None) or stays finite and inside the box
     assert levels is None or all(finite_tensor(level[0]) and torch.equal(level[0], x) for level in levels)
 
@@ -1122,73 +1149,73 @@ def test_bug_pgd_trajectory_huge_step():
 @pytest.mark.parametrize("case", ["scope", "garbage"])
 def test_bug_summary_table_unchecked(case):
     x = torch.rand(4, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    result = measure.measure_rmqm(FlattenEncoder(), x, torch.arange(4) % 2, n_levels=3, progress=False)
+    result = rmqm.metrics.rmqm.measure.measure_rmqm(FlattenEncoder(), x, torch.arange(4) % 2, n_levels=3, progress=False)
     if case == "scope":
-        _expect_named_error(measure.summary_table, result, scope="bogus")
+        _expect_named_error(rmqm.metrics.rmqm.measure.summary_table, result, scope="bogus")
     else:
-        _expect_named_error(measure.summary_table, result, "not a result")
+        _expect_named_error(rmqm.metrics.rmqm.measure.summary_table, result, "not a result")
 
 
 @pytest.mark.parametrize("lr", [math.nan, math.inf])
 def test_bug_pretrain_unchecked_lr(lr):
-    dataset = data.ImageDataset(torch.rand(8, 1, 6, 6), torch.arange(8) % 2, "tiny", ("0", "1"))
-    encoder = models.Encoder(models.TinyCNN(1, dim=3, width=2))
+    dataset = rmqm.data.dataset.ImageDataset(torch.rand(8, 1, 6, 6), torch.arange(8) % 2, "tiny", ("0", "1"))
+    encoder = rmqm.models.encoder.Encoder(rmqm.models.backbones.TinyCNN(1, dim=3, width=2))
     head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(3, 2))
-    _expect_named_error(pretrain.pretrain, encoder, dataset, "cross-entropy", head=head, epochs=1, batch_size=4,
+    _expect_named_error(rmqm.training.pretraining.pretrain, encoder, dataset, "cross-entropy", head=head, epochs=1, batch_size=4,
                         lr=lr, progress=False)
 
 
 def test_bug_distance_series_integer_input():
-    _expect_named_error(manifold.distance_series, torch.zeros(2, 3, 2, dtype=torch.long))
+    _expect_named_error(rmqm.metrics.rmqm.manifold.distance_series, torch.zeros(2, 3, 2, dtype=torch.long))
 
 
 @pytest.mark.parametrize("size, seed", [(0, 0), (-3, 0), (8, -3)])
 def test_bug_load_digits_size(size, seed):
-    _expect_named_error(data.load_dataset, "digits", "test", 10, seed, size=size)
+    _expect_named_error(rmqm.data.registry.load_dataset, "digits", "test", 10, seed, size=size)
 
 
 def test_bug_relative_changes_scalar():
-    _expect_named_error(manifold.relative_changes, np.float64(1.0))
+    _expect_named_error(rmqm.metrics.rmqm.manifold.relative_changes, np.float64(1.0))
 
 
 def test_bug_point_statistics_non_finite_distances():
-    _expect_named_error(manifold.point_statistics, np.array([[1.0, -np.inf, 2.0]]), np.ones((1, 3)))
+    _expect_named_error(rmqm.metrics.rmqm.manifold.point_statistics, np.array([[1.0, -np.inf, 2.0]]), np.ones((1, 3)))
 
 
 @pytest.mark.parametrize("mean, std", [([math.inf], [1.0]), ([0.0], [math.nan]), ([0.0, 0.0], []),
                                        (torch.tensor(0.5), torch.tensor(-0.2))])
 def test_bug_encoder_unchecked_normalisation(mean, std):
-    _expect_named_error(models.Encoder, torch.nn.Flatten(), mean, std)
+    _expect_named_error(rmqm.models.encoder.Encoder, torch.nn.Flatten(), mean, std)
 
 
 def test_bug_measure_rmqm_tiny_images():
-    enc = models.Encoder(models.TinyCNN(1, dim=3, width=2))
-    _expect_named_error(measure.measure_rmqm, enc, torch.rand(2, 1, 1, 1), n_levels=3, progress=False)
+    enc = rmqm.models.encoder.Encoder(rmqm.models.backbones.TinyCNN(1, dim=3, width=2))
+    _expect_named_error(rmqm.metrics.rmqm.measure.measure_rmqm, enc, torch.rand(2, 1, 1, 1), n_levels=3, progress=False)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
 def test_bug_measure_rmqm_non_float32_images(dtype):
     # fixed by casting: images follow the encoder's dtype, so the result equals the float32 one
-    enc = models.Encoder(models.TinyCNN(1, dim=3, width=2)).eval()
+    enc = rmqm.models.encoder.Encoder(rmqm.models.backbones.TinyCNN(1, dim=3, width=2)).eval()
     x = torch.rand(2, 1, 4, 4, generator=torch.Generator().manual_seed(0)).to(dtype)
-    got = measure.measure_rmqm(enc, x, n_levels=3, progress=False)
-    ref = measure.measure_rmqm(enc, x.float(), n_levels=3, progress=False)
+    got = rmqm.metrics.rmqm.measure.measure_rmqm(enc, x, n_levels=3, progress=False)
+    ref = rmqm.metrics.rmqm.measure.measure_rmqm(enc, x.float(), n_levels=3, progress=False)
     pd.testing.assert_frame_equal(got.levels, ref.levels)
 
 
 def test_bug_image_dataset_empty_split():
     # ImageDataset refuses empty images itself now
-    _expect_named_error(lambda: data.ImageDataset(torch.zeros(0, 1, 2, 2), torch.zeros(0, dtype=torch.long), "x",
+    _expect_named_error(lambda: rmqm.data.dataset.ImageDataset(torch.zeros(0, 1, 2, 2), torch.zeros(0, dtype=torch.long), "x",
                                                   ("0",)).split(0.5))
 
 
 def test_bug_image_dataset_split_singleton_classes():
-    ds = data.ImageDataset(torch.rand(2, 1, 2, 2), torch.tensor([0, 1]), "x", ("0", "1"))
+    ds = rmqm.data.dataset.ImageDataset(torch.rand(2, 1, 2, 2), torch.tensor([0, 1]), "x", ("0", "1"))
     _expect_named_error(ds.split, 0.5)
 
 
 def test_bug_embed_dataset_float64_images():
-    _expect_named_error(probes.embed_dataset, tiny_encoder(1, normalised=False), torch.rand(2, 1, 4, 4).double())
+    _expect_named_error(rmqm.metrics.probes.embed_dataset, tiny_encoder(1, normalised=False), torch.rand(2, 1, 4, 4).double())
 
 
 @pytest.mark.parametrize("images, size", [(torch.zeros(2, 1, 0, 0), 4), (torch.rand(2, 1, 2, 2), -3),
@@ -1196,79 +1223,79 @@ def test_bug_embed_dataset_float64_images():
                                           (torch.zeros(2, 1, 1, 2, dtype=torch.uint8), 3)])
 def test_bug_image_dataset_zero_size_resized(images, size):
     # ImageDataset refuses empty and non-float32/64 images itself now; resized() checks size
-    _expect_named_error(lambda: data.ImageDataset(images, torch.zeros(2, dtype=torch.long), "x", ("0",)).resized(size))
+    _expect_named_error(lambda: rmqm.data.dataset.ImageDataset(images, torch.zeros(2, dtype=torch.long), "x", ("0",)).resized(size))
 
 
 def test_bug_solve_robust_qcqp_tiny_epsilon():
-    _expect_named_error(synbench.solve_robust_qcqp, np.array([1.0, 2.0]), np.array([1.0, 2.0]), 1e-300)
+    _expect_named_error(rmqm.metrics.synbench.qcqp.solve_robust_qcqp, np.array([1.0, 2.0]), np.array([1.0, 2.0]), 1e-300)
 
 
 @pytest.mark.parametrize("thresholds", [[math.nan], [math.inf], []])
 def test_bug_accuracy_grid_bad_thresholds(thresholds):
-    _expect_named_error(synbench.accuracy_grid, thresholds)
+    _expect_named_error(rmqm.metrics.synbench.curves.accuracy_grid, thresholds)
 
 
 @pytest.mark.parametrize("accuracy, bound", [([0.7, 0.8], [np.inf, 1.0]), ([0.7, np.nan], [1.0, 1.0]), ([], [])])
 def test_bug_expected_bound_curve_unchecked(accuracy, bound):
-    _expect_named_error(synbench.expected_bound_curve, np.array(accuracy), np.array(bound))
+    _expect_named_error(rmqm.metrics.synbench.curves.expected_bound_curve, np.array(accuracy), np.array(bound))
 
 
 @pytest.mark.parametrize("images, batch_size", [
     (torch.rand(2, 1, 4, 4), 0), (torch.rand(2, 1, 4, 4), -1), (torch.rand(0, 1, 4, 4), 2), (torch.rand(3), 2)])
 def test_bug_embed_dataset_bad_input(images, batch_size):
-    _expect_named_error(probes.embed_dataset, tiny_encoder(1, normalised=False), images, batch_size=batch_size)
+    _expect_named_error(rmqm.metrics.probes.embed_dataset, tiny_encoder(1, normalised=False), images, batch_size=batch_size)
 
 
 @pytest.mark.parametrize("rtol", [-1.0, -math.inf])
 def test_bug_alpha_req_negative_rtol(rtol):
-    _expect_named_error(baselines.alpha_req, np.random.default_rng(0).normal(size=(3, 4)), rtol=rtol)
+    _expect_named_error(rmqm.metrics.baselines.alpha_req, np.random.default_rng(0).normal(size=(3, 4)), rtol=rtol)
 
 
 def test_bug_robust_probe_length_mismatch():
     rng = np.random.default_rng(0)
-    _expect_named_error(robust_probe.evaluate_robust_probe, rng.normal(size=(8, 2)), np.arange(8) % 2,
+    _expect_named_error(rmqm.metrics.robust_probe.evaluate_robust_probe, rng.normal(size=(8, 2)), np.arange(8) % 2,
                         rng.normal(size=(1, 2)), np.zeros(0, dtype=int), epsilons=[0.0])
 
 
 @pytest.mark.parametrize("images", [torch.zeros(0, 1, 8, 8), torch.zeros(2, 1, 8, 8, dtype=torch.uint8),
                                     torch.rand(2, 1, 8, 8).half(), torch.full((1, 1, 4, 4), float("nan"))])
 def test_bug_augment_unchecked_images(images):
-    _expect_named_error(pretrain.augment, images, torch.Generator().manual_seed(0))
+    _expect_named_error(rmqm.training.augmentation.augment, images, torch.Generator().manual_seed(0))
 
 
 @pytest.mark.parametrize("options", [{"jitter": math.nan}, {"jitter": 1e300}, {"max_rotation_deg": math.inf}])
 def test_bug_augment_bad_parameter(options):
-    _expect_named_error(pretrain.augment, torch.rand(1, 1, 4, 4), torch.Generator().manual_seed(0), **options)
+    _expect_named_error(rmqm.training.augmentation.augment, torch.rand(1, 1, 4, 4), torch.Generator().manual_seed(0), **options)
 
 
 @pytest.mark.parametrize("loss", ["nt_xent_loss", "vicreg_loss"])
 def test_bug_losses_accept_nan(loss):
     z = torch.full((4, 2), float("nan"))
-    _expect_named_error(getattr(pretrain, loss), z, z)
+    _expect_named_error(getattr(rmqm.losses.contrastive, loss), z, z)
 
 
 def test_bug_nt_xent_nan_temperature():
     z = torch.randn(4, 2)
-    _expect_named_error(pretrain.nt_xent_loss, z, z.flip(0), math.nan)
+    _expect_named_error(rmqm.losses.contrastive.nt_xent_loss, z, z.flip(0), math.nan)
 
 
 def test_bug_triplet_nan_margin():
-    _expect_named_error(pretrain.semi_hard_triplet_loss, torch.randn(4, 2), torch.tensor([0, 1, 1, 0]), math.nan)
+    _expect_named_error(rmqm.losses.contrastive.semi_hard_triplet_loss, torch.randn(4, 2), torch.tensor([0, 1, 1, 0]), math.nan)
 
 
 def test_bug_losses_integer_input():
     z = torch.zeros(2, 1, dtype=torch.long)
-    _expect_named_error(pretrain.nt_xent_loss, z, z)
+    _expect_named_error(rmqm.losses.contrastive.nt_xent_loss, z, z)
 
 
 def test_bug_vicreg_empty_dimension():
-    _expect_named_error(pretrain.vicreg_loss, torch.zeros(2, 0), torch.zeros(2, 0))
+    _expect_named_error(rmqm.losses.contrastive.vicreg_loss, torch.zeros(2, 0), torch.zeros(2, 0))
 
 
 @pytest.mark.parametrize("options", [{"lr": math.nan}, {"lr": -1.0}, {"time_budget_s": math.nan},
                                      {"time_budget_s": -1.0}, {"temperature": math.nan}])
 def test_bug_model_config_unchecked_numbers(options):
-    _expect_named_error(zoo.model_config, "digits", "nt-xent", 4, **options)
+    _expect_named_error(rmqm.training.checkpoints.model_config, "digits", "nt-xent", 4, **options)
 
 
 @pytest.mark.parametrize("kind", ["garbage", "dir"])
@@ -1278,17 +1305,17 @@ def test_bug_load_model_bad_file(tmp_path, kind):
         path.write_bytes(b"not a checkpoint")
     else:
         path.mkdir()
-    _expect_named_error(zoo.load_model, path, zoo_dir=tmp_path)
+    _expect_named_error(rmqm.training.checkpoints.load_model, path, zoo_dir=tmp_path)
 
 
 def test_bug_load_profile_invalid_yaml(tmp_path):
     (tmp_path / "p.yaml").write_text("{")
-    _expect_named_error(study.load_profile, "p", profiles_dir=tmp_path)
+    _expect_named_error(rmqm.study.profiles.load_profile, "p", profiles_dir=tmp_path)
 
 
 def test_bug_bfloat16_inputs():
     # fixed by converting through float64 (numpy has no bfloat16)
     z = torch.tensor([[0.5, 1.0], [2.0, 4.0]], dtype=torch.bfloat16)
-    np.testing.assert_array_equal(probes.as_features(z), [[0.5, 1.0], [2.0, 4.0]])
+    np.testing.assert_array_equal(rmqm.metrics.probes.as_features(z), [[0.5, 1.0], [2.0, 4.0]])
     a = torch.tensor([[1.0, 2.0, 4.0]], dtype=torch.bfloat16)
-    assert manifold.point_statistics(a, a)["A"].item() == pytest.approx(7 / 3)
+    assert rmqm.metrics.rmqm.manifold.point_statistics(a, a)["A"].item() == pytest.approx(7 / 3)

@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from rmqm.robust_probe import RobustLinearProbe, evaluate_robust_probe
+from rmqm.metrics.robust_probe import RobustLinearProbe, evaluate_robust_probe
 
 
 def gaussian_classes(n_per_class, means, seed=0, scales=(1.0, 0.3, 3.0, 1.0)):

@@ -16,15 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 from pandas.testing import assert_frame_equal
 
-import rmqm.store as store_mod
-from rmqm.store import (
-    PROVENANCE_COLUMNS,
-    ResultsStore,
-    StoreWarning,
-    canonical_config,
-    config_hash,
-    flatten_config,
-)
+import rmqm._utils.hashing as hashing_mod
+import rmqm._utils.io as io_mod
+from rmqm.experiments.store import PROVENANCE_COLUMNS, ResultsStore, StoreWarning
+from rmqm._utils.hashing import canonical_config, config_hash, flatten_config
 
 CONFIG = {"encoder": "tiny", "perturbation": "noise", "seed": 3, "opt": {"lr": 0.001, "dims": [16, 32]}}
 
@@ -206,7 +201,7 @@ def test_edited_config_is_stale(tmp_path):
 
 def test_changed_hash_scheme_makes_old_records_stale(tmp_path, monkeypatch):
     _store_with_record(tmp_path)
-    monkeypatch.setattr(store_mod, "HASH_SCHEME", "rmqm-store-v2")
+    monkeypatch.setattr(hashing_mod, "HASH_SCHEME", "rmqm-store-v2")
     # Under the new scheme the config maps to a new file name, so the old record is
     # simply absent for this config; opening the store re-validates what is on disk.
     store = ResultsStore(tmp_path / "s")
@@ -260,7 +255,7 @@ def test_crash_during_write_keeps_old_record_and_leaves_no_temp_file(tmp_path, m
         where.write(b"PAR1 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(store_mod.pq, "write_table", crash)
+    monkeypatch.setattr(io_mod.pq, "write_table", crash)
     with pytest.raises(OSError, match="disk full"):
         store.put(CONFIG, pd.DataFrame({"scope": ["all"], "rmqm": [9.0], "n_points": [1]}))
     monkeypatch.undo()
@@ -292,7 +287,7 @@ def test_not_a_folder(tmp_path):
 WRITER = textwrap.dedent(
     """
     import sys, numpy as np, pandas as pd
-    from rmqm.store import ResultsStore
+    from rmqm.experiments.store import ResultsStore
     store = ResultsStore(sys.argv[1])
     print("ready", flush=True)
     i = 0

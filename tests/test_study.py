@@ -10,11 +10,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from rmqm import study
-from rmqm.study import (
-    NotebookFailed, NotebookSpec, Profile, apply_overrides, cache_key, execution_order, library_fingerprint,
-    load_profile, main, parse_overrides, run_info_markdown, run_notebooks,
-)
+import rmqm.study.notebooks as notebooks
+import rmqm.study.runner as runner
+from rmqm.study.runner import NotebookFailed, run_notebooks
+from rmqm.study.notebooks import NotebookSpec, cache_key, execution_order, library_fingerprint
+from rmqm.study.profiles import Profile, apply_overrides, load_profile, parse_overrides
+from rmqm.cli.study_cmd import main
+from rmqm.study.book import run_info_markdown
 
 pytest.importorskip("papermill")
 
@@ -88,7 +90,7 @@ def test_repository_profiles_load():
 
 
 def test_repository_profiles_fit_the_notebooks_and_replicate_seeds():
-    from rmqm.study import _check_profile, discover_notebooks
+    from rmqm.study.notebooks import _check_profile, discover_notebooks
 
     root = Path(__file__).resolve().parents[1]
     specs = discover_notebooks(root / "notebooks")
@@ -115,7 +117,7 @@ def test_execution_order_follows_dependencies():
 
 
 def test_cache_key_depends_on_parameters_source_and_upstream(two_notebooks: Path):
-    specs = {s.name: s for s in study.discover_notebooks(two_notebooks)}
+    specs = {s.name: s for s in notebooks.discover_notebooks(two_notebooks)}
     a = specs["a_first"]
     assert a.declared == ("scale", "results_dir") and specs["b_second"].depends_on == ("a_first",)
     k = cache_key(a, {"scale": 1, "results_dir": "/x"}, {})
@@ -130,7 +132,7 @@ def test_cache_key_depends_on_parameters_source_and_upstream(two_notebooks: Path
 
 
 def test_library_fingerprint_follows_every_byte_of_the_package_source(tmp_path: Path):
-    installed = Path(study.__file__).resolve().parent
+    installed = Path(notebooks.__file__).resolve().parent.parent
     before = library_fingerprint(installed)
     default = library_fingerprint()
     assert default in (before, library_fingerprint(installed))  # the default is the installed rmqm
@@ -139,7 +141,7 @@ def test_library_fingerprint_follows_every_byte_of_the_package_source(tmp_path: 
     fp = library_fingerprint(pkg)
     assert len(fp) == 64 and fp == library_fingerprint(pkg)
 
-    source = pkg / "study.py"
+    source = pkg / "study" / "runner.py"
     original = source.read_bytes()
     source.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # one flipped bit
     assert library_fingerprint(pkg) != fp
@@ -153,7 +155,7 @@ def test_library_fingerprint_follows_every_byte_of_the_package_source(tmp_path: 
     (pkg / "extra.py").write_text("")
     assert library_fingerprint(pkg) != fp  # a new (even empty) module counts
     (pkg / "extra.py").unlink()
-    source.rename(pkg / "study2.py")
+    source.rename(pkg / "study" / "runner2.py")
     assert library_fingerprint(pkg) != fp  # so does a renamed one
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -164,7 +166,7 @@ def test_library_fingerprint_follows_every_byte_of_the_package_source(tmp_path: 
 
 
 def test_cache_key_includes_the_library_fingerprint_when_given(two_notebooks: Path):
-    a = next(s for s in study.discover_notebooks(two_notebooks) if s.name == "a_first")
+    a = next(s for s in notebooks.discover_notebooks(two_notebooks) if s.name == "a_first")
     plain = cache_key(a, {"scale": 1}, {})
     assert plain == cache_key(a, {"scale": 1}, {}, library=None)
     assert len({plain, cache_key(a, {"scale": 1}, {}, library="1"), cache_key(a, {"scale": 1}, {}, library="2")}) == 3
@@ -176,7 +178,7 @@ def test_run_reruns_everything_when_the_library_changes(two_notebooks: Path, tmp
     calls = []
 
     def run_with(fingerprint):
-        monkeypatch.setattr(study, "library_fingerprint", lambda *a: calls.append(a) or fingerprint)
+        monkeypatch.setattr(runner, "library_fingerprint", lambda *a: calls.append(a) or fingerprint)
         runs = run_notebooks(prof, two_notebooks, out, progress=False, log=lambda s: None)
         manifest = json.loads((out / "study.json").read_text())
         return [r.status for r in runs], manifest

@@ -16,20 +16,16 @@ import pytest
 import torch
 from pandas.testing import assert_frame_equal
 
-from rmqm.store import ResultsStore, StoreWarning, config_hash
-from rmqm.sweep import (
-    Sweep,
-    embedding_stats,
-    load_grid,
-    main,
-    measure_job,
-    resolve_job,
-    run_sweep,
-    summarize_seeds,
-    tiny_job,
-)
+from rmqm.experiments.store import ResultsStore, StoreWarning
+from rmqm._utils.hashing import config_hash
+from rmqm.experiments.sweep import Sweep, load_grid, resolve_job, run_sweep
+from rmqm.experiments.jobs import embedding_stats, measure_job
+from rmqm.cli.sweep_cmd import main
+from rmqm.stats.intervals import summarize_seeds
 
-GRID = Sweep(axes={"dim": [4, 8], "seed": [0, 1]}, fixed={"n": 32})
+GRID = Sweep(axes={"dim": [4, 8], "seed": [0, 1]}, fixed={"n": 32, "measure": "stats"})
+#: the small job of these tests: a random TinyCNN on digits, embedding statistics only
+tiny_job = measure_job
 
 
 def test_sweep_is_the_cartesian_product_in_order():
@@ -154,7 +150,7 @@ def test_job_returning_unstorable_rows_is_named(tmp_path):
 
 
 def test_same_config_gives_identical_numbers_on_cpu():
-    config = {"seed": 5, "n": 40, "dim": 8}
+    config = {"seed": 5, "n": 40, "dim": 8, "measure": "stats"}
     a, b = tiny_job(config), tiny_job(dict(config))
     assert_frame_equal(a, b, check_exact=True)
     other = tiny_job({**config, "seed": 6})
@@ -237,13 +233,13 @@ def test_dask_local_cluster_on_loopback_equals_serial(tmp_path):
 SLOW_JOB = textwrap.dedent(
     """
     import os, time
-    from rmqm.sweep import tiny_job
+    from rmqm.experiments.jobs import measure_job
 
     def job(config):
         with open(os.environ["RMQM_TEST_JOB_LOG"], "a") as fh:
             fh.write(f"{config['seed']}\\n")
         time.sleep(0.3)
-        return tiny_job(config)
+        return measure_job(config)
     """
 )
 
@@ -251,13 +247,13 @@ SLOW_JOB = textwrap.dedent(
 def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
     (tmp_path / "slowjob.py").write_text(SLOW_JOB)
     grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text("axes:\n  seed: [0, 1, 2, 3, 4, 5, 6, 7]\nfixed:\n  n: 24\n  dim: 4\n")
+    grid_file.write_text("axes:\n  seed: [0, 1, 2, 3, 4, 5, 6, 7]\nfixed:\n  n: 24\n  dim: 4\n  measure: stats\n")
     store_dir = tmp_path / "store"
     log = tmp_path / "jobs.log"
     env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "RMQM_TEST_JOB_LOG": str(log)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rmqm.sweep", str(grid_file), "--store", str(store_dir),
+        [sys.executable, "-m", "rmqm", "sweep", str(grid_file), "--store", str(store_dir),
          "--job", "slowjob:job", "--executor", "serial", "--no-progress"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -298,9 +294,9 @@ def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
 
 def test_cli_runs_a_grid_and_writes_the_table(tmp_path, capsys):
     grid_file = tmp_path / "grid.json"
-    grid_file.write_text('{"axes": {"seed": [0, 1]}, "fixed": {"n": 16, "dim": 4}}')
+    grid_file.write_text('{"axes": {"seed": [0, 1]}, "fixed": {"n": 16, "dim": 4, "measure": "stats"}}')
     out = tmp_path / "out" / "table.csv"
-    code = main([str(grid_file), "--store", str(tmp_path / "s"), "--job", "rmqm.sweep:tiny_job",
+    code = main([str(grid_file), "--store", str(tmp_path / "s"), "--job", "rmqm.experiments.jobs:measure_job",
                  "--executor", "serial", "--no-progress", "--out", str(out)])
     assert code == 0
     table = pd.read_csv(out)
@@ -310,13 +306,13 @@ def test_cli_runs_a_grid_and_writes_the_table(tmp_path, capsys):
 
 
 def test_rmqm_cli_has_the_sweep_subcommand(tmp_path, capsys):
-    from rmqm.cli import main as rmqm_main
+    from rmqm.cli.main import main as rmqm_main
 
     grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text("axes:\n  seed: [3]\nfixed:\n  n: 16\n  dim: 4\n")
-    table = rmqm_main(["sweep", str(grid_file), "--store", str(tmp_path / "s"), "--job", "rmqm.sweep:tiny_job",
+    grid_file.write_text("axes:\n  seed: [3]\nfixed:\n  n: 16\n  dim: 4\n  measure: stats\n")
+    table = rmqm_main(["sweep", str(grid_file), "--store", str(tmp_path / "s"), "--job", "rmqm.experiments.jobs:measure_job",
                        "--executor", "serial", "--no-progress"])
-    assert_frame_equal(table, ResultsStore(tmp_path / "s").to_frame([{"n": 16, "dim": 4, "seed": 3}]))
+    assert_frame_equal(table, ResultsStore(tmp_path / "s").to_frame([{"n": 16, "dim": 4, "measure": "stats", "seed": 3}]))
     with pytest.raises(SystemExit):
         rmqm_main(["sweep", str(grid_file), "--job", "nomodule_xyz:job"])
     assert "cannot import job module" in capsys.readouterr().err
@@ -326,10 +322,10 @@ def test_rmqm_cli_has_the_sweep_subcommand(tmp_path, capsys):
     "extra, match",
     [
         (["--job", "nomodule_xyz:job"], "cannot import job module"),
-        (["--job", "rmqm.sweep"], "module:function"),
+        (["--job", "rmqm.experiments.jobs"], "module:function"),
         (["--job", ":"], "module:function"),
         (["--job", ".relative:job"], "cannot import job module"),
-        (["--job", "rmqm.sweep:nothing"], "no job function"),
+        (["--job", "rmqm.experiments.jobs:nothing"], "no job function"),
         (["--out", "table.xlsx"], "must end in .csv or .parquet"),
         (["--executor", "serial", "--workers", "0"], "max_workers"),
     ],

@@ -10,30 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import optimize, stats
+from scipy import stats
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from rmqm.models import Encoder
-from rmqm.synbench import (
-    ACCURACY_GRID,
-    DEFAULT_S_VALUES,
-    DEFAULT_THRESHOLDS,
-    SynBenchResult,
-    accuracy_and_bound,
-    accuracy_grid,
-    class_statistics,
-    evaluate_synbench,
-    expected_bound,
-    expected_bound_curve,
-    mixture_direction,
-    plot_synbench,
-    raw_accuracy,
-    robust_linear_rule,
-    sample_gaussian_mixture,
-    solve_robust_qcqp,
-    synbench_scores,
-)
+from rmqm.models.encoder import Encoder
+from rmqm.metrics.synbench.curves import ACCURACY_GRID, DEFAULT_S_VALUES, DEFAULT_THRESHOLDS, accuracy_grid, expected_bound_curve, synbench_scores
+from rmqm.metrics.synbench.evaluate import SynBenchResult, evaluate_synbench
+from rmqm.metrics.synbench.qcqp import accuracy_and_bound, class_statistics, robust_linear_rule, solve_robust_qcqp
+from rmqm.metrics.synbench.mixture import expected_bound, mixture_direction, raw_accuracy, sample_gaussian_mixture
+from rmqm.plots.figures import plot_synbench
 
 SHAPE = (3, 4, 4)
 DIM = 48
@@ -151,15 +137,25 @@ def test_qcqp_secular_solution_satisfies_kkt_and_matches_a_numeric_solve(seed, e
     np.testing.assert_allclose((sol.z - mu) / d + sol.multiplier * sol.z, 0, atol=1e-9 * np.abs(mu / d).max())
     np.testing.assert_allclose(sol.weight, (mu - sol.z) / d, rtol=1e-9)
     assert sol.objective == pytest.approx(((mu - sol.z) ** 2 / d).sum(), rel=1e-12)
-    # an independent general-purpose solve from a feasible start
-    res = optimize.minimize(
-        lambda z: ((mu - z) ** 2 / d).sum(), x0=np.zeros_like(mu), jac=lambda z: -2 * (mu - z) / d,
-        method="SLSQP", options={"ftol": 1e-14, "maxiter": 500},
-        constraints=[{"type": "ineq", "fun": lambda z: radius**2 - z @ z, "jac": lambda z: -2 * z}],
-    )
-    assert res.success
-    assert sol.objective <= res.fun * (1 + 1e-8)
-    np.testing.assert_allclose(sol.z, res.x, atol=1e-4 * np.linalg.norm(mu))
+    # an independent exact solve: plain bisection on the KKT multiplier lambda, where
+    # z(lambda) = mu / (1 + lambda d) and ||z(lambda)|| falls monotonically from ||mu|| to 0
+    def norm_z(lam):
+        return np.linalg.norm(mu / (1.0 + lam * d))
+
+    lo, hi = 0.0, 1.0
+    while norm_z(hi) > radius:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if norm_z(mid) > radius else (lo, mid)
+    z_bisect = mu / (1.0 + hi * d)
+    np.testing.assert_allclose(sol.z, z_bisect, rtol=1e-7, atol=1e-12 * np.linalg.norm(mu))
+    assert sol.multiplier == pytest.approx(hi, rel=1e-6)
+    # and no feasible point does better (random points in the ball and on its surface)
+    rng = np.random.default_rng(seed)
+    u = rng.normal(size=(20000, mu.size))
+    u *= (radius * rng.uniform(0.0, 1.0, size=(20000, 1)) ** (1 / mu.size)) / np.linalg.norm(u, axis=1, keepdims=True)
+    assert sol.objective <= (((mu - u) ** 2) / d).sum(axis=1).min() * (1 + 1e-12)
 
 
 def test_qcqp_limits_isotropic_case_and_scale():
@@ -344,7 +340,7 @@ def test_encoder_mode_is_restored():
 
 
 def test_cli_prints_the_score_table(tmp_path, capsys):
-    from rmqm.cli import main
+    from rmqm.cli.main import main
 
     out, figure = tmp_path / "scores.csv", tmp_path / "synbench.png"
     common = ["synbench", "--data", "digits", "--method", "random-init", "--zoo-dir", str(tmp_path / "zoo"),

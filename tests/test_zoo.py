@@ -6,12 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from rmqm import zoo
-from rmqm.models import Encoder
+import rmqm.training.checkpoints as checkpoints
+import rmqm.training.methods as methods
+import rmqm.training.zoo as zoo
+from rmqm.models.encoder import Encoder
 
 
 def test_default_encoder_trains_caches_and_reloads(tmp_path):
-    model = zoo.default_encoder("digits", dim=8, n_train=256, epochs=1, cache_dir=tmp_path, progress=False)
+    model = checkpoints.default_encoder("digits", dim=8, n_train=256, epochs=1, cache_dir=tmp_path, progress=False)
     assert isinstance(model.encoder, Encoder) and not model.encoder.training
     assert model.head is not None and not model.head.training
     assert model.config["method"] == "cross-entropy" and model.config["dim"] == 8
@@ -24,43 +26,43 @@ def test_default_encoder_trains_caches_and_reloads(tmp_path):
     assert [f.stem for f in files] == [model.name]
     assert not list(tmp_path.glob("*.tmp"))  # atomic write left no temp file
 
-    again = zoo.default_encoder("digits", dim=8, n_train=256, epochs=1, cache_dir=tmp_path, progress=False)
+    again = checkpoints.default_encoder("digits", dim=8, n_train=256, epochs=1, cache_dir=tmp_path, progress=False)
     assert again.path == files[0] and again.config == model.config
     torch.testing.assert_close(again.encoder(x), z, rtol=0, atol=0)
     torch.testing.assert_close(again.head(z), model.head(z), rtol=0, atol=0)
     pd.testing.assert_frame_equal(again.history, model.history, check_dtype=False)
 
-    by_name = zoo.load_model(model.name, zoo_dir=tmp_path)
+    by_name = checkpoints.load_model(model.name, zoo_dir=tmp_path)
     torch.testing.assert_close(by_name.encoder(x), z, rtol=0, atol=0)
 
 
 def test_default_encoder_falls_back_to_digits(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(zoo, "fashion_mnist_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="rmqm.zoo"):
-        model = zoo.default_encoder(dim=4, n_train=128, epochs=1, cache_dir=tmp_path, progress=False)
+    monkeypatch.setattr(checkpoints, "fashion_mnist_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="rmqm.training.checkpoints"):
+        model = checkpoints.default_encoder(dim=4, n_train=128, epochs=1, cache_dir=tmp_path, progress=False)
     assert model.config["data"] == "digits"
     assert "Fashion-MNIST" in caplog.text
 
 
 def test_config_is_validated_and_names_differ():
     with pytest.raises(ValueError, match="unknown pretraining method 'simclr2'"):
-        zoo.model_config("digits", "simclr2")
+        checkpoints.model_config("digits", "simclr2")
     with pytest.raises(ValueError, match="unknown optimizer"):
-        zoo.model_config("digits", optimizer="rmsprop")
+        checkpoints.model_config("digits", optimizer="rmsprop")
     with pytest.raises(ValueError, match="unknown architecture"):
-        zoo.model_config("digits", arch="vit")
-    a = zoo.model_name(zoo.model_config("digits", "nt-xent", 16))
-    b = zoo.model_name(zoo.model_config("digits", "nt-xent", 16, lr=2e-3))
+        checkpoints.model_config("digits", arch="vit")
+    a = checkpoints.model_name(checkpoints.model_config("digits", "nt-xent", 16))
+    b = checkpoints.model_name(checkpoints.model_config("digits", "nt-xent", 16, lr=2e-3))
     assert a != b and a.startswith("digits_tiny_nt-xent_d16_adam_s0_")
 
 
 def test_load_model_missing_names_the_zoo(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint 'nope'"):
-        zoo.load_model("nope", zoo_dir=tmp_path)
+        checkpoints.load_model("nope", zoo_dir=tmp_path)
     bad = tmp_path / "bad.pt"
     torch.save({"hello": 1}, bad)
     with pytest.raises(ValueError, match="not an rmqm zoo checkpoint"):
-        zoo.load_model(bad)
+        checkpoints.load_model(bad)
 
 
 ZOO = dict(methods=("cross-entropy", "nt-xent", "random-init"), dims=(4,), data="digits",
@@ -82,7 +84,7 @@ def test_train_zoo_table_cache_and_resume(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a cached model was retrained or re-evaluated")
 
-    monkeypatch.setattr(zoo, "train_model", boom)
+    monkeypatch.setattr(checkpoints, "train_model", boom)
     monkeypatch.setattr(zoo, "evaluate_model", boom)
     pd.testing.assert_frame_equal(zoo.train_zoo(cache_dir=tmp_path, **ZOO), table)
 
@@ -100,14 +102,14 @@ def test_interrupted_zoo_keeps_finished_models(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "evaluate_model", fail_second)
     with pytest.raises(KeyboardInterrupt):
         zoo.train_zoo(cache_dir=tmp_path, **ZOO)
-    saved = {zoo.load_model(p).method: zoo.load_model(p) for p in tmp_path.glob("*.pt")}
+    saved = {checkpoints.load_model(p).method: checkpoints.load_model(p) for p in tmp_path.glob("*.pt")}
     assert set(saved) == {"cross-entropy", "nt-xent"}  # the second was trained, then interrupted
     assert "faces_1nn" in saved["cross-entropy"].metrics and not saved["nt-xent"].metrics
 
     monkeypatch.setattr(zoo, "evaluate_model", real_evaluate)
     trained = []
-    real_train = zoo.train_model
-    monkeypatch.setattr(zoo, "train_model", lambda config, **kw: trained.append(config["method"]) or real_train(config, **kw))
+    real_train = checkpoints.train_model
+    monkeypatch.setattr(checkpoints, "train_model", lambda config, **kw: trained.append(config["method"]) or real_train(config, **kw))
     table = zoo.train_zoo(cache_dir=tmp_path, **ZOO)
     assert trained == ["random-init"] and table["faces_1nn"].notna().all()
 
@@ -118,11 +120,11 @@ def test_train_zoo_rejects_overlapping_transfer_and_empty_grid(tmp_path):
     with pytest.raises(ValueError, match="zoo is empty"):
         zoo.train_zoo(cache_dir=tmp_path, **{**ZOO, "methods": ()})
     with pytest.raises(ValueError, match="unknown pretraining method"):
-        zoo.method_family("byol")
+        methods.method_family("byol")
 
 
 def test_cli_zoo_prints_the_table(tmp_path, capsys):
-    from rmqm.cli import main
+    from rmqm.cli.main import main
 
     out = tmp_path / "zoo.csv"
     table = main(["zoo", "--methods", "supervised-triplet", "vicreg", "--dims", "4", "6", "--data", "digits",

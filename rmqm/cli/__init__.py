@@ -1,0 +1,2 @@
+"""Command-line interface: one module per subcommand."""
+

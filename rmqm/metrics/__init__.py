@@ -1,0 +1,2 @@
+"""The task-free metrics (RMQM, SynBench), downstream probes and label-free baselines."""
+

@@ -1,0 +1,272 @@
+"""evaluate_synbench: the whole SynBench protocol for one encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from rmqm._utils.validation import check_real
+from rmqm.metrics.synbench.curves import (
+    DEFAULT_S_VALUES,
+    DEFAULT_THRESHOLDS,
+    accuracy_grid,
+    check_thresholds,
+    expected_bound_curve,
+    synbench_scores,
+)
+from rmqm.metrics.synbench.mixture import (
+    check_input_shape,
+    expected_bound,
+    mixture_direction,
+    raw_accuracy,
+    sample_gaussian_mixture,
+)
+from rmqm.metrics.synbench.qcqp import (
+    _correct_and_radius,
+    check_epsilons,
+    class_statistics,
+    robust_linear_rule,
+)
+from rmqm.models.encoder import check_embeddings
+
+__all__ = ['SynBenchResult', 'evaluate_synbench']
+
+
+@dataclass(frozen=True)
+class SynBenchResult:
+    """What :func:`evaluate_synbench` measured.
+
+    Attributes:
+        table: one row per mean scale and epsilon: ``s, epsilon, accuracy, bound``
+            (test accuracy of the epsilon-robust linear classifier on the features and
+            the mean normalised margin of its correct points).
+        scores: one row per threshold and epsilon: ``threshold, epsilon, score,
+            ci_low, ci_high`` (percentile bootstrap interval over test samples; NaN
+            without bootstrap).
+        raw: closed-form raw-data reference per mean scale: ``s, accuracy, bound``.
+        curves: ``accuracy_threshold, source, epsilon, expected_bound`` with
+            ``source`` ``"raw"`` (epsilon NaN) or ``"epsilon=<eps>"``.
+        feature_dim: dimension ``d`` of the encoder output.
+        config: the parameters of the run (enough to repeat it).
+    """
+
+    table: pd.DataFrame
+    scores: pd.DataFrame
+    raw: pd.DataFrame
+    curves: pd.DataFrame
+    feature_dim: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def score(self, threshold: float = 0.6, epsilon: float = 0.0) -> float:
+        """The score at one ``threshold`` and ``epsilon`` (both as evaluated)."""
+        rows = self.scores[np.isclose(self.scores["threshold"], threshold) & np.isclose(self.scores["epsilon"], epsilon)]
+        if rows.empty:
+            raise ValueError(
+                f"no score at threshold={threshold}, epsilon={epsilon}; evaluated thresholds "
+                f"{sorted(self.scores['threshold'].unique().tolist())} and epsilons "
+                f"{sorted(self.scores['epsilon'].unique().tolist())}"
+            )
+        return float(rows["score"].iloc[0])
+
+
+def evaluate_synbench(
+    encoder: nn.Module,
+    input_shape: tuple[int, int, int],
+    *,
+    s_values: Sequence[float] | None = None,
+    epsilons: Sequence[float] = (0.0,),
+    n_train: int = 2048,
+    n_test: int = 2048,
+    thresholds: Sequence[float] | None = None,
+    direction: Any = None,
+    batch_size: int = 256,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    eig_rtol: float = 1e-6,
+    allow_rank_deficient: bool = False,
+) -> SynBenchResult:
+    """SynBench score of ``encoder`` (Ko et al. 2022).
+
+    For each mean scale ``s``: draw ``n_train`` + ``n_test`` samples of the mixture
+    (:func:`sample_gaussian_mixture`, in batches of ``batch_size`` so memory stays
+    bounded), embed them, fit the epsilon-robust linear Bayes classifier on the train
+    features (:func:`class_statistics`, :func:`robust_linear_rule`) and measure test
+    accuracy and bound (:func:`accuracy_and_bound`). **Bound averaging:** the plain
+    mean of ``|margin| / |mu^T w|`` over all correct test points (not the reference's
+    mean of per-batch means). The score per threshold is :func:`synbench_scores`
+    against the closed-form raw curve. Its confidence interval (our extension) is the
+    percentile bootstrap over test samples, resampled independently per ``s`` with the
+    fitted classifiers held fixed (train-set noise is not included).
+
+    Args:
+        encoder: maps images ``(B, C, H, W)`` to ``(B, d)``. It gets the raw mixture
+            samples (centred at 0.5, not clipped); an :class:`rmqm.models.encoder.Encoder`
+            applies its own input normalisation. Moved to ``device`` and run in eval
+            mode (its training mode is restored afterwards).
+        input_shape: ``(C, H, W)`` of one input.
+        s_values: mean scales ``||mu||`` (default 0.1, 0.2, ..., 4.9).
+        epsilons: robustness budgets in ``[0, 1)`` (0 = LDA; the reference uses 0 and 0.2).
+        n_train, n_test: samples per ``s`` (labels are Bernoulli(0.5) draws).
+        thresholds: threshold accuracies in ``(0.5, 1)`` (default 0.6, 0.65, ..., 0.95, 0.99).
+        direction: mean direction (default all-ones), any array of ``C*H*W`` entries.
+        batch_size: samples per encoder call.
+        n_bootstrap: bootstrap replicates for the interval (0 disables it).
+        confidence: level of the interval.
+        seed: seeds the samples (``torch.Generator``) and the bootstrap.
+        device: ``"cpu"`` or ``"cuda"``.
+        progress: show a tqdm bar over ``s``.
+        eig_rtol: relative eigenvalue cut of the pooled covariance.
+        allow_rank_deficient: allow ``n_train < d + 2`` (the eigenvalue cut then keeps
+            at most ``n_train - 2`` directions).
+
+    Raises:
+        TypeError: ``encoder`` is not a module or returns a non-tensor.
+        ValueError: bad shapes or parameters, encoder output not ``(batch, dim)`` or
+            NaN/inf, too few train samples for the feature dimension.
+    """
+    if not isinstance(encoder, nn.Module):
+        raise TypeError(f"encoder must be a torch.nn.Module; got {type(encoder).__name__}")
+    shape = check_input_shape(input_shape)
+    s_arr = _check_s_values(DEFAULT_S_VALUES if s_values is None else s_values)
+    eps_list = check_epsilons(epsilons)
+    ts = check_thresholds(DEFAULT_THRESHOLDS if thresholds is None else thresholds)
+    for name, value, low in (("n_train", n_train, 4), ("n_test", n_test, 1), ("batch_size", batch_size, 1),
+                             ("n_bootstrap", n_bootstrap, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    check_real(confidence, "confidence", low=0.0, high=1.0, low_open=True, high_open=True)
+    device = torch.device(device)
+    u = mixture_direction(shape, direction, device=device)
+
+    grid = accuracy_grid(ts)
+    raw_acc = raw_accuracy(s_arr)
+    raw_bnd = expected_bound(raw_acc)
+    raw_curve = expected_bound_curve(raw_acc, raw_bnd, grid)
+    synbench_scores(raw_curve, raw_curve, grid, ts)  # fails early if a threshold has no raw area
+
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    n_eps = len(eps_list)
+    accuracy = np.zeros((n_eps, s_arr.size))
+    bound = np.zeros((n_eps, s_arr.size))
+    correct = np.zeros((n_eps, s_arr.size, n_test), dtype=bool)
+    radius = np.zeros((n_eps, s_arr.size, n_test))
+    feature_dim = -1
+
+    was_training = encoder.training
+    encoder.to(device).eval()
+    try:
+        with torch.inference_mode():
+            for j, s in enumerate(tqdm(s_arr, desc="SynBench", unit="s", disable=not progress)):
+                h_train, y_train = _embed_mixture(encoder, n_train, float(s), shape, u, generator, batch_size, device)
+                feature_dim = h_train.shape[1]
+                statistics = class_statistics(h_train, y_train == 1, eig_rtol=eig_rtol,
+                                              allow_rank_deficient=allow_rank_deficient)
+                h_test, y_test = _embed_mixture(encoder, n_test, float(s), shape, u, generator, batch_size, device)
+                for i, eps in enumerate(eps_list):
+                    rule = robust_linear_rule(statistics, eps)
+                    correct[i, j], radius[i, j] = _correct_and_radius(rule, h_test, y_test == 1)
+                    accuracy[i, j] = correct[i, j].mean()
+                    n_correct = correct[i, j].sum()
+                    bound[i, j] = radius[i, j][correct[i, j]].mean() if n_correct else 0.0
+    finally:
+        encoder.train(was_training)
+
+    rep_curves = expected_bound_curve(accuracy, bound, grid)  # (E, G)
+    scores = synbench_scores(rep_curves, raw_curve, grid, ts)  # (E, T)
+    ci_low = np.full_like(scores, np.nan)
+    ci_high = np.full_like(scores, np.nan)
+    if n_bootstrap > 0:
+        boot = _bootstrap_scores(correct, radius, raw_curve, grid, ts, n_bootstrap, seed)  # (B, E, T)
+        alpha = (1 - confidence) / 2
+        ci_low, ci_high = np.quantile(boot, [alpha, 1 - alpha], axis=0)
+
+    table = pd.DataFrame({
+        "s": np.tile(s_arr, n_eps),
+        "epsilon": np.repeat(eps_list, s_arr.size),
+        "accuracy": accuracy.ravel(),
+        "bound": bound.ravel(),
+    })
+    score_table = pd.DataFrame({
+        "threshold": np.tile(ts, n_eps),
+        "epsilon": np.repeat(eps_list, ts.size),
+        "score": scores.ravel(),
+        "ci_low": ci_low.ravel(),
+        "ci_high": ci_high.ravel(),
+    })
+    raw = pd.DataFrame({"s": s_arr, "accuracy": raw_acc, "bound": raw_bnd})
+    curves = pd.concat(
+        [pd.DataFrame({"accuracy_threshold": grid, "source": "raw", "epsilon": np.nan, "expected_bound": raw_curve})]
+        + [pd.DataFrame({"accuracy_threshold": grid, "source": f"epsilon={eps:g}", "epsilon": eps,
+                         "expected_bound": rep_curves[i]}) for i, eps in enumerate(eps_list)],
+        ignore_index=True,
+    )
+    config = dict(
+        encoder=getattr(encoder, "name", type(encoder).__name__), input_shape=shape, s_values=s_arr.tolist(),
+        epsilons=eps_list, n_train=int(n_train), n_test=int(n_test), thresholds=ts.tolist(),
+        direction="all-ones" if direction is None else "custom", batch_size=int(batch_size),
+        n_bootstrap=int(n_bootstrap), confidence=float(confidence), seed=int(seed), device=str(device),
+        eig_rtol=float(eig_rtol), bound_average="plain mean over correct test points",
+    )
+    return SynBenchResult(table, score_table, raw, curves, int(feature_dim), config)
+
+
+def _embed_mixture(
+    encoder: nn.Module, n: int, s: float, shape: tuple[int, ...], u: torch.Tensor,
+    generator: torch.Generator, batch_size: int, device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``n`` mixture points in batches and embed them: ``(n, d)`` float64, ``(n,)`` labels."""
+    features, labels = [], []
+    for start in range(0, n, batch_size):
+        b = min(batch_size, n - start)
+        x, y = sample_gaussian_mixture(b, s, shape, direction=u, generator=generator, device=device)
+        z = check_embeddings(encoder(x), b, where="encoder")
+        if features and z.shape[1] != features[0].shape[1]:
+            raise ValueError(f"encoder output dimension changed between batches: {features[0].shape[1]} then {z.shape[1]}")
+        features.append(z.detach().to("cpu", torch.float64).numpy())
+        labels.append(y.cpu().numpy())
+    return np.concatenate(features), np.concatenate(labels)
+
+
+def _bootstrap_scores(
+    correct: np.ndarray, radius: np.ndarray, raw_curve: np.ndarray, grid: np.ndarray,
+    thresholds: np.ndarray, n_bootstrap: int, seed: int,
+) -> np.ndarray:
+    """``(B, E, T)`` scores with test points resampled independently per ``s``."""
+    rng = np.random.default_rng([int(seed), 4])
+    n_eps, n_s, n_test = correct.shape
+    acc = np.empty((n_bootstrap, n_eps, n_s))
+    bnd = np.empty((n_bootstrap, n_eps, n_s))
+    hit_radius = radius * correct
+    for j in range(n_s):
+        idx = rng.integers(0, n_test, size=(n_bootstrap, n_test))
+        n_correct = correct[:, j][:, idx].sum(axis=-1)  # (E, B)
+        total = hit_radius[:, j][:, idx].sum(axis=-1)
+        acc[:, :, j] = (n_correct / n_test).T
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bnd[:, :, j] = np.where(n_correct > 0, total / np.maximum(n_correct, 1), 0.0).T
+    return synbench_scores(expected_bound_curve(acc, bnd, grid), raw_curve, grid, thresholds)
+
+
+
+
+
+
+
+
+def _check_s_values(s_values: Sequence[float]) -> np.ndarray:
+    s = np.atleast_1d(np.asarray(s_values, dtype=np.float64))
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError("s_values must be a non-empty 1-D sequence")
+    if not (np.isfinite(s).all() and (s > 0).all()):
+        raise ValueError(f"s_values must be finite and > 0; got {s.tolist()}")
+    return s

@@ -1,0 +1,120 @@
+"""SynBench's synthetic data and the closed-form raw-data reference."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from scipy import stats
+
+__all__ = ['mixture_direction', 'sample_gaussian_mixture', 'raw_accuracy', 'expected_bound']
+
+
+def mixture_direction(
+    input_shape: Sequence[int], direction: Any = None, device: str | torch.device = "cpu"
+) -> torch.Tensor:
+    """Unit mean direction ``u`` of the mixture, shaped like one input ``(C, H, W)``.
+
+    Args:
+        input_shape: ``(C, H, W)`` of one encoder input.
+        direction: ``None`` for the all-ones direction of the reference, or any array
+            with ``prod(input_shape)`` finite entries, not all zero (normalised here).
+
+    Returns:
+        float32 tensor of shape ``input_shape`` with unit Euclidean norm.
+    """
+    shape = check_input_shape(input_shape)
+    size = math.prod(shape)
+    if direction is None:
+        u = torch.ones(shape, dtype=torch.float64)
+    else:
+        if isinstance(direction, torch.Tensor):
+            direction = direction.detach().cpu()
+        u = torch.as_tensor(np.asarray(direction, dtype=np.float64))
+        if u.numel() != size:
+            raise ValueError(
+                f"direction must have prod(input_shape) = {size} entries (shape {shape}); "
+                f"got shape {tuple(u.shape)}"
+            )
+        u = u.reshape(shape)
+        if not torch.isfinite(u).all():
+            raise ValueError("direction contains NaN or inf")
+    norm = torch.linalg.vector_norm(u)
+    if norm == 0:
+        raise ValueError("direction must not be the zero vector")
+    return (u / norm).to(device=device, dtype=torch.float32)
+
+
+def sample_gaussian_mixture(
+    n: int,
+    s: float,
+    input_shape: Sequence[int],
+    *,
+    direction: Any = None,
+    prior: float = 0.5,
+    generator: torch.Generator | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``n`` samples of the SynBench mixture in one vectorised call.
+
+    ``y ~ Bernoulli(prior)`` and ``x = 0.5 + (2y - 1) s u + N(0, I)``, so ``||mu|| = s``.
+
+    Args:
+        n: number of samples.
+        s: mean scale ``||mu||`` (>= 0).
+        input_shape: ``(C, H, W)``.
+        direction: mean direction (default all-ones); normalised to unit length.
+        prior: class prior ``P(y = 1)``.
+        generator: a ``torch.Generator`` on ``device`` (seeds the draw).
+
+    Returns:
+        ``x`` float32 ``(n, C, H, W)`` (not clipped) and ``y`` int64 ``(n,)`` in {0, 1}.
+    """
+    shape = check_input_shape(input_shape)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer; got {n!r}")
+    if not (math.isfinite(s) and s >= 0):
+        raise ValueError(f"s must be finite and >= 0; got {s}")
+    if not 0 < prior < 1:
+        raise ValueError(f"prior must lie in (0, 1); got {prior}")
+    u = mixture_direction(shape, direction, device=device)
+    y = torch.bernoulli(torch.full((int(n),), float(prior), device=device), generator=generator)
+    x = torch.randn((int(n), *shape), generator=generator, device=device)
+    sign = (2.0 * y - 1.0).reshape(-1, *([1] * len(shape)))
+    x = x.add_(sign * (float(s) * u)).add_(0.5)
+    return x, y.long()
+
+
+def raw_accuracy(s: Any) -> np.ndarray:
+    """Bayes accuracy ``Phi(s)`` of the raw mixture with ``||mu|| = s``."""
+    return stats.norm.cdf(np.asarray(s, dtype=np.float64))
+
+
+def expected_bound(a: Any) -> np.ndarray:
+    """Closed-form expected normalised radius of correct raw points at accuracy ``a``.
+
+    ``E(a) = 1 + phi(q) / (a q)`` with ``q = Phi^-1(a)``: the mean of ``N(s, 1)``
+    truncated to ``> 0``, divided by ``s = q`` (SynBench, Sec. 3). ``E(1) = 1``.
+
+    Args:
+        a: accuracies in ``(0.5, 1]`` (any shape).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    if not np.all((a > 0.5) & (a <= 1.0)):
+        raise ValueError("expected_bound needs accuracies in (0.5, 1]")
+    q = stats.norm.ppf(a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = 1.0 + stats.norm.pdf(q) / (a * q)
+    return np.where(np.isinf(q), 1.0, out)
+
+
+def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in input_shape)
+    except TypeError:
+        raise TypeError(f"input_shape must be a tuple (C, H, W); got {input_shape!r}") from None
+    if len(shape) != 3 or min(shape) < 1 or any(int(v) != v for v in input_shape):
+        raise ValueError(f"input_shape must be (C, H, W) with positive integers; got {tuple(input_shape)}")
+    return shape

@@ -1,0 +1,124 @@
+"""Backbones of the study: a tiny CPU CNN, the reference's LeNet and a CIFAR ResNet-18."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone']
+
+
+class TinyCNN(nn.Module):
+    """A small CNN for CPU runs: two conv blocks, global pooling and a linear projection.
+
+    Maps ``(B, in_channels, H, W)`` to ``(B, dim)``; about 25k parameters at ``dim=32``.
+    """
+
+    def __init__(self, in_channels: int = 1, dim: int = 32, width: int = 32) -> None:
+        super().__init__()
+        if dim < 1 or width < 1 or in_channels < 1:
+            raise ValueError("in_channels, dim and width must be positive")
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.head = nn.Linear(2 * width, dim)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class MLPHead(nn.Module):
+    """An MLP projection ``in_dim -> hidden[0] -> ... -> out_dim`` (Linear, BatchNorm, ReLU blocks).
+
+    The last layer is linear with no activation, so its output is the embedding that
+    the RMQM reference takes ("the layer before ReLU -> logits").
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden):
+            raise ValueError(f"MLP sizes must be positive; got {in_dim}, {list(hidden)}, {out_dim}")
+        layers: list[nn.Module] = []
+        prev = in_dim
+        for h in hidden:
+            layers += [nn.Linear(prev, h), nn.BatchNorm1d(h), nn.ReLU()]
+            prev = h
+        layers.append(nn.Linear(prev, out_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LeNet(nn.Module):
+    """A LeNet-5-style CNN with an MLP head, the reference's MNIST family.
+
+    Two 5x5 conv + max-pool blocks (6 and 16 channels), adaptive pooling to 5x5 (so 28x28
+    and 32x32 inputs both work), then an MLP ``400 -> hidden -> dim``.
+    """
+
+    def __init__(self, in_channels: int = 1, dim: int = 32, hidden: Sequence[int] = (256, 256)) -> None:
+        super().__init__()
+        if dim < 1 or in_channels < 1:
+            raise ValueError("in_channels and dim must be positive")
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(5), nn.Flatten(),
+        )
+        self.head = MLPHead(16 * 5 * 5, hidden, dim)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+class ResNet18CIFAR(nn.Module):
+    """ResNet-18, CIFAR variant (3x3 stem, stride 1, no max-pool), with an MLP head.
+
+    The backbone is torchvision's ResNet-18 with the stem replaced; its 512-d pooled
+    features go through an MLP ``512 -> 1024 -> 1024 -> dim`` as in the reference.
+    """
+
+    def __init__(self, in_channels: int = 3, dim: int = 128, hidden: Sequence[int] = (1024, 1024)) -> None:
+        super().__init__()
+        from torchvision.models import resnet18
+
+        if dim < 1 or in_channels < 1:
+            raise ValueError("in_channels and dim must be positive")
+        net = resnet18(weights=None)
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+        net.fc = nn.Identity()
+        self.features = net
+        self.head = MLPHead(512, hidden, dim)
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+#: Architecture names accepted by :func:`build_backbone`.
+ARCHITECTURES: tuple[str, ...] = ("tiny", "lenet", "resnet18")
+
+
+def build_backbone(arch: str, in_channels: int, dim: int, **kwargs) -> nn.Module:
+    """Build an un-trained backbone ``(B, in_channels, H, W) -> (B, dim)`` by name.
+
+    Args:
+        arch: ``"tiny"`` (:class:`TinyCNN`, CPU profiles), ``"lenet"`` (:class:`LeNet`)
+            or ``"resnet18"`` (:class:`ResNet18CIFAR`).
+        in_channels: image channels.
+        dim: embedding dimension ``d``.
+        **kwargs: passed to the architecture (e.g. ``width`` for TinyCNN).
+    """
+    classes = {"tiny": TinyCNN, "lenet": LeNet, "resnet18": ResNet18CIFAR}
+    if arch not in classes:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHITECTURES)}")
+    return classes[arch](in_channels=in_channels, dim=dim, **kwargs)

@@ -1,0 +1,86 @@
+"""The encoder wrapper: [0, 1] images -> (B, d) embeddings, normalisation inside."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ['check_embeddings', 'Encoder']
+
+
+def check_embeddings(z: torch.Tensor, batch_size: int, where: str = "encoder") -> torch.Tensor:
+    """Validate that ``z`` is a finite ``(batch_size, d)`` tensor; return it.
+
+    Raises:
+        TypeError: ``z`` is not a tensor.
+        ValueError: wrong rank, wrong batch size, or NaN/inf values.
+    """
+    if not isinstance(z, torch.Tensor):
+        raise TypeError(f"{where} must return a torch.Tensor of shape (batch, dim); got {type(z).__name__}")
+    if z.ndim != 2 or z.shape[0] != batch_size:
+        raise ValueError(
+            f"{where} must return embeddings of shape (batch, dim) = ({batch_size}, d); "
+            f"got shape {tuple(z.shape)}. Flatten or pool the backbone output (e.g. nn.Flatten())."
+        )
+    if not torch.isfinite(z).all():
+        raise ValueError(f"{where} returned NaN or inf embeddings")
+    return z
+
+
+class Encoder(nn.Module):
+    """Wrap any backbone so that it takes ``[0, 1]`` images and returns ``(B, d)`` embeddings.
+
+    Args:
+        backbone: module mapping normalised images ``(B, C, H, W)`` to ``(B, d)``
+            (outputs of higher rank are flattened).
+        mean, std: per-channel normalisation applied to the input first; ``None``
+            (default) applies none.
+        name: a label used in result tables.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        name: str = "encoder",
+    ) -> None:
+        super().__init__()
+        if not isinstance(backbone, nn.Module):
+            raise TypeError(f"backbone must be a torch.nn.Module; got {type(backbone).__name__}")
+        if (mean is None) != (std is None):
+            raise ValueError("give both mean and std, or neither")
+        self.backbone = backbone
+        self.name = name
+        if mean is not None and std is not None:
+            mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+            std_t = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+            if mean_t.numel() == 0 or mean_t.numel() != std_t.numel():
+                raise ValueError(
+                    f"mean and std need one value per channel each; got {mean_t.numel()} and {std_t.numel()} values"
+                )
+            if not (torch.isfinite(mean_t).all() and torch.isfinite(std_t).all()) or (std_t <= 0).any():
+                raise ValueError(f"mean must be finite and std finite and > 0; got {mean_t.tolist()}, {std_t.tolist()}")
+            self.register_buffer("mean", mean_t.reshape(1, -1, 1, 1))
+            self.register_buffer("std", std_t.reshape(1, -1, 1, 1))
+        else:
+            self.mean = None
+            self.std = None
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the input normalisation ``(x - mean) / std`` (identity if none)."""
+        if self.mean is None:
+            return x
+        if x.ndim != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"expected images (B, {self.mean.shape[1]}, H, W) to normalise; got {tuple(x.shape)}"
+            )
+        return (x - self.mean) / self.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.backbone(self.normalize(x))
+        if z.ndim > 2:
+            z = z.flatten(1)
+        return z

@@ -1,0 +1,201 @@
+"""Stage and build the Jupyter Book, with a generated run-information page."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from rmqm._utils.provenance import hardware_summary
+from rmqm.study.profiles import Profile, apply_overrides, load_profile
+from rmqm.study.runner import MANIFEST, NotebookRun, load_manifest, run_notebooks
+
+__all__ = ['BookBuildFailed', 'run_info_markdown', 'stage_book', 'build_book', 'StudyResult', 'run_study']
+
+
+class BookBuildFailed(RuntimeError):
+    """``jupyter-book build`` exited non-zero (warnings are errors); the message quotes them."""
+
+
+_VERSION_PACKAGES = (
+    "rmqm", "torch", "torchvision", "numpy", "scipy", "pandas", "scikit-learn", "seaborn",
+    "matplotlib", "papermill", "jupyter-book", "sphinx", "myst-nb", "django-static-mathjax",
+)
+
+
+def _versions() -> list[tuple[str, str]]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    rows = [("python", platform.python_version())]
+    for name in _VERSION_PACKAGES:
+        try:
+            rows.append((name, version(name)))
+        except PackageNotFoundError:
+            rows.append((name, "not installed"))
+    return rows
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    def esc(v: Any) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(esc(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def run_info_markdown(manifest: Mapping[str, Any]) -> str:
+    """The generated part of the reproducibility page: profile, parameters, wall times,
+    package versions and hardware (read from a ``study.json`` manifest)."""
+    nbs = manifest.get("notebooks", {})
+    total = sum(float(e.get("wall_s", 0.0)) for e in nbs.values())
+    shared = manifest.get("shared_parameters", {})
+    hosts = sorted({e.get("hardware", "") for e in nbs.values() if e.get("hardware")})
+    parts = [
+        f"This build used the **{manifest.get('profile', '?')}** profile"
+        + (f" ({manifest['description']})" if manifest.get("description") else "") + ".",
+        "",
+        "### Wall time per notebook",
+        "",
+        _md_table(
+            ["notebook", "wall time (s)", "finished (UTC)", "cache key"],
+            [[f"`{name}`", f"{float(e.get('wall_s', 0.0)):.1f}", e.get("finished", ""),
+              f"`{str(e.get('key', ''))[:12]}`"] for name, e in nbs.items()]
+            + [["**total**", f"**{total:.1f}**", "", ""]],
+        ),
+        "",
+        "### Hardware",
+        "",
+        *[f"- {h}" for h in (hosts or [hardware_summary()])],
+        "",
+        *([f"Source fingerprint of `rmqm` (SHA-256 of `rmqm/*.py`, part of every cache key): "
+           f"`{manifest['library_fingerprint'][:12]}`", ""] if manifest.get("library_fingerprint") else []),
+        "### Profile parameters",
+        "",
+        _md_table(["parameter", "value"], [[f"`{k}`", f"`{json.dumps(v, default=repr)}`"]
+                                           for k, v in sorted(shared.items())]),
+        "",
+        "### Package versions (at book build time)",
+        "",
+        _md_table(["package", "version"], _versions()),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _mathjax_source() -> Path:
+    """The ``es5`` folder of MathJax 3 shipped by the PyPI package django-static-mathjax."""
+    try:
+        import mathjax  # django-static-mathjax's import name
+    except ImportError:
+        raise FileNotFoundError(
+            "local MathJax not found: install the book extras (pip install -e '.[book]'), "
+            "which bring the PyPI package django-static-mathjax"
+        ) from None
+    src = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (src / "tex-mml-chtml.js").is_file():
+        raise FileNotFoundError(f"django-static-mathjax is installed but {src}/tex-mml-chtml.js is missing")
+    return src
+
+
+def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Copy the book sources of ``root`` next to the executed notebooks in ``out_dir``.
+
+    ``out_dir`` becomes the book's root: ``_config.yml``, ``_toc.yml``, ``book/`` (fresh
+    copies), ``notebooks/`` (executed), ``_mathjax/mathjax`` (the local MathJax that
+    ``_config.yml`` names through Sphinx's ``mathjax_path``) and
+    ``book/_generated/run_info.md`` (from the manifest).
+    """
+    root, out_dir = Path(root), Path(out_dir)
+    for name in ("_config.yml", "_toc.yml"):
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"{root / name} is missing")
+        shutil.copy2(root / name, out_dir / name)
+    if (out_dir / "book").exists():
+        shutil.rmtree(out_dir / "book")
+    shutil.copytree(root / "book", out_dir / "book")
+    mj = out_dir / "_mathjax" / "mathjax"
+    src = _mathjax_source()
+    if not (mj / "tex-mml-chtml.js").is_file():
+        shutil.copytree(src, mj, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("*svg*", "node-main.js", "*full*"))
+    gen = out_dir / "book" / "_generated"
+    gen.mkdir(parents=True, exist_ok=True)
+    (gen / "run_info.md").write_text(run_info_markdown(load_manifest(out_dir / MANIFEST)))
+    return out_dir
+
+
+def _jupyter_book_cmd() -> list[str]:
+    exe = Path(sys.executable).parent / "jupyter-book"
+    if exe.is_file():
+        return [str(exe)]
+    found = shutil.which("jupyter-book")
+    if not found:
+        raise FileNotFoundError("jupyter-book not found: install the book extras (pip install -e '.[book]')")
+    return [found]
+
+
+def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = print) -> Path:
+    """Run ``jupyter-book build <book_root> -W -n --keep-going``; return the HTML folder.
+
+    Raises:
+        BookBuildFailed: the build exited non-zero; the message quotes its warnings.
+    """
+    book_root = Path(book_root)
+    cmd = _jupyter_book_cmd() + ["build", str(book_root), "-W", "-n", "--keep-going"]
+    log("building the book: " + " ".join(cmd[1:]))
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        text = proc.stdout + proc.stderr
+        warnings = [ln for ln in text.splitlines() if "WARNING" in ln or "ERROR" in ln]
+        raise BookBuildFailed(
+            "jupyter-book build failed:\n" + "\n".join((warnings or text.splitlines())[-40:])
+        )
+    return book_root / "_build" / "html"
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """The notebooks' runs and the book's HTML folder (None with ``build=False``)."""
+
+    runs: list[NotebookRun]
+    html: Path | None
+
+
+def run_study(
+    profile: str | Profile,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    root: str | os.PathLike = ".",
+    build_dir: str | os.PathLike | None = None,
+    build: bool = True,
+    force: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> StudyResult:
+    """Execute a profile's notebooks and build the book (see the module docstring).
+
+    Args:
+        profile: a profile name (``profiles/<name>.yaml`` under ``root``) or a :class:`Profile`.
+        overrides: ``{key: value}`` as from :func:`parse_overrides`.
+        root: the repository root (holds ``notebooks/``, ``profiles/``, ``book/``, ...).
+        build_dir: where the profile's folder goes; default ``root/build``.
+        build: also build the book.
+        force: execute every notebook even if cached.
+    """
+    root = Path(root)
+    prof = profile if isinstance(profile, Profile) else load_profile(profile, root / "profiles")
+    prof = apply_overrides(prof, overrides or {})
+    out_dir = Path(build_dir if build_dir is not None else root / "build") / prof.name
+    runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log)
+    html = None
+    if build:
+        html = build_book(stage_book(root, out_dir), log=log)
+        log(f"book built: {html / 'index.html'}")
+    return StudyResult(runs, html)

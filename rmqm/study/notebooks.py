@@ -1,0 +1,167 @@
+"""The study's notebooks: discovery, execution order, parameters, cache keys."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rmqm.study.profiles import RESERVED_PARAMETERS, Profile
+
+__all__ = ['NotebookSpec', 'discover_notebooks', 'execution_order', 'notebook_parameters', 'library_fingerprint', 'cache_key']
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    """A study notebook: its path, the notebooks it depends on, its declared parameters."""
+
+    name: str
+    path: Path
+    depends_on: tuple[str, ...]
+    declared: tuple[str, ...]
+
+
+def _read_nb(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not a valid notebook (JSON error: {exc})") from None
+
+
+def _declared_parameters(nb: dict, path: Path) -> tuple[str, ...]:
+    cells = [c for c in nb.get("cells", []) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        return ()
+    import papermill as pm
+
+    return tuple(pm.inspect_notebook(str(path)).keys())
+
+
+def discover_notebooks(folder: str | os.PathLike = "notebooks") -> list[NotebookSpec]:
+    """The notebooks ``folder/*.ipynb`` with their dependencies and declared parameters."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"notebook folder {folder} does not exist")
+    specs = []
+    for path in sorted(folder.glob("*.ipynb")):
+        nb = _read_nb(path)
+        deps = nb.get("metadata", {}).get("rmqm", {}).get("depends_on", [])
+        if isinstance(deps, str) or not all(isinstance(d, str) for d in deps):
+            raise ValueError(f"{path}: metadata rmqm.depends_on must be a list of notebook names")
+        specs.append(NotebookSpec(path.stem, path, tuple(deps), _declared_parameters(nb, path)))
+    if not specs:
+        raise FileNotFoundError(f"no notebooks (*.ipynb) in {folder}")
+    return specs
+
+
+def execution_order(specs: Sequence[NotebookSpec]) -> list[NotebookSpec]:
+    """Topological order of ``specs`` (ties broken by name).
+
+    Raises:
+        ValueError: a dependency names no notebook, or the dependencies form a cycle.
+    """
+    by_name = {s.name: s for s in specs}
+    for s in specs:
+        missing = [d for d in s.depends_on if d not in by_name]
+        if missing:
+            raise ValueError(f"notebook {s.name} depends on unknown notebook(s) {missing}")
+    done: list[NotebookSpec] = []
+    placed: set[str] = set()
+    pending = sorted(specs, key=lambda s: s.name)
+    while pending:
+        ready = [s for s in pending if set(s.depends_on) <= placed]
+        if not ready:
+            raise ValueError(f"notebook dependencies form a cycle among {[s.name for s in pending]}")
+        first = ready[0]
+        done.append(first)
+        placed.add(first.name)
+        pending.remove(first)
+    return done
+
+
+def notebook_parameters(spec: NotebookSpec, profile: Profile) -> dict[str, Any]:
+    """The parameters papermill injects into ``spec``: the shared ones it declares,
+    then its own overrides (which must be declared)."""
+    params = {k: v for k, v in profile.parameters.items() if k in spec.declared}
+    own = profile.notebooks.get(spec.name, {})
+    undeclared = sorted(set(own) - set(spec.declared))
+    if undeclared:
+        raise ValueError(
+            f"notebook {spec.name} declares no parameter(s) {undeclared}; "
+            f"its parameters cell declares {sorted(spec.declared)}"
+        )
+    params.update(own)
+    return params
+
+
+def _check_profile(profile: Profile, specs: Sequence[NotebookSpec]) -> None:
+    names = {s.name for s in specs}
+    unknown_nb = sorted(set(profile.notebooks) - names)
+    if unknown_nb:
+        raise ValueError(f"profile {profile.name!r} names unknown notebook(s) {unknown_nb}; have {sorted(names)}")
+    declared = set().union(*(s.declared for s in specs))
+    unused = sorted(set(profile.parameters) - declared - set(RESERVED_PARAMETERS))
+    if unused:
+        raise ValueError(
+            f"parameter(s) {unused} of profile {profile.name!r} are declared by no notebook; "
+            f"known parameters: {sorted(declared)}"
+        )
+
+
+def library_fingerprint(package_dir: str | os.PathLike | None = None) -> str:
+    """SHA-256 of a Python package's source: every ``*.py`` file under ``package_dir``.
+
+    Files are taken in the order of their paths relative to ``package_dir`` (POSIX form);
+    each contributes its relative path, its size and its bytes, so renaming a file or
+    moving code between files changes the fingerprint as well as editing it. Compiled
+    files (``__pycache__``) and data files are ignored.
+
+    Args:
+        package_dir: the package's folder; default the installed ``rmqm`` package (this
+            module's folder; the checkout itself for an editable install).
+
+    Raises:
+        FileNotFoundError: ``package_dir`` is not a folder or holds no ``*.py`` file.
+    """
+    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(f"package folder {folder} does not exist")
+    files = sorted((p.relative_to(folder).as_posix(), p) for p in folder.rglob("*.py") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no Python source (*.py) in package folder {folder}")
+    digest = hashlib.sha256()
+    for rel, path in files:
+        data = path.read_bytes()
+        digest.update(f"{rel}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def cache_key(
+    spec: NotebookSpec,
+    parameters: Mapping[str, Any],
+    upstream: Mapping[str, str],
+    *,
+    library: str | None = None,
+) -> str:
+    """SHA-256 of the notebook's cells (type, source, tags), its parameters (minus the
+    :data:`RESERVED_PARAMETERS`), the keys of the notebooks it depends on and, when
+    given, ``library`` -- the :func:`library_fingerprint` of the code the notebook runs
+    (:func:`run_notebooks` always passes it; without it the key ignores the code)."""
+    nb = _read_nb(spec.path)
+    cells = [
+        [c.get("cell_type"), "".join(c.get("source", "")), sorted(c.get("metadata", {}).get("tags", []))]
+        for c in nb.get("cells", [])
+    ]
+    payload = {
+        "cells": cells,
+        "parameters": {k: v for k, v in parameters.items() if k not in RESERVED_PARAMETERS},
+        "upstream": {d: upstream[d] for d in spec.depends_on},
+    }
+    if library is not None:
+        payload["library"] = library
+    blob = json.dumps(payload, sort_keys=True, default=repr).encode()
+    return hashlib.sha256(blob).hexdigest()

@@ -1,0 +1,329 @@
+"""Trained encoders on disk: configs, names, atomic checkpoints, load-or-train."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from rmqm._utils.validation import check_real
+from rmqm.data.dataset import ImageDataset
+from rmqm.data.offline import fashion_mnist_available
+from rmqm.data.registry import load_dataset
+from rmqm.models.backbones import ARCHITECTURES, build_backbone
+from rmqm.models.encoder import Encoder
+from rmqm.training.methods import HEAD_METHODS, METHODS, OPTIMIZERS, SUPERVISED_METHODS
+from rmqm.training.pretraining import pretrain
+
+__all__ = ['log', 'CHECKPOINT_FORMAT', 'TrainedModel', 'model_config', 'model_name', 'build_model', 'train_model', 'save_model', 'load_model', 'list_models', 'load_or_train', 'resolve_data', 'default_encoder']
+
+
+log = logging.getLogger(__name__)
+
+
+CHECKPOINT_FORMAT = "rmqm-zoo/1"
+
+
+@dataclass
+class TrainedModel:
+    """A trained (or random-init) encoder with everything needed to reproduce it.
+
+    Attributes:
+        name: unique name, ``<data>_<arch>_<method>_d<dim>_<optimizer>_s<seed>_<hash>``.
+        encoder: :class:`rmqm.models.encoder.Encoder` in eval mode; ``[0, 1]`` images -> ``(B, d)``
+            embeddings (the layer before ReLU -> logits for cross-entropy models); it applies
+            the training data's mean/std itself.
+        head: classifier ``(B, d) -> (B, n_classes)`` logits for cross-entropy and
+            triplet-entropy models, else None.
+        config: the full training config (see :func:`model_config`).
+        history: per-step training loss (``step``, ``epoch``, ``loss``, ``elapsed_s``).
+        train_info: ``train_time_s``, ``epochs_completed``, ``stopped_early``.
+        metrics: downstream/label-free scores added by :func:`rmqm.training.zoo.train_zoo`.
+        path: the checkpoint file, when saved.
+    """
+
+    name: str
+    encoder: Encoder
+    head: nn.Module | None
+    config: dict[str, Any]
+    history: pd.DataFrame
+    train_info: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def method(self) -> str:
+        return str(self.config["method"])
+
+    @property
+    def supervised(self) -> bool:
+        """True for methods that used class labels."""
+        return self.method in SUPERVISED_METHODS
+
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Embeddings ``(N, d)`` of ``[0, 1]`` images ``(N, C, H, W)``, computed in batches."""
+        device = next(self.encoder.parameters()).device
+        out = [self.encoder(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, int(self.config["dim"]))
+
+
+def model_config(
+    data: str = "fashion-mnist",
+    method: str = "cross-entropy",
+    dim: int = 32,
+    *,
+    arch: str = "tiny",
+    width: int = 32,
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    epochs: int = 2,
+    batch_size: int = 128,
+    n_train: int | None = 6000,
+    seed: int = 0,
+    temperature: float = 0.07,
+    margin: float = 0.5,
+    time_budget_s: float | None = 60.0,
+) -> dict[str, Any]:
+    """A validated training config (the key under which the model is cached).
+
+    ``width`` only applies to ``arch="tiny"``; ``time_budget_s`` stops training early
+    (None: no limit). Defaults follow the reference: Adam, lr 1e-3, NT-Xent temperature
+    0.07, triplet margin 0.5.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown pretraining method {method!r}; choose one of {list(METHODS)}")
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHITECTURES)}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
+    if int(dim) < 1:
+        raise ValueError(f"dim must be a positive integer; got {dim}")
+    if n_train is not None and int(n_train) < 2:
+        raise ValueError(f"n_train must be at least 2 (or None for all); got {n_train}")
+    lr = check_real(lr, "learning rate lr", low=0.0, low_open=True)
+    temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
+    margin = check_real(margin, "margin", low=0.0)
+    if time_budget_s is not None:
+        time_budget_s = check_real(time_budget_s, "time_budget_s (or None)", low=0.0, low_open=True)
+    return {
+        "data": str(data), "arch": arch, "width": int(width) if arch == "tiny" else None,
+        "method": method, "dim": int(dim), "optimizer": optimizer, "lr": float(lr),
+        "epochs": int(epochs), "batch_size": int(batch_size),
+        "n_train": None if n_train is None else int(n_train), "seed": int(seed),
+        "temperature": float(temperature), "margin": float(margin),
+        "time_budget_s": None if time_budget_s is None else float(time_budget_s),
+    }
+
+
+def model_name(config: dict[str, Any]) -> str:
+    """Readable, unique name of a config: its main fields plus an 8-hex hash of all of them."""
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    c = config
+    data = str(c["data"]).replace("/", "-")
+    return f"{data}_{c['arch']}_{c['method']}_d{c['dim']}_{c['optimizer']}_s{c['seed']}_{digest}"
+
+
+def build_model(
+    config: dict[str, Any], in_channels: int, n_classes: int, mean, std
+) -> tuple[Encoder, nn.Module | None]:
+    """The untrained encoder (and classifier head) of ``config``, initialised from its seed.
+
+    The head is ``Linear(ReLU(z))`` so that the embedding ``z`` is the layer before
+    ReLU -> logits, as in the reference. The global RNG state is left untouched.
+    """
+    kwargs = {"width": config["width"]} if config["arch"] == "tiny" else {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(config["seed"]))
+        backbone = build_backbone(config["arch"], in_channels, int(config["dim"]), **kwargs)
+        head = None
+        if config["method"] in HEAD_METHODS:
+            head = nn.Sequential(nn.ReLU(), nn.Linear(int(config["dim"]), int(n_classes)))
+    encoder = Encoder(backbone, mean, std, name=model_name(config))
+    return encoder, head
+
+
+def _training_data(config: dict[str, Any]) -> ImageDataset:
+    return load_dataset(config["data"], split="train", n=config["n_train"], seed=config["seed"])
+
+
+def train_model(
+    config: dict[str, Any],
+    *,
+    dataset: ImageDataset | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+) -> TrainedModel:
+    """Build and train the model of ``config`` (no caching; see :func:`load_or_train`).
+
+    Args:
+        config: from :func:`model_config`.
+        dataset: training data; by default the ``train`` split of ``config["data"]``
+            subsampled to ``config["n_train"]`` with ``config["seed"]``.
+    """
+    ds = dataset if dataset is not None else _training_data(config)
+    encoder, head = build_model(config, ds.images.shape[1], ds.n_classes, ds.mean, ds.std)
+    result = pretrain(
+        encoder, ds, config["method"], head=head, epochs=config["epochs"],
+        batch_size=config["batch_size"], optimizer=config["optimizer"], lr=config["lr"],
+        temperature=config["temperature"], margin=config["margin"], seed=config["seed"],
+        time_budget_s=config["time_budget_s"], device=device, progress=progress,
+    )
+    info = {
+        "train_time_s": result.train_time_s, "epochs_completed": result.epochs_completed,
+        "stopped_early": result.stopped_early, "n_train_used": len(ds),
+        "in_channels": int(ds.images.shape[1]), "n_classes": int(ds.n_classes),
+        "mean": list(map(float, ds.mean)), "std": list(map(float, ds.std)),
+        "input_size": list(ds.images.shape[2:]),
+    }
+    return TrainedModel(model_name(config), encoder, head, dict(config), result.history, info)
+
+
+def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
+    """Write ``model`` (weights, config, history, metrics) to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "name": model.name,
+        "config": model.config,
+        "train_info": model.train_info,
+        "metrics": model.metrics,
+        "history": {c: model.history[c].tolist() for c in model.history.columns},
+        "encoder_state": {k: v.detach().cpu() for k, v in model.encoder.state_dict().items()},
+        "head_state": None if model.head is None else {k: v.detach().cpu() for k, v in model.head.state_dict().items()},
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    model.path = path
+    return path
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """The payload of the zoo checkpoint at ``path``; ValueError naming the file otherwise."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an rmqm zoo checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch all raise their own types on garbage
+        raise ValueError(f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
+    return payload
+
+
+def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "results/zoo", device: str = "cpu") -> TrainedModel:
+    """Load a checkpoint by file path, or by model name from ``zoo_dir``.
+
+    Raises:
+        FileNotFoundError: no such checkpoint (the message lists what the zoo holds).
+        ValueError: the file is not an rmqm zoo checkpoint.
+    """
+    path = Path(name_or_path)
+    if not path.exists():
+        path = Path(zoo_dir) / f"{name_or_path}.pt"
+    if not path.exists():
+        names = sorted(p.stem for p in Path(zoo_dir).glob("*.pt")) if Path(zoo_dir).is_dir() else []
+        raise FileNotFoundError(
+            f"no checkpoint {str(name_or_path)!r} (looked for {path}); zoo {str(zoo_dir)!r} holds {names[:20]}"
+        )
+    payload = _read_checkpoint(path)
+    config, info = payload["config"], payload["train_info"]
+    encoder, head = build_model(config, info["in_channels"], info["n_classes"], info["mean"], info["std"])
+    encoder.load_state_dict(payload["encoder_state"])
+    encoder.to(device).eval()
+    if head is not None:
+        head.load_state_dict(payload["head_state"])
+        head.to(device).eval()
+    history = pd.DataFrame(payload["history"]) if payload["history"] else pd.DataFrame(
+        {"step": [], "epoch": [], "loss": [], "elapsed_s": []}
+    )
+    return TrainedModel(payload["name"], encoder, head, config, history, info, payload.get("metrics") or {}, path)
+
+
+def list_models(zoo_dir: str | os.PathLike = "results/zoo") -> pd.DataFrame:
+    """One row per checkpoint in ``zoo_dir``: name, its config fields and training info."""
+    rows = []
+    for p in sorted(Path(zoo_dir).glob("*.pt")):
+        try:
+            payload = _read_checkpoint(p)
+        except ValueError as err:
+            log.warning("skipping %s", err)
+        else:
+            rows.append({"name": payload["name"], **payload["config"],
+                         "train_time_s": payload["train_info"].get("train_time_s")})
+    return pd.DataFrame(rows)
+
+
+def load_or_train(
+    config: dict[str, Any],
+    cache_dir: str | os.PathLike = "results/zoo",
+    *,
+    dataset: ImageDataset | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    retrain: bool = False,
+) -> TrainedModel:
+    """Load the cached model of ``config`` from ``cache_dir``, or train and save it first.
+
+    ``dataset`` (the training data of ``config``) saves reloading it for each model.
+    """
+    path = Path(cache_dir) / f"{model_name(config)}.pt"
+    if path.exists() and not retrain:
+        try:
+            model = load_model(path, device=device)
+            if model.config == config:
+                return model
+            log.warning("checkpoint %s holds a different config; retraining", path)
+        except (ValueError, RuntimeError, KeyError, EOFError) as err:  # corrupt or stale file
+            log.warning("cannot load %s (%s); retraining", path, err)
+    model = train_model(config, dataset=dataset, device=device, progress=progress)
+    save_model(model, path)
+    return model
+
+
+def resolve_data(data: str) -> str:
+    """``data``, or ``"digits"`` (with a logged warning) when Fashion-MNIST files are missing."""
+    if data == "fashion-mnist" and not fashion_mnist_available():
+        log.warning("Fashion-MNIST files not found; training on scikit-learn digits instead "
+                    "(install the Debian package dataset-fashion-mnist for the default data)")
+        return "digits"
+    return data
+
+
+def default_encoder(
+    data: str = "fashion-mnist",
+    *,
+    dim: int = 32,
+    method: str = "cross-entropy",
+    n_train: int = 6000,
+    epochs: int = 2,
+    seed: int = 0,
+    cache_dir: str | Path = "results/zoo",
+    device: str = "cpu",
+    progress: bool = True,
+) -> TrainedModel:
+    """The study's default CPU encoder: a :class:`rmqm.models.backbones.TinyCNN` trained on ``data``.
+
+    Loads the checkpoint cached under its config in ``cache_dir``, or trains it (Adam,
+    lr 1e-3, batch 128, at most 60 s of training) on ``n_train`` images of the train split
+    and saves it. Falls back to ``"digits"`` with a logged warning when Fashion-MNIST is
+    missing.
+    """
+    config = model_config(resolve_data(data), method, dim, n_train=n_train, epochs=epochs, seed=seed)
+    return load_or_train(config, cache_dir, device=device, progress=progress)

@@ -1,0 +1,183 @@
+"""The model zoo: every (method, dim, optimiser, seed) trained, cached and scored downstream."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+
+from rmqm.data.dataset import ImageDataset
+from rmqm.data.registry import OFFLINE_DATASETS, load_dataset, transfer_tasks
+from rmqm.metrics.baselines import label_free_scores
+from rmqm.metrics.probes import embed_dataset, evaluate_probes
+from rmqm.training.checkpoints import (
+    TrainedModel,
+    load_or_train,
+    model_config,
+    model_name,
+    resolve_data,
+    save_model,
+)
+from rmqm.training.methods import METHODS, method_family
+
+__all__ = ['TINY_ZOO', 'evaluate_model', 'train_zoo', 'family_summary']
+
+
+#: The tiny CPU zoo of the book's default profile: every method at two dimensions.
+TINY_ZOO: dict[str, Any] = {
+    "dims": (16, 64), "n_train": 3000, "epochs": 2, "time_budget_s": 30.0, "n_eval": 1000,
+}
+
+
+def _load_transfer(name: str, n: int | None, **kwargs) -> ImageDataset:
+    split = "all" if name in OFFLINE_DATASETS + ("caltech101",) else "test"
+    return load_dataset(name, split=split, n=n, seed=0, **kwargs)
+
+
+def evaluate_model(
+    model: TrainedModel,
+    transfer: dict[str, ImageDataset],
+    eval_data: ImageDataset,
+    *,
+    k: int = 5,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Downstream and label-free scores of one model.
+
+    For each transfer task ``t``: ``t_1nn``, ``t_knn`` and ``t_linear`` accuracies on a fixed
+    half split (seed 0); then ``rankme`` and ``alpha_req`` of the embeddings of
+    ``eval_data`` (the pretraining test split, no labels used).
+    """
+
+    channels = int(model.train_info["in_channels"])
+    size = tuple(model.train_info["input_size"])
+    scores: dict[str, float] = {}
+    for task, ds in transfer.items():
+        if ds.images.shape[1] != channels:
+            raise ValueError(
+                f"transfer set {task!r} has {ds.images.shape[1]} channels but {model.name} takes {channels}"
+            )
+        accs = evaluate_probes(model.encoder, ds.resized(size), seed=0, k=k, device=device)
+        scores.update({f"{task}_{probe}": acc for probe, acc in accs.items()})
+    z = embed_dataset(model.encoder, eval_data.resized(size).images, device=device)
+    scores.update(label_free_scores(z))
+    return scores
+
+
+def train_zoo(
+    methods: Sequence[str] = METHODS,
+    dims: Sequence[int] = TINY_ZOO["dims"],
+    seeds: Sequence[int] = (0,),
+    *,
+    data: str = "fashion-mnist",
+    transfer: Sequence[str] | None = None,
+    arch: str = "tiny",
+    optimizers: Sequence[str] = ("adam",),
+    lr: float = 1e-3,
+    epochs: int = TINY_ZOO["epochs"],
+    batch_size: int = 128,
+    n_train: int | None = TINY_ZOO["n_train"],
+    time_budget_s: float | None = TINY_ZOO["time_budget_s"],
+    n_eval: int | None = TINY_ZOO["n_eval"],
+    n_transfer: int | None = None,
+    k: int = 5,
+    cache_dir: str | os.PathLike = "results/zoo",
+    device: str = "cpu",
+    progress: bool = True,
+    retrain: bool = False,
+    **data_kwargs,
+) -> pd.DataFrame:
+    """Train (or load) every (method, dim, optimizer, seed) model and score it.
+
+    Each model is saved as soon as it is trained and again with its scores, before the
+    next one starts, so an interrupted run loses nothing and a rerun skips finished work
+    (models are cached by config; scores by the evaluation settings).
+
+    Args:
+        methods, dims, seeds, optimizers: the grid (see :data:`rmqm.training.methods.METHODS`).
+        data: pretraining set (``"fashion-mnist"`` falls back to ``"digits"`` when missing).
+        transfer: downstream sets; default :func:`rmqm.data.registry.transfer_tasks` of ``data``.
+            They must differ from ``data``.
+        arch, lr, epochs, batch_size, n_train, time_budget_s: training config of every model.
+        n_eval: points of ``data``'s test split for RankMe and alpha-ReQ.
+        n_transfer: subsample each transfer set (None: all of it).
+        k: neighbours of the k-NN probe.
+        **data_kwargs: ``root``/``download`` for torchvision datasets.
+
+    Returns:
+        One row per model: ``name, data, arch, method, family, dim, optimizer, seed,
+        train_time_s, epochs_completed, stopped_early, final_loss``, then
+        ``<task>_1nn``, ``<task>_knn``, ``<task>_linear`` per transfer task, ``rankme``
+        and ``alpha_req``.
+    """
+    from tqdm.auto import tqdm
+
+    data = resolve_data(data)
+    tasks = tuple(transfer) if transfer is not None else transfer_tasks(data)
+    if data in tasks:
+        raise ValueError(f"transfer sets must differ from the pretraining set {data!r}; got {list(tasks)}")
+    configs = [
+        model_config(data, method, dim, arch=arch, optimizer=opt, lr=lr, epochs=epochs,
+                     batch_size=batch_size, n_train=n_train, seed=seed, time_budget_s=time_budget_s)
+        for seed in seeds for opt in optimizers for dim in dims for method in methods
+    ]
+    if not configs:
+        raise ValueError("the zoo is empty: give at least one method, dim, optimizer and seed")
+    eval_key = json.dumps({"transfer": list(tasks), "n_transfer": n_transfer, "n_eval": n_eval, "k": k})
+
+    cache: dict[str, Any] = {}
+
+    def kwargs_for(name: str) -> dict[str, Any]:  # root/download only reach file-backed loaders
+        return {} if name in OFFLINE_DATASETS else data_kwargs
+
+    def training_data(seed: int) -> ImageDataset:  # loaded only if some model must be trained
+        if ("train", seed) not in cache:
+            cache[("train", seed)] = load_dataset(data, split="train", n=n_train, seed=seed, **kwargs_for(data))
+        return cache[("train", seed)]
+
+    def eval_sets() -> tuple[dict[str, ImageDataset], ImageDataset]:
+        if "eval" not in cache:
+            sets = {t: _load_transfer(t, n_transfer, **kwargs_for(t)) for t in tasks}
+            cache["eval"] = (sets, load_dataset(data, split="test", n=n_eval, seed=0, **kwargs_for(data)))
+        return cache["eval"]
+
+    rows = []
+    bar = tqdm(configs, desc="zoo", disable=not progress)
+    for config in bar:
+        name = model_name(config)
+        bar.set_postfix_str(name)
+        path = Path(cache_dir) / f"{name}.pt"
+        needs_training = retrain or not path.exists()
+        model = load_or_train(
+            config, cache_dir, dataset=training_data(config["seed"]) if needs_training else None,
+            device=device, progress=progress, retrain=retrain,
+        )
+        if model.metrics.get("eval_key") != eval_key:
+            start = time.perf_counter()
+            sets, eval_data = eval_sets()
+            scores = evaluate_model(model, sets, eval_data, k=k, device=device)
+            model.metrics = {"eval_key": eval_key, "eval_time_s": time.perf_counter() - start, **scores}
+            save_model(model, path)
+        tail = model.history["loss"].tail(5)
+        rows.append({
+            "name": name, "data": data, "arch": arch, "method": config["method"],
+            "family": method_family(config["method"]), "dim": config["dim"],
+            "optimizer": config["optimizer"], "seed": config["seed"],
+            "train_time_s": model.train_info.get("train_time_s", 0.0),
+            "epochs_completed": model.train_info.get("epochs_completed", 0.0),
+            "stopped_early": bool(model.train_info.get("stopped_early", False)),
+            "final_loss": float(tail.mean()) if len(tail) else float("nan"),
+            **{key: v for key, v in model.metrics.items() if key not in ("eval_key", "eval_time_s")},
+        })
+    return pd.DataFrame(rows)
+
+
+def family_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean of every score column of a :func:`train_zoo` table per method family."""
+    skip = {"dim", "seed", "epochs_completed", "stopped_early", "train_time_s", "final_loss"}
+    scores = [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])]
+    return table.groupby("family")[scores].mean()
