@@ -83,7 +83,7 @@ def test_load_profile(tmp_path: Path):
 
 
 def test_repository_profiles_load():
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for name in ("tiny", "default", "paper"):
         prof = load_profile(name, root / "profiles")
         assert prof.parameters, name
@@ -92,7 +92,7 @@ def test_repository_profiles_load():
 def test_repository_profiles_fit_the_notebooks_and_replicate_seeds():
     from rmqm.study.notebooks import _check_profile, discover_notebooks
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     specs = discover_notebooks(root / "notebooks")
     for name in ("tiny", "default", "paper"):
         prof = load_profile(name, root / "profiles")

@@ -27,7 +27,7 @@ from rmqm.study.book import run_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.book]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
