@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from rmqm.data.offline import load_digits
-from rmqm.models.encoder import Encoder
 from rmqm.models.backbones import TinyCNN
+from rmqm.models.encoder import Encoder
 
 
 @pytest.fixture(scope="session")

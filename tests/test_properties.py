@@ -26,7 +26,6 @@ from __future__ import annotations
 import dis
 import math
 import os
-import traceback
 import warnings
 from collections import Counter
 from pathlib import Path

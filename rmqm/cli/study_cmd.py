@@ -6,8 +6,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from rmqm.study.book import BookBuildFailed, run_study
+from rmqm.study.book import BookBuildFailed
 from rmqm.study.profiles import parse_overrides
+from rmqm.study.run import run_study
 from rmqm.study.runner import NotebookFailed
 
 __all__ = ['main']

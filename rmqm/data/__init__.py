@@ -1,8 +1,36 @@
 """Offline image datasets as float tensors in [0, 1] (ImageDataset), loaded by name."""
 
 from rmqm.data.dataset import DatasetNotFoundError, ImageDataset
-from rmqm.data.offline import FASHION_MNIST_DIRS, FASHION_MNIST_CLASSES, FASHION_MNIST_HELP, FashionMNISTNotFoundError, read_idx, fashion_mnist_available, load_fashion_mnist, load_digits, load_faces, TEXTURE_IMAGES, load_textures
-from rmqm.data.registry import OFFLINE_DATASETS, TRANSFER_TASKS, available_datasets, transfer_tasks, load_dataset
-from rmqm.data.torchvision_sets import DATA_ROOT_ENV, TORCHVISION_HELP, default_data_root, load_mnist, load_kmnist, CIFAR10_CLASSES, load_cifar10, load_omniglot, load_caltech101
+from rmqm.data.offline import (
+    FASHION_MNIST_CLASSES,
+    FASHION_MNIST_DIRS,
+    FASHION_MNIST_HELP,
+    TEXTURE_IMAGES,
+    FashionMNISTNotFoundError,
+    fashion_mnist_available,
+    load_digits,
+    load_faces,
+    load_fashion_mnist,
+    load_textures,
+    read_idx,
+)
+from rmqm.data.registry import (
+    OFFLINE_DATASETS,
+    TRANSFER_TASKS,
+    available_datasets,
+    load_dataset,
+    transfer_tasks,
+)
+from rmqm.data.torchvision_sets import (
+    CIFAR10_CLASSES,
+    DATA_ROOT_ENV,
+    TORCHVISION_HELP,
+    default_data_root,
+    load_caltech101,
+    load_cifar10,
+    load_kmnist,
+    load_mnist,
+    load_omniglot,
+)
 
 __all__ = ['DatasetNotFoundError', 'ImageDataset', 'FASHION_MNIST_DIRS', 'FASHION_MNIST_CLASSES', 'FASHION_MNIST_HELP', 'FashionMNISTNotFoundError', 'read_idx', 'fashion_mnist_available', 'load_fashion_mnist', 'load_digits', 'load_faces', 'TEXTURE_IMAGES', 'load_textures', 'OFFLINE_DATASETS', 'TRANSFER_TASKS', 'available_datasets', 'transfer_tasks', 'load_dataset', 'DATA_ROOT_ENV', 'TORCHVISION_HELP', 'default_data_root', 'load_mnist', 'load_kmnist', 'CIFAR10_CLASSES', 'load_cifar10', 'load_omniglot', 'load_caltech101']

@@ -1,5 +1,10 @@
 """Representation losses shared by pretraining and by the attacks that reuse a model's own loss."""
 
-from rmqm.losses.contrastive import NT_XENT_REDUCTIONS, nt_xent_loss, semi_hard_triplet_loss, vicreg_loss
+from rmqm.losses.contrastive import (
+    NT_XENT_REDUCTIONS,
+    nt_xent_loss,
+    semi_hard_triplet_loss,
+    vicreg_loss,
+)
 
 __all__ = ['NT_XENT_REDUCTIONS', 'nt_xent_loss', 'semi_hard_triplet_loss', 'vicreg_loss']

@@ -1,6 +1,13 @@
 """Encoders: the wrapper that maps [0, 1] images to embeddings, and the study's backbones."""
 
-from rmqm.models.backbones import TinyCNN, MLPHead, LeNet, ResNet18CIFAR, ARCHITECTURES, build_backbone
-from rmqm.models.encoder import check_embeddings, Encoder
+from rmqm.models.backbones import (
+    ARCHITECTURES,
+    LeNet,
+    MLPHead,
+    ResNet18CIFAR,
+    TinyCNN,
+    build_backbone,
+)
+from rmqm.models.encoder import Encoder, check_embeddings
 
 __all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone', 'check_embeddings', 'Encoder']

@@ -8,15 +8,13 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rmqm._utils.provenance import hardware_summary
-from rmqm.study.profiles import Profile, apply_overrides, load_profile
-from rmqm.study.runner import MANIFEST, NotebookRun, load_manifest, run_notebooks
+from rmqm.study.runner import MANIFEST, load_manifest
 
-__all__ = ['BookBuildFailed', 'run_info_markdown', 'stage_book', 'build_book', 'StudyResult', 'run_study']
+__all__ = ['BookBuildFailed', 'run_info_markdown', 'stage_book', 'build_book']
 
 
 class BookBuildFailed(RuntimeError):
@@ -158,44 +156,3 @@ def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = pri
             "jupyter-book build failed:\n" + "\n".join((warnings or text.splitlines())[-40:])
         )
     return book_root / "_build" / "html"
-
-
-@dataclass(frozen=True)
-class StudyResult:
-    """The notebooks' runs and the book's HTML folder (None with ``build=False``)."""
-
-    runs: list[NotebookRun]
-    html: Path | None
-
-
-def run_study(
-    profile: str | Profile,
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    root: str | os.PathLike = ".",
-    build_dir: str | os.PathLike | None = None,
-    build: bool = True,
-    force: bool = False,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> StudyResult:
-    """Execute a profile's notebooks and build the book (see the module docstring).
-
-    Args:
-        profile: a profile name (``profiles/<name>.yaml`` under ``root``) or a :class:`Profile`.
-        overrides: ``{key: value}`` as from :func:`parse_overrides`.
-        root: the repository root (holds ``notebooks/``, ``profiles/``, ``book/``, ...).
-        build_dir: where the profile's folder goes; default ``root/build``.
-        build: also build the book.
-        force: execute every notebook even if cached.
-    """
-    root = Path(root)
-    prof = profile if isinstance(profile, Profile) else load_profile(profile, root / "profiles")
-    prof = apply_overrides(prof, overrides or {})
-    out_dir = Path(build_dir if build_dir is not None else root / "build") / prof.name
-    runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log)
-    html = None
-    if build:
-        html = build_book(stage_book(root, out_dir), log=log)
-        log(f"book built: {html / 'index.html'}")
-    return StudyResult(runs, html)

@@ -1,9 +1,35 @@
 """Pretraining methods, augmentation, checkpoints and the model zoo."""
 
 from rmqm.training.augmentation import augment
-from rmqm.training.checkpoints import log, CHECKPOINT_FORMAT, TrainedModel, model_config, model_name, build_model, train_model, save_model, load_model, list_models, load_or_train, resolve_data, default_encoder
-from rmqm.training.methods import SUPERVISED_METHODS, SELF_SUPERVISED_METHODS, METHODS, HEAD_METHODS, OPTIMIZERS, method_family
-from rmqm.training.pretraining import make_optimizer, method_loss, PretrainResult, pretrain
-from rmqm.training.zoo import TINY_ZOO, evaluate_model, train_zoo, family_summary
+from rmqm.training.checkpoints import (
+    CHECKPOINT_FORMAT,
+    TrainedModel,
+    build_model,
+    default_encoder,
+    list_models,
+    load_model,
+    load_or_train,
+    log,
+    model_config,
+    model_name,
+    resolve_data,
+    save_model,
+    train_model,
+)
+from rmqm.training.methods import (
+    HEAD_METHODS,
+    METHODS,
+    OPTIMIZERS,
+    SELF_SUPERVISED_METHODS,
+    SUPERVISED_METHODS,
+    method_family,
+)
+from rmqm.training.pretraining import (
+    PretrainResult,
+    make_optimizer,
+    method_loss,
+    pretrain,
+)
+from rmqm.training.zoo import TINY_ZOO, evaluate_model, family_summary, train_zoo
 
 __all__ = ['augment', 'log', 'CHECKPOINT_FORMAT', 'TrainedModel', 'model_config', 'model_name', 'build_model', 'train_model', 'save_model', 'load_model', 'list_models', 'load_or_train', 'resolve_data', 'default_encoder', 'SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family', 'make_optimizer', 'method_loss', 'PretrainResult', 'pretrain', 'TINY_ZOO', 'evaluate_model', 'train_zoo', 'family_summary']

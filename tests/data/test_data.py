@@ -7,8 +7,13 @@ import pytest
 import torch
 
 from rmqm.data.dataset import DatasetNotFoundError
+from rmqm.data.offline import (
+    fashion_mnist_available,
+    load_faces,
+    load_fashion_mnist,
+    load_textures,
+)
 from rmqm.data.registry import available_datasets, load_dataset, transfer_tasks
-from rmqm.data.offline import fashion_mnist_available, load_faces, load_fashion_mnist, load_textures
 from rmqm.data.torchvision_sets import load_kmnist, load_mnist
 
 

@@ -18,8 +18,8 @@ from pandas.testing import assert_frame_equal
 
 import rmqm._utils.hashing as hashing_mod
 import rmqm._utils.io as io_mod
-from rmqm.experiments.store import PROVENANCE_COLUMNS, ResultsStore, StoreWarning
 from rmqm._utils.hashing import canonical_config, config_hash, flatten_config
+from rmqm.experiments.store import PROVENANCE_COLUMNS, ResultsStore, StoreWarning
 
 CONFIG = {"encoder": "tiny", "perturbation": "noise", "seed": 3, "opt": {"lr": 0.001, "dims": [16, 32]}}
 

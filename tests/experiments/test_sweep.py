@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,11 +15,11 @@ import pytest
 import torch
 from pandas.testing import assert_frame_equal
 
-from rmqm.experiments.store import ResultsStore, StoreWarning
 from rmqm._utils.hashing import config_hash
-from rmqm.experiments.sweep import Sweep, load_grid, resolve_job, run_sweep
-from rmqm.experiments.jobs import embedding_stats, measure_job
 from rmqm.cli.sweep_cmd import main
+from rmqm.experiments.jobs import embedding_stats, measure_job
+from rmqm.experiments.store import ResultsStore, StoreWarning
+from rmqm.experiments.sweep import Sweep, load_grid, resolve_job, run_sweep
 from rmqm.stats.intervals import summarize_seeds
 
 GRID = Sweep(axes={"dim": [4, 8], "seed": [0, 1]}, fixed={"n": 32, "measure": "stats"})

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from rmqm.data.offline import load_digits
-from rmqm.metrics.probes import embed_dataset, evaluate_probes, knn_accuracy, linear_probe_accuracy, one_nn_accuracy
+from rmqm.metrics.probes import (
+    embed_dataset,
+    evaluate_probes,
+    knn_accuracy,
+    linear_probe_accuracy,
+    one_nn_accuracy,
+)
 
 
 def separated(n_per_class=20, classes=4, d=6, seed=0, rescale=True):

@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch import nn
 
-from rmqm.models.backbones import ARCHITECTURES, LeNet, MLPHead, ResNet18CIFAR, TinyCNN, build_backbone
+from rmqm.models.backbones import (
+    ARCHITECTURES,
+    LeNet,
+    MLPHead,
+    ResNet18CIFAR,
+    TinyCNN,
+    build_backbone,
+)
 from rmqm.models.encoder import Encoder, check_embeddings
 
 

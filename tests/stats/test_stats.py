@@ -10,14 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rmqm.stats.correlations import bootstrap_correlations, correlation, rank_agreement, seed_correlations
-from rmqm.experiments.cache import cached_table
 from rmqm._utils.validation import check_bounds
-from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict
+from rmqm.experiments.cache import cached_table
+from rmqm.experiments.store import ResultsStore
+from rmqm.plots.figures import plot_distance_bands, plot_score_scatter
+from rmqm.stats.correlations import (
+    bootstrap_correlations,
+    correlation,
+    rank_agreement,
+    seed_correlations,
+)
 from rmqm.stats.curves import level_bands, relative_change_table
 from rmqm.stats.intervals import per_seed, t_errorbar, t_interval
-from rmqm.plots.figures import plot_distance_bands, plot_score_scatter
-from rmqm.experiments.store import ResultsStore
+from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict
 
 
 def levels_table() -> pd.DataFrame:
@@ -122,10 +127,10 @@ def test_cached_rmqm_measures_once(tmp_path, monkeypatch):
 
     import rmqm.experiments.cache
     import rmqm.metrics.rmqm.measure
-    from rmqm.experiments.cache import cached_rmqm
     from rmqm.data.offline import load_digits
-    from rmqm.models.encoder import Encoder
+    from rmqm.experiments.cache import cached_rmqm
     from rmqm.models.backbones import TinyCNN
+    from rmqm.models.encoder import Encoder
 
     torch.manual_seed(0)
     encoder = Encoder(TinyCNN(1, dim=8, width=4), (0.2,), (0.3,))
@@ -270,8 +275,8 @@ def test_interval_verdict_and_format():
 def test_zoo_rmqm_measures_each_seed_on_its_own_points_once(tmp_path, monkeypatch):
     import rmqm.experiments.cache
     import rmqm.metrics.rmqm.measure
-    from rmqm.experiments.cache import ZooRMQM, alteration_settings
     from rmqm.data.registry import load_dataset
+    from rmqm.experiments.cache import ZooRMQM, alteration_settings
     from rmqm.training.checkpoints import load_or_train, model_config, model_name
 
     names = {}

@@ -23,7 +23,7 @@ import yaml
 pytest.importorskip("papermill")
 pytest.importorskip("jupyter_book")
 
-from rmqm.study.book import run_study
+from rmqm.study.run import run_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.book]
 

@@ -12,11 +12,16 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import rmqm.study.notebooks as notebooks
 import rmqm.study.runner as runner
-from rmqm.study.runner import NotebookFailed, run_notebooks
-from rmqm.study.notebooks import NotebookSpec, cache_key, execution_order, library_fingerprint
-from rmqm.study.profiles import Profile, apply_overrides, load_profile, parse_overrides
 from rmqm.cli.study_cmd import main
 from rmqm.study.book import run_info_markdown
+from rmqm.study.notebooks import (
+    NotebookSpec,
+    cache_key,
+    execution_order,
+    library_fingerprint,
+)
+from rmqm.study.profiles import Profile, apply_overrides, load_profile, parse_overrides
+from rmqm.study.runner import NotebookFailed, run_notebooks
 
 pytest.importorskip("papermill")
 

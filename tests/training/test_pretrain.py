@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from rmqm.data.offline import load_digits
-from rmqm.models.encoder import Encoder
-from rmqm.models.backbones import TinyCNN
-from rmqm.training.methods import HEAD_METHODS, METHODS
-from rmqm.training.augmentation import augment
-from rmqm.training.pretraining import make_optimizer, method_loss, pretrain
 from rmqm.losses.contrastive import nt_xent_loss, semi_hard_triplet_loss, vicreg_loss
+from rmqm.models.backbones import TinyCNN
+from rmqm.models.encoder import Encoder
+from rmqm.training.augmentation import augment
+from rmqm.training.methods import HEAD_METHODS, METHODS
+from rmqm.training.pretraining import make_optimizer, method_loss, pretrain
 
 
 def on_circle(*degrees):

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from rmqm.metrics.rmqm.manifold import distance_series, point_statistics, relative_changes, rmqm_score, summarize
+from rmqm.metrics.rmqm.manifold import (
+    distance_series,
+    point_statistics,
+    relative_changes,
+    rmqm_score,
+    summarize,
+)
 
 
 def test_distance_series_on_a_hand_made_trajectory():

@@ -10,7 +10,6 @@ from torch import nn
 
 from rmqm.metrics.rmqm.manifold import rmqm_score
 from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
-from rmqm.models.encoder import Encoder
 
 
 def _chi_mean(d: int) -> float:

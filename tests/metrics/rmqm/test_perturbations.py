@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rmqm.metrics.rmqm.perturbations import check_images, make_attack_loss, noise_levels, pgd_attack, pgd_trajectory, white_noise_levels
+from rmqm.metrics.rmqm.perturbations import (
+    check_images,
+    make_attack_loss,
+    noise_levels,
+    pgd_attack,
+    pgd_trajectory,
+    white_noise_levels,
+)
 
 
 def test_noise_levels_are_a_linspace_from_zero():

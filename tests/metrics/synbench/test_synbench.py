@@ -14,11 +14,28 @@ from scipy import stats
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from rmqm.models.encoder import Encoder
-from rmqm.metrics.synbench.curves import ACCURACY_GRID, DEFAULT_S_VALUES, DEFAULT_THRESHOLDS, accuracy_grid, expected_bound_curve, synbench_scores
+from rmqm.metrics.synbench.curves import (
+    ACCURACY_GRID,
+    DEFAULT_S_VALUES,
+    DEFAULT_THRESHOLDS,
+    accuracy_grid,
+    expected_bound_curve,
+    synbench_scores,
+)
 from rmqm.metrics.synbench.evaluate import SynBenchResult, evaluate_synbench
-from rmqm.metrics.synbench.qcqp import accuracy_and_bound, class_statistics, robust_linear_rule, solve_robust_qcqp
-from rmqm.metrics.synbench.mixture import expected_bound, mixture_direction, raw_accuracy, sample_gaussian_mixture
+from rmqm.metrics.synbench.mixture import (
+    expected_bound,
+    mixture_direction,
+    raw_accuracy,
+    sample_gaussian_mixture,
+)
+from rmqm.metrics.synbench.qcqp import (
+    accuracy_and_bound,
+    class_statistics,
+    robust_linear_rule,
+    solve_robust_qcqp,
+)
+from rmqm.models.encoder import Encoder
 from rmqm.plots.figures import plot_synbench
 
 SHAPE = (3, 4, 4)
