@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 import numpy as np
 
-from rmqm.metrics.probes import as_features
+from rmqm._utils.validation import as_features, check_real
 
 __all__ = ['eigenspectrum', 'rankme', 'alpha_req', 'label_free_scores']
 
 
-def eigenspectrum(z) -> np.ndarray:
-    """Eigenvalues of the covariance of ``z`` (``(N, d)``, rows are points), descending."""
+def eigenspectrum(z: Any) -> np.ndarray:
+    """Eigenvalues ``(min(N, d),)`` of the covariance of ``z`` (``(N, d)``, rows are points), descending.
+
+    Raises:
+        ValueError: ``z`` not a finite ``(N, d)`` array with ``N >= 2``.
+    """
     x = as_features(z)
     if len(x) < 2:
         raise ValueError(f"need at least 2 points for a covariance; got {len(x)}")
@@ -21,12 +25,15 @@ def eigenspectrum(z) -> np.ndarray:
     return s**2 / (len(x) - 1)
 
 
-def rankme(z, eps: float = 1e-7) -> float:
+def rankme(z: Any, eps: float = 1e-7) -> float:
     """RankMe effective rank of embeddings ``z`` of shape ``(N, d)`` (Garrido et al. 2023, eq. 1).
 
     ``p_k = sigma_k / ||sigma||_1 + eps`` over the singular values ``sigma`` of ``z``
     (uncentred, as in the paper); RankMe = ``exp(-sum_k p_k log p_k)``. It is ``r`` for a
     rank-``r`` matrix with equal singular values and close to ``d`` for isotropic data.
+
+    Raises:
+        ValueError: ``z`` not a finite ``(N, d)`` array or all zero; ``eps < 0``.
     """
     x = as_features(z)
     if eps < 0:
@@ -40,7 +47,7 @@ def rankme(z, eps: float = 1e-7) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alpha_req(z, fit_range: tuple[int, int] | None = None, rtol: float = 1e-10) -> float:
+def alpha_req(z: Any, fit_range: tuple[int, int] | None = None, rtol: float = 1e-10) -> float:
     """alpha-ReQ: decay exponent of the covariance eigenspectrum (Agrawal et al. 2022).
 
     Fits ``log lambda_i = c - alpha log i`` by least squares over the eigenvalue ranks
@@ -51,11 +58,12 @@ def alpha_req(z, fit_range: tuple[int, int] | None = None, rtol: float = 1e-10) 
         z: ``(N, d)`` embeddings.
         fit_range: ranks to fit, e.g. ``(1, 64)``.
         rtol: eigenvalues below ``rtol * lambda_1`` are numerically zero and left out.
+
+    Raises:
+        TypeError: ``rtol`` is not a number.
+        ValueError: bad ``z``, ``rtol`` or ``fit_range``; fewer than 2 eigenvalues to fit.
     """
-    if isinstance(rtol, bool) or not isinstance(rtol, (int, float, np.integer, np.floating)):
-        raise TypeError(f"rtol must be a number; got {type(rtol).__name__}")
-    if not (math.isfinite(rtol) and rtol >= 0):
-        raise ValueError(f"rtol must be finite and >= 0 (a relative eigenvalue cut); got {rtol}")
+    check_real(rtol, "rtol", low=0.0)
     lam = eigenspectrum(z)
     ranks = np.arange(1, len(lam) + 1)
     keep = lam > rtol * lam[0] if lam[0] > 0 else np.zeros_like(lam, dtype=bool)
@@ -70,7 +78,11 @@ def alpha_req(z, fit_range: tuple[int, int] | None = None, rtol: float = 1e-10) 
     return float(-slope)
 
 
-def label_free_scores(z) -> dict[str, float]:
-    """``{"rankme": ..., "alpha_req": ...}`` of raw embeddings ``z`` (as both papers compute them)."""
+def label_free_scores(z: Any) -> dict[str, float]:
+    """``{"rankme": ..., "alpha_req": ...}`` of raw embeddings ``z`` ``(N, d)`` (as both papers compute them).
+
+    Raises:
+        ValueError: as :func:`rankme` and :func:`alpha_req`.
+    """
     x = as_features(z)
     return {"rankme": rankme(x), "alpha_req": alpha_req(x)}

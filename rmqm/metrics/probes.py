@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import nullcontext
+from typing import Any, Callable
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from rmqm._utils.device import resolve_device
+from rmqm._utils.validation import as_features, check_int, check_labels
 from rmqm.data.dataset import ImageDataset
-from rmqm.models.encoder import check_embeddings
+from rmqm.models.encoder import check_embeddings, encoder_dtype, evaluating_on
 
 __all__ = ['PROBES', 'as_features', 'knn_accuracy', 'one_nn_accuracy', 'linear_probe_accuracy', 'embed_dataset', 'evaluate_probes']
 
@@ -17,40 +24,22 @@ __all__ = ['PROBES', 'as_features', 'knn_accuracy', 'one_nn_accuracy', 'linear_p
 PROBES: tuple[str, ...] = ("1nn", "knn", "linear")
 
 
-def as_features(z, name: str = "embeddings") -> np.ndarray:
-    """``z`` as a finite float64 ``(N, d)`` numpy array (raises ValueError otherwise)."""
-    if isinstance(z, torch.Tensor):
-        z = z.detach().cpu()
-        z = (z.double() if z.is_floating_point() else z).numpy()  # numpy has no bfloat16
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty (N, d) array; got shape {z.shape}")
-    if not np.isfinite(z).all():
-        raise ValueError(f"{name} contain NaN or inf")
-    return z
-
-
-def _labels(y, n: int, name: str) -> np.ndarray:
-    if isinstance(y, torch.Tensor):
-        y = y.detach().cpu().numpy()
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise ValueError(f"{name} must have shape ({n},) to match the embeddings; got {y.shape}")
-    return y
-
-
-def _check_split(train_z, train_y, test_z, test_y) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _check_split(train_z: Any, train_y: Any, test_z: Any, test_y: Any
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train and test embeddings as float64 ``(N, d)``/``(M, d)`` arrays with their ``(N,)``/``(M,)`` labels."""
     xtr, xte = as_features(train_z, "train embeddings"), as_features(test_z, "test embeddings")
     if xtr.shape[1] != xte.shape[1]:
         raise ValueError(f"train and test embeddings differ in dimension: {xtr.shape[1]} vs {xte.shape[1]}")
-    return xtr, _labels(train_y, len(xtr), "train labels"), xte, _labels(test_y, len(xte), "test labels")
+    ytr = check_labels(train_y, len(xtr), "train labels", of="embeddings")
+    return xtr, ytr, xte, check_labels(test_y, len(xte), "test labels", of="embeddings")
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` ``(N, d)`` scaled to unit L2 norm (a zero row stays zero)."""
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def knn_accuracy(train_z, train_y, test_z, test_y, k: int = 5, normalize: bool = True) -> float:
+def knn_accuracy(train_z: Any, train_y: Any, test_z: Any, test_y: Any, k: int = 5, normalize: bool = True) -> float:
     """Accuracy of a majority-vote k-nearest-neighbour classifier (Euclidean distance).
 
     Args:
@@ -61,9 +50,10 @@ def knn_accuracy(train_z, train_y, test_z, test_y, k: int = 5, normalize: bool =
 
     Returns:
         Fraction of test points classified correctly, in ``[0, 1]``.
-    """
-    from sklearn.neighbors import KNeighborsClassifier
 
+    Raises:
+        ValueError: bad embeddings or labels, or ``k`` outside ``[1, N]``.
+    """
     xtr, ytr, xte, yte = _check_split(train_z, train_y, test_z, test_y)
     if not 1 <= k <= len(xtr):
         raise ValueError(f"k must lie in [1, {len(xtr)}] (the number of training points); got {k}")
@@ -74,23 +64,29 @@ def knn_accuracy(train_z, train_y, test_z, test_y, k: int = 5, normalize: bool =
     return float((pred == yte).mean())
 
 
-def one_nn_accuracy(train_z, train_y, test_z, test_y) -> float:
-    """1-nearest-neighbour accuracy on L2-normalised embeddings (the RMQM paper's probe)."""
+def one_nn_accuracy(train_z: Any, train_y: Any, test_z: Any, test_y: Any) -> float:
+    """1-nearest-neighbour accuracy on L2-normalised embeddings (the RMQM paper's probe), in ``[0, 1]``.
+
+    Raises:
+        ValueError: bad embeddings or labels.
+    """
     return knn_accuracy(train_z, train_y, test_z, test_y, k=1, normalize=True)
 
 
 def linear_probe_accuracy(
-    train_z, train_y, test_z, test_y, *, C: float = 1.0, max_iter: int = 2000, seed: int = 0
+    train_z: Any, train_y: Any, test_z: Any, test_y: Any, *, C: float = 1.0, max_iter: int = 2000, seed: int = 0
 ) -> float:
-    """Accuracy of a multinomial logistic regression on standardised frozen embeddings.
+    """Accuracy (in ``[0, 1]``) of a multinomial logistic regression on standardised frozen embeddings.
 
     Args:
+        train_z, test_z: ``(N, d)`` and ``(M, d)`` embeddings; train_y, test_y: their labels.
         C: inverse L2 regularisation strength of :class:`sklearn.linear_model.LogisticRegression`.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+        max_iter: solver iterations.
+        seed: ``random_state`` of the solver.
 
+    Raises:
+        ValueError: bad embeddings or labels, ``C <= 0``, fewer than two training classes.
+    """
     xtr, ytr, xte, yte = _check_split(train_z, train_y, test_z, test_y)
     if C <= 0:
         raise ValueError(f"C must be positive; got {C}")
@@ -107,46 +103,46 @@ def linear_probe_accuracy(
 
 @torch.no_grad()
 def embed_dataset(
-    encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, batch_size: int = 512, device: str = "cpu"
+    encoder: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    batch_size: int = 512,
+    device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """Embeddings ``(N, d)`` (on CPU) of ``[0, 1]`` images ``(N, C, H, W)``, in batches.
+    """Embeddings ``(N, d)`` float32 (on CPU) of ``[0, 1]`` images ``(N, C, H, W)``, in batches.
 
-    ``encoder`` is put in eval mode when it is a module.
+    Args:
+        encoder: a module or a function ``(B, C, H, W) -> (B, d)``. A module runs on
+            ``device`` in eval mode and is given back on its own device and in its own
+            train/eval mode.
+        images: ``(N, C, H, W)`` in the encoder's dtype.
+        batch_size: images per encoder call.
+        device: ``"cpu"``, ``"cuda[:N]"``, ``"auto"`` or a ``torch.device``.
 
     Raises:
         TypeError: ``images`` is not a floating tensor of the encoder's dtype (its first
-            floating parameter's dtype; float32 for a function or a parameter-free module).
-        ValueError: ``images`` not 4-D or empty, or ``batch_size`` not a positive integer.
+            floating parameter's dtype; float32 for a function or a parameter-free module),
+            or ``batch_size`` is not an integer.
+        ValueError: ``images`` not 4-D or empty, ``batch_size < 1``, an encoder output that
+            is not a finite ``(B, d)`` tensor, an unavailable device.
     """
-
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}")
+    check_int(batch_size, "batch_size", low=1)
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor (N, C, H, W); got {type(images).__name__}")
     if images.ndim != 4 or images.numel() == 0:
         raise ValueError(f"images must be a non-empty (N, C, H, W) tensor; got shape {tuple(images.shape)}")
-    expected = _encoder_dtype(encoder)
+    expected = encoder_dtype(encoder)
     if images.dtype != expected:
         raise TypeError(
             f"images have dtype {images.dtype} but the encoder computes in {expected}; convert them first, "
             f"e.g. images.to({expected})"
         )
-    if isinstance(encoder, torch.nn.Module):
-        encoder.eval()
+    device = torch.device(resolve_device(device))
     out = []
-    for i in range(0, len(images), batch_size):
-        x = images[i:i + batch_size].to(device)
-        out.append(check_embeddings(encoder(x), len(x)).float().cpu())
+    with evaluating_on(encoder, device) if isinstance(encoder, torch.nn.Module) else nullcontext():
+        for i in range(0, len(images), batch_size):
+            x = images[i:i + batch_size].to(device)
+            out.append(check_embeddings(encoder(x), len(x)).float().cpu())
     return torch.cat(out)
-
-
-def _encoder_dtype(encoder: Callable[[torch.Tensor], torch.Tensor]) -> torch.dtype:
-    """dtype of the first floating parameter of a module; float32 otherwise."""
-    if isinstance(encoder, torch.nn.Module):
-        for parameter in encoder.parameters():
-            if parameter.is_floating_point():
-                return parameter.dtype
-    return torch.float32
 
 
 def evaluate_probes(
@@ -157,14 +153,18 @@ def evaluate_probes(
     seed: int = 0,
     k: int = 5,
     batch_size: int = 512,
-    device: str = "cpu",
+    device: str | torch.device = "cpu",
 ) -> dict[str, float]:
     """1-NN, k-NN and linear-probe accuracy of ``encoder`` on a fixed split of ``dataset``.
 
-    The split is stratified and seeded by ``seed`` (the same for every encoder).
+    The split is stratified and seeded by ``seed`` (the same for every encoder); the
+    encoder is lent as in :func:`embed_dataset` (given back on its device and in its mode).
 
     Returns:
         ``{"1nn": ..., "knn": ..., "linear": ...}`` accuracies in ``[0, 1]``.
+
+    Raises:
+        TypeError, ValueError: as :func:`embed_dataset` and the probes.
     """
     train, test = dataset.split(test_fraction, seed=seed)
     ztr = embed_dataset(encoder, train.images, batch_size, device)

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from rmqm.metrics.probes import as_features
-from rmqm.metrics.synbench.evaluate import check_epsilons
+from rmqm._utils.validation import as_features, check_labels
 from rmqm.metrics.synbench.qcqp import (
     LinearRule,
     check_epsilon,
+    check_epsilons,
     class_statistics,
     robust_linear_rule,
 )
@@ -50,10 +50,15 @@ class RobustLinearProbe(ClassifierMixin, BaseEstimator):
         self.allow_rank_deficient = allow_rank_deficient
 
     def fit(self, X: Any, y: Any) -> "RobustLinearProbe":
-        """Fit on features ``X`` ``(n, d)`` and labels ``y`` ``(n,)`` (any hashable labels)."""
+        """Fit on features ``X`` ``(n, d)`` and labels ``y`` ``(n,)`` (any hashable labels).
+
+        Raises:
+            ValueError: bad features, labels or ``epsilon``; fewer than 2 classes or 2 samples
+                per class; too few samples for the dimension.
+        """
         epsilon = check_epsilon(self.epsilon)
         h = as_features(X, "features")
-        labels = _check_labels(y, h.shape[0])
+        labels = check_labels(y, h.shape[0])
         classes = np.unique(labels)
         if classes.size < 2:
             raise ValueError(f"need at least 2 classes to fit a probe; got {classes.tolist()}")
@@ -86,7 +91,7 @@ class RobustLinearProbe(ClassifierMixin, BaseEstimator):
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Accuracy on features ``X`` ``(n, d)`` and labels ``y`` ``(n,)`` (checked first)."""
         h = self._features(X)
-        _check_labels(y, h.shape[0])
+        check_labels(y, h.shape[0])
         return super().score(h, y, sample_weight=sample_weight)
 
     def certified_radius(self, X: Any) -> np.ndarray:
@@ -112,13 +117,14 @@ class RobustLinearProbe(ClassifierMixin, BaseEstimator):
     def mean_certified_margin(self, X: Any, y: Any) -> float:
         """Mean :meth:`certified_radius` over the correctly classified points (NaN if none)."""
         h = self._features(X)
-        labels = _check_labels(y, h.shape[0])
+        labels = check_labels(y, h.shape[0])
         correct = self.predict(h) == labels
         if not correct.any():
             return float("nan")
         return float(self.certified_radius(h)[correct].mean())
 
     def _features(self, X: Any) -> np.ndarray:
+        """``X`` as float64 ``(n, d)`` features of the fitted dimension (raises if unfitted)."""
         if not hasattr(self, "coef_"):
             raise ValueError("this RobustLinearProbe is not fitted yet; call fit(features, labels) first")
         h = as_features(X, "features")
@@ -137,11 +143,20 @@ def evaluate_robust_probe(
 ) -> pd.DataFrame:
     """Fit one :class:`RobustLinearProbe` per epsilon; return a tidy table.
 
+    Args:
+        train_features, test_features: ``(n, d)`` and ``(m, d)`` features.
+        train_labels, test_labels: ``(n,)`` and ``(m,)`` labels.
+        epsilons: SynBench robustness budgets in ``[0, 1)``, relative to the class means.
+        probe_options: further :class:`RobustLinearProbe` arguments.
+
     Returns:
         one row per epsilon: ``epsilon, accuracy, mean_certified_margin`` (test set).
+
+    Raises:
+        ValueError: bad features, labels or budgets.
     """
     test_h = as_features(test_features, "test features")
-    _check_labels(test_labels, test_h.shape[0])  # fail before fitting, with a named error
+    check_labels(test_labels, test_h.shape[0])  # fail before fitting, with a named error
     rows = []
     for eps in check_epsilons(epsilons):
         probe = RobustLinearProbe(epsilon=eps, **probe_options).fit(train_features, train_labels)
@@ -152,13 +167,3 @@ def evaluate_robust_probe(
         })
     return pd.DataFrame(rows)
 
-
-def _check_labels(y: Any, n: int) -> np.ndarray:
-    if hasattr(y, "detach"):
-        y = y.detach().cpu().numpy()
-    labels = np.asarray(y)
-    if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},) to match the features; got {labels.shape}")
-    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-        raise ValueError("labels contain NaN or inf")
-    return labels

@@ -8,6 +8,6 @@ from rmqm.models.backbones import (
     TinyCNN,
     build_backbone,
 )
-from rmqm.models.encoder import Encoder, check_embeddings
+from rmqm.models.encoder import Encoder, check_embeddings, encoder_dtype, evaluating_on
 
-__all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone', 'check_embeddings', 'Encoder']
+__all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone', 'check_embeddings', 'Encoder', 'encoder_dtype', 'evaluating_on']

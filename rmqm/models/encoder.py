@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from itertools import chain
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
 
-__all__ = ['check_embeddings', 'Encoder']
+__all__ = ['check_embeddings', 'Encoder', 'encoder_dtype', 'evaluating_on']
 
 
 def check_embeddings(z: torch.Tensor, batch_size: int, where: str = "encoder") -> torch.Tensor:
@@ -84,3 +86,57 @@ class Encoder(nn.Module):
         if z.ndim > 2:
             z = z.flatten(1)
         return z
+
+
+def encoder_dtype(encoder: object) -> torch.dtype:
+    """The dtype an encoder computes in: its first floating-point parameter's dtype; float32 for
+    a function or a module without floating-point parameters."""
+    if isinstance(encoder, nn.Module):
+        for parameter in encoder.parameters():
+            if parameter.is_floating_point():
+                return parameter.dtype
+    return torch.float32
+
+
+@contextmanager
+def evaluating_on(encoder: nn.Module, device: str | torch.device) -> Iterator[nn.Module]:
+    """Lend ``encoder`` to a measurement: on ``device`` and in eval mode inside the block,
+    back on its own device(s) and in its own train/eval mode (per submodule) afterwards,
+    also when the block raises.
+
+    Args:
+        encoder: the module to measure (moved in place, as ``nn.Module.to`` does).
+        device: where the block computes.
+
+    Yields:
+        ``encoder`` itself.
+    """
+    modes = [(module, module.training) for module in encoder.modules()]
+    homes = [
+        (module, name, tensor.device)
+        for module in encoder.modules()
+        for name, tensor in chain(module.named_parameters(recurse=False), module.named_buffers(recurse=False))
+    ]
+    encoder.to(device).eval()
+    try:
+        yield encoder
+    finally:
+        for module, training in modes:
+            module.training = training
+        _move_home(encoder, homes)
+
+
+def _move_home(encoder: nn.Module, homes: list[tuple[nn.Module, str, torch.device]]) -> None:
+    """Put each parameter and buffer of ``encoder`` back on the device it had."""
+    devices = {device for _, _, device in homes}
+    if len(devices) == 1:
+        encoder.to(devices.pop())
+        return
+    for module, name, device in homes:  # a module spread over several devices
+        tensor = getattr(module, name)
+        if tensor is None or tensor.device == device:
+            continue
+        if isinstance(tensor, nn.Parameter):
+            tensor.data = tensor.data.to(device)
+        else:
+            setattr(module, name, tensor.to(device))

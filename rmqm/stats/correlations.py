@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zlib
 from typing import Any, Sequence
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rmqm._utils.validation import check_confidence
+from rmqm._utils.validation import check_choice, check_columns, check_confidence
 from rmqm.stats.intervals import per_seed
 
 __all__ = ['CORRELATIONS', 'correlation', 'bootstrap_correlations', 'rank_agreement', 'seed_correlations']
@@ -22,10 +23,17 @@ CORRELATIONS: tuple[str, ...] = ("pearson", "spearman", "kendall")
 def correlation(x: Any, y: Any, method: str = "pearson") -> tuple[float, float]:
     """Correlation coefficient and two-sided p-value of ``x`` and ``y`` (scipy).
 
-    Returns ``(nan, nan)`` when either input is constant.
+    Args:
+        x, y: 1-D sequences of equal length ``n >= 3``, finite.
+        method: one of :data:`CORRELATIONS`.
+
+    Returns:
+        ``(r, p)``; ``(nan, nan)`` when either input is constant.
+
+    Raises:
+        ValueError: an unknown method, unequal or non-1-D shapes, fewer than 3 pairs, NaN/inf.
     """
-    if method not in CORRELATIONS:
-        raise ValueError(f"unknown correlation {method!r}; choose one of {list(CORRELATIONS)}")
+    check_choice(method, CORRELATIONS, "correlation")
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
@@ -41,10 +49,34 @@ def correlation(x: Any, y: Any, method: str = "pearson") -> tuple[float, float]:
     return float(res[0]), float(res[1])
 
 
+def _check_request(table: pd.DataFrame, scores: Sequence[str], targets: Sequence[str],
+                   methods: Sequence[str]) -> None:
+    """Raise unless ``table`` has the score and target columns and ``methods`` are known."""
+    for m in methods:
+        check_choice(m, CORRELATIONS, "correlation")
+    check_columns(table, [*scores, *targets])
+
+
 def _finite_pairs(table: pd.DataFrame, x: str, y: str) -> np.ndarray:
     """``(n, 2)`` float array of the rows where columns ``x`` and ``y`` are both finite."""
     pair = table[[x, y]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     return pair[np.isfinite(pair).all(axis=1)]
+
+
+def _bootstrap_distribution(pair: np.ndarray, method: str, n_boot: int, seed: Sequence[int]) -> np.ndarray:
+    """Coefficients of ``n_boot`` paired resamples of the rows of ``pair`` (``(n, 2)``, ``n >= 3``),
+    drawn by :func:`scipy.stats.bootstrap` from ``default_rng(seed)``; NaN for a constant resample."""
+    if n_boot == 0:
+        return np.empty(0)
+    with warnings.catch_warnings():
+        # a constant resample gives NaN, which scipy's own interval (not used here) warns about
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = stats.bootstrap(
+            (pair[:, 0], pair[:, 1]), lambda x, y: correlation(x, y, method)[0], n_resamples=n_boot,
+            paired=True, vectorized=False, method="percentile", rng=np.random.default_rng(seed),
+        )
+    return np.asarray(result.bootstrap_distribution, dtype=np.float64)
 
 
 def bootstrap_correlations(
@@ -58,25 +90,25 @@ def bootstrap_correlations(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Correlation of each score with each target across the rows (encoders) of ``table``,
-    with a percentile-bootstrap confidence interval (rows resampled with replacement).
+    with a percentile-bootstrap confidence interval (rows resampled with replacement,
+    :func:`scipy.stats.bootstrap` with ``paired=True``).
 
     Rows where a score or target is not finite are left out of that pair. A bootstrap
-    replicate in which either column is constant gives no coefficient and is skipped;
-    ``n_boot_valid`` says how many were used. Each (score, target) pair draws its own
-    seeded resamples, so adding columns leaves the other intervals unchanged.
+    replicate in which either column is constant gives no coefficient and is skipped
+    (the percentiles are taken over the others); ``n_boot_valid`` says how many were
+    used. Each (score, target) pair draws its own seeded resamples, the same for every
+    method, so adding columns leaves the other intervals unchanged.
 
     Returns:
         ``score, target, method, n, r, p_value, ci_low, ci_high, n_boot_valid``.
+
+    Raises:
+        ValueError: a bad ``confidence`` or ``n_boot``, a missing column, an unknown method.
     """
     check_confidence(confidence)
     if int(n_boot) != n_boot or n_boot < 0:
         raise ValueError(f"n_boot must be a non-negative integer; got {n_boot}")
-    missing = [c for c in (*scores, *targets) if c not in table.columns]
-    if missing:
-        raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
-    for m in methods:
-        if m not in CORRELATIONS:
-            raise ValueError(f"unknown correlation {m!r}; choose one of {list(CORRELATIONS)}")
+    _check_request(table, scores, targets, methods)
     alpha = (1.0 - confidence) / 2
     rows = []
     for score in scores:
@@ -84,21 +116,15 @@ def bootstrap_correlations(
             pair = _finite_pairs(table, score, target)
             n = pair.shape[0]
             # one stream per (score, target): a pair's interval does not depend on the others
-            rng = np.random.default_rng([int(seed), zlib.crc32(f"{score}|{target}".encode())])
-            idx = rng.integers(0, n, size=(int(n_boot), n)) if n >= 3 else np.empty((0, n), dtype=int)
+            stream = [int(seed), zlib.crc32(f"{score}|{target}".encode())]
             for method in methods:
                 r, p = correlation(pair[:, 0], pair[:, 1], method) if n >= 3 else (np.nan, np.nan)
-                boot = []
-                for sample in idx:
-                    x, y = pair[sample, 0], pair[sample, 1]
-                    if np.ptp(x) > 0 and np.ptp(y) > 0:
-                        boot.append(correlation(x, y, method)[0])
-                boot_arr = np.asarray(boot, dtype=np.float64)
-                boot_arr = boot_arr[np.isfinite(boot_arr)]
-                low, high = (np.quantile(boot_arr, [alpha, 1 - alpha]) if boot_arr.size else (np.nan, np.nan))
+                boot = _bootstrap_distribution(pair, method, int(n_boot), stream) if n >= 3 else np.empty(0)
+                boot = boot[np.isfinite(boot)]
+                low, high = (np.quantile(boot, [alpha, 1 - alpha]) if boot.size else (np.nan, np.nan))
                 rows.append({
                     "score": score, "target": target, "method": method, "n": n, "r": r, "p_value": p,
-                    "ci_low": float(low), "ci_high": float(high), "n_boot_valid": int(boot_arr.size),
+                    "ci_low": float(low), "ci_high": float(high), "n_boot_valid": int(boot.size),
                 })
     return pd.DataFrame(rows)
 
@@ -130,12 +156,7 @@ def seed_correlations(
     Returns:
         ``seed, score, target, method, n, r, p_value``.
     """
-    for m in methods:
-        if m not in CORRELATIONS:
-            raise ValueError(f"unknown correlation {m!r}; choose one of {list(CORRELATIONS)}")
-    missing = [c for c in (*scores, *targets) if c not in table.columns]
-    if missing:
-        raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
+    _check_request(table, scores, targets, methods)
 
     def one_seed(rows: pd.DataFrame) -> pd.DataFrame:
         out = []

@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from rmqm._utils.validation import check_columns
+
 __all__ = ['level_bands', 'relative_change_table']
 
 
@@ -27,13 +29,14 @@ def level_bands(
 
     Returns:
         Long table: ``*by, level, strength, series, low, median, high, n``.
+
+    Raises:
+        ValueError: quantiles out of order or outside ``[0, 1]``, or a missing column.
     """
     lo, hi = quantiles
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"quantiles must satisfy 0 <= low <= high <= 1; got {quantiles}")
-    missing = [c for c in (*by, "level", "strength", *series) if c not in levels.columns]
-    if missing:
-        raise ValueError(f"levels table lacks column(s) {missing}; has {list(levels.columns)}")
+    check_columns(levels, [*by, "level", "strength", *series], "levels table")
     keys = [*by, "level", "strength"]
     long = levels.melt(id_vars=keys, value_vars=list(series), var_name="series", value_name="value")
     grouped = long.groupby([*by, "level", "strength", "series"], sort=True)["value"]
@@ -54,10 +57,11 @@ def relative_change_table(levels: pd.DataFrame, by: Sequence[str] = ()) -> pd.Da
     Returns:
         ``*by, point, level, strength, series, abs_rel_change`` (``inf`` where the
         previous distance is 0, kept so callers can count such points).
+
+    Raises:
+        ValueError: a missing column.
     """
-    missing = [c for c in (*by, "point", "level", "strength", "a", "b") if c not in levels.columns]
-    if missing:
-        raise ValueError(f"levels table lacks column(s) {missing}")
+    check_columns(levels, [*by, "point", "level", "strength", "a", "b"], "levels table")
     keys = [*by, "point"]
     df = levels.sort_values([*keys, "level"])
     parts = []

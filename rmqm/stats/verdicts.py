@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from rmqm._utils.validation import check_columns
+
 __all__ = ['family_contrast', 'interval_verdict', 'format_interval']
 
 
@@ -28,14 +30,15 @@ def family_contrast(
 
     Returns:
         ``*by, <value>_<first>, <value>_<second>, <value>_diff`` for each value column.
+
+    Raises:
+        ValueError: an unknown statistic, a missing column, or no rows of either family.
     """
     values = [values] if isinstance(values, str) else list(values)
     by = list(by)
     if statistic not in ("median", "mean"):
         raise ValueError(f"statistic must be 'median' or 'mean'; got {statistic!r}")
-    missing = [c for c in (*values, *by, family_column) if c not in table.columns]
-    if missing:
-        raise ValueError(f"table lacks column(s) {missing}; has {list(table.columns)}")
+    check_columns(table, [*values, *by, family_column])
     sub = table[table[family_column].isin([first, second])]
     stat = sub.groupby([*by, family_column])[values].agg(statistic).unstack(family_column)
     out = pd.DataFrame(index=stat.index)
@@ -55,6 +58,9 @@ def interval_verdict(low: float, high: float, null: float = 0.0, expected: str =
     ``null``, ``"contradicted: <sign>"`` when it lies entirely on the other side (``<sign>``
     is the side it lies on), ``"inconclusive"`` when it contains ``null``, and ``"no
     interval"`` when it is undefined (fewer than two seeds).
+
+    Raises:
+        ValueError: ``expected`` is not ``"positive"``/``"negative"``, or ``low > high``.
     """
     if expected not in ("positive", "negative"):
         raise ValueError(f"expected must be 'positive' or 'negative'; got {expected!r}")

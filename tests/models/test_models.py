@@ -12,7 +12,7 @@ from rmqm.models.backbones import (
     TinyCNN,
     build_backbone,
 )
-from rmqm.models.encoder import Encoder, check_embeddings
+from rmqm.models.encoder import Encoder, check_embeddings, encoder_dtype, evaluating_on
 
 
 @pytest.mark.parametrize("arch,channels,size", [("tiny", 1, 28), ("lenet", 1, 28), ("lenet", 1, 32), ("resnet18", 3, 32)])
@@ -70,3 +70,29 @@ def test_encoder_and_embedding_checks_name_the_problem():
         check_embeddings(torch.tensor([[float("nan")]]), 1)
     with pytest.raises(ValueError, match=r"shape \(batch, dim\)"):
         check_embeddings(torch.zeros(2, 3, 4), 2)
+
+
+def test_evaluating_on_lends_the_module_and_gives_it_back_even_after_an_error():
+    moves = []
+
+    class Recording(nn.Sequential):
+        def to(self, *args, **kwargs):
+            moves.append(args)
+            return super().to(*args, **kwargs)
+
+    module = Recording(nn.Linear(2, 2), nn.Dropout(0.5)).train()
+    module[0].eval()  # mixed modes are given back as they were, submodule by submodule
+    weight = module[0].weight
+    with pytest.raises(RuntimeError, match="inside"):
+        with evaluating_on(module, "cpu") as lent:
+            assert lent is module and not any(m.training for m in module.modules())
+            raise RuntimeError("inside")
+    assert [m.training for m in module.modules()] == [True, False, True]
+    assert moves == [("cpu",), (torch.device("cpu"),)]  # out to the device, back home
+    assert module[0].weight is weight  # moved in place: the caller's references stay valid
+
+
+def test_encoder_dtype_is_the_first_floating_parameters():
+    assert encoder_dtype(nn.Linear(2, 2).double()) == torch.float64
+    assert encoder_dtype(nn.Flatten()) == torch.float32 and encoder_dtype(lambda x: x) == torch.float32
+    assert encoder_dtype(nn.Embedding(3, 2).half()) == torch.float16

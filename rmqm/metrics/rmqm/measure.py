@@ -12,18 +12,21 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rmqm._utils.device import resolve_device
+from rmqm._utils.validation import check_choice, check_int, check_labels
 from rmqm.data.dataset import ImageDataset
 from rmqm.metrics.rmqm.manifold import distance_series, point_statistics, summarize
 from rmqm.metrics.rmqm.perturbations import (
     ATTACK_LOSSES,
     check_images,
+    check_n_levels,
     check_pgd_params,
     make_attack_loss,
     noise_levels,
     pgd_trajectory,
     white_noise_levels,
 )
-from rmqm.models.encoder import check_embeddings
+from rmqm.models.encoder import check_embeddings, encoder_dtype, evaluating_on
 
 __all__ = ['PERTURBATIONS', 'DEFAULT_LEVELS', 'RMQMResult', 'measure_rmqm', 'summary_table']
 
@@ -71,15 +74,12 @@ class RMQMResult:
 
 def _validate(perturbation: str, n_levels: int, step_size: float, epsilon: float, attack_loss: str,
               batch_size: int) -> None:
-    if perturbation not in PERTURBATIONS:
-        raise ValueError(f"unknown perturbation {perturbation!r}; choose one of {list(PERTURBATIONS)}")
-    if int(n_levels) != n_levels or n_levels < 3:
-        raise ValueError(f"n_levels must be an integer >= 3 (RMQM needs two steps); got {n_levels}")
+    """Raise a named error for a bad parameter of :func:`measure_rmqm`."""
+    check_choice(perturbation, PERTURBATIONS, "perturbation")
+    check_n_levels(n_levels)
     check_pgd_params(n_levels - 1, step_size, epsilon)
-    if attack_loss not in ATTACK_LOSSES:
-        raise ValueError(f"unknown attack loss {attack_loss!r}; choose one of {list(ATTACK_LOSSES)}")
-    if int(batch_size) != batch_size or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size}")
+    check_choice(attack_loss, ATTACK_LOSSES, "attack loss")
+    check_int(batch_size, "batch_size", low=1)
 
 
 def _encode(encoder: nn.Module, x: torch.Tensor, where: str = "encoder") -> torch.Tensor:
@@ -118,8 +118,8 @@ def measure_rmqm(
     Args:
         encoder: maps images ``(B, C, H, W)`` in ``[0, 1]`` to embeddings ``(B, d)``
             (an :class:`rmqm.models.encoder.Encoder` applies its normalisation after the
-            alteration). It is moved to ``device`` and run in eval mode; its mode is
-            restored afterwards.
+            alteration). It runs on ``device`` in eval mode and is given back on its own
+            device and in its own train/eval mode.
         data: an :class:`~rmqm.data.dataset.ImageDataset`, or images ``(N, C, H, W)`` in ``[0, 1]``.
         labels: ``(N,)`` class labels when ``data`` is a tensor (for per-class scores
             and the cross-entropy attack).
@@ -129,7 +129,10 @@ def measure_rmqm(
         nested: one noise draw shared by all levels instead of a fresh draw per level.
         clip: clamp noisy images to ``[0, 1]``.
         step_size: PGD step ``alpha`` in pixel units (reference 1/255 CIFAR, 2/255 MNIST).
-        epsilon: PGD L-infinity radius, pixel units.
+        epsilon: PGD L-infinity radius, pixel units. Not SynBench's budget: the
+            ``epsilons`` of :func:`rmqm.metrics.synbench.evaluate.evaluate_synbench` are
+            L2 radii in feature space relative to the class mean. The names follow the
+            two papers and are kept, as the study's configs and tables use them.
         attack_loss: ``"displacement"`` (label-free), ``"cross-entropy"`` (needs
             ``head`` and labels) or ``"nt-xent"`` (needs ``augment``).
         head: classifier mapping embeddings to logits, for the cross-entropy attack.
@@ -140,11 +143,16 @@ def measure_rmqm(
         batch_size: points per batch (memory grows with ``batch_size * L * d``).
         seed: seeds the noise, the displacement direction and the augmented view;
             the same seed and batch size give identical numbers.
-        device: ``"cpu"`` or ``"cuda"`` (or a ``torch.device``).
+        device: ``"cpu"``, ``"cuda[:N]"``, ``"auto"`` (CUDA when present) or a ``torch.device``.
         progress: show a tqdm progress bar over batches and levels.
 
     Returns:
         An :class:`RMQMResult` with per-level, per-point and summary tables.
+
+    Raises:
+        TypeError: ``encoder`` is not a module, images not a floating tensor, a non-integer ``batch_size``.
+        ValueError: bad images, labels or parameters, an encoder output that is not a finite
+            ``(B, d)`` tensor, an unavailable device.
     """
     if isinstance(data, ImageDataset):
         if labels is not None:
@@ -154,11 +162,8 @@ def measure_rmqm(
         images = data
     check_images(images)
     if labels is not None:
+        check_labels(labels, images.shape[0], of="images")
         labels = torch.as_tensor(labels)
-        if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
-            raise ValueError(
-                f"labels must have shape ({images.shape[0]},) to match the images; got {tuple(labels.shape)}"
-            )
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be a torch.nn.Module; got {type(encoder).__name__}")
     n_levels = DEFAULT_LEVELS.get(perturbation, 3) if n_levels is None else n_levels
@@ -168,15 +173,11 @@ def measure_rmqm(
     if perturbation == "pgd" and attack_loss == "nt-xent" and augment is None:
         raise ValueError("the nt-xent attack needs `augment`, a function drawing an augmented view")
 
-    device = torch.device(device)
+    device = torch.device(resolve_device(device))
     generator = torch.Generator().manual_seed(int(seed))
     noise_sigmas = noise_levels(sigma_max, n_levels)  # validates sigma_max for both schedules
     strengths = noise_sigmas if perturbation == "noise" else torch.arange(n_levels, dtype=torch.float64)
-    # images follow the encoder's floating-point type (float32 unless it was converted)
-    param = next(encoder.parameters(), None)
-    images = images.to(param.dtype if param is not None and param.is_floating_point() else torch.float32)
-    was_training = encoder.training
-    encoder.to(device).eval()
+    images = images.to(encoder_dtype(encoder))  # float32 unless the encoder was converted
     a_parts, b_parts = [], []
     n = images.shape[0]
     n_batches = math.ceil(n / batch_size)
@@ -184,7 +185,7 @@ def measure_rmqm(
         total=n_batches * n_levels, disable=not progress, unit="level",
         desc=f"RMQM {perturbation} ({n} points, {n_levels} levels)",
     )
-    try:
+    with bar, evaluating_on(encoder, device):
         for start in range(0, n, batch_size):
             x = images[start:start + batch_size].to(device)
             y = labels[start:start + batch_size] if labels is not None else None
@@ -198,9 +199,6 @@ def measure_rmqm(
             a, b = distance_series(z.double(), normalize=normalize)
             a_parts.append(a.cpu().numpy())
             b_parts.append(b.cpu().numpy())
-    finally:
-        bar.close()
-        encoder.train(was_training)
 
     a_all, b_all = np.concatenate(a_parts), np.concatenate(b_parts)
     points = point_statistics(a_all, b_all)

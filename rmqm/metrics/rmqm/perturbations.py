@@ -9,10 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rmqm._utils.validation import check_real
+from rmqm._utils.validation import check_choice, check_image_batch, check_real
 from rmqm.losses.contrastive import nt_xent_loss
 
-__all__ = ['AttackLoss', 'ATTACK_LOSSES', 'check_images', 'noise_levels', 'white_noise_levels', 'make_attack_loss', 'check_pgd_params', 'pgd_trajectory', 'pgd_attack']
+__all__ = [
+    'AttackLoss', 'ATTACK_LOSSES', 'check_images', 'noise_levels', 'white_noise_levels', 'make_attack_loss', 'check_n_levels',
+    'check_pgd_params', 'pgd_trajectory', 'pgd_attack',
+]
 
 
 #: Per-sample loss ``(z_adv: (B, d)) -> (B,)`` that PGD ascends.
@@ -23,20 +26,14 @@ ATTACK_LOSSES = ("displacement", "cross-entropy", "nt-xent")
 
 
 def check_images(x: torch.Tensor, name: str = "images") -> None:
-    """Raise unless ``x`` is a finite float tensor ``(B, C, H, W)`` with values in ``[0, 1]``."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W); got {type(x).__name__}")
-    if x.ndim != 4:
-        raise ValueError(f"{name} must have rank 4 (B, C, H, W); got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor with pixels in [0, 1]; got {x.dtype}")
-    if x.numel() == 0:
-        raise ValueError(f"{name} are empty: shape {tuple(x.shape)} has a dimension of size 0")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contain NaN or inf values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < 0.0 or hi > 1.0:
-        raise ValueError(f"{name} must have pixels in [0, 1]; got values in [{lo:.4g}, {hi:.4g}]")
+    """Raise unless ``x`` is a finite floating-point tensor ``(B, C, H, W)`` (any float dtype)
+    with values in ``[0, 1]``.
+
+    Raises:
+        TypeError: not a floating-point tensor.
+        ValueError: not rank 4, empty, NaN/inf, or pixels outside ``[0, 1]``.
+    """
+    check_image_batch(x, name, dtypes=None)
 
 
 def noise_levels(sigma_max: float = 1.0, n_levels: int = 100) -> torch.Tensor:
@@ -46,8 +43,7 @@ def noise_levels(sigma_max: float = 1.0, n_levels: int = 100) -> torch.Tensor:
     """
     if not math.isfinite(sigma_max) or sigma_max < 0:
         raise ValueError(f"sigma_max must be a finite number >= 0; got {sigma_max}")
-    if int(n_levels) != n_levels or n_levels < 3:
-        raise ValueError(f"n_levels must be an integer >= 3 (RMQM needs two steps); got {n_levels}")
+    check_n_levels(n_levels)
     return torch.linspace(0.0, float(sigma_max), int(n_levels), dtype=torch.float64)
 
 
@@ -116,8 +112,7 @@ def make_attack_loss(
     minimum), so without a random start PGD would never move; the small anchor shift
     ``eta`` sets the first step's direction and is negligible afterwards.
     """
-    if name not in ATTACK_LOSSES:
-        raise ValueError(f"unknown attack loss {name!r}; choose one of {list(ATTACK_LOSSES)}")
+    check_choice(name, ATTACK_LOSSES, "attack loss")
     g: Callable[[torch.Tensor], torch.Tensor] = (lambda z: F.normalize(z, dim=1)) if normalize else (lambda z: z)
     if name == "displacement":
         u = torch.randn(z_clean.shape, generator=generator, dtype=z_clean.dtype).to(z_clean.device)
@@ -135,6 +130,17 @@ def make_attack_loss(
     # SimCLR's loss of each positive pair (z_i, view_i), both directions averaged; the
     # negatives are the other 2B - 2 embeddings (none for B = 1: the loss is then 0).
     return lambda z: nt_xent_loss(z, view, temperature, reduction="none")
+
+
+def check_n_levels(n_levels: int) -> int:
+    """``n_levels`` (levels including the clean one) as an int >= 3: RMQM needs two steps.
+
+    Raises:
+        ValueError: not an integral number >= 3.
+    """
+    if int(n_levels) != n_levels or n_levels < 3:
+        raise ValueError(f"n_levels must be an integer >= 3 (RMQM needs two steps); got {n_levels}")
+    return int(n_levels)
 
 
 def check_pgd_params(n_steps: int, step_size: float, epsilon: float) -> None:

@@ -7,7 +7,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ['DEFAULT_S_VALUES', 'DEFAULT_THRESHOLDS', 'ACCURACY_GRID', 'accuracy_grid', 'expected_bound_curve', 'synbench_scores']
+__all__ = [
+    'DEFAULT_S_VALUES', 'DEFAULT_THRESHOLDS', 'ACCURACY_GRID', 'accuracy_grid', 'expected_bound_curve', 'synbench_scores',
+    'check_thresholds',
+]
 
 
 #: Mean scales ``s = ||mu||`` of the reference: 0.1, 0.2, ..., 4.9.
@@ -88,6 +91,7 @@ def synbench_scores(rep_curve: Any, raw_curve: Any, grid: Any, thresholds: Seque
 
 
 def check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
+    """``thresholds`` as a non-empty 1-D float64 array of accuracies in ``(0.5, 1)`` (else ValueError)."""
     ts = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
     if ts.ndim != 1 or ts.size == 0:
         raise ValueError("thresholds must be a non-empty 1-D sequence")

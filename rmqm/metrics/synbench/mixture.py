@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-__all__ = ['mixture_direction', 'sample_gaussian_mixture', 'raw_accuracy', 'expected_bound']
+from rmqm._utils.device import resolve_device
+
+__all__ = ['mixture_direction', 'sample_gaussian_mixture', 'raw_accuracy', 'expected_bound', 'check_input_shape']
 
 
 def mixture_direction(
@@ -21,9 +23,13 @@ def mixture_direction(
         input_shape: ``(C, H, W)`` of one encoder input.
         direction: ``None`` for the all-ones direction of the reference, or any array
             with ``prod(input_shape)`` finite entries, not all zero (normalised here).
+        device: where the result lives (``"cpu"``, ``"cuda[:N]"``, ``"auto"`` or a ``torch.device``).
 
     Returns:
         float32 tensor of shape ``input_shape`` with unit Euclidean norm.
+
+    Raises:
+        TypeError, ValueError: a bad shape, a direction of the wrong size, NaN/inf or zero.
     """
     shape = check_input_shape(input_shape)
     size = math.prod(shape)
@@ -44,7 +50,7 @@ def mixture_direction(
     norm = torch.linalg.vector_norm(u)
     if norm == 0:
         raise ValueError("direction must not be the zero vector")
-    return (u / norm).to(device=device, dtype=torch.float32)
+    return (u / norm).to(device=resolve_device(device), dtype=torch.float32)
 
 
 def sample_gaussian_mixture(
@@ -68,9 +74,13 @@ def sample_gaussian_mixture(
         direction: mean direction (default all-ones); normalised to unit length.
         prior: class prior ``P(y = 1)``.
         generator: a ``torch.Generator`` on ``device`` (seeds the draw).
+        device: ``"cpu"``, ``"cuda[:N]"``, ``"auto"`` or a ``torch.device``.
 
     Returns:
         ``x`` float32 ``(n, C, H, W)`` (not clipped) and ``y`` int64 ``(n,)`` in {0, 1}.
+
+    Raises:
+        ValueError: a bad shape, ``n``, ``s`` or ``prior``.
     """
     shape = check_input_shape(input_shape)
     if not isinstance(n, (int, np.integer)) or n < 1:
@@ -79,6 +89,7 @@ def sample_gaussian_mixture(
         raise ValueError(f"s must be finite and >= 0; got {s}")
     if not 0 < prior < 1:
         raise ValueError(f"prior must lie in (0, 1); got {prior}")
+    device = resolve_device(device)
     u = mixture_direction(shape, direction, device=device)
     y = torch.bernoulli(torch.full((int(n),), float(prior), device=device), generator=generator)
     x = torch.randn((int(n), *shape), generator=generator, device=device)
@@ -88,7 +99,7 @@ def sample_gaussian_mixture(
 
 
 def raw_accuracy(s: Any) -> np.ndarray:
-    """Bayes accuracy ``Phi(s)`` of the raw mixture with ``||mu|| = s``."""
+    """Bayes accuracy ``Phi(s)`` (same shape as ``s``) of the raw mixture with ``||mu|| = s``."""
     return stats.norm.cdf(np.asarray(s, dtype=np.float64))
 
 
@@ -100,6 +111,12 @@ def expected_bound(a: Any) -> np.ndarray:
 
     Args:
         a: accuracies in ``(0.5, 1]`` (any shape).
+
+    Returns:
+        ``E(a)``, the shape of ``a``.
+
+    Raises:
+        ValueError: an accuracy outside ``(0.5, 1]``.
     """
     a = np.asarray(a, dtype=np.float64)
     if not np.all((a > 0.5) & (a <= 1.0)):
@@ -111,6 +128,12 @@ def expected_bound(a: Any) -> np.ndarray:
 
 
 def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    """``input_shape`` as a ``(C, H, W)`` tuple of positive ints.
+
+    Raises:
+        TypeError: not a sequence.
+        ValueError: not three positive integers.
+    """
     try:
         shape = tuple(int(v) for v in input_shape)
     except TypeError:

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-import torch
 from scipy import optimize, special
 
-from rmqm.metrics.probes import as_features
+from rmqm._utils.validation import as_features, check_labels
 
-__all__ = ['MIN_POSITIVE_EPSILON', 'ClassStatistics', 'class_statistics', 'QCQPSolution', 'solve_robust_qcqp', 'LinearRule', 'robust_linear_rule', 'accuracy_and_bound']
+__all__ = [
+    'MIN_POSITIVE_EPSILON', 'ClassStatistics', 'class_statistics', 'QCQPSolution', 'solve_robust_qcqp', 'LinearRule',
+    'robust_linear_rule', 'correct_and_radius', 'accuracy_and_bound', 'check_binary_labels', 'check_epsilon',
+    'check_epsilons',
+]
 
 
 #: Smallest positive robustness budget: below it ``epsilon ||mu||`` leaves double precision.
@@ -202,19 +205,23 @@ class LinearRule:
     epsilon: float
 
     def margin(self, features: Any) -> np.ndarray:
-        """``(n,)`` margins ``(h - center) . W``."""
+        """``(n,)`` margins ``(h - center) . W`` of features ``(n, d)`` (feature units times ``|W|``).
+
+        Raises:
+            ValueError: features not a finite ``(n, d)`` array of the fitted dimension.
+        """
         h = as_features(features, "features")
         if h.shape[1] != self.weight.shape[0]:
             raise ValueError(f"features have dimension {h.shape[1]}; the rule was fitted on {self.weight.shape[0]}")
         return (h - self.center) @ self.weight
 
-    def normalized_margin(self, features: Any) -> np.ndarray:
-        """``(n,)`` margins divided by ``|mu^T w|`` (+1 at the class-1 mean projection)."""
-        return self.margin(features) / self.scale
-
 
 def robust_linear_rule(statistics: ClassStatistics, epsilon: float) -> LinearRule:
-    """The epsilon-robust Bayes classifier of :func:`solve_robust_qcqp` in feature space."""
+    """The epsilon-robust Bayes classifier of :func:`solve_robust_qcqp` in feature space.
+
+    Raises:
+        ValueError: a bad ``epsilon``, or class means that coincide in the kept subspace.
+    """
     solution = solve_robust_qcqp(statistics.mu, statistics.eigenvalues, epsilon)
     scale = abs(float(statistics.mu @ solution.weight))
     if scale == 0:
@@ -222,7 +229,16 @@ def robust_linear_rule(statistics: ClassStatistics, epsilon: float) -> LinearRul
     return LinearRule(statistics.basis @ solution.weight, statistics.center, scale, float(epsilon))
 
 
-def _correct_and_radius(rule: LinearRule, features: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def correct_and_radius(rule: LinearRule, features: Any, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which points ``rule`` classifies correctly and their normalised radius ``|margin| / |mu^T w|``.
+
+    Args:
+        features: ``(n, d)`` features.
+        positive: ``(n,)`` booleans, ``True`` for class ``y = 1`` (checked by the caller).
+
+    Returns:
+        ``(correct, radius)``, both ``(n,)``: booleans and non-negative floats.
+    """
     margin = rule.margin(features)
     correct = ((margin > 0) & positive) | ((margin < 0) & ~positive)
     return correct, np.abs(margin) / rule.scale
@@ -235,21 +251,28 @@ def accuracy_and_bound(rule: LinearRule, features: Any, positive: Any) -> tuple[
     classified points (the reference averages per-batch means over full batches of
     256; the plain mean is the estimator of the same expectation without the batching
     artefact). It is 0 when no point is correct.
+
+    Returns:
+        ``(accuracy, bound)``: accuracy in ``[0, 1]``, bound ``>= 0``.
+
+    Raises:
+        ValueError: bad features or labels.
     """
     h = as_features(features, "features")
     pos = check_binary_labels(positive, h.shape[0])
-    correct, radius = _correct_and_radius(rule, h, pos)
+    correct, radius = correct_and_radius(rule, h, pos)
     n_correct = int(correct.sum())
     bound = float(radius[correct].mean()) if n_correct else 0.0
     return n_correct / h.shape[0], bound
 
 
 def check_binary_labels(positive: Any, n: int) -> np.ndarray:
-    if isinstance(positive, torch.Tensor):
-        positive = positive.detach().cpu().numpy()
-    pos = np.asarray(positive)
-    if pos.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},) to match the features; got {pos.shape}")
+    """``positive`` (booleans or 0/1, a tensor or array) as an ``(n,)`` boolean array.
+
+    Raises:
+        ValueError: shape other than ``(n,)``, or values other than booleans and 0/1.
+    """
+    pos = check_labels(positive, n)
     if pos.dtype != bool:
         if not np.isin(pos, (0, 1)).all():
             raise ValueError("binary labels must be booleans or 0/1")
@@ -258,6 +281,13 @@ def check_binary_labels(positive: Any, n: int) -> np.ndarray:
 
 
 def check_epsilon(epsilon: float) -> float:
+    """The SynBench robustness budget (relative to ``||mu||``) as a float: 0 or in
+    ``[MIN_POSITIVE_EPSILON, 1)``.
+
+    Raises:
+        TypeError: not a number.
+        ValueError: negative, NaN/inf, positive but below :data:`MIN_POSITIVE_EPSILON`, or ``>= 1``.
+    """
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float, np.integer, np.floating)):
         raise TypeError(f"epsilon must be a number; got {type(epsilon).__name__}")
     epsilon = float(epsilon)
@@ -277,6 +307,11 @@ def check_epsilon(epsilon: float) -> float:
 
 
 def check_epsilons(epsilons: Sequence[float]) -> list[float]:
+    """A non-empty list of distinct budgets, each checked by :func:`check_epsilon` (a scalar is one budget).
+
+    Raises:
+        TypeError, ValueError: as :func:`check_epsilon`; an empty or repeated list.
+    """
     if np.isscalar(epsilons):
         epsilons = [epsilons]  # type: ignore[list-item]
     eps_list = [check_epsilon(e) for e in epsilons]

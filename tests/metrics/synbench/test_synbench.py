@@ -292,9 +292,11 @@ def test_result_tables_interval_and_figure():
     assert len(result.scores) == 4
     sc = result.scores
     assert ((sc.ci_low <= sc.score + 1e-12) & (sc.score <= sc.ci_high + 1e-12)).all()
-    assert result.score(0.7, 0.2) == pytest.approx(sc.query("threshold == 0.7 and epsilon == 0.2").score.item())
+    assert result.score_at(0.7, 0.2) == sc.query("threshold == 0.7 and epsilon == 0.2").score.item()
+    # the headline score, a property like RMQMResult.score: first threshold, first epsilon
+    assert result.score == sc.query("threshold == 0.55 and epsilon == 0.0").score.item() != result.score_at(0.7, 0.2)
     with pytest.raises(ValueError, match="no score at threshold=0.8"):
-        result.score(0.8)
+        result.score_at(0.8)
     assert set(result.curves["source"]) == {"raw", "epsilon=0", "epsilon=0.2"}
     assert result.curves["accuracy_threshold"].min() <= 0.55
     ax = plot_synbench(result)
@@ -372,7 +374,7 @@ def test_cli_prints_the_score_table(tmp_path, capsys):
     assert figure.stat().st_size > 0
     assert torch.get_num_threads() == 2
     torch.set_num_threads(1)
-    for bad, message in ((["--epsilons", "-0.2"], "epsilon must be >= 0"), (["--threads", "-1"], "--threads")):
+    for bad, message in ((["--epsilons", "-0.2"], "--epsilons"), (["--threads", "-1"], "--threads")):
         with pytest.raises(SystemExit) as exc:
             main(common + bad)
         assert exc.value.code == 2 and message in capsys.readouterr().err
