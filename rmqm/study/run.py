@@ -1,4 +1,9 @@
-"""run_study: execute a profile's notebooks and build the book, in one call."""
+"""run_study: execute a profile's notebooks and build the book, in one call.
+
+Everything that can be checked without running is checked first: the merged profile
+(after the overrides) against :mod:`rmqm.study.schema`, and the build folder; a bad value
+or path fails in well under a second, not in the notebook that would have used it.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any, Callable, Mapping
 from rmqm.study.book import build_book, stage_book
 from rmqm.study.profiles import Profile, apply_overrides, load_profile
 from rmqm.study.runner import NotebookRun, run_notebooks
+from rmqm.study.schema import check_output_folder, validate_profile
 
 __all__ = ["StudyResult", "run_study"]
 
@@ -42,11 +48,22 @@ def run_study(
         build_dir: where the profile's folder goes; default ``root/build``.
         build: also build the book.
         force: execute every notebook even if cached.
+        progress: show papermill's progress bars.
+        log: where progress lines go.
+
+    Raises:
+        FileNotFoundError: no such profile (or base profile).
+        ValueError: a bad profile file, a parameter value the schema refuses (one message
+            naming every bad value), or a build folder that is a file or cannot be created;
+            all raised before any notebook runs.
+        rmqm.study.runner.NotebookFailed: a notebook cell raised.
+        rmqm.study.book.BookBuildFailed: jupyter-book failed.
     """
     root = Path(root)
     prof = profile if isinstance(profile, Profile) else load_profile(profile, root / "profiles")
-    prof = apply_overrides(prof, overrides or {})
-    out_dir = Path(build_dir if build_dir is not None else root / "build") / prof.name
+    prof = validate_profile(apply_overrides(prof, overrides or {}))
+    folder = Path(build_dir) if build_dir is not None else root / "build"
+    out_dir = check_output_folder(folder / prof.name, "build folder")
     runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log)
     html = None
     if build:

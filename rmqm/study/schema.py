@@ -1,0 +1,244 @@
+"""What a study run accepts: the type and range of every study parameter, and its build folder.
+
+:data:`SCHEMA` lists every parameter the notebooks declare (except the runner's own
+:data:`rmqm.study.profiles.RESERVED_PARAMETERS`) with the values it accepts and what it
+means. :func:`validate_profile` checks a merged profile (after ``--set``) against it and
+raises one :class:`ValueError` that names every bad value, so that a wrong value fails in
+a second rather than in the notebook that uses it, minutes or hours later. Parameters the
+schema does not know are left to :mod:`rmqm.study.notebooks` (which refuses those no
+notebook declares). :func:`check_output_folder` checks a folder a run will write to.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+
+from rmqm._utils.device import resolve_device
+from rmqm.data.registry import available_datasets
+from rmqm.metrics.rmqm import ATTACK_LOSSES
+from rmqm.metrics.synbench import DEFAULT_S_VALUES, DEFAULT_THRESHOLDS, MIN_POSITIVE_EPSILON
+from rmqm.models.backbones import ARCHITECTURES
+from rmqm.study.profiles import Profile
+from rmqm.training.methods import METHODS, OPTIMIZERS
+
+__all__ = ['Rule', 'Parameter', 'integer', 'real', 'one_of', 'optional', 'non_empty_list', 'EPSILON', 'SCHEMA', 'parameter_problems', 'validate_profile', 'folder_problem', 'check_output_folder']
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The values a parameter accepts: ``test(value)`` is True for them; ``expected`` says
+    which in words (it completes "expected ...")."""
+
+    expected: str
+    test: Callable[[Any], bool]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A study parameter: the values it accepts and what it means."""
+
+    rule: Rule
+    meaning: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(float(value))
+
+
+def integer(low: int) -> Rule:
+    """An int ``>= low`` (bools and floats such as ``3.0`` are refused)."""
+    return Rule(f"an integer >= {low}", lambda v: _is_int(v) and v >= low)
+
+
+def real(low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False) -> Rule:
+    """A finite number in the interval from ``low`` to ``high`` (open ends as flagged)."""
+    if high == math.inf:
+        text = f"a finite number {'>' if low_open else '>='} {low:g}"
+    else:
+        text = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+
+    def test(v: Any) -> bool:
+        if not _is_real(v):
+            return False
+        x = float(v)
+        return (x > low if low_open else x >= low) and (x < high if high_open else x <= high)
+
+    return Rule(text, test)
+
+
+def one_of(options: Sequence[Any]) -> Rule:
+    """One of ``options`` (numbers compare with :func:`math.isclose`)."""
+    options = list(options)
+
+    def test(v: Any) -> bool:
+        if _is_real(v):
+            return any(_is_real(o) and math.isclose(float(v), float(o)) for o in options)
+        return isinstance(v, str) and v in options
+
+    return Rule(f"one of {options}", test)
+
+
+def optional(rule: Rule) -> Rule:
+    """``null`` (None) or a value ``rule`` accepts."""
+    return Rule(f"null or {rule.expected}", lambda v: v is None or rule.test(v))
+
+
+def non_empty_list(item: Rule) -> Rule:
+    """A non-empty list of distinct values, each accepted by ``item``."""
+    def test(v: Any) -> bool:
+        return (isinstance(v, list) and len(v) > 0 and all(item.test(x) for x in v)
+                and len({float(x) if _is_real(x) else repr(x) for x in v}) == len(v))
+
+    return Rule(f"a non-empty list of distinct values, each {item.expected}", test)
+
+
+def _is_device_name(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value == "auto":
+        return True
+    try:
+        return torch.device(value).type in ("cpu", "cuda", "mps")
+    except (RuntimeError, ValueError, TypeError):
+        return False
+
+
+#: A robustness budget of SynBench or the robust probe (see rmqm.metrics.synbench.qcqp).
+EPSILON = Rule(f"0 or a number in [{MIN_POSITIVE_EPSILON:g}, 1)",
+               lambda v: _is_real(v) and (float(v) == 0.0 or MIN_POSITIVE_EPSILON <= float(v) < 1.0))
+
+#: Every parameter of the study notebooks (``notebooks/*.ipynb``, their ``parameters`` cells).
+SCHEMA: dict[str, Parameter] = {
+    "device": Parameter(Rule("auto, cpu, cuda, cuda:N or mps", _is_device_name),
+                        "where models run (auto: cuda when present)"),
+    # 01 model zoo
+    "data": Parameter(one_of(available_datasets()), "pretraining set of the zoo"),
+    "methods": Parameter(non_empty_list(one_of(METHODS)), "pretraining methods of the zoo"),
+    "dims": Parameter(non_empty_list(integer(1)), "embedding dimensions d"),
+    "zoo_seeds": Parameter(non_empty_list(integer(0)), "replicates: each seed trains every model again"),
+    "arch": Parameter(one_of(ARCHITECTURES), "encoder architecture"),
+    "optimizers": Parameter(non_empty_list(one_of(OPTIMIZERS)), "optimizers of the zoo"),
+    "epochs": Parameter(integer(1), "training passes per model"),
+    "n_train": Parameter(optional(integer(2)), "training images per model (null: all)"),
+    "time_budget_s": Parameter(optional(real(0, low_open=True)),
+                               "seconds of training per model before it stops early (null: no limit)"),
+    "n_eval": Parameter(integer(2), "test images for RankMe and alpha-ReQ"),
+    "n_transfer": Parameter(optional(integer(2)), "subsample of each transfer set (null: all of it)"),
+    # 02/03 RMQM
+    "n_points": Parameter(integer(1), "test images of the pretraining set that are altered"),
+    "n_noise_levels": Parameter(integer(3), "white-noise levels, including the clean one"),
+    "noise_sigma_max": Parameter(real(0, low_open=True), "largest noise std (pixel units, pixels in [0, 1])"),
+    "n_pgd_levels": Parameter(integer(3), "PGD levels, including the clean one"),
+    "pgd_step_size": Parameter(real(0, 1, low_open=True), "PGD step (pixel units)"),
+    "pgd_epsilon": Parameter(real(0, 1, low_open=True), "PGD L-infinity radius (pixel units)"),
+    "attack_loss": Parameter(one_of(ATTACK_LOSSES), "label-free attack shared by every encoder"),
+    "batch_size": Parameter(integer(1), "images per encoder call when measuring RMQM"),
+    # 04 SynBench
+    "syn_s_step": Parameter(real(0, float(max(DEFAULT_S_VALUES)), low_open=True),
+                            "spacing of the SynBench mean scales s (up to the largest, 4.9)"),
+    "syn_n_samples": Parameter(integer(4), "SynBench train and test samples per s"),
+    "syn_epsilons": Parameter(non_empty_list(EPSILON), "SynBench robustness budgets (0: plain LDA)"),
+    "syn_n_bootstrap": Parameter(integer(0), "bootstrap replicates of the SynBench score interval"),
+    "syn_batch_size": Parameter(integer(1), "samples per encoder call in SynBench"),
+    "probe_epsilons": Parameter(non_empty_list(EPSILON), "budgets of the robust probe on real data"),
+    "probe_n": Parameter(integer(2), "images of the transfer task for the robust probe"),
+    # 05 correlations
+    "synbench_threshold": Parameter(one_of(DEFAULT_THRESHOLDS),
+                                    "threshold accuracy t of the SynBench score (one notebook 04 computes)"),
+    "synbench_epsilon": Parameter(EPSILON, "robustness budget of the SynBench score (one of syn_epsilons)"),
+    "confidence": Parameter(real(0, 1, low_open=True, high_open=True), "level of the t-interval over seeds"),
+}
+
+
+def parameter_problems(values: Mapping[str, Any], *, prefix: str = "") -> list[str]:
+    """One line per value of ``values`` that :data:`SCHEMA` refuses (unknown names are skipped).
+
+    Each line names the parameter (after ``prefix``, e.g. ``"03_noise_vs_pgd."``), its
+    value and what is expected.
+    """
+    problems = []
+    for name, value in values.items():
+        spec = SCHEMA.get(name)
+        if spec is not None and not spec.rule.test(value):
+            problems.append(f"{prefix}{name} = {value!r} ({type(value).__name__}): expected {spec.rule.expected}"
+                            f" -- {spec.meaning}")
+    return problems
+
+
+def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
+    """Check every value of a merged profile (shared and per notebook) against :data:`SCHEMA`.
+
+    Also checks that ``synbench_epsilon`` is one of ``syn_epsilons`` (notebook 05 reads a
+    score notebook 04 computed) and, with ``check_device``, that every ``device`` is present
+    on this machine. Returns ``profile`` unchanged.
+
+    Raises:
+        ValueError: one message that lists every bad parameter, its value and what is expected.
+    """
+    problems = parameter_problems(profile.parameters)
+    for nb, values in profile.notebooks.items():
+        problems += parameter_problems(values, prefix=f"{nb}.")
+    effective = dict(profile.parameters)
+    for values in profile.notebooks.values():
+        effective.update({k: v for k, v in values.items() if k in ("synbench_epsilon", "syn_epsilons")})
+    eps, syn_eps = effective.get("synbench_epsilon"), effective.get("syn_epsilons")
+    if (eps is not None and syn_eps is not None and EPSILON.test(eps) and SCHEMA["syn_epsilons"].rule.test(syn_eps)
+            and not any(math.isclose(float(eps), float(e)) for e in syn_eps)):
+        problems.append(f"synbench_epsilon = {eps!r}: expected one of syn_epsilons {syn_eps} "
+                        "(notebook 05 reads a SynBench score that notebook 04 computed)")
+    if check_device:
+        devices = [(k, v) for k, v in [("device", profile.parameters.get("device"))] if v is not None]
+        devices += [(f"{nb}.device", v["device"]) for nb, v in profile.notebooks.items() if "device" in v]
+        for key, value in devices:
+            if _is_device_name(value):
+                try:
+                    resolve_device(value)
+                except ValueError as err:
+                    problems.append(f"{key} = {value!r}: {err}")
+    if problems:
+        raise ValueError(f"profile {profile.name!r} has {len(problems)} bad parameter value(s):\n  "
+                         + "\n  ".join(problems))
+    return profile
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created or written in (None when it can); nothing is created."""
+    if folder.exists():
+        if not folder.is_dir():
+            return f"{folder} is a file, not a folder"
+        return None if os.access(folder, os.W_OK | os.X_OK) else f"no permission to write in {folder}"
+    ancestor = folder.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"no permission to create folders in {ancestor}"
+    return None
+
+
+def check_output_folder(path: str | os.PathLike, what: str = "") -> Path:
+    """``path`` as a Path after checking that it is a folder, or can be made one, to write in.
+
+    Nothing is created. ``what`` names the path in the message (e.g. ``"--zoo-dir"``).
+
+    Raises:
+        ValueError: ``path`` is an existing file, one of its ancestors is a file, or this
+            user may not write there; the message names ``path`` and the reason.
+    """
+    folder = Path(path)
+    problem = folder_problem(folder.absolute())
+    if problem is not None:
+        raise ValueError(f"cannot write {what + ' ' if what else ''}{folder}: {problem}")
+    return folder
