@@ -1,15 +1,23 @@
-"""Canonical configs and their hashes: the keys of every cached result."""
+"""Canonical configs and their hashes, and fingerprints of code, files and tensors: the keys
+of every cached result."""
 
 from __future__ import annotations
 
+import ast
+import functools
 import hashlib
 import json
 import math
-from typing import Any, Mapping
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterable, Mapping
 
 import numpy as np
+import torch
 
-__all__ = ['HASH_SCHEME', 'canonical_config', 'config_hash', 'flatten_config']
+__all__ = ['HASH_SCHEME', 'canonical_config', 'config_hash', 'flatten_config', 'PACKAGE_DIR',
+           'code_fingerprint', 'file_digest', 'tensors_digest', 'module_digest']
 
 
 #: Salt of :func:`config_hash`. Changing how configs are canonicalised must change it,
@@ -94,3 +102,159 @@ def _tuplify(value: Any) -> Any:
     if isinstance(value, list):
         return tuple(_tuplify(v) for v in value)
     return value
+
+
+# -- fingerprints of code, files and tensors ------------------------------------------------
+
+#: The folder of the ``rmqm`` package whose modules :func:`code_fingerprint` reads (the
+#: package this module belongs to, wherever it is imported from).
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    """The source file of module ``name`` (``rmqm.x.y``) under the package folder ``root``."""
+    parts = name.split(".")
+    if parts[0] != root.name:
+        return None
+    base = root.joinpath(*parts[1:])
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class _Normalised(ast.NodeTransformer):
+    """Drops what cannot change a computed value: docstrings and the messages of ``raise``."""
+
+    def _strip_docstring(self, node: ast.AST) -> ast.AST:
+        body = getattr(node, "body", None)
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+        return self.generic_visit(node)
+
+    visit_Module = visit_ClassDef = visit_FunctionDef = visit_AsyncFunctionDef = _strip_docstring
+
+    def visit_Raise(self, node: ast.Raise) -> ast.AST:
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.JoinedStr):
+                sub.values = []
+            elif isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                sub.value = ""
+        return node
+
+
+def _imports(tree: ast.AST, module: str, is_package: bool, root: Path) -> set[str]:
+    """``rmqm`` modules that ``tree`` (the source of ``module``) imports, anywhere in it."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)  # submodules imported by name
+    return {name for name in found if _module_file(name, root) is not None}
+
+
+def _parents(module: str) -> list[str]:
+    """The packages on the way to ``module``: ``rmqm.a.b`` -> ``["rmqm", "rmqm.a"]``."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(modules: tuple[str, ...], root: Path) -> str:
+    seen: dict[str, str] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _module_file(name, root)
+        if path is None:
+            raise ModuleNotFoundError(f"no module {name!r} in the package folder {root}")
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        seen[name] = ast.dump(_Normalised().visit(tree), include_attributes=False)
+        todo.extend(_imports(tree, name, path.name == "__init__.py", root))
+        todo.extend(_parents(name))  # a package's __init__ runs before its modules
+    digest = hashlib.sha256(f"{HASH_SCHEME}\ncode\n".encode())
+    for name in sorted(seen):
+        digest.update(f"{name}\0{seen[name]}\0".encode())
+    return digest.hexdigest()
+
+
+def code_fingerprint(*modules: str | ModuleType) -> str:
+    """SHA-256 (hex) of the code of ``modules`` and of every ``rmqm`` module they import.
+
+    The closure follows the ``import rmqm.x`` and ``from rmqm.x import y`` statements of
+    each module (``y`` too when it is a module) and adds the ``__init__`` of every package
+    on the way. Each module contributes its name and its syntax tree without docstrings
+    and without the messages of ``raise`` statements, so comments, docstrings, error
+    texts and layout do not count and code does. Cached per process (the source files
+    are read once).
+
+    Args:
+        modules: module names (``"rmqm.metrics.rmqm.manifold"``) or module objects of
+            the ``rmqm`` package.
+
+    Raises:
+        ModuleNotFoundError: a name is no module of the ``rmqm`` package.
+    """
+    if not modules:
+        raise ValueError("code_fingerprint needs at least one module")
+    names = tuple(sorted({m.__name__ if isinstance(m, ModuleType) else str(m) for m in modules}))
+    return _fingerprint(names, PACKAGE_DIR)
+
+
+@functools.lru_cache(maxsize=4096)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks (cached per process by path,
+    size and modification time).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot hash {path}: not a file")
+    stat = path.stat()
+    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
+    """SHA-256 (hex) of named tensors: each name, dtype, shape and the raw bytes (CPU copy).
+
+    Equal digests mean bit-identical tensors; the order of ``named`` counts.
+    """
+    digest = hashlib.sha256(f"{HASH_SCHEME}\ntensors\n".encode())
+    for name, tensor in named:
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(tensor).__name__}")
+        t = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}\0{t.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def module_digest(module: torch.nn.Module) -> str:
+    """SHA-256 (hex) of a torch module's identity: its structure (``repr``: layers and their
+    settings), its parameters and buffers (bit for bit) and the code fingerprint of the
+    ``rmqm`` classes it is built from (their ``forward`` runs when it is applied)."""
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"expected a torch.nn.Module; got {type(module).__name__}")
+    own = sorted({type(m).__module__ for m in module.modules() if type(m).__module__.split(".")[0] == PACKAGE_DIR.name})
+    head = json.dumps({"repr": repr(module), "code": code_fingerprint(*own) if own else None})
+    return hashlib.sha256((head + tensors_digest(module.state_dict().items())).encode()).hexdigest()

@@ -11,20 +11,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rmqm._utils.hashing import tensors_digest
 from rmqm._utils.validation import check_image_batch, check_int, check_real
 
-__all__ = ['DatasetNotFoundError', 'ImageDataset']
+__all__ = ['DatasetNotFoundError', 'DataFallbackWarning', 'ImageDataset', 'check_side', 'subsample_indices',
+           'channel_stats']
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """Raised when a dataset's files are missing; the message says how to get them."""
 
 
+class DataFallbackWarning(UserWarning):
+    """The requested data set is missing and another one is used in its place: every result
+    computed after it is about the replacement, not the requested data."""
+
+
 def check_side(size: Any, name: str = "size") -> int:
+    """``size`` as a positive int (an image side in pixels); ValueError/TypeError naming ``name``."""
     return check_int(size, name, low=1)
 
 
-def _subsample_indices(labels: np.ndarray, n: int, seed: int, stratified: bool = True) -> np.ndarray:
+def subsample_indices(labels: np.ndarray, n: int, seed: int, stratified: bool = True) -> np.ndarray:
     """Sorted indices of a seeded (stratified where possible) subset of ``n`` of ``labels``."""
     if n <= 0:
         raise ValueError(f"n must be a positive number of points; got {n}")
@@ -90,6 +98,15 @@ class ImageDataset:
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the data itself: images and labels bit for bit, class names and
+        normalisation (not ``name``, a label). Equal fingerprints mean the same data."""
+        head = torch.tensor(list(self.mean) + list(self.std), dtype=torch.float64)
+        meta = torch.frombuffer(bytearray("\0".join(self.classes).encode()), dtype=torch.uint8) \
+            if self.classes else torch.empty(0, dtype=torch.uint8)
+        return tensors_digest([("images", self.images), ("labels", self.labels), ("mean_std", head),
+                               ("classes", meta)])
+
     def subset(self, indices: torch.Tensor | np.ndarray, suffix: str = "") -> "ImageDataset":
         """The points at ``indices`` (same classes and normalisation)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
@@ -105,7 +122,7 @@ class ImageDataset:
         check_int(seed, "seed", low=0)
         if n is None or n >= len(self):
             return self
-        return self.subset(_subsample_indices(self.labels.numpy(), n, seed, stratified))
+        return self.subset(subsample_indices(self.labels.numpy(), n, seed, stratified))
 
     def resized(self, size: int | tuple[int, int]) -> "ImageDataset":
         """The same images resized (bilinear, antialiased) to ``size``; values stay in [0, 1]."""

@@ -19,16 +19,29 @@ from rmqm.data.dataset import (
 )
 from rmqm.data.torchvision_sets import default_data_root, torchvision_dataset
 
-__all__ = ['FASHION_MNIST_DIRS', 'FASHION_MNIST_CLASSES', 'FASHION_MNIST_HELP', 'FashionMNISTNotFoundError', 'read_idx', 'fashion_mnist_available', 'load_fashion_mnist', 'load_digits', 'load_faces', 'TEXTURE_IMAGES', 'load_textures']
+__all__ = ['FASHION_MNIST_ENV', 'FASHION_MNIST_DIRS', 'FASHION_MNIST_FILES', 'FASHION_MNIST_CLASSES', 'FASHION_MNIST_HELP',
+           'FashionMNISTNotFoundError', 'read_idx', 'fashion_mnist_files', 'fashion_mnist_available', 'load_fashion_mnist', 'load_digits', 'load_faces', 'TEXTURE_IMAGES', 'load_textures']
 
 
-#: Where the Fashion-MNIST idx files are looked for, in order (``RMQM_FASHION_MNIST``
-#: overrides all of them).
+#: Environment variable naming the folder of the Fashion-MNIST idx files. When it is set,
+#: that folder is the only place looked at (besides an explicit ``root``).
+FASHION_MNIST_ENV = "RMQM_FASHION_MNIST"
+
+
+#: Where the Fashion-MNIST idx files are looked for, in order, when ``RMQM_FASHION_MNIST``
+#: is not set.
 FASHION_MNIST_DIRS: tuple[Path, ...] = (
     Path("/usr/share/datasets/fashion-mnist"),
     Path.home() / ".cache" / "rmqm" / "fashion-mnist",
     Path("data") / "fashion-mnist",
 )
+
+
+#: The idx files of each split, ``(images, labels)``; each may be gzipped (``.gz``).
+FASHION_MNIST_FILES: dict[str, tuple[str, str]] = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 FASHION_MNIST_CLASSES = (
@@ -52,41 +65,91 @@ class FashionMNISTNotFoundError(DatasetNotFoundError):
     """Raised when the Fashion-MNIST files are missing; the message says how to get them."""
 
 
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an (optionally gzipped) IDX file (the MNIST format) into a numpy array."""
+    """Read an IDX file (the MNIST format), gzipped when its name ends in ``.gz``.
+
+    (torchvision's ``read_sn3_pascalvincent_tensor`` reads only uncompressed files and
+    reports damage with bare assertions, hence this reader.)
+
+    Returns:
+        The array, of the file's dtype and shape (``uint8`` ``(N, 28, 28)`` for images).
+
+    Raises:
+        ValueError: the file is not an IDX file, is truncated or is not valid gzip; the
+            message names it.
+    """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as fh:
+            raw = fh.read()
+    except (OSError, EOFError) as err:  # gzip.BadGzipFile is an OSError; a cut .gz an EOFError
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{path} cannot be read as an IDX file ({type(err).__name__}: {err})") from err
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
-    dtype = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[raw[2]]
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated: its header is cut")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: expected {int(np.prod(shape))} values, got {data.size}")
-    return data.reshape(shape)
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    body = len(raw) - 4 - 4 * ndim
+    if body != int(np.prod(shape)) * dtype.itemsize:
+        raise ValueError(
+            f"{path} is truncated or padded: its header announces {int(np.prod(shape))} values "
+            f"of shape {shape}, it holds {body // dtype.itemsize}"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _find_fashion_mnist(root: str | os.PathLike | None) -> Path:
-    candidates: list[Path] = []
-    if root is not None:
-        candidates += [Path(root), Path(root) / "FashionMNIST" / "raw"]
-    if os.environ.get("RMQM_FASHION_MNIST"):
-        candidates.append(Path(os.environ["RMQM_FASHION_MNIST"]))
-    candidates.extend(FASHION_MNIST_DIRS)
-    candidates.append(default_data_root() / "FashionMNIST" / "raw")  # torchvision's layout
-    for folder in candidates:
-        if any((folder / f"t10k-images-idx3-ubyte{ext}").exists() for ext in (".gz", "")):
-            return folder
-    raise FashionMNISTNotFoundError(FASHION_MNIST_HELP.format(dirs=[str(c) for c in candidates]))
+def _complete_folder(folder: Path) -> dict[str, Path] | None:
+    """The four idx files of ``folder`` (stem -> path, ``.gz`` preferred), or None if any is missing."""
+    files = {}
+    for stem in (s for pair in FASHION_MNIST_FILES.values() for s in pair):
+        found = [folder / f"{stem}{ext}" for ext in (".gz", "") if (folder / f"{stem}{ext}").is_file()]
+        if not found:
+            return None
+        files[stem] = found[0]
+    return files
+
+
+def fashion_mnist_files(root: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The four Fashion-MNIST idx files, ``{stem: path}`` (``stem`` as in :data:`FASHION_MNIST_FILES`).
+
+    Looked for in ``root`` (and its torchvision layout ``root/FashionMNIST/raw``) when given,
+    then in ``$RMQM_FASHION_MNIST`` when set (and only there), else in
+    :data:`FASHION_MNIST_DIRS` and ``<data root>/FashionMNIST/raw``.
+
+    Raises:
+        FashionMNISTNotFoundError: no folder holds all four files; when
+            ``RMQM_FASHION_MNIST`` is set, the message names it and its folder.
+    """
+    explicit = [Path(root), Path(root) / "FashionMNIST" / "raw"] if root is not None else []
+    env = os.environ.get(FASHION_MNIST_ENV)
+    if env:
+        explicit.append(Path(env))
+    defaults = [] if env else [*FASHION_MNIST_DIRS, default_data_root() / "FashionMNIST" / "raw"]
+    for folder in explicit + defaults:
+        if (files := _complete_folder(folder)) is not None:
+            return files
+    if env:
+        folder = Path(env)
+        state = "does not exist" if not folder.exists() else "is not a folder" if not folder.is_dir() else \
+            f"lacks some of the idx files {[s + '.gz' for p in FASHION_MNIST_FILES.values() for s in p]}"
+        raise FashionMNISTNotFoundError(
+            f"${FASHION_MNIST_ENV} points to {folder}, which {state}; put the four Fashion-MNIST idx "
+            f"files there or unset {FASHION_MNIST_ENV} (then {[str(d) for d in FASHION_MNIST_DIRS]} are searched)"
+        )
+    raise FashionMNISTNotFoundError(FASHION_MNIST_HELP.format(dirs=[str(c) for c in explicit + defaults]))
 
 
 def fashion_mnist_available(root: str | os.PathLike | None = None) -> bool:
-    """True when the Fashion-MNIST files can be found."""
+    """True when :func:`fashion_mnist_files` finds the four Fashion-MNIST files."""
     try:
-        _find_fashion_mnist(root)
+        fashion_mnist_files(root)
     except FashionMNISTNotFoundError:
         return False
     return True
@@ -105,14 +168,22 @@ def load_fashion_mnist(
         split: ``"train"`` (60k) or ``"test"`` (10k).
         n: keep a seeded, stratified subsample of ``n`` points.
         seed: seed of the subsample.
-        root: folder holding the idx files; defaults to the Debian package's folder,
-            ``$RMQM_FASHION_MNIST``, ``~/.cache/rmqm/fashion-mnist``, ``./data/fashion-mnist``
-            or torchvision's ``<data root>/FashionMNIST/raw``.
+        root: folder holding the idx files; by default :func:`fashion_mnist_files` looks in
+            ``$RMQM_FASHION_MNIST`` when set, else in the Debian package's folder,
+            ``~/.cache/rmqm/fashion-mnist``, ``./data/fashion-mnist`` and torchvision's
+            ``<data root>/FashionMNIST/raw``.
         download: when the files are missing, fetch them with torchvision into ``root``
             (default :func:`default_data_root`); needs network.
+
+    Returns:
+        Images ``(N, 1, 28, 28)`` float32 in ``[0, 1]`` (``uint8 / 255``) with labels ``(N,)``.
+
+    Raises:
+        FashionMNISTNotFoundError: the files are missing (the message says where it looked).
+        ValueError: bad ``split``, or a damaged idx file.
     """
-    prefix = {"train": "train", "test": "t10k"}.get(split)
-    if prefix is None:
+    stems = FASHION_MNIST_FILES.get(split)
+    if stems is None:
         raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
     if download and not fashion_mnist_available(root):
         import torchvision.datasets as tvd
@@ -122,14 +193,11 @@ def load_fashion_mnist(
             root, True,
         )
         root = Path(root if root is not None else default_data_root()) / "FashionMNIST" / "raw"
-    folder = _find_fashion_mnist(root)
-
-    def pick(stem: str) -> Path:
-        gz = folder / f"{stem}.gz"
-        return gz if gz.exists() else folder / stem
-
-    images = read_idx(pick(f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(pick(f"{prefix}-labels-idx1-ubyte"))
+    files = fashion_mnist_files(root)
+    images, labels = read_idx(files[stems[0]]), read_idx(files[stems[1]])
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise ValueError(f"{files[stems[0]]} and {files[stems[1]]} do not hold (N, H, W) images with N labels; "
+                         f"got shapes {images.shape} and {labels.shape}")
     x = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     y = torch.from_numpy(labels.astype(np.int64))
     ds = ImageDataset(x, y, f"fashion-mnist/{split}", FASHION_MNIST_CLASSES, (0.2860,), (0.3530,))

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
-from rmqm.data.dataset import ImageDataset
-from rmqm.data.offline import load_digits, load_faces, load_fashion_mnist, load_textures
+from rmqm._utils.hashing import file_digest
+from rmqm.data.dataset import DataFallbackWarning, ImageDataset
+from rmqm.data.offline import (
+    FashionMNISTNotFoundError,
+    fashion_mnist_files,
+    load_digits,
+    load_faces,
+    load_fashion_mnist,
+    load_textures,
+)
 from rmqm.data.torchvision_sets import (
+    TORCHVISION_FOLDERS,
     load_caltech101,
     load_cifar10,
     load_kmnist,
     load_mnist,
     load_omniglot,
+    torchvision_folder,
 )
 
-__all__ = ['OFFLINE_DATASETS', 'TRANSFER_TASKS', 'available_datasets', 'transfer_tasks', 'load_dataset']
+__all__ = ['OFFLINE_DATASETS', 'TRANSFER_TASKS', 'FALLBACKS', 'available_datasets', 'transfer_tasks',
+           'load_dataset', 'resolve_data', 'data_identity', 'data_record']
 
 
 _LOADERS: dict[str, Callable[..., ImageDataset]] = {
@@ -67,3 +80,82 @@ def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; choose one of {available_datasets()}") from None
     return loader(split=split, n=n, seed=seed, **kwargs)
+
+
+#: The data set used in place of each one that may be missing (the study's default data).
+FALLBACKS: dict[str, str] = {"fashion-mnist": "digits"}
+
+
+def resolve_data(name: str, **kwargs: Any) -> str:
+    """``name``, or its :data:`FALLBACKS` replacement (with a :class:`DataFallbackWarning`
+    that says why) when its files are missing.
+
+    ``kwargs`` (``root``) are those the loader will get. The warning is loud on purpose:
+    every result computed afterwards is about the replacement.
+    """
+    if name not in FALLBACKS:
+        return name
+    try:
+        fashion_mnist_files(kwargs.get("root"))
+    except FashionMNISTNotFoundError as err:
+        warnings.warn(
+            f"DATA FALLBACK: using {FALLBACKS[name]!r} instead of the requested {name!r}, so every result "
+            f"computed from here on is about {FALLBACKS[name]!r}. Reason: {err}",
+            DataFallbackWarning, stacklevel=2,
+        )
+        return FALLBACKS[name]
+    return name
+
+
+def _files_identity(files: Sequence[Path], base: Path) -> list[list[str]]:
+    return [[p.relative_to(base).as_posix(), file_digest(p)] for p in sorted(files)]
+
+
+def data_identity(name: str, **kwargs: Any) -> dict[str, Any]:
+    """What data set ``name`` is on this machine, as a JSON-ready dict (part of cache keys).
+
+    File-backed sets give ``files``: ``[relative path, SHA-256]`` of each of their files
+    (Fashion-MNIST's four idx files; every file of a torchvision set's folder) and
+    ``folder``; the sets shipped with Python packages give ``content``, the
+    :meth:`ImageDataset.fingerprint` of all their images. A missing set gives
+    ``available: False`` and no hashes. ``kwargs`` (``root``) are the loader's.
+
+    Raises:
+        ValueError: unknown ``name``.
+    """
+    if name not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {available_datasets()}")
+    root = kwargs.get("root")
+    if name == "fashion-mnist":
+        try:
+            found = fashion_mnist_files(root)
+        except FashionMNISTNotFoundError:
+            return {"name": name, "available": False}
+        folder = next(iter(found.values())).parent
+        return {"name": name, "available": True, "folder": str(folder),
+                "files": _files_identity(list(found.values()), folder)}
+    if name in TORCHVISION_FOLDERS:
+        folder = torchvision_folder(name, root)
+        files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+        if not files:
+            return {"name": name, "available": False, "folder": str(folder)}
+        return {"name": name, "available": True, "folder": str(folder), "files": _files_identity(files, folder)}
+    return {"name": name, "available": True, "content": load_dataset(name, split="all").fingerprint()}
+
+
+def data_record(name: str, transfer: Sequence[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+    """The data a study on ``name`` actually uses: the request, the set used after
+    :func:`resolve_data` (which warns on a fallback), and the :func:`data_identity` of it and
+    of its transfer sets (default :func:`transfer_tasks` of the set used).
+
+    Returns:
+        ``{"requested", "used", "fallback" (bool), "pretraining": identity,
+        "transfer": [identity, ...]}``, JSON-ready.
+    """
+    used = resolve_data(name, **kwargs)
+    tasks = tuple(transfer) if transfer is not None else transfer_tasks(used)
+    return {
+        "requested": name, "used": used, "fallback": used != name,
+        "pretraining": data_identity(used, **kwargs),
+        "transfer": [data_identity(t, **(kwargs if t not in OFFLINE_DATASETS else {})) for t in tasks],
+    }

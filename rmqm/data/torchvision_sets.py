@@ -12,12 +12,12 @@ import torch
 from rmqm.data.dataset import (
     DatasetNotFoundError,
     ImageDataset,
-    _subsample_indices,
     channel_stats,
     check_side,
+    subsample_indices,
 )
 
-__all__ = ['DATA_ROOT_ENV', 'TORCHVISION_HELP', 'default_data_root', 'load_mnist', 'load_kmnist', 'CIFAR10_CLASSES', 'load_cifar10', 'load_omniglot', 'load_caltech101']
+__all__ = ['DATA_ROOT_ENV', 'TORCHVISION_HELP', 'TORCHVISION_FOLDERS', 'default_data_root', 'torchvision_folder', 'load_mnist', 'load_kmnist', 'CIFAR10_CLASSES', 'load_cifar10', 'load_omniglot', 'load_caltech101']
 
 
 DATA_ROOT_ENV = "RMQM_DATA"
@@ -33,6 +33,21 @@ TORCHVISION_HELP = (
 def default_data_root() -> Path:
     """``$RMQM_DATA`` when set, else ``./data``."""
     return Path(os.environ.get(DATA_ROOT_ENV) or "data")
+
+
+#: The folder under the data root that holds each torchvision-backed data set's files.
+TORCHVISION_FOLDERS: dict[str, str] = {
+    "mnist": "MNIST/raw", "kmnist": "KMNIST/raw", "cifar10": "cifar-10-batches-py",
+    "omniglot": "omniglot-py", "caltech101": "caltech101",
+}
+
+
+def torchvision_folder(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder of data set ``name`` (a key of :data:`TORCHVISION_FOLDERS`) under ``root``
+    (default :func:`default_data_root`); it may not exist."""
+    if name not in TORCHVISION_FOLDERS:
+        raise ValueError(f"{name!r} is no torchvision-backed data set; have {sorted(TORCHVISION_FOLDERS)}")
+    return Path(root if root is not None else default_data_root()) / TORCHVISION_FOLDERS[name]
 
 
 def torchvision_dataset(name: str, layout: str, factory: Callable, root, download: bool):
@@ -139,7 +154,7 @@ def load_omniglot(
         lambda r, d: tvd.Omniglot(r, background=split == "train", download=d), root, download,
     )
     labels = np.array([c for _, c in tv._flat_character_images], dtype=np.int64)
-    idx = np.arange(len(labels)) if n is None or n >= len(labels) else _subsample_indices(labels, n, seed)
+    idx = np.arange(len(labels)) if n is None or n >= len(labels) else subsample_indices(labels, n, seed)
     x = 1.0 - _pil_to_tensor([tv[int(i)][0] for i in idx], size, "L")
     return ImageDataset(
         x, torch.from_numpy(labels[idx]), f"omniglot/{split}", tuple(tv._characters), (0.08,), (0.25,)
@@ -175,7 +190,7 @@ def load_caltech101(
         tr, te = train_test_split(idx, test_size=0.5, stratify=labels, random_state=0)
         idx = np.sort(tr if split == "train" else te)
     if n is not None and n < len(idx):
-        idx = idx[_subsample_indices(labels[idx], n, seed)]
+        idx = idx[subsample_indices(labels[idx], n, seed)]
     x = _pil_to_tensor([tv[int(i)][0] for i in idx], size, "RGB")
     mean, std = channel_stats(x)
     return ImageDataset(x, torch.from_numpy(labels[idx]), f"caltech101/{split}", tuple(tv.categories), mean, std)

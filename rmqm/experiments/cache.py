@@ -1,4 +1,9 @@
-"""Measurements cached in a results store, keyed by their config and code."""
+"""Measurements cached in a results store, keyed by their config, their inputs and their code.
+
+Every key holds the :func:`rmqm._utils.hashing.code_fingerprint` of the code that computes
+the record and the identity of what it measured (encoder weights, data content), so that a
+changed function or changed data recomputes instead of reading back old numbers.
+"""
 
 from __future__ import annotations
 
@@ -6,38 +11,69 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
+from torch import nn
 
+from rmqm._utils.hashing import code_fingerprint, module_digest
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.training.checkpoints import load_model
 
-__all__ = ['cached_table', 'cached_rmqm', 'cached_synbench', 'alteration_settings', 'ZooRMQM']
+__all__ = ['RMQM_MODULES', 'SYNBENCH_MODULES', 'cached_table', 'cached_rmqm', 'cached_synbench',
+           'alteration_settings', 'ZooRMQM']
 
 
-def cached_table(store: Any, config: Mapping[str, Any], compute: Callable[[], pd.DataFrame]) -> pd.DataFrame:
-    """``store.get(config)`` if the store holds it, else ``compute()``, stored first.
+#: The modules whose code computes :func:`cached_rmqm`'s tables (with what they import).
+RMQM_MODULES: tuple[str, ...] = ("rmqm.metrics.rmqm.measure",)
+
+
+#: The modules whose code computes :func:`cached_synbench`'s tables (with what they import).
+SYNBENCH_MODULES: tuple[str, ...] = ("rmqm.metrics.synbench.evaluate",)
+
+
+def _rmqm_module(obj: Any) -> str | None:
+    """The ``rmqm`` module that defines ``obj`` (a function), or None."""
+    module = getattr(obj, "__module__", None) or ""
+    return module if module.split(".")[0] == "rmqm" else None
+
+
+def cached_table(store: Any, config: Mapping[str, Any], compute: Callable[[], pd.DataFrame],
+                 *, code: Sequence[str | ModuleType] = ()) -> pd.DataFrame:
+    """``store.get(key)`` if the store holds it, else ``compute()``, stored first.
+
+    The key is ``config`` plus ``"code"``: the :func:`rmqm._utils.hashing.code_fingerprint`
+    of the ``code`` modules and of the ``rmqm`` module that defines ``compute`` (when
+    there is one), so that a change to the computing code recomputes instead of reading
+    back old numbers.
 
     Args:
         store: a :class:`rmqm.experiments.store.ResultsStore`.
-        config: the full, JSON-like description of the computation (its cache key).
+        config: the full, JSON-like description of the computation and of its inputs.
         compute: returns the table (a non-empty DataFrame) when it is not cached.
+        code: ``rmqm`` modules whose code ``compute`` runs.
+
+    Raises:
+        TypeError: ``compute()`` returned something else than a DataFrame.
     """
-    if store.has(config):
-        return store.get(config)
+    modules = [*code, *filter(None, [_rmqm_module(compute)])]
+    key = {**config, "code": code_fingerprint(*modules)} if modules else dict(config)
+    if store.has(key):
+        return store.get(key)
     start = time.perf_counter()
     table = compute()
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"compute() must return a pandas DataFrame; got {type(table).__name__}")
-    store.put(config, table, wall_time_s=time.perf_counter() - start)
-    return store.get(config)
+    store.put(key, table, wall_time_s=time.perf_counter() - start)
+    return store.get(key)
 
 
 def _cached_tables(store: Any, base: Mapping[str, Any], tables: Sequence[str],
                    compute: Callable[[], Mapping[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Several tables computed together, one store record each (``base`` plus ``"table"``)."""
     keys = {t: {**base, "table": t} for t in tables}
     if all(store.has(k) for k in keys.values()):
         return {t: store.get(k) for t, k in keys.items()}
@@ -49,29 +85,52 @@ def _cached_tables(store: Any, base: Mapping[str, Any], tables: Sequence[str],
     return {t: store.get(k) for t, k in keys.items()}
 
 
+def _object_identity(obj: Any) -> str | None:
+    """Identity of a keyword object of a measurement: a module's :func:`module_digest`,
+    a function's module and name with that module's code fingerprint, else None."""
+    if obj is None:
+        return None
+    if isinstance(obj, nn.Module):
+        return module_digest(obj)
+    module = _rmqm_module(obj)
+    name = getattr(obj, "__qualname__", type(obj).__qualname__)
+    return f"{getattr(obj, '__module__', '?')}.{name}" + (f"@{code_fingerprint(module)}" if module else "")
+
+
 def cached_rmqm(
     store: Any, model: str, encoder: Any, data: Any, data_config: Mapping[str, Any], **measure_kwargs: Any
 ) -> dict[str, pd.DataFrame]:
     """:func:`rmqm.metrics.rmqm.measure.measure_rmqm` of one encoder, cached in a results store.
 
+    The key holds everything the numbers depend on: ``model`` (a label), the encoder's
+    :func:`~rmqm._utils.hashing.module_digest` (weights, layers, code), ``data_config``
+    and the :meth:`~rmqm.data.dataset.ImageDataset.fingerprint` of ``data``, the keyword
+    arguments, and the code fingerprint of :data:`RMQM_MODULES`.
+
     Args:
         store: a :class:`rmqm.experiments.store.ResultsStore`.
         model: the encoder's unique name (e.g. a zoo model name).
-        encoder, data: passed to ``measure_rmqm``.
-        data_config: JSON-like description of ``data`` (part of the cache key).
-        **measure_kwargs: keyword arguments of ``measure_rmqm`` (JSON-like values; they are
-            part of the key and must include ``seed``). ``head`` and ``augment`` are passed
-            on but only their presence enters the key.
+        encoder: a torch module, ``[0, 1]`` images -> ``(B, d)`` embeddings.
+        data: the :class:`~rmqm.data.dataset.ImageDataset` measured.
+        data_config: JSON-like description of ``data``.
+        **measure_kwargs: keyword arguments of ``measure_rmqm`` (JSON-like values; they must
+            include ``seed``). ``head`` (a module) and ``augment`` (a function) enter the key
+            by their identity.
 
     Returns:
         ``{"summary", "points", "levels"}`` tables of the :class:`~rmqm.metrics.rmqm.measure.RMQMResult`.
+
+    Raises:
+        ValueError: ``seed`` is missing.
     """
 
     if "seed" not in measure_kwargs:
         raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
     objects = {k: measure_kwargs.pop(k) for k in ("head", "augment") if k in measure_kwargs}
     base = {"kind": "rmqm", "model": model, "data": dict(data_config), **measure_kwargs,
-            **{k: v is not None for k, v in objects.items()}}
+            **{k: _object_identity(v) for k, v in objects.items()},
+            "encoder": module_digest(encoder), "data_content": data.fingerprint(),
+            "code": code_fingerprint(*RMQM_MODULES)}
 
     def compute() -> dict[str, pd.DataFrame]:
         res = measure_rmqm(encoder, data, progress=False, **measure_kwargs, **objects)
@@ -85,14 +144,22 @@ def cached_synbench(
 ) -> dict[str, pd.DataFrame]:
     """:func:`rmqm.metrics.synbench.evaluate.evaluate_synbench` of one encoder, cached in a results store.
 
+    The key holds ``model`` (a label), the encoder's
+    :func:`~rmqm._utils.hashing.module_digest`, ``input_shape``, the keyword arguments
+    (which must include ``seed``) and the code fingerprint of :data:`SYNBENCH_MODULES`.
+
     Returns:
         ``{"table", "scores", "raw", "curves"}`` of the :class:`~rmqm.metrics.synbench.evaluate.SynBenchResult`.
+
+    Raises:
+        ValueError: ``seed`` is missing.
     """
 
     if "seed" not in synbench_kwargs:
         raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in synbench_kwargs.items()}
-    base = {"kind": "synbench", "model": model, "input_shape": list(input_shape), **kwargs}
+    base = {"kind": "synbench", "model": model, "input_shape": list(input_shape), **kwargs,
+            "encoder": module_digest(encoder), "code": code_fingerprint(*SYNBENCH_MODULES)}
 
     def compute() -> dict[str, pd.DataFrame]:
         res = evaluate_synbench(encoder, tuple(input_shape), progress=False, **synbench_kwargs)
@@ -125,7 +192,9 @@ class ZooRMQM:
     A zoo seed is one replicate of the study: the model trained with seed ``s`` is measured
     on the ``n_points`` test images of ``dataset`` drawn with seed ``s``, with alteration
     noise seeded by ``s`` too. Calling the object returns the cached tables of
-    :func:`cached_rmqm` (the dataset of each seed is loaded once).
+    :func:`cached_rmqm` (the dataset of each seed is loaded once), whose key holds the
+    checkpoint's identity (the digest of its encoder's weights, and of the head when an
+    attack uses it), the content of the measured images and the measuring code.
 
     Args:
         store: a :class:`rmqm.experiments.store.ResultsStore`.

@@ -6,13 +6,11 @@ from rmqm.training.checkpoints import (
     TrainedModel,
     build_model,
     default_encoder,
-    list_models,
     load_model,
     load_or_train,
     log,
     model_config,
     model_name,
-    resolve_data,
     save_model,
     train_model,
 )
@@ -32,4 +30,4 @@ from rmqm.training.pretraining import (
 )
 from rmqm.training.zoo import TINY_ZOO, evaluate_model, family_summary, train_zoo
 
-__all__ = ['augment', 'log', 'CHECKPOINT_FORMAT', 'TrainedModel', 'model_config', 'model_name', 'build_model', 'train_model', 'save_model', 'load_model', 'list_models', 'load_or_train', 'resolve_data', 'default_encoder', 'SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family', 'make_optimizer', 'method_loss', 'PretrainResult', 'pretrain', 'TINY_ZOO', 'evaluate_model', 'train_zoo', 'family_summary']
+__all__ = ['augment', 'log', 'CHECKPOINT_FORMAT', 'TrainedModel', 'model_config', 'model_name', 'build_model', 'train_model', 'save_model', 'load_model', 'load_or_train', 'default_encoder', 'SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family', 'make_optimizer', 'method_loss', 'PretrainResult', 'pretrain', 'TINY_ZOO', 'evaluate_model', 'train_zoo', 'family_summary']

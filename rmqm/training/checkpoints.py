@@ -1,36 +1,59 @@
-"""Trained encoders on disk: configs, names, atomic checkpoints, load-or-train."""
+"""Trained encoders on disk: configs, names, atomic checkpoints, load-or-train.
+
+A checkpoint records the identity of what trained it (the code fingerprint of the
+training code and the identity of the training data); :func:`load_or_train` reuses it only
+when both still match, and moves a damaged one to ``<zoo>/quarantine/`` (with a
+:class:`CheckpointWarning`) before retraining it.
+"""
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import logging
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import pandas as pd
 import torch
 from torch import nn
 
-from rmqm._utils.validation import check_real
+from rmqm._utils.hashing import code_fingerprint
+from rmqm._utils.validation import check_int, check_real
 from rmqm.data.dataset import ImageDataset
-from rmqm.data.offline import fashion_mnist_available
-from rmqm.data.registry import load_dataset
+from rmqm.data.registry import data_identity, load_dataset, resolve_data
 from rmqm.models.backbones import ARCHITECTURES, build_backbone
 from rmqm.models.encoder import Encoder
 from rmqm.training.methods import HEAD_METHODS, METHODS, OPTIMIZERS, SUPERVISED_METHODS
 from rmqm.training.pretraining import pretrain
 
-__all__ = ['log', 'CHECKPOINT_FORMAT', 'TrainedModel', 'model_config', 'model_name', 'build_model', 'train_model', 'save_model', 'load_model', 'list_models', 'load_or_train', 'resolve_data', 'default_encoder']
+__all__ = ['log', 'CHECKPOINT_FORMAT', 'TRAINING_MODULES', 'CheckpointWarning', 'CorruptCheckpointError',
+           'TrainedModel', 'model_config', 'model_name', 'training_identity', 'build_model', 'train_model',
+           'save_model', 'load_model', 'quarantine_checkpoint', 'load_or_train', 'default_encoder']
 
 
 log = logging.getLogger(__name__)
 
 
 CHECKPOINT_FORMAT = "rmqm-zoo/1"
+
+
+#: The modules whose code trains a model (with every ``rmqm`` module they import: the
+#: pretraining loop, losses, augmentation, backbones and data loaders).
+TRAINING_MODULES: tuple[str, ...] = ("rmqm.training.checkpoints",)
+
+
+class CheckpointWarning(UserWarning):
+    """A zoo checkpoint was damaged and moved to the zoo's ``quarantine/`` folder."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A file is not a readable, complete rmqm zoo checkpoint; the message names it."""
 
 
 @dataclass
@@ -49,6 +72,8 @@ class TrainedModel:
         train_info: ``train_time_s``, ``epochs_completed``, ``stopped_early``.
         metrics: downstream/label-free scores added by :func:`rmqm.training.zoo.train_zoo`.
         path: the checkpoint file, when saved.
+        training: :func:`training_identity` of the code and data that trained it (empty
+            when unknown).
     """
 
     name: str
@@ -59,6 +84,7 @@ class TrainedModel:
     train_info: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    training: dict[str, Any] = field(default_factory=dict)
 
     @property
     def method(self) -> str:
@@ -68,13 +94,6 @@ class TrainedModel:
     def supervised(self) -> bool:
         """True for methods that used class labels."""
         return self.method in SUPERVISED_METHODS
-
-    @torch.no_grad()
-    def embed(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Embeddings ``(N, d)`` of ``[0, 1]`` images ``(N, C, H, W)``, computed in batches."""
-        device = next(self.encoder.parameters()).device
-        out = [self.encoder(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
-        return torch.cat(out) if out else torch.empty(0, int(self.config["dim"]))
 
 
 def model_config(
@@ -99,6 +118,11 @@ def model_config(
     ``width`` only applies to ``arch="tiny"``; ``time_budget_s`` stops training early
     (None: no limit). Defaults follow the reference: Adam, lr 1e-3, NT-Xent temperature
     0.07, triplet margin 0.5.
+
+    Raises:
+        ValueError: unknown method/architecture/optimizer, a non-positive ``dim``, ``lr``
+            or ``temperature``, ``n_train < 2``, or ``epochs < 1`` for a method that trains
+            (only ``random-init`` may have 0 epochs).
     """
     if method not in METHODS:
         raise ValueError(f"unknown pretraining method {method!r}; choose one of {list(METHODS)}")
@@ -108,6 +132,12 @@ def model_config(
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
     if int(dim) < 1:
         raise ValueError(f"dim must be a positive integer; got {dim}")
+    epochs = check_int(epochs, "epochs", low=0)
+    if epochs < 1 and method != "random-init":
+        raise ValueError(
+            f"epochs must be at least 1 for method {method!r}; got {epochs} (0 epochs would leave the "
+            "encoder untrained yet labelled as trained; use method='random-init' for an untrained baseline)"
+        )
     if n_train is not None and int(n_train) < 2:
         raise ValueError(f"n_train must be at least 2 (or None for all); got {n_train}")
     lr = check_real(lr, "learning rate lr", low=0.0, low_open=True)
@@ -133,6 +163,13 @@ def model_name(config: dict[str, Any]) -> str:
     return f"{data}_{c['arch']}_{c['method']}_d{c['dim']}_{c['optimizer']}_s{c['seed']}_{digest}"
 
 
+def training_identity(config: Mapping[str, Any], **data_kwargs: Any) -> dict[str, Any]:
+    """What trains the model of ``config`` besides its config: the code fingerprint of
+    :data:`TRAINING_MODULES` and the :func:`rmqm.data.registry.data_identity` of
+    ``config["data"]`` (``data_kwargs``: the loader's ``root``). JSON-ready."""
+    return {"code": code_fingerprint(*TRAINING_MODULES), "data": data_identity(str(config["data"]), **data_kwargs)}
+
+
 def build_model(
     config: dict[str, Any], in_channels: int, n_classes: int, mean, std
 ) -> tuple[Encoder, nn.Module | None]:
@@ -152,8 +189,8 @@ def build_model(
     return encoder, head
 
 
-def _training_data(config: dict[str, Any]) -> ImageDataset:
-    return load_dataset(config["data"], split="train", n=config["n_train"], seed=config["seed"])
+def _training_data(config: dict[str, Any], **data_kwargs: Any) -> ImageDataset:
+    return load_dataset(config["data"], split="train", n=config["n_train"], seed=config["seed"], **data_kwargs)
 
 
 def train_model(
@@ -198,6 +235,7 @@ def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
         "config": model.config,
         "train_info": model.train_info,
         "metrics": model.metrics,
+        "training": model.training,
         "history": {c: model.history[c].tolist() for c in model.history.columns},
         "encoder_state": {k: v.detach().cpu() for k, v in model.encoder.state_dict().items()},
         "head_state": None if model.head is None else {k: v.detach().cpu() for k, v in model.head.state_dict().items()},
@@ -214,35 +252,12 @@ def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
     return path
 
 
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    """The payload of the zoo checkpoint at ``path``; ValueError naming the file otherwise."""
-    if path.is_dir():
-        raise ValueError(f"{path} is a folder, not an rmqm zoo checkpoint file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle, zip and torch all raise their own types on garbage
-        raise ValueError(f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
-    return payload
+_PAYLOAD_KEYS = ("name", "config", "train_info", "history", "encoder_state", "head_state")
 
 
-def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "results/zoo", device: str = "cpu") -> TrainedModel:
-    """Load a checkpoint by file path, or by model name from ``zoo_dir``.
-
-    Raises:
-        FileNotFoundError: no such checkpoint (the message lists what the zoo holds).
-        ValueError: the file is not an rmqm zoo checkpoint.
-    """
-    path = Path(name_or_path)
-    if not path.exists():
-        path = Path(zoo_dir) / f"{name_or_path}.pt"
-    if not path.exists():
-        names = sorted(p.stem for p in Path(zoo_dir).glob("*.pt")) if Path(zoo_dir).is_dir() else []
-        raise FileNotFoundError(
-            f"no checkpoint {str(name_or_path)!r} (looked for {path}); zoo {str(zoo_dir)!r} holds {names[:20]}"
-        )
-    payload = _read_checkpoint(path)
+def _model_from_payload(payload: Mapping[str, Any], path: Path, device: str) -> TrainedModel:
+    """The :class:`TrainedModel` a checkpoint payload describes (ValueError/KeyError/
+    RuntimeError/TypeError when the payload is incomplete or does not fit its config)."""
     config, info = payload["config"], payload["train_info"]
     encoder, head = build_model(config, info["in_channels"], info["n_classes"], info["mean"], info["std"])
     encoder.load_state_dict(payload["encoder_state"])
@@ -253,21 +268,77 @@ def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "re
     history = pd.DataFrame(payload["history"]) if payload["history"] else pd.DataFrame(
         {"step": [], "epoch": [], "loss": [], "elapsed_s": []}
     )
-    return TrainedModel(payload["name"], encoder, head, config, history, info, payload.get("metrics") or {}, path)
+    return TrainedModel(payload["name"], encoder, head, config, history, info, payload.get("metrics") or {},
+                        path, payload.get("training") or {})
 
 
-def list_models(zoo_dir: str | os.PathLike = "results/zoo") -> pd.DataFrame:
-    """One row per checkpoint in ``zoo_dir``: name, its config fields and training info."""
-    rows = []
-    for p in sorted(Path(zoo_dir).glob("*.pt")):
-        try:
-            payload = _read_checkpoint(p)
-        except ValueError as err:
-            log.warning("skipping %s", err)
-        else:
-            rows.append({"name": payload["name"], **payload["config"],
-                         "train_time_s": payload["train_info"].get("train_time_s")})
-    return pd.DataFrame(rows)
+def _read_model(path: Path, device: str) -> TrainedModel:
+    """The model of the checkpoint at ``path``; :class:`CorruptCheckpointError` naming the file otherwise."""
+    if path.is_dir():
+        raise CorruptCheckpointError(f"{path} is a folder, not an rmqm zoo checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch all raise their own types on garbage
+        raise CorruptCheckpointError(
+            f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CorruptCheckpointError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
+    missing = [k for k in _PAYLOAD_KEYS if k not in payload]
+    if missing:
+        raise CorruptCheckpointError(f"{path} is an incomplete rmqm zoo checkpoint: it lacks {missing}")
+    try:
+        return _model_from_payload(payload, path, device)
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # weights that do not fit the config
+        raise CorruptCheckpointError(
+            f"{path} holds a checkpoint that does not fit its own config: {type(err).__name__}: {err}") from err
+
+
+def quarantine_checkpoint(path: str | os.PathLike, reason: str) -> Path:
+    """Move the damaged checkpoint ``path`` to ``<its folder>/quarantine/`` (name stamped with
+    the UTC time) and warn loudly (:class:`CheckpointWarning`) naming both places.
+
+    Returns:
+        The new path of the file.
+    """
+    path = Path(path)
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    dest = path.parent / "quarantine" / f"{path.name}.{stamp}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dest)
+    warnings.warn(f"damaged zoo checkpoint {path} moved to {dest}: {reason}", CheckpointWarning, stacklevel=2)
+    return dest
+
+
+def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "results/zoo", device: str = "cpu") -> TrainedModel:
+    """Load a checkpoint by file path, or by model name from ``zoo_dir``.
+
+    A damaged checkpoint found by name is moved to ``zoo_dir/quarantine/`` (see
+    :func:`quarantine_checkpoint`) before the error is raised, so that the zoo retrains it.
+
+    Raises:
+        FileNotFoundError: no such checkpoint (the message lists what the zoo holds).
+        CorruptCheckpointError: (a ValueError) the file is not a readable rmqm zoo
+            checkpoint; the message names it and says how to retrain it.
+    """
+    path = Path(name_or_path)
+    by_name = not path.exists()
+    if by_name:
+        path = Path(zoo_dir) / f"{name_or_path}.pt"
+    if not path.exists():
+        names = sorted(p.stem for p in Path(zoo_dir).glob("*.pt")) if Path(zoo_dir).is_dir() else []
+        raise FileNotFoundError(
+            f"no checkpoint {str(name_or_path)!r} (looked for {path}); zoo {str(zoo_dir)!r} holds {names[:20]}"
+        )
+    try:
+        return _read_model(path, device)
+    except CorruptCheckpointError as err:
+        if not by_name:
+            raise
+        dest = quarantine_checkpoint(path, str(err))
+        raise CorruptCheckpointError(
+            f"{err}\nIt was moved to {dest}. Retrain it by rerunning the zoo (rmqm.training.zoo.train_zoo, "
+            "`rmqm zoo`, or `rmqm study run`, which reruns the notebook whose checkpoint went missing)."
+        ) from None
 
 
 def load_or_train(
@@ -278,32 +349,36 @@ def load_or_train(
     device: str = "cpu",
     progress: bool = True,
     retrain: bool = False,
+    data_kwargs: Mapping[str, Any] | None = None,
 ) -> TrainedModel:
     """Load the cached model of ``config`` from ``cache_dir``, or train and save it first.
 
-    ``dataset`` (the training data of ``config``) saves reloading it for each model.
+    The checkpoint is reused only if it holds ``config`` and was trained by the current
+    training code on the same data (:func:`training_identity`); otherwise the model is
+    retrained and the file replaced. A damaged checkpoint is quarantined (with a
+    :class:`CheckpointWarning`) and retrained.
+
+    Args:
+        dataset: the training data of ``config`` (saves reloading it for each model).
+        data_kwargs: the data loader's keyword arguments (``root``).
     """
+    kwargs = dict(data_kwargs or {})
     path = Path(cache_dir) / f"{model_name(config)}.pt"
+    expected = training_identity(config, **kwargs)
     if path.exists() and not retrain:
         try:
-            model = load_model(path, device=device)
-            if model.config == config:
+            model = _read_model(path, device)
+        except CorruptCheckpointError as err:
+            quarantine_checkpoint(path, f"{err}; retraining it")
+        else:
+            if model.config == config and model.training == expected:
                 return model
-            log.warning("checkpoint %s holds a different config; retraining", path)
-        except (ValueError, RuntimeError, KeyError, EOFError) as err:  # corrupt or stale file
-            log.warning("cannot load %s (%s); retraining", path, err)
-    model = train_model(config, dataset=dataset, device=device, progress=progress)
+            log.info("checkpoint %s was trained by other code, data or config; retraining", path)
+    data = dataset if dataset is not None else _training_data(config, **kwargs)
+    model = train_model(config, dataset=data, device=device, progress=progress)
+    model.training = expected
     save_model(model, path)
     return model
-
-
-def resolve_data(data: str) -> str:
-    """``data``, or ``"digits"`` (with a logged warning) when Fashion-MNIST files are missing."""
-    if data == "fashion-mnist" and not fashion_mnist_available():
-        log.warning("Fashion-MNIST files not found; training on scikit-learn digits instead "
-                    "(install the Debian package dataset-fashion-mnist for the default data)")
-        return "digits"
-    return data
 
 
 def default_encoder(
@@ -322,8 +397,8 @@ def default_encoder(
 
     Loads the checkpoint cached under its config in ``cache_dir``, or trains it (Adam,
     lr 1e-3, batch 128, at most 60 s of training) on ``n_train`` images of the train split
-    and saves it. Falls back to ``"digits"`` with a logged warning when Fashion-MNIST is
-    missing.
+    and saves it. Falls back to ``"digits"`` with a
+    :class:`~rmqm.data.dataset.DataFallbackWarning` when Fashion-MNIST is missing.
     """
     config = model_config(resolve_data(data), method, dim, n_train=n_train, epochs=epochs, seed=seed)
     return load_or_train(config, cache_dir, device=device, progress=progress)

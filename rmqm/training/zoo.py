@@ -6,12 +6,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
+from rmqm._utils.hashing import code_fingerprint
+from rmqm._utils.io import atomic_write_json
 from rmqm.data.dataset import ImageDataset
-from rmqm.data.registry import OFFLINE_DATASETS, load_dataset, transfer_tasks
+from rmqm.data.registry import OFFLINE_DATASETS, data_record, load_dataset
 from rmqm.metrics.baselines import label_free_scores
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
 from rmqm.training.checkpoints import (
@@ -19,18 +21,27 @@ from rmqm.training.checkpoints import (
     load_or_train,
     model_config,
     model_name,
-    resolve_data,
     save_model,
 )
 from rmqm.training.methods import METHODS, method_family
 
-__all__ = ['TINY_ZOO', 'evaluate_model', 'train_zoo', 'family_summary']
+__all__ = ['TINY_ZOO', 'DATA_USED', 'EVAL_MODULES', 'evaluate_model', 'eval_key', 'train_zoo', 'family_summary']
 
 
 #: The tiny CPU zoo of the book's default profile: every method at two dimensions.
 TINY_ZOO: dict[str, Any] = {
     "dims": (16, 64), "n_train": 3000, "epochs": 2, "time_budget_s": 30.0, "n_eval": 1000,
 }
+
+
+#: File that :func:`train_zoo` writes into its ``cache_dir``: the :func:`rmqm.data.registry.data_record`
+#: of the data it actually used (read by the study runner for the reproducibility page).
+DATA_USED = "data_used.json"
+
+
+#: The modules whose code computes a model's scores (:func:`evaluate_model`, the probes,
+#: RankMe and alpha-ReQ), with every ``rmqm`` module they import.
+EVAL_MODULES: tuple[str, ...] = ("rmqm.training.zoo",)
 
 
 def _load_transfer(name: str, n: int | None, **kwargs) -> ImageDataset:
@@ -68,6 +79,16 @@ def evaluate_model(
     return scores
 
 
+def eval_key(record: Mapping[str, Any], n_transfer: int | None, n_eval: int | None, k: int) -> str:
+    """The key under which a model's scores are stored in its checkpoint: the evaluation
+    settings, the code fingerprint of :data:`EVAL_MODULES` and the identities of the
+    transfer sets and of the pretraining set's test split (``record``: :func:`data_record`)."""
+    return json.dumps({
+        "transfer": [t["name"] for t in record["transfer"]], "n_transfer": n_transfer, "n_eval": n_eval, "k": k,
+        "code": code_fingerprint(*EVAL_MODULES), "data": [record["pretraining"], *record["transfer"]],
+    }, sort_keys=True)
+
+
 def train_zoo(
     methods: Sequence[str] = METHODS,
     dims: Sequence[int] = TINY_ZOO["dims"],
@@ -94,8 +115,11 @@ def train_zoo(
     """Train (or load) every (method, dim, optimizer, seed) model and score it.
 
     Each model is saved as soon as it is trained and again with its scores, before the
-    next one starts, so an interrupted run loses nothing and a rerun skips finished work
-    (models are cached by config; scores by the evaluation settings).
+    next one starts, so an interrupted run loses nothing and a rerun skips finished work:
+    models are cached by config, training code and training data
+    (:func:`rmqm.training.checkpoints.load_or_train`), scores by :func:`eval_key`. The data
+    actually used (after a loud fallback, see :func:`rmqm.data.registry.resolve_data`) is
+    written to ``cache_dir/data_used.json`` (:data:`DATA_USED`).
 
     Args:
         methods, dims, seeds, optimizers: the grid (see :data:`rmqm.training.methods.METHODS`).
@@ -116,8 +140,12 @@ def train_zoo(
     """
     from tqdm.auto import tqdm
 
-    data = resolve_data(data)
-    tasks = tuple(transfer) if transfer is not None else transfer_tasks(data)
+    def kwargs_for(name: str) -> dict[str, Any]:  # root/download only reach file-backed loaders
+        return {} if name in OFFLINE_DATASETS else data_kwargs
+
+    record = data_record(data, transfer, **data_kwargs)
+    data = record["used"]
+    tasks = tuple(t["name"] for t in record["transfer"])
     if data in tasks:
         raise ValueError(f"transfer sets must differ from the pretraining set {data!r}; got {list(tasks)}")
     configs = [
@@ -127,12 +155,11 @@ def train_zoo(
     ]
     if not configs:
         raise ValueError("the zoo is empty: give at least one method, dim, optimizer and seed")
-    eval_key = json.dumps({"transfer": list(tasks), "n_transfer": n_transfer, "n_eval": n_eval, "k": k})
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(Path(cache_dir) / DATA_USED, record)
+    key = eval_key(record, n_transfer, n_eval, k)
 
     cache: dict[str, Any] = {}
-
-    def kwargs_for(name: str) -> dict[str, Any]:  # root/download only reach file-backed loaders
-        return {} if name in OFFLINE_DATASETS else data_kwargs
 
     def training_data(seed: int) -> ImageDataset:  # loaded only if some model must be trained
         if ("train", seed) not in cache:
@@ -154,13 +181,13 @@ def train_zoo(
         needs_training = retrain or not path.exists()
         model = load_or_train(
             config, cache_dir, dataset=training_data(config["seed"]) if needs_training else None,
-            device=device, progress=progress, retrain=retrain,
+            device=device, progress=progress, retrain=retrain, data_kwargs=kwargs_for(data),
         )
-        if model.metrics.get("eval_key") != eval_key:
+        if model.metrics.get("eval_key") != key:
             start = time.perf_counter()
             sets, eval_data = eval_sets()
             scores = evaluate_model(model, sets, eval_data, k=k, device=device)
-            model.metrics = {"eval_key": eval_key, "eval_time_s": time.perf_counter() - start, **scores}
+            model.metrics = {"eval_key": key, "eval_time_s": time.perf_counter() - start, **scores}
             save_model(model, path)
         tail = model.history["loss"].tail(5)
         rows.append({

@@ -1,6 +1,7 @@
-"""The model zoo: config-keyed cache, checkpoint round trip, default encoder."""
+"""The model zoo: config-, code- and data-keyed cache, checkpoint round trip and
+quarantine, default encoder."""
 
-import logging
+import json
 
 import pandas as pd
 import pytest
@@ -9,6 +10,7 @@ import torch
 import rmqm.training.checkpoints as checkpoints
 import rmqm.training.methods as methods
 import rmqm.training.zoo as zoo
+from rmqm.data.dataset import DataFallbackWarning
 from rmqm.models.encoder import Encoder
 
 
@@ -36,12 +38,15 @@ def test_default_encoder_trains_caches_and_reloads(tmp_path):
     torch.testing.assert_close(by_name.encoder(x), z, rtol=0, atol=0)
 
 
-def test_default_encoder_falls_back_to_digits(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(checkpoints, "fashion_mnist_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="rmqm.training.checkpoints"):
+def test_default_encoder_falls_back_to_digits_loudly(tmp_path, monkeypatch):
+    empty = tmp_path / "no-files"
+    empty.mkdir()
+    monkeypatch.setenv("RMQM_FASHION_MNIST", str(empty))
+    with pytest.warns(DataFallbackWarning, match=r"using 'digits' instead of the requested 'fashion-mnist'.*"
+                                                 r"RMQM_FASHION_MNIST points to .*no-files"):
         model = checkpoints.default_encoder(dim=4, n_train=128, epochs=1, cache_dir=tmp_path, progress=False)
     assert model.config["data"] == "digits"
-    assert "Fashion-MNIST" in caplog.text
+    assert model.training["data"]["name"] == "digits" and model.training["data"]["content"]
 
 
 def test_config_is_validated_and_names_differ():
@@ -56,6 +61,14 @@ def test_config_is_validated_and_names_differ():
     assert a != b and a.startswith("digits_tiny_nt-xent_d16_adam_s0_")
 
 
+def test_zero_epochs_are_refused_except_for_random_init():
+    with pytest.raises(ValueError, match=r"epochs must be at least 1 for method 'cross-entropy'; got 0.*random-init"):
+        checkpoints.model_config("digits", "cross-entropy", epochs=0)
+    with pytest.raises(ValueError, match="epochs must be an integer >= 0"):
+        checkpoints.model_config("digits", "nt-xent", epochs=-1)
+    assert checkpoints.model_config("digits", "random-init", epochs=0)["epochs"] == 0
+
+
 def test_load_model_missing_names_the_zoo(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint 'nope'"):
         checkpoints.load_model("nope", zoo_dir=tmp_path)
@@ -63,6 +76,50 @@ def test_load_model_missing_names_the_zoo(tmp_path):
     torch.save({"hello": 1}, bad)
     with pytest.raises(ValueError, match="not an rmqm zoo checkpoint"):
         checkpoints.load_model(bad)
+    assert bad.is_file()  # a file named by path is the caller's: never moved
+
+
+SMALL = dict(dim=4, n_train=64, epochs=1, progress=False)
+
+
+def test_truncated_checkpoint_is_quarantined_and_retrained(tmp_path):
+    model = checkpoints.default_encoder("digits", cache_dir=tmp_path, **SMALL)
+    raw = model.path.read_bytes()
+    model.path.write_bytes(raw[: len(raw) // 2])
+    # loading it by name (as the study's notebooks do) moves it aside and says how to retrain it
+    with pytest.warns(checkpoints.CheckpointWarning, match=f"damaged zoo checkpoint .*{model.name}.pt moved to"):
+        with pytest.raises(checkpoints.CorruptCheckpointError, match=r"not a readable .*\n.*quarantine.*rerunning the zoo"):
+            checkpoints.load_model(model.name, tmp_path)
+    assert not model.path.exists() and len(list((tmp_path / "quarantine").iterdir())) == 1
+    again = checkpoints.default_encoder("digits", cache_dir=tmp_path, **SMALL)  # retrained, same numbers
+    x = torch.rand(3, 1, 28, 28)
+    torch.testing.assert_close(again.encoder(x), model.encoder(x), rtol=0, atol=0)
+
+    # load_or_train itself quarantines a damaged file and retrains in one go
+    again.path.write_bytes(b"garbage")
+    with pytest.warns(checkpoints.CheckpointWarning, match="retraining it"):
+        third = checkpoints.default_encoder("digits", cache_dir=tmp_path, **SMALL)
+    assert third.path.is_file() and len(list((tmp_path / "quarantine").iterdir())) == 2
+
+
+def test_checkpoint_of_other_training_code_or_data_is_retrained(tmp_path, monkeypatch):
+    model = checkpoints.default_encoder("digits", cache_dir=tmp_path, **SMALL)
+    assert set(model.training) == {"code", "data"} and len(model.training["code"]) == 64
+    trained = []
+    real_train = checkpoints.train_model
+    monkeypatch.setattr(checkpoints, "train_model", lambda config, **kw: trained.append(1) or real_train(config, **kw))
+    checkpoints.default_encoder("digits", cache_dir=tmp_path, **SMALL)
+    assert trained == []  # same code, same data: reused
+
+    real_fp = checkpoints.code_fingerprint
+    monkeypatch.setattr(checkpoints, "code_fingerprint", lambda *m: "edited-" + real_fp(*m))
+    changed = checkpoints.default_encoder("digits", cache_dir=tmp_path, **SMALL)
+    assert trained == [1] and changed.training["code"].startswith("edited-")
+    assert checkpoints.load_model(model.name, tmp_path).training == changed.training  # the file was replaced
+
+    monkeypatch.setattr(checkpoints, "data_identity", lambda name, **kw: {"name": name, "content": "other"})
+    checkpoints.default_encoder("digits", cache_dir=tmp_path, **SMALL)
+    assert trained == [1, 1]
 
 
 ZOO = dict(methods=("cross-entropy", "nt-xent", "random-init"), dims=(4,), data="digits",
@@ -138,3 +195,26 @@ def test_cli_zoo_prints_the_table(tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(out), table, check_dtype=False)
     with pytest.raises(SystemExit):
         main(["zoo", "--methods", "byol"])
+
+
+def test_scores_follow_the_evaluation_code_and_data_and_the_data_used_is_recorded(tmp_path, monkeypatch):
+    table = zoo.train_zoo(cache_dir=tmp_path, **ZOO)
+    used = json.loads((tmp_path / zoo.DATA_USED).read_text())
+    assert used["requested"] == used["used"] == "digits" and used["fallback"] is False
+    assert [t["name"] for t in used["transfer"]] == ["faces"] and used["transfer"][0]["content"]
+
+    evaluated, trained = [], []
+    real_eval, real_train = zoo.evaluate_model, checkpoints.train_model
+    monkeypatch.setattr(zoo, "evaluate_model", lambda *a, **kw: evaluated.append(1) or real_eval(*a, **kw))
+    monkeypatch.setattr(checkpoints, "train_model", lambda *a, **kw: trained.append(1) or real_train(*a, **kw))
+    real_fp = zoo.code_fingerprint
+    monkeypatch.setattr(zoo, "code_fingerprint", lambda *m: "edited-" + real_fp(*m))  # e.g. RankMe changed
+    again = zoo.train_zoo(cache_dir=tmp_path, **ZOO)
+    assert len(evaluated) == 3 and trained == []  # scores recomputed, models reused
+    pd.testing.assert_frame_equal(again, table)  # same code behaviour, same numbers
+
+    real_identity = zoo.data_record
+    monkeypatch.setattr(zoo, "data_record", lambda *a, **kw: {
+        **(r := real_identity(*a, **kw)), "transfer": [{**r["transfer"][0], "content": "new faces"}]})
+    zoo.train_zoo(cache_dir=tmp_path, **ZOO)
+    assert len(evaluated) == 6 and trained == []  # other transfer data: scored again
