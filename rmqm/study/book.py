@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from rmqm._utils.provenance import hardware_summary
-from rmqm.study.runner import MANIFEST, load_manifest
+from rmqm.study.manifest import MANIFEST, load_manifest
 
-__all__ = ['BookBuildFailed', 'run_info_markdown', 'stage_book', 'build_book']
+__all__ = ['BookBuildFailed', 'data_markdown', 'run_info_markdown', 'stage_book', 'build_book']
 
 
 class BookBuildFailed(RuntimeError):
@@ -48,9 +48,45 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _short(digest: Any) -> str:
+    return f"`{str(digest)[:16]}`" if digest else "-"
+
+
+def _identity_rows(role: str, identity: Mapping[str, Any]) -> list[list[str]]:
+    """Table rows of one :func:`rmqm.data.registry.data_identity`: one per file, or its content."""
+    name = f"`{identity.get('name', '?')}`"
+    if not identity.get("available", True):
+        return [[role, name, "**missing**", "-"]]
+    if identity.get("files"):
+        return [[role, name, f"`{identity.get('folder', '')}/{rel}`", _short(sha)] for rel, sha in identity["files"]]
+    return [[role, name, "images and labels (shipped with a Python package)", _short(identity.get("content"))]]
+
+
+def data_markdown(data_used: Mapping[str, Any]) -> list[str]:
+    """The "Data" section: for each ``data_used.json`` record, a warning when a fallback
+    replaced the requested data, and the SHA-256 of every file (or of the content) used."""
+    if not data_used:
+        return ["### Data", "", "No notebook recorded the data it used.", ""]
+    parts = ["### Data", ""]
+    for where, rec in sorted(data_used.items()):
+        if "error" in rec:
+            parts += [f"`results/{where}`: {rec['error']}", ""]
+            continue
+        if rec.get("fallback"):
+            parts += ["```{warning}", f"**Data fallback:** `{rec.get('requested')}` was requested but its files "
+                      f"were missing, so every result in this book is about `{rec.get('used')}`.", "```", ""]
+        rows = _identity_rows("pretraining", rec.get("pretraining", {}))
+        for t in rec.get("transfer", []):
+            rows += _identity_rows("transfer", t)
+        parts += [f"Data actually used (recorded in `results/{where}`; SHA-256, first 16 hex digits):", "",
+                  _md_table(["role", "data set", "file", "SHA-256"], rows), ""]
+    return parts
+
+
 def run_info_markdown(manifest: Mapping[str, Any]) -> str:
-    """The generated part of the reproducibility page: profile, parameters, wall times,
-    package versions and hardware (read from a ``study.json`` manifest)."""
+    """The generated part of the reproducibility page: profile, the data actually used
+    (with a warning on a fallback), parameters, wall times, package versions and hardware
+    (read from a ``study.json`` manifest)."""
     nbs = manifest.get("notebooks", {})
     total = sum(float(e.get("wall_s", 0.0)) for e in nbs.values())
     shared = manifest.get("shared_parameters", {})
@@ -59,6 +95,7 @@ def run_info_markdown(manifest: Mapping[str, Any]) -> str:
         f"This build used the **{manifest.get('profile', '?')}** profile"
         + (f" ({manifest['description']})" if manifest.get("description") else "") + ".",
         "",
+        *data_markdown(manifest.get("data_used") or {}),
         "### Wall time per notebook",
         "",
         _md_table(
@@ -72,7 +109,7 @@ def run_info_markdown(manifest: Mapping[str, Any]) -> str:
         "",
         *[f"- {h}" for h in (hosts or [hardware_summary()])],
         "",
-        *([f"Source fingerprint of `rmqm` (SHA-256 of `rmqm/*.py`, part of every cache key): "
+        *([f"Source fingerprint of `rmqm` (SHA-256 of `rmqm/*.py`, part of every notebook's cache key): "
            f"`{manifest['library_fingerprint'][:12]}`", ""] if manifest.get("library_fingerprint") else []),
         "### Profile parameters",
         "",

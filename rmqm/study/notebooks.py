@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import graphlib
 import hashlib
+import heapq
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import nbformat
+
 from rmqm.study.profiles import RESERVED_PARAMETERS, Profile
 
-__all__ = ['NotebookSpec', 'discover_notebooks', 'execution_order', 'notebook_parameters', 'library_fingerprint', 'cache_key']
+__all__ = ['NotebookSpec', 'read_notebook', 'discover_notebooks', 'execution_order', 'notebook_parameters',
+           'check_profile', 'library_fingerprint', 'cache_key']
 
 
 @dataclass(frozen=True)
@@ -24,14 +29,30 @@ class NotebookSpec:
     declared: tuple[str, ...]
 
 
-def _read_nb(path: Path) -> dict:
+def read_notebook(path: str | os.PathLike, *, validate: bool = False) -> nbformat.NotebookNode:
+    """The notebook at ``path`` (nbformat 4), read with :mod:`nbformat`.
+
+    Args:
+        validate: also check it against the notebook schema (``nbformat.validate``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable (or, with ``validate``, a valid) notebook; the
+            message names it.
+    """
+    path = Path(path)
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not a valid notebook (JSON error: {exc})") from None
+        nb = nbformat.read(path, as_version=4)
+        if validate:
+            nbformat.validate(nb)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # NotJSONError, ValidationError, KeyError, UnicodeDecodeError, ...
+        raise ValueError(f"{path} is not a valid notebook ({type(exc).__name__}: {str(exc)[:300]})") from None
+    return nb
 
 
-def _declared_parameters(nb: dict, path: Path) -> tuple[str, ...]:
+def _declared_parameters(nb: nbformat.NotebookNode, path: Path) -> tuple[str, ...]:
     cells = [c for c in nb.get("cells", []) if "parameters" in c.get("metadata", {}).get("tags", [])]
     if not cells:
         return ()
@@ -47,7 +68,7 @@ def discover_notebooks(folder: str | os.PathLike = "notebooks") -> list[Notebook
         raise FileNotFoundError(f"notebook folder {folder} does not exist")
     specs = []
     for path in sorted(folder.glob("*.ipynb")):
-        nb = _read_nb(path)
+        nb = read_notebook(path)
         deps = nb.get("metadata", {}).get("rmqm", {}).get("depends_on", [])
         if isinstance(deps, str) or not all(isinstance(d, str) for d in deps):
             raise ValueError(f"{path}: metadata rmqm.depends_on must be a list of notebook names")
@@ -68,17 +89,20 @@ def execution_order(specs: Sequence[NotebookSpec]) -> list[NotebookSpec]:
         missing = [d for d in s.depends_on if d not in by_name]
         if missing:
             raise ValueError(f"notebook {s.name} depends on unknown notebook(s) {missing}")
+    sorter = graphlib.TopologicalSorter({s.name: s.depends_on for s in specs})
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as err:
+        raise ValueError(f"notebook dependencies form a cycle: {' -> '.join(err.args[1])}") from None
+    ready = list(sorter.get_ready())
+    heapq.heapify(ready)
     done: list[NotebookSpec] = []
-    placed: set[str] = set()
-    pending = sorted(specs, key=lambda s: s.name)
-    while pending:
-        ready = [s for s in pending if set(s.depends_on) <= placed]
-        if not ready:
-            raise ValueError(f"notebook dependencies form a cycle among {[s.name for s in pending]}")
-        first = ready[0]
-        done.append(first)
-        placed.add(first.name)
-        pending.remove(first)
+    while ready:  # always the first ready notebook by name: the order is unique
+        name = heapq.heappop(ready)
+        done.append(by_name[name])
+        sorter.done(name)
+        for nxt in sorter.get_ready():
+            heapq.heappush(ready, nxt)
     return done
 
 
@@ -97,7 +121,13 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile) -> dict[str, Any]:
     return params
 
 
-def _check_profile(profile: Profile, specs: Sequence[NotebookSpec]) -> None:
+def check_profile(profile: Profile, specs: Sequence[NotebookSpec]) -> None:
+    """Check that ``profile`` fits ``specs``: every per-notebook section names a notebook and
+    every shared parameter is declared by some notebook (or reserved).
+
+    Raises:
+        ValueError: naming the unknown notebooks or the undeclared parameters.
+    """
     names = {s.name for s in specs}
     unknown_nb = sorted(set(profile.notebooks) - names)
     if unknown_nb:
@@ -146,12 +176,15 @@ def cache_key(
     upstream: Mapping[str, str],
     *,
     library: str | None = None,
+    data: Mapping[str, Any] | None = None,
 ) -> str:
     """SHA-256 of the notebook's cells (type, source, tags), its parameters (minus the
-    :data:`RESERVED_PARAMETERS`), the keys of the notebooks it depends on and, when
-    given, ``library`` -- the :func:`library_fingerprint` of the code the notebook runs
-    (:func:`run_notebooks` always passes it; without it the key ignores the code)."""
-    nb = _read_nb(spec.path)
+    :data:`RESERVED_PARAMETERS`), the tokens of the notebooks it depends on (``upstream``:
+    name -> token; the runner passes a token of each one's key and executed output) and,
+    when given, ``library`` -- the :func:`library_fingerprint` of the code the notebook
+    runs -- and ``data`` -- the identity of the data its parameters name (the runner
+    passes both; without them the key ignores code and data)."""
+    nb = read_notebook(spec.path)
     cells = [
         [c.get("cell_type"), "".join(c.get("source", "")), sorted(c.get("metadata", {}).get("tags", []))]
         for c in nb.get("cells", [])
@@ -163,5 +196,7 @@ def cache_key(
     }
     if library is not None:
         payload["library"] = library
+    if data is not None:
+        payload["data"] = dict(data)
     blob = json.dumps(payload, sort_keys=True, default=repr).encode()
     return hashlib.sha256(blob).hexdigest()

@@ -1,39 +1,60 @@
-"""Execute a profile's notebooks with papermill, caching each by its key."""
+"""Execute a profile's notebooks with papermill, caching each by its key.
+
+A notebook is skipped only when its key (cells, parameters, code, data, upstream runs) is
+the recorded one, its executed output is intact and every file it wrote under
+``results/`` is unchanged (see :mod:`rmqm.study.manifest`); otherwise the console says why
+it reruns. Warnings printed inside a notebook are echoed to the console.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+import nbformat
+
+from rmqm._utils.hashing import file_digest
 from rmqm._utils.io import atomic_write_json
 from rmqm._utils.provenance import hardware_summary
+from rmqm.data.registry import available_datasets, data_record
+from rmqm.study.manifest import (
+    MANIFEST,
+    BuildFolderBusy,
+    artefact_problems,
+    build_lock,
+    load_manifest,
+    output_problem,
+    read_data_used,
+    record_artefacts,
+    snapshot,
+    stderr_warnings,
+)
 from rmqm.study.notebooks import (
-    _check_profile,
-    _read_nb,
     cache_key,
+    check_profile,
     discover_notebooks,
     execution_order,
     library_fingerprint,
     notebook_parameters,
+    read_notebook,
 )
 from rmqm.study.profiles import Profile
 
-__all__ = ['MANIFEST', 'NotebookFailed', 'NotebookRun', 'run_notebooks']
+__all__ = ['MANIFEST', 'BuildFolderBusy', 'NotebookFailed', 'NotebookRun', 'data_parameters', 'run_notebooks']
 
 
 #: Tags the runner puts on papermill's parameter cells so that the book hides them:
 #: the notebook's defaults are removed (they are overridden), the injected values are
 #: folded behind a toggle.
 _HIDE_TAGS = {"parameters": "remove-cell", "injected-parameters": "hide-cell"}
-
-
-MANIFEST = "study.json"
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -72,25 +93,21 @@ class NotebookRun:
     parameters: dict[str, Any]
 
 
-def load_manifest(path: Path) -> dict:
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-            if isinstance(data, dict) and isinstance(data.get("notebooks"), dict):
-                return data
-        except json.JSONDecodeError:
-            pass
-    return {"notebooks": {}}
-
-
 def _hide_parameter_cells(output: Path) -> None:
-    nb = _read_nb(output)
-    for cell in nb.get("cells", []):
+    nb = read_notebook(output)
+    for cell in nb.cells:
         tags = cell.setdefault("metadata", {}).setdefault("tags", [])
         for tag, hide in _HIDE_TAGS.items():
             if tag in tags and hide not in tags:
                 tags.append(hide)
-    output.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    _write_notebook(nb, output)
+
+
+def _write_notebook(nb: nbformat.NotebookNode, output: Path) -> None:
+    """Write notebook ``nb`` to ``output`` atomically (validated by nbformat)."""
+    tmp = output.with_name(f".{output.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, output)
 
 
 def _source_cell_index(output: Path, fallback: int | None) -> int | None:
@@ -102,13 +119,69 @@ def _source_cell_index(output: Path, fallback: int | None) -> int | None:
 
     added = {"injected-parameters", ERROR_MARKER_TAG}
     index = 0
-    for cell in _read_nb(output).get("cells", []):
+    for cell in read_notebook(output).cells:
         if added & set(cell.get("metadata", {}).get("tags", [])):
             continue
         if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
             return index
         index += 1
     return fallback
+
+
+def data_parameters(parameters: Mapping[str, Any], log: Callable[[str], None] = print,
+                    cache: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The :func:`rmqm.data.registry.data_record` of every parameter whose value names a data
+    set (or is a list of such names): what the notebook will actually read, file hashes
+    included. A fallback warning is passed to ``log``.
+
+    Returns:
+        ``{parameter: record}`` (empty when no parameter names a data set).
+    """
+    names = set(available_datasets())
+    cache = {} if cache is None else cache
+    out: dict[str, Any] = {}
+    for key, value in sorted(parameters.items()):
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if not values or not all(isinstance(v, str) and v in names for v in values):
+            continue
+        for v in values:
+            if v not in cache:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    cache[v] = data_record(v)
+                for w in caught:
+                    log(f"{w.category.__name__}: {w.message}")
+        out[key] = [cache[v] for v in values] if isinstance(value, (list, tuple)) else cache[value]
+    return out
+
+
+def _token(key: str, output_sha: str) -> str:
+    """What a dependent notebook's key records of an upstream run: its key and its output."""
+    return hashlib.sha256(f"{key}\0{output_sha}".encode()).hexdigest()
+
+
+def _stale_reason(entry: Mapping[str, Any], key: str, inputs: Mapping[str, Any], output: Path,
+                  manifest: Mapping[str, Any], name: str, results_dir: Path) -> str | None:
+    """Why notebook ``name`` must run again (None when its cached run can be reused)."""
+    status = entry.get("status")
+    if status != "ok":
+        return {None: "never ran here", "failed": "its last run failed",
+                "running": "its last run was interrupted"}.get(status, f"its status is {status!r}")
+    if entry.get("key") != key:
+        old = entry.get("inputs") or {}
+        changed = [k for k in ("parameters", "library", "data", "upstream") if old.get(k) != inputs.get(k)]
+        return "its " + (", ".join(changed) if changed else "cells") + " changed"
+    problem = output_problem(output, entry.get("output_sha256"))
+    if problem:
+        return problem
+    broken = artefact_problems(manifest, name, results_dir)
+    if broken:
+        return "files it wrote are damaged: " + "; ".join(broken[:5]) + (" ..." if len(broken) > 5 else "")
+    return None
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
 
 
 def run_notebooks(
@@ -123,54 +196,77 @@ def run_notebooks(
 ) -> list[NotebookRun]:
     """Execute the notebooks of ``notebooks_dir`` for ``profile`` into ``out_dir/notebooks``.
 
-    A notebook whose output exists with the cache key recorded in ``out_dir/study.json``
-    is skipped (unless ``force``); the key includes the :func:`library_fingerprint` of
-    the installed ``rmqm`` (hashed once per call and recorded in the manifest as
-    ``library_fingerprint``), so a change to the library reruns every notebook. The
-    manifest is updated after each finished notebook.
+    The build folder is locked for the whole run (:func:`rmqm.study.manifest.build_lock`).
+    A notebook is skipped (unless ``force``) when its cache key is the one recorded in
+    ``out_dir/study.json``, its executed output is a valid notebook with the recorded
+    SHA-256 and the files it wrote under ``out_dir/results`` are unchanged. The key covers
+    the notebook's cells and parameters, the :func:`library_fingerprint` of the installed
+    ``rmqm`` (hashed once per call), the identity of the data its parameters name
+    (:func:`data_parameters`) and the key and output of each notebook it depends on, so a
+    rerun upstream reruns it too. The manifest is updated after each finished notebook;
+    warnings printed inside a notebook are echoed to ``log``.
 
     Returns:
         One :class:`NotebookRun` per notebook, in execution order.
 
     Raises:
         NotebookFailed: a cell raised (finished notebooks stay recorded).
-        ValueError: bad profile (unknown notebook or parameter) or dependencies.
+        BuildFolderBusy: another run holds ``out_dir``.
+        ValueError: bad profile (unknown notebook or parameter), dependencies, or a manifest
+            of the wrong structure.
     """
+    out_dir = Path(out_dir)
+    with build_lock(out_dir):
+        return _run_locked(profile, notebooks_dir, out_dir, force=force, progress=progress,
+                           kernel_name=kernel_name, log=log)
+
+
+def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Path, *, force: bool,
+                progress: bool, kernel_name: str | None, log: Callable[[str], None]) -> list[NotebookRun]:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
     from tqdm.auto import tqdm
 
-    out_dir = Path(out_dir)
     nb_out = out_dir / "notebooks"
     results_dir = (out_dir / "results").resolve()
     nb_out.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     specs = execution_order(discover_notebooks(notebooks_dir))
-    _check_profile(profile, specs)
+    check_profile(profile, specs)
 
+    tag = f"[{profile.name}]"
     manifest_path = out_dir / MANIFEST
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, repair=True, log=log)
     library = library_fingerprint()
     manifest.update(profile=profile.name, description=profile.description,
                     shared_parameters=profile.parameters, library_fingerprint=library)
-    keys: dict[str, str] = {}
+    tokens: dict[str, str] = {}
+    data_cache: dict[str, Any] = {}
     runs: list[NotebookRun] = []
-    bar = tqdm(specs, desc=f"study [{profile.name}]", unit="notebook", disable=not progress)
+    bar = tqdm(specs, desc=f"study {tag}", unit="notebook", disable=not progress)
     for spec in bar:
         params = notebook_parameters(spec, profile)
         reserved = {"results_dir": str(results_dir), "profile": profile.name}
         params.update({k: v for k, v in reserved.items() if k in spec.declared})
-        key = keys[spec.name] = cache_key(spec, params, keys, library=library)
+        data = data_parameters(params, log=lambda m: log(f"{tag} {spec.name}: {m}"), cache=data_cache)
+        upstream = {d: tokens[d] for d in spec.depends_on}
+        key = cache_key(spec, params, upstream, library=library, data=data or None)
+        inputs = {"parameters": _digest({k: v for k, v in params.items() if k not in reserved}),
+                  "library": library, "data": _digest(data), "upstream": upstream}
         output = nb_out / spec.path.name
         entry = manifest["notebooks"].get(spec.name, {})
-        if not force and entry.get("key") == key and entry.get("status") == "ok" and output.is_file():
+        reason = "forced" if force else _stale_reason(entry, key, inputs, output, manifest, spec.name, results_dir)
+        if reason is None:
+            tokens[spec.name] = _token(key, entry["output_sha256"])
             runs.append(NotebookRun(spec.name, "cached", float(entry.get("wall_s", 0.0)), key, output, params))
-            log(f"[{profile.name}] {spec.name}: cached (key {key[:10]}, ran in {entry.get('wall_s', 0):.1f} s)")
+            log(f"{tag} {spec.name}: cached (key {key[:10]}, ran in {entry.get('wall_s', 0):.1f} s)")
+            _echo_warnings(output, f"{tag} {spec.name} (cached run)", log)
             continue
         bar.set_postfix_str(spec.name)
-        log(f"[{profile.name}] {spec.name}: executing")
-        manifest["notebooks"][spec.name] = {"key": key, "status": "running"}
+        log(f"{tag} {spec.name}: executing ({reason})")
+        manifest["notebooks"][spec.name] = {"key": key, "status": "running", "inputs": inputs}
         atomic_write_json(manifest_path, manifest)
+        before = snapshot(results_dir)
         start = time.perf_counter()
         try:
             pm.execute_notebook(
@@ -179,7 +275,8 @@ def run_notebooks(
             )
         except PapermillExecutionError as exc:
             wall = time.perf_counter() - start
-            manifest["notebooks"][spec.name] = {"key": key, "status": "failed", "wall_s": wall}
+            _echo_warnings(output, f"{tag} {spec.name}", log)
+            manifest["notebooks"][spec.name] = {"key": key, "status": "failed", "wall_s": wall, "inputs": inputs}
             atomic_write_json(manifest_path, manifest)
             raise NotebookFailed(
                 spec.name, _source_cell_index(output, exc.cell_index), exc.exec_count,
@@ -187,12 +284,23 @@ def run_notebooks(
             ) from None
         wall = time.perf_counter() - start
         _hide_parameter_cells(output)
+        sha = file_digest(output)
+        record_artefacts(manifest, spec.name, results_dir, before)
+        manifest["data_used"] = read_data_used(results_dir)
         manifest["notebooks"][spec.name] = {
             "key": key, "status": "ok", "wall_s": round(wall, 2), "parameters": params, "library": library,
+            "inputs": inputs, "output_sha256": sha,
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "hardware": hardware_summary(),
         }
         atomic_write_json(manifest_path, manifest)
+        tokens[spec.name] = _token(key, sha)
         runs.append(NotebookRun(spec.name, "executed", wall, key, output, params))
-        log(f"[{profile.name}] {spec.name}: done in {wall:.1f} s")
+        log(f"{tag} {spec.name}: done in {wall:.1f} s")
+        _echo_warnings(output, f"{tag} {spec.name}", log)
     return runs
+
+
+def _echo_warnings(output: Path, prefix: str, log: Callable[[str], None]) -> None:
+    for line in stderr_warnings(output):
+        log(f"{prefix}: {line}")

@@ -95,13 +95,13 @@ def test_repository_profiles_load():
 
 
 def test_repository_profiles_fit_the_notebooks_and_replicate_seeds():
-    from rmqm.study.notebooks import _check_profile, discover_notebooks
+    from rmqm.study.notebooks import check_profile, discover_notebooks
 
     root = Path(__file__).resolve().parents[2]
     specs = discover_notebooks(root / "notebooks")
     for name in ("tiny", "default", "paper"):
         prof = load_profile(name, root / "profiles")
-        _check_profile(prof, specs)  # every parameter is declared by some notebook
+        check_profile(prof, specs)  # every parameter is declared by some notebook
         seeds = prof.parameters["zoo_seeds"]
         # headline numbers are means over >= 3 seeds; epochs, not a time budget, end training,
         # so a profile alone determines every encoder whatever the machine's load
@@ -212,11 +212,17 @@ def test_run_caches_and_reruns_downstream_on_override(two_notebooks: Path, tmp_p
     assert all(manifest["notebooks"][n]["status"] == "ok" and manifest["notebooks"][n]["wall_s"] > 0
                for n in ("a_first", "b_second"))
 
-    (out / "results" / "b.txt").write_text("sentinel")  # a skipped notebook does not rewrite it
     again = run_notebooks(prof, two_notebooks, out, progress=False, log=lambda s: None)
     assert [r.status for r in again] == ["cached", "cached"]
     assert [r.wall_s for r in again] == [manifest["notebooks"][n]["wall_s"] for n in ("a_first", "b_second")]
-    assert (out / "results" / "b.txt").read_text() == "sentinel"
+
+    # a file that b wrote was changed behind the runner's back: b reruns and restores it, a stays cached
+    (out / "results" / "b.txt").write_text("sentinel")
+    logs: list[str] = []
+    healed = run_notebooks(prof, two_notebooks, out, progress=False, log=logs.append)
+    assert [r.status for r in healed] == ["cached", "executed"]
+    assert (out / "results" / "b.txt").read_text() == "6"
+    assert "[t] b_second: executing (files it wrote are damaged: b.txt changed)" in logs
 
     # a changed parameter of a re-executes a and, through the dependency, b
     changed = run_notebooks(apply_overrides(prof, {"scale": 5}), two_notebooks, out,
