@@ -7,7 +7,7 @@ from rmqm.experiments.cache import (
     cached_synbench,
     cached_table,
 )
-from rmqm.experiments.jobs import MEASURES, embedding_stats, measure_job, tiny_job
+from rmqm.experiments.jobs import MEASURES, embedding_stats, measure_job
 from rmqm.experiments.store import (
     KEY_COLUMNS,
     PROVENANCE_COLUMNS,
@@ -24,4 +24,4 @@ from rmqm.experiments.sweep import (
     run_sweep,
 )
 
-__all__ = ['cached_table', 'cached_rmqm', 'cached_synbench', 'alteration_settings', 'ZooRMQM', 'embedding_stats', 'MEASURES', 'tiny_job', 'measure_job', 'PROVENANCE_COLUMNS', 'KEY_COLUMNS', 'StoreWarning', 'StoreProblem', 'ResultsStore', 'EXECUTORS', 'JobFn', 'Sweep', 'load_grid', 'run_sweep', 'resolve_job']
+__all__ = ['cached_table', 'cached_rmqm', 'cached_synbench', 'alteration_settings', 'ZooRMQM', 'embedding_stats', 'MEASURES', 'measure_job', 'PROVENANCE_COLUMNS', 'KEY_COLUMNS', 'StoreWarning', 'StoreProblem', 'ResultsStore', 'EXECUTORS', 'JobFn', 'Sweep', 'load_grid', 'run_sweep', 'resolve_job']

@@ -20,7 +20,7 @@ from rmqm.training.augmentation import augment
 from rmqm.training.checkpoints import load_or_train, model_config
 from rmqm.training.methods import SELF_SUPERVISED_METHODS
 
-__all__ = ['embedding_stats', 'MEASURES', 'tiny_job', 'measure_job']
+__all__ = ['embedding_stats', 'MEASURES', 'measure_job']
 
 
 def embedding_stats(z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
@@ -85,20 +85,6 @@ def _tiny_encoder(config: Mapping[str, Any], dataset) -> torch.nn.Module:
             in_channels=dataset.input_shape[0], dim=int(config.get("dim", 16)), width=int(config.get("width", 8))
         )
     return Encoder(backbone, dataset.mean, dataset.std, name="tinycnn-random").eval()
-
-
-def tiny_job(config: Mapping[str, Any]) -> pd.DataFrame:
-    """A small, self-contained measurement: a randomly initialised TinyCNN on digits.
-
-    Config entries: ``seed`` (weights), ``dim`` (16), ``width`` (8), ``dataset``
-    (``"digits"``), ``split`` (``"test"``), ``n`` (64 points), ``data_seed`` (0).
-    Returns one row of :func:`embedding_stats`.
-    """
-    dataset = _dataset(config)
-    encoder = _tiny_encoder(config, dataset)
-    with torch.no_grad():
-        z = encoder(dataset.images)
-    return pd.DataFrame([embedding_stats(z, dataset.labels)])
 
 
 def _zoo_model(spec: Mapping[str, Any], seed: int, device: str):

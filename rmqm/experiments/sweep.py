@@ -9,36 +9,23 @@ import json
 import math
 import os
 import pickle
-import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
-from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import torch
+import yaml
 from tqdm.auto import tqdm
 
 from rmqm._utils.hashing import canonical_config, config_hash
-from rmqm._utils.provenance import provenance
+from rmqm.experiments.executors import JobFn, Recorder, run_dask, run_process, run_serial
 from rmqm.experiments.store import ResultsStore
 
 __all__ = ['EXECUTORS', 'JobFn', 'Sweep', 'load_grid', 'run_sweep', 'resolve_job']
 
 
 EXECUTORS = ("serial", "process", "dask")
-
-
-JobFn = Callable[[dict[str, Any]], Any]
-
-
-# torch's global RNG and thread count are process-wide: jobs sharing a process (Dask
-# threads) run one at a time so that each sees exactly the state its config sets.
-_JOB_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -74,7 +61,10 @@ class Sweep:
         canonical_config(dict(self.fixed))  # validate early
 
     def configs(self) -> list[dict[str, Any]]:
-        """Every config of the grid, in a fixed order."""
+        """Every config of the grid: axes in the order given, the last one varying fastest."""
+        # Not sklearn.model_selection.ParameterGrid: it sorts the axes by name, so the axis that
+        # varies fastest would be the alphabetically last one rather than the last one given,
+        # and the documented job order (and table order) would change.
         names = list(self.axes)
         return [
             {**copy.deepcopy(dict(self.fixed)), **dict(zip(names, copy.deepcopy(values)))}
@@ -101,9 +91,12 @@ class Sweep:
 
 
 def load_grid(path: str | os.PathLike) -> Sweep:
-    """Read a grid file (YAML or JSON) with ``axes`` and optional ``fixed`` entries."""
-    import yaml
+    """Read a grid file (YAML or JSON) with ``axes`` and optional ``fixed`` entries.
 
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError, TypeError: not valid YAML/JSON, or not a valid grid (see :class:`Sweep`).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"grid file {path} not found")
@@ -115,6 +108,7 @@ def load_grid(path: str | os.PathLike) -> Sweep:
 
 
 def _grid_configs(grid: Sweep | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The canonical configs of ``grid``, checked: each has an integer seed, none repeats."""
     if isinstance(grid, Sweep):
         configs = grid.configs()
     elif isinstance(grid, Mapping) or isinstance(grid, (str, bytes)):
@@ -143,24 +137,8 @@ def _grid_configs(grid: Sweep | Iterable[Mapping[str, Any]]) -> list[dict[str, A
     return out
 
 
-def _execute(job_fn: JobFn, config: dict[str, Any], threads: int | None) -> tuple[Any, float, dict[str, Any]]:
-    """Run one job the same way in every executor; return (rows, wall time, provenance)."""
-    with _JOB_LOCK:
-        previous = torch.get_num_threads()
-        if threads is not None:
-            torch.set_num_threads(threads)
-        try:
-            start = time.perf_counter()
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config["seed"])
-                rows = job_fn(copy.deepcopy(config))
-            wall = time.perf_counter() - start
-        finally:
-            torch.set_num_threads(previous)
-    return rows, wall, provenance(wall)
-
-
 def _check_picklable(job_fn: JobFn, executor: str) -> None:
+    """Raise TypeError unless ``job_fn`` can be sent to worker processes."""
     try:
         pickle.dumps(job_fn)
     except Exception as err:  # noqa: BLE001 - pickle raises several types
@@ -168,120 +146,6 @@ def _check_picklable(job_fn: JobFn, executor: str) -> None:
             f"job_fn {job_fn!r} cannot be sent to {executor} workers ({err}); "
             "use a function defined at module level (not a lambda or a local function)"
         ) from None
-
-
-def _annotate(err: BaseException, config: Mapping[str, Any]) -> BaseException:
-    err.add_note(f"in sweep job {json.dumps(config, sort_keys=True)}")
-    return err
-
-
-class _Recorder:
-    """Writes finished jobs to the store and keeps count; shared by all executors."""
-
-    def __init__(self, store: ResultsStore, bar: tqdm, on_error: str) -> None:
-        self.store, self.bar, self.on_error = store, bar, on_error
-        self.failed: list[tuple[dict[str, Any], str]] = []
-
-    def done(self, config: dict[str, Any], outcome: tuple[Any, float, dict[str, Any]]) -> None:
-        rows, wall, info = outcome
-        try:
-            self.store.put(config, rows, wall_time_s=wall, provenance_info=info)
-        except (TypeError, ValueError) as err:
-            raise _annotate(
-                type(err)(f"job_fn returned rows the store cannot keep: {err}"), config
-            ) from None
-        self.bar.update(1)
-
-    def collect(self, config: dict[str, Any], future: Any) -> None:
-        """Record a finished (process-pool or Dask) future: its result, or its error."""
-        try:
-            outcome = future.result()
-        except Exception as err:  # noqa: BLE001 - on_error decides
-            self.error(config, err)
-            return
-        self.done(config, outcome)
-
-    def error(self, config: dict[str, Any], err: BaseException) -> None:
-        if self.on_error == "raise":
-            raise _annotate(err, config)
-        self.failed.append((config, f"{type(err).__name__}: {err}"))
-        self.bar.update(1)
-
-
-def _run_serial(todo, job_fn, threads, rec: _Recorder) -> None:
-    for config in todo:
-        try:
-            outcome = _execute(job_fn, config, threads)
-        except Exception as err:  # noqa: BLE001 - reported or re-raised by the recorder
-            rec.error(config, err)
-            continue
-        rec.done(config, outcome)
-
-
-def _pool_context() -> BaseContext:
-    """Forkserver where available (workers fork from a server that imported rmqm and torch
-    once, but never ran a torch op), else spawn. Plain fork of a process whose torch
-    thread pools are running can deadlock."""
-    try:
-        ctx = get_context("forkserver")
-    except ValueError:  # no forkserver on this platform (Windows)
-        return get_context("spawn")
-    ctx.set_forkserver_preload(["rmqm.experiments.jobs"])
-    return ctx
-
-
-def _run_process(todo, job_fn, threads, rec: _Recorder, max_workers: int) -> None:
-    pool = ProcessPoolExecutor(max_workers=max_workers, mp_context=_pool_context())
-    try:
-        pending: dict[Future, dict[str, Any]] = {pool.submit(_execute, job_fn, c, threads): c for c in todo}
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                rec.collect(pending.pop(fut), fut)
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_dask(todo, job_fn, threads, rec: _Recorder, scheduler_address, max_workers: int | None) -> None:
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "executor='dask' needs dask.distributed: pip install 'rmqm[distributed]'"
-        ) from None
-    cluster = None
-    if isinstance(scheduler_address, Client):
-        client, own_client = scheduler_address, False
-    elif scheduler_address is None:
-        cluster = LocalCluster(
-            n_workers=max_workers or os.cpu_count() or 1, threads_per_worker=1,
-            processes=True, dashboard_address=None,
-        )
-        client, own_client = Client(cluster), True
-    elif isinstance(scheduler_address, str):
-        client, own_client = Client(scheduler_address), True
-    else:
-        raise TypeError(
-            f"scheduler_address must be an address string or a dask.distributed.Client; "
-            f"got {type(scheduler_address).__name__}"
-        )
-    pending: dict[str, tuple[Any, dict[str, Any]]] = {}
-    try:
-        for config in todo:
-            fut = client.submit(
-                _execute, job_fn, config, threads, pure=False, key=f"rmqm-job-{config_hash(config)}",
-            )
-            pending[fut.key] = (fut, config)
-        for fut in as_completed([f for f, _ in pending.values()]):
-            _, config = pending.pop(fut.key)  # dropping the future lets the cluster free it
-            rec.collect(config, fut)
-    finally:
-        for fut, _ in pending.values():
-            fut.cancel()
-        if own_client:
-            client.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def run_sweep(
@@ -319,6 +183,10 @@ def run_sweep(
     Returns:
         One table in grid order: config columns, ``config_hash``, ``seed``, metric
         columns (see :meth:`ResultsStore.to_frame`), read back from the store.
+
+    Raises:
+        ValueError, TypeError: a bad argument or grid; rows the store cannot keep.
+        Exception: with ``on_error="raise"``, the first job's error, with a note naming the job.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
@@ -347,16 +215,16 @@ def run_sweep(
         total=len(configs), initial=len(configs) - len(todo), disable=not progress,
         unit="job", desc=f"sweep ({executor})",
     )
-    rec = _Recorder(store, bar, on_error)
+    rec = Recorder(store, bar, on_error)
     try:
         if todo:
             workers = int(max_workers or os.cpu_count() or 1)
             if executor == "serial" or (executor == "process" and min(workers, len(todo)) == 1):
-                _run_serial(todo, job_fn, threads_per_job, rec)
+                run_serial(todo, job_fn, threads_per_job, rec)
             elif executor == "process":
-                _run_process(todo, job_fn, threads_per_job, rec, min(workers, len(todo)))
+                run_process(todo, job_fn, threads_per_job, rec, min(workers, len(todo)))
             else:
-                _run_dask(todo, job_fn, threads_per_job, rec, scheduler_address, max_workers)
+                run_dask(todo, job_fn, threads_per_job, rec, scheduler_address, max_workers)
     finally:
         bar.close()
     table = store.to_frame(configs, missing="skip" if on_error == "skip" else "raise")
@@ -365,7 +233,11 @@ def run_sweep(
 
 
 def resolve_job(spec: str) -> JobFn:
-    """The job function named ``"package.module:function"``."""
+    """The job function named ``"package.module:function"``.
+
+    Raises:
+        ValueError: a malformed name, a module that cannot be imported, no such function.
+    """
     if not isinstance(spec, str) or spec.count(":") != 1 or "" in spec.split(":"):
         raise ValueError(f"a job is named 'package.module:function'; got {spec!r}")
     module_name, attr = spec.split(":")

@@ -33,6 +33,9 @@ def test_sweep_is_the_cartesian_product_in_order():
     assert len(grid) == 6 == len(configs)
     assert configs[0] == {"seed": 0, "a": 1, "b": "x"} and configs[1] == {"seed": 0, "a": 1, "b": "y"}
     assert configs[-1] == {"seed": 0, "a": 2, "b": "z"}
+    # the order axes are given in, not their alphabetical order (which ParameterGrid would use)
+    given = Sweep(axes={"seed": [0, 1], "dim": [8, 16]}).configs()
+    assert [(c["seed"], c["dim"]) for c in given] == [(0, 8), (0, 16), (1, 8), (1, 16)]
 
 
 @pytest.mark.parametrize(
@@ -369,7 +372,7 @@ def test_summarize_seeds_gives_the_t_interval():
     assert one["n_seeds"].iloc[0] == 1 and np.isnan(one["ci_low"].iloc[0])
     with pytest.raises(ValueError, match="repeat a"):
         summarize_seeds(table, "score")
-    with pytest.raises(ValueError, match=r"columns \['nope'\]"):
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['nope'\]"):
         summarize_seeds(table, "nope", by="encoder")
     with pytest.raises(ValueError, match="confidence"):
         summarize_seeds(table, "score", by="encoder", confidence=1.0)
