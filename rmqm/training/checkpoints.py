@@ -252,45 +252,27 @@ def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
     return path
 
 
-_PAYLOAD_KEYS = ("name", "config", "train_info", "history", "encoder_state", "head_state")
-
-
-def _model_from_payload(payload: Mapping[str, Any], path: Path, device: str) -> TrainedModel:
-    """The :class:`TrainedModel` a checkpoint payload describes (ValueError/KeyError/
-    RuntimeError/TypeError when the payload is incomplete or does not fit its config)."""
-    config, info = payload["config"], payload["train_info"]
-    encoder, head = build_model(config, info["in_channels"], info["n_classes"], info["mean"], info["std"])
-    encoder.load_state_dict(payload["encoder_state"])
-    encoder.to(device).eval()
-    if head is not None:
-        head.load_state_dict(payload["head_state"])
-        head.to(device).eval()
-    history = pd.DataFrame(payload["history"]) if payload["history"] else pd.DataFrame(
-        {"step": [], "epoch": [], "loss": [], "elapsed_s": []}
-    )
-    return TrainedModel(payload["name"], encoder, head, config, history, info, payload.get("metrics") or {},
-                        path, payload.get("training") or {})
-
-
 def _read_model(path: Path, device: str) -> TrainedModel:
     """The model of the checkpoint at ``path``; :class:`CorruptCheckpointError` naming the file otherwise."""
-    if path.is_dir():
-        raise CorruptCheckpointError(f"{path} is a folder, not an rmqm zoo checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch all raise their own types on garbage
-        raise CorruptCheckpointError(
-            f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
+        raise CorruptCheckpointError(f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CorruptCheckpointError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
-    missing = [k for k in _PAYLOAD_KEYS if k not in payload]
-    if missing:
-        raise CorruptCheckpointError(f"{path} is an incomplete rmqm zoo checkpoint: it lacks {missing}")
     try:
-        return _model_from_payload(payload, path, device)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # weights that do not fit the config
-        raise CorruptCheckpointError(
-            f"{path} holds a checkpoint that does not fit its own config: {type(err).__name__}: {err}") from err
+        config, info = payload["config"], payload["train_info"]
+        encoder, head = build_model(config, info["in_channels"], info["n_classes"], info["mean"], info["std"])
+        encoder.load_state_dict(payload["encoder_state"])
+        if head is not None:
+            head.load_state_dict(payload["head_state"])
+            head.to(device).eval()
+        history = pd.DataFrame(payload["history"] or {"step": [], "epoch": [], "loss": [], "elapsed_s": []})
+        return TrainedModel(payload["name"], encoder.to(device).eval(), head, config, history, info,
+                            payload.get("metrics") or {}, path, payload.get("training") or {})
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:  # incomplete, or weights that do not fit
+        raise CorruptCheckpointError(f"{path} is an incomplete or inconsistent rmqm zoo checkpoint: "
+                                     f"{type(err).__name__}: {err}") from err
 
 
 def quarantine_checkpoint(path: str | os.PathLike, reason: str) -> Path:
