@@ -10,12 +10,20 @@ import pandas as pd
 
 from rmqm._utils.device import resolve_device
 from rmqm._utils.io import save_table
-from rmqm.cli.common import load_encoder, measurement_data
+from rmqm.cli.common import (
+    add_encoder_options,
+    int_arg,
+    load_encoder,
+    measurement_data,
+    output_file_arg,
+    real_arg,
+)
 from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
 from rmqm.training.augmentation import augment
+from rmqm.training.checkpoints import TrainedModel
 from rmqm.training.methods import SELF_SUPERVISED_METHODS
 
-__all__ = ['SUMMARY_COLUMNS', 'cmd_rmqm']
+__all__ = ['SUMMARY_COLUMNS', 'add_rmqm_arguments', 'cmd_rmqm']
 
 
 SUMMARY_COLUMNS = [
@@ -23,7 +31,31 @@ SUMMARY_COLUMNS = [
 ]
 
 
+def add_rmqm_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``rmqm`` options to ``p``: the encoder's (see :func:`add_encoder_options`) and the
+    measurement's, each checked when parsed."""
+    add_encoder_options(p)
+    g = p.add_argument_group("measurement")
+    g.add_argument("--n-points", type=int_arg(1), default=1000, help="test points measured (seeded, stratified)")
+    g.add_argument("--perturbation", nargs="+", choices=["noise", "pgd"], default=["noise", "pgd"])
+    g.add_argument("--noise-levels", type=int_arg(3), default=100, help="noise levels incl. the clean one")
+    g.add_argument("--sigma-max", type=real_arg(0), default=1.0, help="largest noise std (pixel units)")
+    g.add_argument("--nested", action="store_true", help="one noise draw shared by all levels")
+    g.add_argument("--pgd-levels", type=int_arg(3), default=30, help="PGD levels incl. the clean one")
+    g.add_argument("--step-size", type=real_arg(0, 1), default=1 / 255, help="PGD step in pixel units, e.g. 2/255")
+    g.add_argument("--epsilon", type=real_arg(0), default=0.3, help="PGD L-infinity radius (pixel units)")
+    g.add_argument("--attack-loss", choices=["displacement", "cross-entropy", "nt-xent", "own"],
+                   default="displacement",
+                   help="PGD loss: label-free displacement, or 'own' = the model's training loss")
+    g.add_argument("--batch-size", type=int_arg(1), default=250)
+    g.add_argument("--per-class", action="store_true", help="also print the per-class rows")
+    g.add_argument("--out", type=output_file_arg(), default=None, help="save the table (.csv or .parquet)")
+    p.set_defaults(func=cmd_rmqm)
+    return p
+
+
 def cmd_rmqm(args: argparse.Namespace) -> pd.DataFrame:
+    """``rmqm rmqm``: measure, print (and optionally save) the RMQM summary table of an encoder."""
 
     start = time.perf_counter()
     model = load_encoder(args)
@@ -53,11 +85,10 @@ def cmd_rmqm(args: argparse.Namespace) -> pd.DataFrame:
     return table
 
 
-def _own_attack_loss(model) -> str:
+def _own_attack_loss(model: TrainedModel) -> str:
     """The attack that matches the model's training loss, as the reference does."""
     if model.head is not None:
         return "cross-entropy"
-
     if model.method in SELF_SUPERVISED_METHODS:
         return "nt-xent"
     return "displacement"

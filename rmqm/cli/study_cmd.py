@@ -1,4 +1,11 @@
-"""``rmqm study`` / ``python -m rmqm.study``: run the study and build the book."""
+"""``rmqm study run`` / ``python -m rmqm.study run``: run the study and build the book.
+
+Everything is checked before the first notebook runs: the options when parsed (a
+``--build-dir`` that is a file, or inside one, is an argparse error, exit status 2), then
+the merged profile against :mod:`rmqm.study.schema` (every bad ``--set`` value named in
+one message). Exit status: 0 done; 1 the study could not start or failed (an
+``error: ...`` line, never a traceback); 2 a bad command line.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +13,59 @@ import argparse
 import sys
 from typing import Sequence
 
+from rmqm.cli.common import output_folder_arg
 from rmqm.study.book import BookBuildFailed
 from rmqm.study.profiles import parse_overrides
 from rmqm.study.run import run_study
 from rmqm.study.runner import NotebookFailed
 
-__all__ = ['main']
+__all__ = ['add_study_arguments', 'study_command', 'study_subcommand', 'main']
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rmqm.study", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_study_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``run`` action and its options to ``parser`` (``rmqm study``, ``python -m rmqm.study``)."""
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     run = sub.add_parser("run", help="execute the notebooks of a profile and build the book")
     run.add_argument("--profile", default="default", help="tiny, default, paper or a YAML path")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a parameter (YAML value); NOTEBOOK.KEY=VALUE for one notebook")
     run.add_argument("--force", action="store_true", help="re-execute cached notebooks")
     run.add_argument("--no-book", action="store_true", help="execute the notebooks only")
-    run.add_argument("--build-dir", default=None, help="default: ./build")
-    run.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+    run.add_argument("--build-dir", default=None, type=output_folder_arg, help="default: ./build")
+    run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
+    parser.set_defaults(func=study_subcommand)
+    return parser
+
+
+def study_command(args: argparse.Namespace) -> int:
+    """Run the study the parsed ``args`` describe; returns the exit status (0 or 1).
+
+    A missing profile, a bad parameter value or path, a file-system error, a failed
+    notebook or book build is printed as one ``error: ...`` line on stderr (status 1).
+    """
     try:
         result = run_study(
             args.profile, parse_overrides(args.overrides), build_dir=args.build_dir,
             build=not args.no_book, force=args.force, progress=not args.no_progress,
         )
-    except (NotebookFailed, BookBuildFailed, ValueError, FileNotFoundError) as exc:
+    except (NotebookFailed, BookBuildFailed, ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     total = sum(r.wall_s for r in result.runs if r.status == "executed")
     print(f"{len(result.runs)} notebooks ({sum(r.status == 'cached' for r in result.runs)} cached), "
           f"{total:.1f} s executing")
     return 0
+
+
+def study_subcommand(args: argparse.Namespace) -> None:
+    """:func:`study_command` for ``rmqm study``: returns None when done, else exits with its status."""
+    code = study_command(args)
+    if code:
+        raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m rmqm.study run [options]``; returns the exit status (argparse errors exit 2)."""
+    parser = argparse.ArgumentParser(prog="python -m rmqm.study", description=__doc__.split("\n\n")[0])
+    args = add_study_arguments(parser).parse_args(argv)
+    return study_command(args)

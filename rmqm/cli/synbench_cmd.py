@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
+from matplotlib.backend_bases import FigureCanvasBase
 
 from rmqm._utils.device import resolve_device
 from rmqm._utils.io import save_table
-from rmqm.cli.common import add_encoder_options, load_encoder
+from rmqm.cli.common import add_encoder_options, int_arg, load_encoder, output_file_arg, real_arg, rule_arg
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.plots.figures import plot_synbench
+from rmqm.study.schema import EPSILON
 
-__all__ = ['add_synbench_arguments', 'synbench_command']
+__all__ = ['FIGURE_SUFFIXES', 'add_synbench_arguments', 'synbench_command']
+
+
+#: The figure formats matplotlib writes (``--figure``).
+FIGURE_SUFFIXES: tuple[str, ...] = tuple(f".{ext}" for ext in FigureCanvasBase.get_supported_filetypes())
 
 
 def add_synbench_arguments(parser: Any) -> Any:
@@ -27,34 +35,30 @@ def add_synbench_arguments(parser: Any) -> Any:
 
     add_encoder_options(parser)
     g = parser.add_argument_group("SynBench")
-    g.add_argument("--s-values", type=float, nargs="+", default=None,
+    g.add_argument("--s-values", type=real_arg(0, low_open=True), nargs="+", default=None,
                    help="mean scales ||mu|| (default 0.1 ... 4.9, step 0.1)")
-    g.add_argument("--epsilons", type=float, nargs="+", default=[0.0, 0.2],
+    g.add_argument("--epsilons", type=rule_arg(EPSILON, float), nargs="+", default=[0.0, 0.2],
                    help="robustness budgets in [0, 1) (default: %(default)s, as the reference)")
-    g.add_argument("--n-train", type=int, default=2048, help="train samples per s (default: %(default)s)")
-    g.add_argument("--n-test", type=int, default=2048, help="test samples per s (default: %(default)s)")
-    g.add_argument("--thresholds", type=float, nargs="+", default=None,
+    g.add_argument("--n-train", type=int_arg(4), default=2048, help="train samples per s (default: %(default)s)")
+    g.add_argument("--n-test", type=int_arg(1), default=2048, help="test samples per s (default: %(default)s)")
+    g.add_argument("--thresholds", type=real_arg(0.5, 1, low_open=True, high_open=True), nargs="+", default=None,
                    help="threshold accuracies in (0.5, 1) (default 0.6, 0.65, ..., 0.95, 0.99)")
-    g.add_argument("--n-bootstrap", type=int, default=200, help="bootstrap replicates (0: no interval)")
-    g.add_argument("--batch-size", type=int, default=128,
+    g.add_argument("--n-bootstrap", type=int_arg(0), default=200, help="bootstrap replicates (0: no interval)")
+    g.add_argument("--batch-size", type=int_arg(1), default=128,
                    help="samples per encoder call (default: %(default)s; larger CPU batches of the 28x28 CNN "
                         "spend ~25%% more time in page faults)")
-    g.add_argument("--threads", type=int, default=1,
+    g.add_argument("--threads", type=int_arg(0), default=1,
                    help="torch CPU threads for this run; 0 keeps torch's choice (default: %(default)s: on a "
                         "shared 2-core machine more threads oversubscribe and run 2-3x slower)")
-    g.add_argument("--out", default=None, help="save the score table (.csv or .parquet)")
-    g.add_argument("--figure", default=None, help="save the expected-bound figure (.png, .pdf, .svg)")
+    g.add_argument("--out", type=output_file_arg(), default=None, help="save the score table (.csv or .parquet)")
+    g.add_argument("--figure", type=output_file_arg(FIGURE_SUFFIXES), default=None,
+                   help="save the expected-bound figure (.png, .pdf, .svg, ...)")
     parser.set_defaults(func=synbench_command)
     return parser
 
 
 def synbench_command(args: Any) -> pd.DataFrame:
     """``rmqm synbench``: print (and optionally save) the SynBench scores of an encoder."""
-    import time
-
-
-    if args.threads < 0:
-        raise ValueError(f"--threads must be >= 0 (0: torch's choice); got {args.threads}")
     start = time.perf_counter()
     model = load_encoder(args)
     device = resolve_device(args.device)
@@ -78,8 +82,6 @@ def synbench_command(args: Any) -> pd.DataFrame:
     if args.out:
         save_table(result.scores.assign(model=model.name), Path(args.out))
     if args.figure:
-        import matplotlib.pyplot as plt
-
         ax = plot_synbench(result, title=f"SynBench: {model.name}")
         Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
         ax.figure.savefig(args.figure, bbox_inches="tight", dpi=150)

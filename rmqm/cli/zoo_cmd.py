@@ -8,8 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from rmqm._utils.device import resolve_device
 from rmqm._utils.io import save_table
+from rmqm.cli.common import dataset_arg, device_arg, int_arg, output_file_arg, output_folder_arg, real_arg
 from rmqm.models.backbones import ARCHITECTURES
 from rmqm.training.methods import METHODS, OPTIMIZERS
 from rmqm.training.zoo import TINY_ZOO, family_summary, train_zoo
@@ -21,36 +21,38 @@ def add_zoo_arguments(parser: Any) -> Any:
     """Add the ``zoo`` options to an ``argparse`` parser (used by ``rmqm zoo``).
 
     The defaults train the tiny CPU zoo (every method at d = 16 and 64 on the offline
-    default data) and print its table.
+    default data) and print its table. Every option is checked when parsed (``--epochs 0``,
+    an ``--out`` in a folder that cannot exist, a ``--zoo-dir`` that is a file are argparse
+    errors), so a bad one fails before any training.
     """
     g = parser.add_argument_group("zoo")
     g.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
                    help=f"pretraining methods (default: all: {', '.join(METHODS)})")
-    g.add_argument("--dims", type=int, nargs="+", default=list(TINY_ZOO["dims"]), help="embedding dimensions")
-    g.add_argument("--seeds", type=int, nargs="+", default=[0])
+    g.add_argument("--dims", type=int_arg(1), nargs="+", default=list(TINY_ZOO["dims"]), help="embedding dimensions")
+    g.add_argument("--seeds", type=int_arg(0), nargs="+", default=[0], help="training seeds")
     g.add_argument("--optimizers", nargs="+", default=["adam"], choices=list(OPTIMIZERS))
-    g.add_argument("--data", default="fashion-mnist",
+    g.add_argument("--data", default="fashion-mnist", type=dataset_arg,
                    help="pretraining set (fashion-mnist falls back to digits when its files are missing)")
-    g.add_argument("--transfer", nargs="+", default=None,
+    g.add_argument("--transfer", nargs="+", type=dataset_arg, default=None,
                    help="downstream sets (default: the pretraining set's transfer tasks)")
     g.add_argument("--arch", default="tiny", choices=list(ARCHITECTURES))
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--epochs", type=int, default=TINY_ZOO["epochs"])
-    g.add_argument("--batch-size", type=int, default=128)
-    g.add_argument("--n-train", type=int, default=TINY_ZOO["n_train"], help="training images (0: all)")
-    g.add_argument("--time-budget", type=float, default=TINY_ZOO["time_budget_s"],
+    g.add_argument("--lr", type=real_arg(0, low_open=True), default=1e-3, help="learning rate")
+    g.add_argument("--epochs", type=int_arg(1), default=TINY_ZOO["epochs"], help="training passes per model")
+    g.add_argument("--batch-size", type=int_arg(1), default=128)
+    g.add_argument("--n-train", type=int_arg(0), default=TINY_ZOO["n_train"], help="training images (0: all)")
+    g.add_argument("--time-budget", type=real_arg(0), default=TINY_ZOO["time_budget_s"],
                    help="seconds of training per model before it stops early (0: no limit)")
-    g.add_argument("--n-eval", type=int, default=TINY_ZOO["n_eval"],
+    g.add_argument("--n-eval", type=int_arg(2), default=TINY_ZOO["n_eval"],
                    help="test points of the pretraining set for RankMe and alpha-ReQ")
-    g.add_argument("--n-transfer", type=int, default=None, help="subsample each transfer set")
-    g.add_argument("--k", type=int, default=5, help="neighbours of the k-NN probe")
-    g.add_argument("--zoo-dir", default="results/zoo", help="where checkpoints are cached")
+    g.add_argument("--n-transfer", type=int_arg(2), default=None, help="subsample each transfer set")
+    g.add_argument("--k", type=int_arg(1), default=5, help="neighbours of the k-NN probe")
+    g.add_argument("--zoo-dir", default="results/zoo", type=output_folder_arg, help="where checkpoints are cached")
     g.add_argument("--data-root", default=None, help="root of torchvision datasets (default $RMQM_DATA or ./data)")
     g.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
     g.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
-    g.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when present)")
+    g.add_argument("--device", default="auto", type=device_arg, help="auto (cuda when present), cpu, cuda or cuda:N")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    g.add_argument("--out", default=None, help="save the table (.csv or .parquet)")
+    g.add_argument("--out", type=output_file_arg(), default=None, help="save the table (.csv or .parquet)")
     parser.set_defaults(func=zoo_command)
     return parser
 
@@ -68,7 +70,7 @@ def zoo_command(args: Any) -> pd.DataFrame:
         args.methods, args.dims, args.seeds, data=args.data, transfer=args.transfer, arch=args.arch,
         optimizers=args.optimizers, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
         n_train=args.n_train or None, time_budget_s=args.time_budget or None, n_eval=args.n_eval,
-        n_transfer=args.n_transfer, k=args.k, cache_dir=args.zoo_dir, device=resolve_device(args.device),
+        n_transfer=args.n_transfer, k=args.k, cache_dir=args.zoo_dir, device=args.device,
         progress=not args.no_progress, retrain=args.retrain, **data_kwargs,
     )
     shown = table.drop(columns=["name", "data", "arch"])
