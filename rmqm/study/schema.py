@@ -189,14 +189,15 @@ def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
     problems = parameter_problems(profile.parameters)
     for nb, values in profile.notebooks.items():
         problems += parameter_problems(values, prefix=f"{nb}.")
-    effective = dict(profile.parameters)
-    for values in profile.notebooks.values():
-        effective.update({k: v for k, v in values.items() if k in ("synbench_epsilon", "syn_epsilons")})
-    eps, syn_eps = effective.get("synbench_epsilon"), effective.get("syn_epsilons")
-    if (eps is not None and syn_eps is not None and EPSILON.test(eps) and SCHEMA["syn_epsilons"].rule.test(syn_eps)
-            and not any(math.isclose(float(eps), float(e)) for e in syn_eps)):
-        problems.append(f"synbench_epsilon = {eps!r}: expected one of syn_epsilons {syn_eps} "
-                        "(notebook 05 reads a SynBench score that notebook 04 computed)")
+    effective = {k: (k, profile.parameters[k]) for k in ("synbench_epsilon", "syn_epsilons") if k in profile.parameters}
+    for nb, values in profile.notebooks.items():  # each is read by one notebook only
+        effective.update({k: (f"{nb}.{k}", v) for k, v in values.items() if k in ("synbench_epsilon", "syn_epsilons")})
+    if "synbench_epsilon" in effective and "syn_epsilons" in effective:
+        (eps_key, eps), (syn_key, syn_eps) = effective["synbench_epsilon"], effective["syn_epsilons"]
+        if (EPSILON.test(eps) and SCHEMA["syn_epsilons"].rule.test(syn_eps)
+                and not any(math.isclose(float(eps), float(e)) for e in syn_eps)):
+            problems.append(f"{eps_key} = {eps!r}: expected one of {syn_key} {syn_eps} "
+                            "(notebook 05 reads a SynBench score that notebook 04 computed)")
     if check_device:
         devices = [(k, v) for k, v in [("device", profile.parameters.get("device"))] if v is not None]
         devices += [(f"{nb}.device", v["device"]) for nb, v in profile.notebooks.items() if "device" in v]

@@ -162,7 +162,8 @@ GOOD = load_profile("tiny", ROOT / "profiles")
     ("probe_epsilons=[]", "a non-empty list"),
     ("syn_n_bootstrap=-1", "an integer >= 0"),
     ("synbench_threshold=0.72", "one of [0.6, 0.65"),
-    ("synbench_epsilon=0.3", "one of syn_epsilons"),
+    ("synbench_epsilon=0.3", "one of syn_epsilons [0.0, 0.1, 0.2]"),
+    ("05_predicting_downstream.synbench_epsilon=0.3", "one of syn_epsilons"),
     ("05_predicting_downstream.confidence=2", "a number in (0, 1)"),
 ])
 def test_each_bad_value_is_named_with_what_is_expected(override, expected):
@@ -173,6 +174,13 @@ def test_each_bad_value_is_named_with_what_is_expected(override, expected):
     key, value = next(iter(values.items()))
     assert f"{key} = {value!r}" in message and expected in message, message
     assert "1 bad parameter value" in message
+
+
+def test_synbench_epsilon_must_be_one_notebook_04_computes():
+    prof = apply_overrides(GOOD, parse_overrides(["04_synbench.syn_epsilons=[0.1, 0.2]"]))
+    with pytest.raises(ValueError, match=r"synbench_epsilon = 0.0: expected one of 04_synbench.syn_epsilons \[0.1, 0.2\]"):
+        validate_profile(prof, check_device=False)
+    validate_profile(apply_overrides(prof, {"synbench_epsilon": 0.2}), check_device=False)
 
 
 def test_every_bad_value_is_named_in_one_error():
