@@ -188,7 +188,7 @@ def _fingerprint(modules: tuple[str, ...], root: Path) -> str:
     return digest.hexdigest()
 
 
-def code_fingerprint(*modules: str | ModuleType) -> str:
+def code_fingerprint(*modules: str | ModuleType, package_dir: str | os.PathLike | None = None) -> str:
     """SHA-256 (hex) of the code of ``modules`` and of every ``rmqm`` module they import.
 
     The closure follows the ``import rmqm.x`` and ``from rmqm.x import y`` statements of
@@ -201,14 +201,18 @@ def code_fingerprint(*modules: str | ModuleType) -> str:
     Args:
         modules: module names (``"rmqm.metrics.rmqm.manifold"``) or module objects of
             the ``rmqm`` package.
+        package_dir: the package's folder (its name is the package's name); default
+            :data:`PACKAGE_DIR`, the package this module belongs to.
 
     Raises:
-        ModuleNotFoundError: a name is no module of the ``rmqm`` package.
+        ValueError: no module given.
+        ModuleNotFoundError: a name is no module of the package.
     """
     if not modules:
         raise ValueError("code_fingerprint needs at least one module")
     names = tuple(sorted({m.__name__ if isinstance(m, ModuleType) else str(m) for m in modules}))
-    return _fingerprint(names, PACKAGE_DIR)
+    root = PACKAGE_DIR if package_dir is None else Path(package_dir).resolve()
+    return _fingerprint(names, root)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -6,14 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from rmqm.data.dataset import DatasetNotFoundError
+from rmqm.data.dataset import DataFallbackWarning, DatasetNotFoundError
 from rmqm.data.offline import (
+    FashionMNISTNotFoundError,
     fashion_mnist_available,
+    load_digits,
     load_faces,
     load_fashion_mnist,
     load_textures,
+    read_idx,
 )
-from rmqm.data.registry import available_datasets, load_dataset, transfer_tasks
+from rmqm.data.registry import (
+    available_datasets,
+    data_identity,
+    data_record,
+    load_dataset,
+    resolve_data,
+    transfer_tasks,
+)
 from rmqm.data.torchvision_sets import load_kmnist, load_mnist
 
 
@@ -154,3 +164,73 @@ def test_omniglot_is_inverted_to_white_strokes(tmp_path, monkeypatch):
     assert ds.images.shape == (6, 1, 28, 28) and ds.labels.tolist() == [0, 1] * 3
     assert ds.images[0, 0, 14, 14] == pytest.approx(1.0) and ds.images[0, 0, 0, 0] == pytest.approx(0.0)
     assert len(load_dataset("omniglot", "test", n=4, root=tmp_path)) == 4
+
+
+def test_fashion_mnist_pixels_are_uint8_over_255(tmp_path):
+    files = fake_mnist_folder(tmp_path, n=20, gz=True)
+    ds = load_fashion_mnist("train", root=tmp_path)
+    expected = torch.from_numpy(files["train"][0].astype(np.uint8)).to(torch.float32) / 255.0
+    assert ds.images.dtype == torch.float32 and torch.equal(ds.images[:, 0], expected)
+
+
+def test_read_idx_names_a_damaged_file(tmp_path):
+    write_idx(tmp_path / "ok", np.zeros((3, 2, 2)))
+    assert read_idx(tmp_path / "ok").shape == (3, 2, 2)
+    raw = (tmp_path / "ok").read_bytes()
+    (tmp_path / "cut").write_bytes(raw[:-1])
+    with pytest.raises(ValueError, match=r"cut is truncated or padded: its header announces 12 values"):
+        read_idx(tmp_path / "cut")
+    (tmp_path / "bad").write_bytes(b"\x01\x02" + raw[2:])
+    with pytest.raises(ValueError, match="bad is not an IDX file"):
+        read_idx(tmp_path / "bad")
+    write_idx(tmp_path / "ok.gz", np.zeros((3, 2, 2)), gz=True)
+    (tmp_path / "cut.gz").write_bytes((tmp_path / "ok.gz").read_bytes()[:-6])
+    with pytest.raises(ValueError, match=r"cut.gz cannot be read as an IDX file \(EOFError"):
+        read_idx(tmp_path / "cut.gz")
+
+
+def test_fashion_mnist_variable_is_the_only_place_looked_at(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("RMQM_FASHION_MNIST", str(empty))
+    with pytest.raises(FashionMNISTNotFoundError, match=f"RMQM_FASHION_MNIST points to {empty}, which lacks"):
+        load_fashion_mnist("test")
+    assert not fashion_mnist_available()
+    monkeypatch.setenv("RMQM_FASHION_MNIST", str(tmp_path / "typo"))
+    with pytest.raises(FashionMNISTNotFoundError, match="typo, which does not exist"):
+        load_fashion_mnist("test")
+    fake_mnist_folder(tmp_path / "fm", n=20, gz=True)
+    monkeypatch.setenv("RMQM_FASHION_MNIST", str(tmp_path / "fm"))
+    assert len(load_fashion_mnist("test")) == 20
+
+
+def test_fallback_is_a_warning_and_the_data_used_is_identified(tmp_path, monkeypatch):
+    monkeypatch.setenv("RMQM_FASHION_MNIST", str(tmp_path / "nothing-here"))
+    with pytest.warns(DataFallbackWarning, match="using 'digits' instead of the requested 'fashion-mnist'"):
+        assert resolve_data("fashion-mnist") == "digits"
+    with pytest.warns(DataFallbackWarning):
+        record = data_record("fashion-mnist")
+    assert (record["used"], record["fallback"]) == ("digits", True)
+    assert record["pretraining"]["content"] == load_digits("all").fingerprint()
+    assert [t["name"] for t in record["transfer"]] == list(transfer_tasks("digits"))
+
+    fake_mnist_folder(tmp_path / "fm", n=20, gz=True)
+    monkeypatch.setenv("RMQM_FASHION_MNIST", str(tmp_path / "fm"))
+    record = data_record("fashion-mnist")
+    assert (record["used"], record["fallback"]) == ("fashion-mnist", False)
+    files = dict(record["pretraining"]["files"])
+    assert sorted(files) == sorted(p.name for p in (tmp_path / "fm").iterdir()) and len(files) == 4
+    fake_mnist_folder(tmp_path / "fm", n=20, seed=1, gz=True)  # other images, same names
+    assert dict(data_identity("fashion-mnist")["files"]) != files
+    assert data_identity("mnist", root=tmp_path / "no-root") == {
+        "name": "mnist", "available": False, "folder": str(tmp_path / "no-root" / "MNIST" / "raw")}
+
+
+def test_dataset_fingerprint_is_its_content():
+    ds = load_digits("test", n=30, seed=0)
+    assert ds.fingerprint() == ds.subset(torch.arange(len(ds)), suffix="-renamed").fingerprint()
+    images = ds.images.clone()
+    images[0, 0, 0, 0] += 1e-6
+    changed = type(ds)(images, ds.labels, ds.name, ds.classes, ds.mean, ds.std)
+    assert changed.fingerprint() != ds.fingerprint()
+    assert load_digits("test", n=30, seed=1).fingerprint() != ds.fingerprint()

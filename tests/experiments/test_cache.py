@@ -1,0 +1,165 @@
+"""Store records keyed by the code that computes them and by what they measured."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import rmqm.experiments.cache as cache
+from rmqm._utils.hashing import PACKAGE_DIR, code_fingerprint, file_digest, module_digest
+from rmqm.data.offline import load_digits
+from rmqm.experiments.store import ResultsStore
+from rmqm.models.backbones import TinyCNN
+from rmqm.models.encoder import Encoder
+from rmqm.training.augmentation import augment
+
+
+def copy_package(dest: Path) -> Path:
+    pkg = dest / "rmqm"
+    shutil.copytree(PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    return pkg
+
+
+def test_code_fingerprint_follows_code_not_docs_and_only_what_is_imported(tmp_path):
+    before = copy_package(tmp_path / "before")
+    fp = code_fingerprint("rmqm.metrics.rmqm.manifold", package_dir=before)
+    assert len(fp) == 64 and fp == code_fingerprint("rmqm.metrics.rmqm.manifold")  # the copy is the package
+
+    def edited(name: str, edit) -> Path:
+        pkg = copy_package(tmp_path / name)
+        path = pkg / "metrics" / "rmqm" / "manifold.py"
+        old = path.read_text()
+        new = edit(old)
+        assert new != old  # the edit applied
+        path.write_text(new)
+        return pkg
+
+    def reword(s: str) -> str:
+        for old, new in (('"""RMQM and its components', '"""RMQM (reworded) and its'),
+                         ("    if len(points) == 0:", "    # a new comment\n\n    if len(points) == 0:"),
+                         ('raise ValueError("no points to score")', 'raise ValueError("nothing to score")')):
+            assert old in s
+            s = s.replace(old, new)
+        return s
+
+    docs = edited("docs", reword)
+    assert code_fingerprint("rmqm.metrics.rmqm.manifold", package_dir=docs) == fp
+    code = edited("code", lambda s: s.replace('"rmqm": float(np.log1p(', '"rmqm": 2 * float(np.log1p(', 1))
+    assert code_fingerprint("rmqm.metrics.rmqm.manifold", package_dir=code) != fp
+    # measure imports manifold, so it follows it; the CLI's help texts are imported by no metric
+    assert code_fingerprint("rmqm.metrics.rmqm.measure", package_dir=code) != \
+        code_fingerprint("rmqm.metrics.rmqm.measure", package_dir=before)
+    help_text = copy_package(tmp_path / "help")
+    cli = help_text / "cli" / "zoo_cmd.py"
+    cli.write_text(cli.read_text() + "\nHELP = 'reworded help'\n")
+    assert code_fingerprint("rmqm.metrics.rmqm.measure", package_dir=help_text) == \
+        code_fingerprint("rmqm.metrics.rmqm.measure", package_dir=before)
+    with pytest.raises(ModuleNotFoundError, match="no module 'rmqm.nope'"):
+        code_fingerprint("rmqm.nope")
+
+
+def test_file_and_module_digests(tmp_path):
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"abc")
+    first = file_digest(f)
+    f.write_bytes(b"abd")
+    assert file_digest(f) != first
+    with pytest.raises(FileNotFoundError, match="not a file"):
+        file_digest(tmp_path / "missing")
+    torch.manual_seed(0)
+    enc = Encoder(TinyCNN(1, dim=4, width=4), (0.2,), (0.3,))
+    d = module_digest(enc)
+    assert d == module_digest(enc)
+    with torch.no_grad():
+        next(enc.parameters()).view(-1)[0] += 1e-3
+    assert module_digest(enc) != d
+    torch.manual_seed(0)
+    wider = Encoder(TinyCNN(1, dim=4, width=5), (0.2,), (0.3,))
+    assert module_digest(wider) != d
+
+
+@pytest.fixture
+def setup(tmp_path):
+    torch.manual_seed(0)
+    encoder = Encoder(TinyCNN(1, dim=8, width=4), (0.2,), (0.3,)).eval()
+    data = load_digits("test", n=12, seed=0)
+    return ResultsStore(tmp_path / "store"), encoder, data
+
+
+KW = dict(perturbation="noise", n_levels=4, seed=0)
+
+
+def counting(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = cache.measure_rmqm
+    monkeypatch.setattr(cache, "measure_rmqm", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    return calls
+
+
+def test_rmqm_record_follows_the_measuring_code(setup, monkeypatch):
+    store, encoder, data = setup
+    calls = counting(monkeypatch)
+    first = cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    assert len(calls) == 1
+    real_fp = cache.code_fingerprint
+    monkeypatch.setattr(cache, "code_fingerprint", lambda *m: "edited-" + real_fp(*m))
+    again = cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    assert len(calls) == 2 and again["summary"]["rmqm"].iloc[0] == first["summary"]["rmqm"].iloc[0]
+    assert again["summary"].attrs["config"]["code"].startswith("edited-")
+
+
+def test_rmqm_record_follows_the_weights_the_data_and_the_attack_objects(setup, monkeypatch):
+    store, encoder, data = setup
+    calls = counting(monkeypatch)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    with torch.no_grad():
+        next(encoder.parameters()).view(-1)[0] += 0.5  # same name, other weights (a retrained model)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    assert len(calls) == 2
+    other = load_digits("test", n=12, seed=1)  # same description, other images
+    cache.cached_rmqm(store, "m", encoder, other, {"name": "digits"}, **KW)
+    assert len(calls) == 3
+    pgd = dict(perturbation="pgd", n_levels=3, step_size=0.01, epsilon=0.1, seed=0, attack_loss="nt-xent")
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, augment=augment, **pgd)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, augment=augment, **pgd)
+    assert len(calls) == 4
+    key = store.configs()[-1]
+    assert key["augment"].startswith("rmqm.training.augmentation.augment@") and len(key["data_content"]) == 64
+
+
+def test_synbench_record_follows_the_encoder(setup, monkeypatch):
+    store, encoder, _ = setup
+    calls: list[int] = []
+    real = cache.evaluate_synbench
+    monkeypatch.setattr(cache, "evaluate_synbench", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    kw = dict(s_values=(1.0, 2.0), n_train=40, n_test=16, thresholds=(0.6,), n_bootstrap=0, seed=0)
+    cache.cached_synbench(store, "m", encoder, (1, 28, 28), **kw)
+    cache.cached_synbench(store, "m", encoder, (1, 28, 28), **kw)
+    assert len(calls) == 1
+    with torch.no_grad():
+        next(encoder.parameters()).view(-1)[0] += 0.5
+    cache.cached_synbench(store, "m", encoder, (1, 28, 28), **kw)
+    assert len(calls) == 2
+
+
+def test_cached_table_keys_the_code_of_its_modules(tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path / "store")
+    calls: list[int] = []
+
+    def compute():
+        import pandas as pd
+
+        calls.append(1)
+        return pd.DataFrame({"x": [1.0]})
+
+    cache.cached_table(store, {"kind": "t", "seed": 0}, compute, code=["rmqm.stats.intervals"])
+    cache.cached_table(store, {"kind": "t", "seed": 0}, compute, code=["rmqm.stats.intervals"])
+    assert len(calls) == 1 and len(store.configs()[0]["code"]) == 64
+    real_fp = cache.code_fingerprint
+    monkeypatch.setattr(cache, "code_fingerprint", lambda *m: "edited-" + real_fp(*m))
+    cache.cached_table(store, {"kind": "t", "seed": 0}, compute, code=["rmqm.stats.intervals"])
+    assert len(calls) == 2
