@@ -11,13 +11,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = []
+__all__ = ['TMP_PREFIX', 'fsync_dir', 'atomic_write_table', 'atomic_write_json', 'save_table']
 
 
+#: Name prefix of the temporary files of :func:`atomic_write_table` (a reader skips them).
 TMP_PREFIX = ".tmp-"
 
 
 def fsync_dir(folder: Path) -> None:
+    """Flush ``folder``'s entries to disk so a rename in it survives a crash (best effort:
+    silently nothing where the platform cannot open or sync a folder)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -31,7 +34,12 @@ def fsync_dir(folder: Path) -> None:
 
 
 def atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` to ``path`` so that readers see the old file or the whole new one."""
+    """Write ``table`` to Parquet file ``path`` (with page checksums) so that readers see the old
+    file or the whole new one: a uniquely named temporary file, synced, then renamed.
+
+    Raises:
+        OSError, arrow errors: the write failed (the temporary file is removed, ``path`` untouched).
+    """
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex}-{path.name}")
     try:
         with open(tmp, "wb") as fh:
@@ -46,12 +54,16 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
 
 
 def atomic_write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as indented JSON (sorted keys; ``repr`` of what JSON cannot hold) to ``path``
+    through a temporary file and a rename, so readers never see half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=repr))
     os.replace(tmp, path)
 
 
 def save_table(table: pd.DataFrame, path: Path) -> None:
+    """Save ``table`` as Parquet (``.parquet``) or CSV (any other suffix) through a temporary file
+    and a rename, creating the folder; print where it went."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     if path.suffix == ".parquet":

@@ -12,7 +12,7 @@ import torch
 
 __all__ = [
     'check_real', 'check_int', 'check_choice', 'check_confidence', 'check_bounds', 'check_image_batch',
-    'check_columns', 'as_features', 'check_labels',
+    'check_columns', 'as_features', 'check_labels', 'as_vector',
 ]
 
 
@@ -153,6 +153,18 @@ def as_features(z: Any, name: str = "embeddings") -> np.ndarray:
     if not np.isfinite(z).all():
         raise ValueError(f"{name} contain NaN or inf")
     return z
+
+
+def as_vector(values: Any, name: str) -> np.ndarray:
+    """``values`` (a number or a sequence of numbers) as a non-empty 1-D float64 array.
+
+    Raises:
+        ValueError: more than one dimension, or no values.
+    """
+    vector = np.atleast_1d(np.asarray(values, dtype=np.float64))
+    if vector.ndim != 1 or vector.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence")
+    return vector
 
 
 def check_labels(y: Any, n: int, name: str = "labels", of: str = "features") -> np.ndarray:

@@ -23,6 +23,7 @@ def _check_embeddings(z: torch.Tensor, name: str) -> None:
 
 
 def _check_pair(z1: torch.Tensor, z2: torch.Tensor, min_batch: int = 2) -> None:
+    """Raise unless ``z1`` and ``z2`` are two views ``(B, d)`` of equal shape with ``B >= min_batch``."""
     _check_embeddings(z1, "z1")
     _check_embeddings(z2, "z2")
     if z1.shape != z2.shape:
@@ -93,7 +94,14 @@ def semi_hard_triplet_loss(z: torch.Tensor, labels: torch.Tensor, margin: float 
     Args:
         z: ``(B, d)`` embeddings.
         labels: ``(B,)`` integer labels.
-        margin: the margin (0.5 in the reference).
+        margin: the margin (0.5 in the reference), ``>= 0``.
+
+    Returns:
+        A scalar tensor.
+
+    Raises:
+        TypeError: ``z`` or ``labels`` not tensors, ``z`` not floating-point.
+        ValueError: mismatched shapes, NaN/inf embeddings, a negative or non-finite margin.
     """
     _check_embeddings(z, "z")
     if not isinstance(labels, torch.Tensor):
@@ -135,6 +143,13 @@ def vicreg_loss(
 
     Args:
         z1, z2: ``(B, d)`` embeddings of the two views, ``B >= 2``.
+        invariance, variance, covariance: the weights of the three terms.
+
+    Returns:
+        A scalar tensor.
+
+    Raises:
+        TypeError, ValueError: views that are not two finite ``(B, d)`` tensors of equal shape, ``B < 2``.
     """
     from lightly.loss import VICRegLoss
 

@@ -10,27 +10,38 @@ from torch import nn
 __all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone']
 
 
-class TinyCNN(nn.Module):
+class _FeaturesHead(nn.Module):
+    """The shape of every backbone here: ``features`` (images -> vectors), then ``head``
+    (vectors -> ``(B, dim)`` embeddings). Submodules are built by the caller, in its order,
+    so the random initialisation consumes the generator as it always did."""
+
+    def __init__(self, features: nn.Module, head: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.features = features
+        self.head = head
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W)`` images (normalised) -> ``(B, dim)`` embeddings."""
+        return self.head(self.features(x))
+
+
+class TinyCNN(_FeaturesHead):
     """A small CNN for CPU runs: two conv blocks, global pooling and a linear projection.
 
     Maps ``(B, in_channels, H, W)`` to ``(B, dim)``; about 25k parameters at ``dim=32``.
     """
 
     def __init__(self, in_channels: int = 1, dim: int = 32, width: int = 32) -> None:
-        super().__init__()
         if dim < 1 or width < 1 or in_channels < 1:
             raise ValueError("in_channels, dim and width must be positive")
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
             nn.MaxPool2d(2),
             nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
-        self.head = nn.Linear(2 * width, dim)
-        self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        super().__init__(features, nn.Linear(2 * width, dim), dim)
 
 
 class MLPHead(nn.Module):
@@ -56,7 +67,7 @@ class MLPHead(nn.Module):
         return self.net(x)
 
 
-class LeNet(nn.Module):
+class LeNet(_FeaturesHead):
     """A LeNet-5-style CNN with an MLP head, the reference's MNIST family.
 
     Two 5x5 conv + max-pool blocks (6 and 16 channels), adaptive pooling to 5x5 (so 28x28
@@ -64,22 +75,17 @@ class LeNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 1, dim: int = 32, hidden: Sequence[int] = (256, 256)) -> None:
-        super().__init__()
         if dim < 1 or in_channels < 1:
             raise ValueError("in_channels and dim must be positive")
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
             nn.AdaptiveAvgPool2d(5), nn.Flatten(),
         )
-        self.head = MLPHead(16 * 5 * 5, hidden, dim)
-        self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        super().__init__(features, MLPHead(16 * 5 * 5, hidden, dim), dim)
 
 
-class ResNet18CIFAR(nn.Module):
+class ResNet18CIFAR(_FeaturesHead):
     """ResNet-18, CIFAR variant (3x3 stem, stride 1, no max-pool), with an MLP head.
 
     The backbone is torchvision's ResNet-18 with the stem replaced; its 512-d pooled
@@ -87,8 +93,7 @@ class ResNet18CIFAR(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, dim: int = 128, hidden: Sequence[int] = (1024, 1024)) -> None:
-        super().__init__()
-        from torchvision.models import resnet18
+        from torchvision.models import resnet18  # torchvision loads slowly; only this model needs it
 
         if dim < 1 or in_channels < 1:
             raise ValueError("in_channels and dim must be positive")
@@ -96,12 +101,7 @@ class ResNet18CIFAR(nn.Module):
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
         net.maxpool = nn.Identity()
         net.fc = nn.Identity()
-        self.features = net
-        self.head = MLPHead(512, hidden, dim)
-        self.dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+        super().__init__(net, MLPHead(512, hidden, dim), dim)
 
 
 #: Architecture names accepted by :func:`build_backbone`.

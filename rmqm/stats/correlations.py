@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -63,6 +63,19 @@ def _finite_pairs(table: pd.DataFrame, x: str, y: str) -> np.ndarray:
     return pair[np.isfinite(pair).all(axis=1)]
 
 
+def _coefficients(
+    table: pd.DataFrame, scores: Sequence[str], targets: Sequence[str], methods: Sequence[str]
+) -> Iterator[tuple[str, str, str, np.ndarray, float, float]]:
+    """``(score, target, method, pairs, r, p)`` for every combination, ``pairs`` the ``(n, 2)``
+    finite rows of the two columns; ``r = p = nan`` with fewer than 3 pairs."""
+    for score in scores:
+        for target in targets:
+            pair = _finite_pairs(table, score, target)
+            for method in methods:
+                r, p = correlation(pair[:, 0], pair[:, 1], method) if len(pair) >= 3 else (np.nan, np.nan)
+                yield score, target, method, pair, r, p
+
+
 def _bootstrap_distribution(pair: np.ndarray, method: str, n_boot: int, seed: Sequence[int]) -> np.ndarray:
     """Coefficients of ``n_boot`` paired resamples of the rows of ``pair`` (``(n, 2)``, ``n >= 3``),
     drawn by :func:`scipy.stats.bootstrap` from ``default_rng(seed)``; NaN for a constant resample."""
@@ -111,21 +124,17 @@ def bootstrap_correlations(
     _check_request(table, scores, targets, methods)
     alpha = (1.0 - confidence) / 2
     rows = []
-    for score in scores:
-        for target in targets:
-            pair = _finite_pairs(table, score, target)
-            n = pair.shape[0]
-            # one stream per (score, target): a pair's interval does not depend on the others
-            stream = [int(seed), zlib.crc32(f"{score}|{target}".encode())]
-            for method in methods:
-                r, p = correlation(pair[:, 0], pair[:, 1], method) if n >= 3 else (np.nan, np.nan)
-                boot = _bootstrap_distribution(pair, method, int(n_boot), stream) if n >= 3 else np.empty(0)
-                boot = boot[np.isfinite(boot)]
-                low, high = (np.quantile(boot, [alpha, 1 - alpha]) if boot.size else (np.nan, np.nan))
-                rows.append({
-                    "score": score, "target": target, "method": method, "n": n, "r": r, "p_value": p,
-                    "ci_low": float(low), "ci_high": float(high), "n_boot_valid": int(boot.size),
-                })
+    for score, target, method, pair, r, p in _coefficients(table, scores, targets, methods):
+        # one stream per (score, target): a pair's interval does not depend on the others
+        stream = [int(seed), zlib.crc32(f"{score}|{target}".encode())]
+        n = len(pair)
+        boot = _bootstrap_distribution(pair, method, int(n_boot), stream) if n >= 3 else np.empty(0)
+        boot = boot[np.isfinite(boot)]
+        low, high = (np.quantile(boot, [alpha, 1 - alpha]) if boot.size else (np.nan, np.nan))
+        rows.append({
+            "score": score, "target": target, "method": method, "n": n, "r": r, "p_value": p,
+            "ci_low": float(low), "ci_high": float(high), "n_boot_valid": int(boot.size),
+        })
     return pd.DataFrame(rows)
 
 
@@ -159,14 +168,10 @@ def seed_correlations(
     _check_request(table, scores, targets, methods)
 
     def one_seed(rows: pd.DataFrame) -> pd.DataFrame:
-        out = []
-        for score in scores:
-            for target in targets:
-                pair = _finite_pairs(rows, score, target)
-                for method in methods:
-                    r, p = correlation(pair[:, 0], pair[:, 1], method) if len(pair) >= 3 else (np.nan, np.nan)
-                    out.append({"score": score, "target": target, "method": method, "n": len(pair),
-                                "r": r, "p_value": p})
-        return pd.DataFrame(out)
+        """The coefficients over the encoders of one seed."""
+        return pd.DataFrame([
+            {"score": score, "target": target, "method": method, "n": len(pair), "r": r, "p_value": p}
+            for score, target, method, pair, r, p in _coefficients(rows, scores, targets, methods)
+        ])
 
     return per_seed(table, one_seed, seed_column)

@@ -1,7 +1,6 @@
 """RMQM (van der Merwe et al. 2022): alterations, trajectory statistics, the score."""
 
 from rmqm.metrics.rmqm.manifold import (
-    POINT_COLUMNS,
     distance_series,
     point_statistics,
     relative_changes,
@@ -19,6 +18,7 @@ from rmqm.metrics.rmqm.perturbations import (
     ATTACK_LOSSES,
     AttackLoss,
     check_images,
+    check_n_levels,
     check_pgd_params,
     make_attack_loss,
     noise_levels,
@@ -27,4 +27,4 @@ from rmqm.metrics.rmqm.perturbations import (
     white_noise_levels,
 )
 
-__all__ = ['POINT_COLUMNS', 'distance_series', 'relative_changes', 'point_statistics', 'rmqm_score', 'summarize', 'PERTURBATIONS', 'DEFAULT_LEVELS', 'RMQMResult', 'measure_rmqm', 'summary_table', 'AttackLoss', 'ATTACK_LOSSES', 'check_images', 'noise_levels', 'white_noise_levels', 'make_attack_loss', 'check_pgd_params', 'pgd_trajectory', 'pgd_attack']
+__all__ = ['distance_series', 'relative_changes', 'point_statistics', 'rmqm_score', 'summarize', 'PERTURBATIONS', 'DEFAULT_LEVELS', 'RMQMResult', 'measure_rmqm', 'summary_table', 'AttackLoss', 'ATTACK_LOSSES', 'check_images', 'check_n_levels', 'noise_levels', 'white_noise_levels', 'make_attack_loss', 'check_pgd_params', 'pgd_trajectory', 'pgd_attack']

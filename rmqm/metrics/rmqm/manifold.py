@@ -7,10 +7,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-__all__ = ['POINT_COLUMNS', 'distance_series', 'relative_changes', 'point_statistics', 'rmqm_score', 'summarize']
-
-
-POINT_COLUMNS = ("A", "B", "S_a", "S_b", "total_a", "total_b", "spikes_a", "spikes_b", "finite")
+__all__ = ['distance_series', 'relative_changes', 'point_statistics', 'rmqm_score', 'summarize']
 
 
 def distance_series(z: torch.Tensor, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rmqm._utils.validation import as_vector
+
 __all__ = [
     'DEFAULT_S_VALUES', 'DEFAULT_THRESHOLDS', 'ACCURACY_GRID', 'accuracy_grid', 'expected_bound_curve', 'synbench_scores',
     'check_thresholds',
@@ -92,9 +94,7 @@ def synbench_scores(rep_curve: Any, raw_curve: Any, grid: Any, thresholds: Seque
 
 def check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
     """``thresholds`` as a non-empty 1-D float64 array of accuracies in ``(0.5, 1)`` (else ValueError)."""
-    ts = np.atleast_1d(np.asarray(thresholds, dtype=np.float64))
-    if ts.ndim != 1 or ts.size == 0:
-        raise ValueError("thresholds must be a non-empty 1-D sequence")
+    ts = as_vector(thresholds, "thresholds")
     if not np.all((ts > 0.5) & (ts < 1.0)):
         raise ValueError(f"thresholds must lie in (0.5, 1); got {ts.tolist()}")
     return ts

@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rmqm._utils.device import resolve_device
-from rmqm._utils.validation import check_confidence, check_int
+from rmqm._utils.validation import as_vector, check_confidence, check_int
 from rmqm.metrics.synbench.curves import (
     DEFAULT_S_VALUES,
     DEFAULT_THRESHOLDS,
@@ -299,9 +299,7 @@ def _bootstrap_scores(
 
 def _check_s_values(s_values: Sequence[float]) -> np.ndarray:
     """``s_values`` as a non-empty 1-D float64 array of finite values > 0 (else ValueError)."""
-    s = np.atleast_1d(np.asarray(s_values, dtype=np.float64))
-    if s.ndim != 1 or s.size == 0:
-        raise ValueError("s_values must be a non-empty 1-D sequence")
+    s = as_vector(s_values, "s_values")
     if not (np.isfinite(s).all() and (s > 0).all()):
         raise ValueError(f"s_values must be finite and > 0; got {s.tolist()}")
     return s
