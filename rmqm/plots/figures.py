@@ -1,35 +1,25 @@
-"""Figures of the book (seaborn), drawn the same way in every notebook."""
+"""General figures of the book: distance bands, score scatter panels, one SynBench result.
+
+``BOOK_WIDTH`` and ``book_style`` live in :mod:`rmqm.plots.style` and are re-exported here."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rmqm.metrics.synbench.evaluate import SynBenchResult
+from rmqm.plots.style import BOOK_WIDTH, book_style
 
 __all__ = ['BOOK_WIDTH', 'book_style', 'plot_distance_bands', 'plot_score_scatter', 'plot_synbench']
-
-
-#: Width of a full-width figure in the book, inches.
-BOOK_WIDTH = 10.0
 
 
 _SERIES_LABEL = {
     "a": r"$a_k$ (embedding units)",
     "b": r"$b_k$ (embedding units)",
 }
-
-
-def book_style() -> None:
-    """Seaborn theme of the book: white grid, colour-blind palette, readable fonts."""
-    import matplotlib as mpl
-    import seaborn as sns
-
-    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
-    mpl.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (BOOK_WIDTH, 4.5),
-                         "axes.titleweight": "bold"})
 
 
 def plot_distance_bands(
@@ -57,7 +47,7 @@ def plot_distance_bands(
         _, ax = plt.subplots(figsize=(BOOK_WIDTH / 2, 4))
     data = bands[bands["series"] == series]
     groups = list(dict.fromkeys(data[hue]))
-    colours = dict(zip(groups, sns.color_palette("colorblind", len(groups))))
+    colours = dict(zip(groups, sns.color_palette("colorblind", len(groups)), strict=True))
     for group in groups:
         g = data[data[hue] == group].sort_values("strength")
         ax.fill_between(g["strength"], g["low"], g["high"], color=colours[group], alpha=0.15, linewidth=0)
@@ -78,11 +68,24 @@ def plot_score_scatter(
     target_label: str | None = None,
     score_labels: dict[str, str] | None = None,
     ncols: int = 3,
+    title: str | None = None,
 ) -> Any:
     """One scatter panel per score against ``target`` (e.g. a downstream accuracy).
 
+    Args:
+        table: one row per item (e.g. encoder and seed) with the ``scores``, ``target``,
+            ``hue`` (and ``style``) columns.
+        scores: the score columns, one panel each, ``ncols`` panels a row.
+        target: the column on every panel's y-axis.
+        hue, style: columns that colour and mark the points; the legend is on the first panel.
+        target_label, score_labels: axis labels (default the column names).
+        title: the figure's title (none by default).
+
     Returns:
         the matplotlib ``Figure``.
+
+    Raises:
+        ValueError: no score, or a column missing from ``table``.
     """
     import matplotlib.pyplot as plt
     import seaborn as sns
@@ -108,6 +111,8 @@ def plot_score_scatter(
     if axes[0][0].get_legend() is not None:
         sns.move_legend(axes[0][0], "lower left", fontsize="small", title_fontsize="small")
     fig.tight_layout()
+    if title is not None:
+        fig.suptitle(title, y=1.02)
     return fig
 
 

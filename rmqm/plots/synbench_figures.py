@@ -1,0 +1,120 @@
+"""Figures of the SynBench chapter: the closed-form reference, each encoder's curves and
+scores, and the robust linear probe on a real task."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from rmqm._utils.validation import check_columns
+from rmqm.metrics.synbench.mixture import expected_bound, raw_accuracy
+from rmqm.stats.intervals import t_errorbar
+
+__all__ = ['plot_synbench_reference', 'plot_synbench_curves', 'plot_synbench_scores', 'plot_robust_probe']
+
+
+def plot_synbench_reference(s_max: float = 4.9, n: int = 200) -> Any:
+    """The closed-form reference on the raw mixture: Bayes accuracy ``Phi(s)`` against the
+    mean scale ``s`` (left) and the expected normalised radius ``E(a)`` against the accuracy
+    ``a`` (right, log scale), at ``n`` scales from 0.05 to ``s_max``.
+
+    Returns:
+        the matplotlib ``Figure`` (two axes).
+    """
+    s_grid = np.linspace(0.05, s_max, n)
+    a = raw_accuracy(s_grid)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].plot(s_grid, a)
+    axes[0].set(xlabel="mean scale $s = \\|\\mu\\|$ (input units)", ylabel="Bayes accuracy $\\Phi(s)$ (fraction)",
+                title="Raw-data accuracy")
+    axes[1].plot(a, expected_bound(a))
+    axes[1].set(xlabel="accuracy $a$ (fraction)", ylabel="expected normalised radius $E(a)$",
+                yscale="log", title="Raw-data robustness at that accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def plot_synbench_curves(curves: pd.DataFrame) -> Any:
+    """Expected bound ``E(a_t)`` against the threshold accuracy ``a_t``, one panel per method
+    at the largest dimension, one line per epsilon (mean over seeds, 95 % t-interval band),
+    with the raw-data curve in black.
+
+    Args:
+        curves: stacked SynBench curves of the zoo (``source`` is ``"raw"`` or an epsilon
+            label; ``accuracy_threshold``, ``expected_bound``, ``method``, ``dim``).
+
+    Returns:
+        the matplotlib ``Figure``.
+    """
+    check_columns(curves, ["source", "accuracy_threshold", "expected_bound", "method", "dim"], "curves")
+    d_max = curves["dim"].max()
+    sub = curves[(curves["dim"] == d_max) & (curves["source"] != "raw")]
+    raw = curves[curves["source"] == "raw"].drop_duplicates("accuracy_threshold")
+    g = sns.relplot(data=sub, x="accuracy_threshold", y="expected_bound", hue="source", col="method", col_wrap=4,
+                    kind="line", errorbar=t_errorbar(), height=2.5, aspect=1.1, palette="flare")
+    for ax in g.axes.flat:
+        ax.plot(raw["accuracy_threshold"], raw["expected_bound"], color="black", linewidth=1.5, label="raw data")
+    g.set_axis_labels("threshold accuracy $a_t$", "expected bound $E(a_t)$")
+    g.set_titles("{col_name}")
+    g.figure.suptitle(f"SynBench curves per method (d = {d_max}); black: raw data", y=1.03)
+    return g.figure
+
+
+def plot_synbench_scores(score_ci: pd.DataFrame, epsilon: float = 0.0) -> Any:
+    """SynBench score against the threshold accuracy at ``epsilon``, one line per encoder:
+    the mean over seeds with its 95 % t-interval as error bars.
+
+    Args:
+        score_ci: :func:`rmqm.study.chapters.synbench.synbench_intervals` (``method, dim,
+            optimizer, epsilon, threshold, mean, ci_low, ci_high``).
+
+    Returns:
+        the matplotlib ``Figure``.
+
+    Raises:
+        ValueError: a column is missing, or no row has ``epsilon``.
+    """
+    check_columns(score_ci, ["method", "dim", "optimizer", "epsilon", "threshold", "mean", "ci_low", "ci_high"],
+                  "score intervals")
+    sel = score_ci[np.isclose(score_ci["epsilon"], epsilon)].copy()
+    if sel.empty:
+        raise ValueError(f"no SynBench score at epsilon {epsilon}; have {sorted(set(score_ci['epsilon']))}")
+    sel["encoder"] = sel["method"] + " d=" + sel["dim"].astype(str)
+    if sel["optimizer"].nunique() > 1:
+        sel["encoder"] += " " + sel["optimizer"]
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for enc, g in sel.groupby("encoder"):
+        err = np.nan_to_num([g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]])
+        ax.errorbar(g["threshold"], g["mean"], yerr=err, marker="o", capsize=2, label=enc)
+    ax.set(xlabel="threshold accuracy $t$", ylabel="SynBench score (ratio of areas)",
+           title=f"SynBench score per encoder at epsilon = {epsilon:g}: mean and 95 % interval over seeds")
+    ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_robust_probe(means: pd.DataFrame, task: str, epsilons: Sequence[float]) -> Any:
+    """Test accuracy against mean certified margin of the robust linear probe, one line per
+    method through its epsilons (in table order), one panel per dimension.
+
+    Args:
+        means: :func:`rmqm.study.chapters.synbench.robust_means` (``mean_certified_margin``,
+            ``accuracy``, ``method``, ``dim``).
+        task: the real task's name; epsilons: the budgets (their range goes in the title).
+
+    Returns:
+        the matplotlib ``Figure``.
+    """
+    check_columns(means, ["mean_certified_margin", "accuracy", "method", "dim"], "means")
+    g = sns.relplot(data=means, x="mean_certified_margin", y="accuracy", hue="method", col="dim", kind="line",
+                    marker="o", sort=False, height=3.5, aspect=1.2)
+    g.set_axis_labels("mean certified margin (normalised embedding units)", "test accuracy (fraction)")
+    g.set_titles("d = {col_name}")
+    g.figure.suptitle(f"Robust linear probing on {task}: epsilon from {min(epsilons)} to {max(epsilons)} "
+                      "(means over seeds)", y=1.04)
+    return g.figure

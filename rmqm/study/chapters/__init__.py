@@ -1,0 +1,35 @@
+"""What the study notebooks compute, one module per chapter, so that the notebooks stay thin
+(parameters, calls into :mod:`rmqm`, figures, interpretation) and tests reach every step.
+
+- :mod:`~rmqm.study.chapters.common`: :func:`setup` of every notebook and shared helpers;
+- :mod:`~rmqm.study.chapters.zoo`: 01, the model zoo;
+- :mod:`~rmqm.study.chapters.ssl_vs_supervised`: 02, RMQM across the zoo;
+- :mod:`~rmqm.study.chapters.noise_vs_pgd`: 03, white noise against PGD;
+- :mod:`~rmqm.study.chapters.synbench`: 04, SynBench and the robust probe;
+- :mod:`~rmqm.study.chapters.downstream`: 05, do the scores predict downstream accuracy?
+
+The figures are drawn by :mod:`rmqm.plots`.
+"""
+
+from rmqm.study.chapters import downstream, noise_vs_pgd, ssl_vs_supervised, synbench, zoo
+from rmqm.study.chapters.common import (
+    CORRELATION,
+    ENCODER,
+    FRACTION,
+    PROBES,
+    interval_pivot,
+    interval_text,
+    load_zoo,
+    model_meta,
+    print_lines,
+    probe_columns,
+    seed_line,
+    setup,
+    zoo_rmqm,
+)
+
+__all__ = [
+    'CORRELATION', 'ENCODER', 'FRACTION', 'PROBES', 'downstream', 'interval_pivot', 'interval_text', 'load_zoo',
+    'model_meta', 'noise_vs_pgd', 'print_lines', 'probe_columns', 'seed_line', 'setup', 'ssl_vs_supervised',
+    'synbench', 'zoo', 'zoo_rmqm',
+]

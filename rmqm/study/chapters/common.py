@@ -1,0 +1,132 @@
+"""What every study notebook shares: its setup call, the encoder columns, interval text."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm import TqdmWarning
+
+from rmqm.experiments.cache import ZooRMQM
+from rmqm.experiments.store import ResultsStore
+from rmqm.plots.style import book_style
+from rmqm.stats.intervals import t_interval
+from rmqm.stats.verdicts import format_interval
+
+__all__ = [
+    'ENCODER', 'PROBES', 'CORRELATION', 'FRACTION', 'setup', 'probe_columns', 'model_meta', 'load_zoo',
+    'zoo_rmqm', 'interval_text', 'interval_pivot', 'seed_line', 'print_lines',
+]
+
+#: The columns that name an encoder (a zoo model up to its seed).
+ENCODER: tuple[str, ...] = ("method", "family", "dim", "optimizer")
+#: Probe suffixes of the zoo's downstream-accuracy columns ``<task>_<probe>``.
+PROBES: tuple[str, ...] = ("1nn", "knn", "linear")
+#: Range of a correlation coefficient and of a fraction (bounds of their t-intervals).
+CORRELATION: tuple[float, float] = (-1, 1)
+FRACTION: tuple[float, float] = (0, 1)
+
+
+def setup(results_dir: str | os.PathLike) -> Path:
+    """Prepare a study notebook and return its results folder.
+
+    Applies the book's figure style (:func:`rmqm.plots.style.book_style`, which sets
+    matplotlib's process-wide rcParams), ignores :class:`tqdm.TqdmWarning` (the study's
+    kernel has no ipywidgets and its progress bars are off) and creates ``results_dir``
+    with its parents.
+
+    Raises:
+        TypeError: ``results_dir`` is not a path.
+        NotADirectoryError: ``results_dir`` exists and is not a folder.
+    """
+    if not isinstance(results_dir, (str, os.PathLike)):
+        raise TypeError(f"results_dir must be a path; got {type(results_dir).__name__}")
+    results = Path(results_dir)
+    if results.exists() and not results.is_dir():
+        raise NotADirectoryError(f"results_dir {results} exists and is not a folder")
+    warnings.filterwarnings("ignore", category=TqdmWarning)
+    book_style()
+    results.mkdir(parents=True, exist_ok=True)
+    return results
+
+
+def probe_columns(zoo: pd.DataFrame) -> list[str]:
+    """The downstream-accuracy columns ``<task>_<probe>`` of a zoo table, in table order."""
+    return [c for c in zoo.columns if c.rsplit("_", 1)[-1] in PROBES]
+
+
+def model_meta(row: Any) -> dict[str, Any]:
+    """``name, method, family, dim, optimizer, seed`` of one zoo model (a row of
+    ``zoo.itertuples()``), in that order: the columns added to each model's tables."""
+    return dict(name=row.name, method=row.method, family=row.family, dim=row.dim, optimizer=row.optimizer,
+                seed=row.seed)
+
+
+def load_zoo(results: str | os.PathLike) -> pd.DataFrame:
+    """The zoo table ``results/zoo.parquet`` written by the first notebook.
+
+    Raises:
+        FileNotFoundError: the table is missing (run ``01_model_zoo`` first).
+    """
+    path = Path(results) / "zoo.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"no zoo table at {path}; the notebook 01_model_zoo writes it")
+    return pd.read_parquet(path)
+
+
+def zoo_rmqm(
+    results: str | os.PathLike,
+    zoo: pd.DataFrame,
+    n_points: int,
+    settings: Mapping[str, Mapping[str, Any]],
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> ZooRMQM:
+    """The :class:`~rmqm.experiments.cache.ZooRMQM` of the study: zoo checkpoints in
+    ``results/zoo``, cached tables in the store ``results/store``, measured on ``n_points``
+    test images of the zoo's pretraining set (each model with its own seed).
+
+    Args:
+        settings: alteration name -> keywords, from :func:`rmqm.experiments.cache.alteration_settings`.
+    """
+    results = Path(results)
+    return ZooRMQM(ResultsStore(results / "store"), results / "zoo", zoo["data"].iloc[0], n_points, settings,
+                   batch_size=batch_size, device=device)
+
+
+def interval_text(ci: pd.DataFrame, digits: int = 3, signed: bool = False) -> list[str]:
+    """``"mean [low, high]"`` of each row of a :func:`rmqm.stats.intervals.summarize_seeds` table."""
+    return [format_interval(m, lo, hi, digits, signed) for m, lo, hi in ci[["mean", "ci_low", "ci_high"]].to_numpy()]
+
+
+def interval_pivot(
+    ci: pd.DataFrame,
+    index: Sequence[str],
+    columns: str | Sequence[str],
+    digits: int = 3,
+    signed: bool = False,
+) -> pd.DataFrame:
+    """A :func:`rmqm.stats.intervals.summarize_seeds` table as text ``"mean [low, high]"``,
+    ``index`` rows by ``columns`` columns."""
+    return ci.assign(interval=interval_text(ci, digits, signed)).pivot_table(
+        index=list(index), columns=columns, values="interval", aggfunc="first")
+
+
+def seed_line(values: Any, label: str, bounds: tuple[float, float], digits: int = 2) -> str:
+    """``"<label>: mean [low, high] over n seeds (per seed: v1, v2, ...)"``: the mean over
+    seeds with its 95 % t-interval clipped to ``bounds``; signed when ``bounds`` allow negatives."""
+    values = pd.Series(values, dtype=float)
+    m, lo, hi = t_interval(values, bounds=bounds)
+    per = ", ".join(f"{v:.{digits}f}" for v in values)
+    return (f"{label}: {format_interval(m, lo, hi, digits, signed=bounds[0] < 0)} over {len(values)} seeds "
+            f"(per seed: {per})")
+
+
+def print_lines(lines: Sequence[str]) -> None:
+    """Print each of ``lines`` on its own line (nothing at all for no lines)."""
+    for line in lines:
+        print(line)

@@ -1,0 +1,428 @@
+"""The study's chapter functions (rmqm.study.chapters) on small synthetic tables, and once
+end to end on a real tiny zoo."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+from tqdm import TqdmWarning
+
+from rmqm.experiments.cache import alteration_settings
+from rmqm.study.chapters import (
+    downstream,
+    interval_pivot,
+    load_zoo,
+    model_meta,
+    noise_vs_pgd,
+    print_lines,
+    probe_columns,
+    seed_line,
+    setup,
+    ssl_vs_supervised,
+    synbench,
+    zoo,
+    zoo_rmqm,
+)
+
+matplotlib.use("Agg")
+
+SEEDS = (0, 1, 2)
+#: (method, family, accuracy level): trained encoders well above random-init.
+ENCODERS = (("cross-entropy", "supervised", 0.8), ("nt-xent", "self-supervised", 0.7),
+            ("random-init", "random", 0.3))
+
+
+def zoo_table() -> pd.DataFrame:
+    """A zoo table of 3 encoders x 3 seeds, with the columns train_zoo gives."""
+    rows = []
+    for seed in SEEDS:
+        for method, family, level in ENCODERS:
+            rows.append(dict(
+                name=f"{method}_s{seed}", method=method, family=family, dim=8, optimizer="adam", seed=seed,
+                data="digits", stopped_early=False, train_time_s=1.23456, epochs_completed=1, final_loss=0.5,
+                digits_1nn=level + 0.01 * seed, digits_knn=level + 0.02 * seed, digits_linear=level + 0.03 * seed,
+                faces_knn=level - 0.1 + 0.01 * seed, rankme=10 * level + seed, alpha_req=2.0 - level,
+            ))
+    return pd.DataFrame(rows)
+
+
+def t_half_width(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+# --- common -----------------------------------------------------------------------------
+
+def test_setup_styles_filters_and_creates_the_folder(tmp_path):
+    target = tmp_path / "a" / "results"
+    with warnings.catch_warnings(), matplotlib.rc_context():
+        out = setup(str(target))
+        assert out == target and target.is_dir()
+        assert tuple(matplotlib.rcParams["figure.figsize"]) == (10.0, 4.5)
+        assert matplotlib.rcParams["axes.titleweight"] == "bold"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.warn("no ipywidgets", TqdmWarning, stacklevel=1)
+            warnings.warn("kept", UserWarning, stacklevel=1)
+        assert [str(w.message) for w in caught] == ["kept"]
+        assert setup(target) == target  # an existing folder is fine
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="is not a folder"):
+        setup(tmp_path / "file")
+    with pytest.raises(TypeError, match="results_dir must be a path"):
+        setup(3)
+
+
+def test_probe_columns_and_model_meta():
+    table = zoo_table()
+    assert probe_columns(table) == ["digits_1nn", "digits_knn", "digits_linear", "faces_knn"]
+    row = next(table.itertuples())
+    assert model_meta(row) == dict(name="cross-entropy_s0", method="cross-entropy", family="supervised", dim=8,
+                                   optimizer="adam", seed=0)
+
+
+def test_load_zoo_reads_the_table_or_names_the_notebook(tmp_path):
+    with pytest.raises(FileNotFoundError, match="01_model_zoo"):
+        load_zoo(tmp_path)
+    zoo_table().to_parquet(tmp_path / "zoo.parquet")
+    pd.testing.assert_frame_equal(load_zoo(tmp_path), zoo_table())
+
+
+def test_interval_pivot_formats_each_group():
+    ci = pd.DataFrame({"method": ["a", "a", "b"], "metric": ["x", "y", "x"], "mean": [0.5, -0.25, 0.125],
+                       "ci_low": [0.4, -0.5, np.nan], "ci_high": [0.6, 0.0, np.nan]})
+    out = interval_pivot(ci, ["method"], "metric", digits=2, signed=True)
+    assert out.loc["a", "x"] == "+0.50 [+0.40, +0.60]" and out.loc["a", "y"] == "-0.25 [-0.50, +0.00]"
+    assert out.loc["b", "x"] == "+0.12"  # no interval with one seed
+    assert pd.isna(out.loc["b", "y"])
+
+
+def test_seed_line_is_the_t_interval_with_per_seed_values():
+    values = [0.1, 0.2, 0.6]
+    half = t_half_width(values)
+    low, high = max(0.3 - half, -1), min(0.3 + half, 1)
+    assert seed_line(values, "rho", (-1, 1)) == (
+        f"rho: +0.30 [{low:+.2f}, {high:+.2f}] over 3 seeds (per seed: 0.10, 0.20, 0.60)")
+    assert seed_line(values, "fraction", (0, 1), digits=1).startswith("fraction: 0.3 [0.0, ")  # clipped, unsigned
+
+
+def test_print_lines(capsys):
+    print_lines([])
+    assert capsys.readouterr().out == ""
+    print_lines(["a", "b"])
+    assert capsys.readouterr().out == "a\nb\n"
+
+
+# --- 01 zoo -----------------------------------------------------------------------------
+
+def test_zoo_headline_overview_and_long_accuracy():
+    table = zoo_table()
+    assert zoo.zoo_headline(table) == ("9 models (3 encoders x 3 seeds) pretrained on digits; transfer tasks: "
+                                       "digits, faces; 0 stopped early by a time budget")
+    overview = zoo.zoo_overview(table)
+    assert list(overview.columns[:4]) == ["method", "family", "dim", "seed"]
+    assert overview["train_time_s"].iloc[0] == 1.235 and "rankme" in overview.columns
+    long = zoo.downstream_long(table)
+    assert len(long) == 9 * 4
+    assert set(long["task"]) == {"digits", "faces"} and set(long["probe"]) == {"1nn", "knn", "linear"}
+    faces = long[long["task_probe"] == "faces_knn"].set_index(["method", "seed"])["accuracy"]
+    assert faces.loc[("nt-xent", 2)] == pytest.approx(0.62)
+
+
+def test_family_scores_average_each_family():
+    out = zoo.family_scores(zoo_table())
+    assert set(out.index) == {"supervised", "self-supervised", "random"}
+    assert "dim" not in out.columns and "seed" not in out.columns
+    assert out.loc["random", "digits_knn"] == pytest.approx(0.32)  # mean of 0.30, 0.32, 0.34
+
+
+def test_zoo_reading_names_the_best_encoder_and_the_random_baseline():
+    lines, table = zoo.zoo_reading(zoo_table())
+    assert lines[0].startswith("digits_knn: seed-mean accuracies from 0.320 to 0.820; best: cross-entropy at d=8")
+    assert lines[1].startswith("faces_knn: seed-mean accuracies from 0.210 to 0.710")
+    assert "over 3 seeds" in lines[2]
+    assert lines[3].startswith("trained encoders beat the random-init network on average in 1.00 ")
+    assert list(table.columns) == ["digits_knn", "faces_knn"]
+    half = t_half_width([0.8, 0.82, 0.84])
+    assert table.loc[("cross-entropy", 8, "adam"), "digits_knn"] == f"0.820 [{0.82 - half:.3f}, {0.82 + half:.3f}]"
+    no_random = zoo_table().query("family != 'random'")
+    assert len(zoo.zoo_reading(no_random)[0]) == 3  # no baseline line without random-init
+
+
+# --- 02 ssl vs supervised ---------------------------------------------------------------
+
+def summaries_table() -> pd.DataFrame:
+    rows = []
+    for seed in SEEDS:
+        for i, (method, family, _) in enumerate(ENCODERS):
+            for setting, sign in (("noise", 1), ("pgd", -1)):
+                rows.append(dict(scope="all", rmqm=1.0 + sign * i + 0.1 * seed, mean_A=0.5, mean_B=0.25,
+                                 inv_S_a=1.0 + i, inv_S_b=0.25, n_dropped=0, name=f"{method}_s{seed}", method=method,
+                                 family=family, dim=8, optimizer="adam", seed=seed, perturbation=setting))
+    return pd.DataFrame(rows)
+
+
+def test_rmqm_intervals_and_components():
+    summaries = summaries_table()
+    ci = ssl_vs_supervised.rmqm_intervals(summaries)
+    assert list(ci.columns) == ["noise", "pgd"]
+    half = t_half_width([3.0, 3.1, 3.2])
+    assert ci.loc[("random-init", 8, "adam"), "noise"] == f"3.100 [{3.1 - half:.3f}, {3.1 + half:.3f}]"
+    comp = ssl_vs_supervised.rmqm_components(summaries)
+    nt = comp[(comp["method"] == "nt-xent") & (comp["perturbation"] == "pgd")].iloc[0]
+    assert nt["rmqm"] == pytest.approx(0.1) and nt["share_inverse"] == pytest.approx(round(2.25 / 3.0, 3))
+
+
+def points_table(ssl_b: float) -> pd.DataFrame:
+    """Per-point statistics: self-supervised B = ssl_b + noise, supervised B = 1; S_b the other way round."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in SEEDS:
+        for setting in ("noise", "pgd"):
+            for family, b, s in (("self-supervised", ssl_b, 0.1), ("supervised", 1.0, 0.5)):
+                for point in range(5):
+                    rows.append(dict(point=point, A=1.0, B=b + 0.01 * rng.standard_normal(), S_a=0.2,
+                                     S_b=s + 0.01 * rng.standard_normal(), family=family, dim=8, seed=seed,
+                                     perturbation=setting))
+    return pd.DataFrame(rows)
+
+
+def test_step_verdicts_support_and_contradict():
+    verdict = ssl_vs_supervised.step_verdicts(points_table(ssl_b=1.5))
+    assert list(verdict["perturbation"]) == ["noise", "pgd"] and set(verdict["seeds"]) == {3}
+    assert set(verdict["larger steps"]) == {"supported: positive"}
+    assert set(verdict["steadier steps"]) == {"supported: positive"}
+    assert ssl_vs_supervised.verdict_lines(verdict) == [
+        "larger steps: supported in 2 of 2, contradicted in 0 of 2, inconclusive in 0 of 2",
+        "steadier steps: supported in 2 of 2, contradicted in 0 of 2, inconclusive in 0 of 2",
+        "Verdict: the paper's claim (larger AND steadier) holds in every comparison.",
+    ]
+    smaller = ssl_vs_supervised.step_verdicts(points_table(ssl_b=0.5))
+    assert set(smaller["larger steps"]) == {"contradicted: negative"}
+    assert ssl_vs_supervised.verdict_lines(smaller)[-1] == (
+        "Verdict: the paper's claim (larger AND steadier, both supported over seeds) holds in 0 of 2 comparisons.")
+
+
+# --- 03 noise vs PGD --------------------------------------------------------------------
+
+def test_noise_pgd_scores_and_their_agreement():
+    scores = noise_vs_pgd.noise_pgd_scores(summaries_table())
+    assert len(scores) == 9 and {"noise", "pgd"} <= set(scores.columns)
+    lines = noise_vs_pgd.alteration_agreement(scores)
+    assert lines[0] == "Rank agreement of noise and PGD over the 3 encoders of each seed:"
+    # pgd reverses the noise order in every seed: rho = tau = -1 with no spread
+    assert lines[1] == "  Spearman rho: -1.00 [-1.00, -1.00] over 3 seeds (per seed: -1.00, -1.00, -1.00)"
+    assert lines[2].startswith("  Kendall tau: -1.00 [-1.00, -1.00] over 3 seeds")
+
+
+def test_relative_changes_count_infinite_points():
+    # point 1 of model m has a zero step at level 1: an infinite relative change at level 2
+    levels = pd.DataFrame({
+        "perturbation": "noise", "family": "f", "name": "m", "seed": 0,
+        "point": [0, 0, 0, 1, 1, 1], "level": [1, 2, 3, 1, 2, 3], "strength": [0.1, 0.2, 0.3] * 2,
+        "a": [1.0, 2.0, 3.0, 1.0, 2.0, 4.0], "b": [1.0, 1.0, 1.0, 0.0, 1.0, 2.0],
+    })
+    spikes, counts = noise_vs_pgd.relative_changes(levels)
+    assert list(spikes["level"]) == [2, 3]
+    assert spikes["median"].tolist() == pytest.approx([0.0, 0.5])  # b: 1 -> 1 (0), point 1: 1 -> 2 (1)
+    assert counts.loc[("noise", "f")].tolist() == [1, 2]
+
+
+def variant_table(column: str, labels: tuple[str, str], n_methods: int) -> pd.DataFrame:
+    rows = []
+    for seed in SEEDS:
+        for i in range(n_methods):
+            for j, label in enumerate(labels):
+                rows.append(dict(method=f"m{i}", dim=8, optimizer="adam", seed=seed, **{column: label},
+                                 rmqm=1.0 + i + 0.5 * j))
+    return pd.DataFrame(rows)
+
+
+def test_schedule_summary_fraction_and_agreement():
+    lines, means = noise_vs_pgd.schedule_summary(
+        variant_table("noise", (noise_vs_pgd.FRESH, noise_vs_pgd.NESTED), 3))
+    assert lines[0].startswith("fraction of encoders that nested noise scores higher: 1.00 [1.00, 1.00] over 3 seeds")
+    assert lines[1].startswith("rank agreement of fresh and nested noise, Spearman rho: +1.00")
+    assert means.loc[("m2", 8, "adam")].tolist() == [3.0, 3.5]
+
+
+def test_attack_summary_needs_three_encoders_per_seed():
+    labels = (noise_vs_pgd.OWN_LOSS, noise_vs_pgd.DISPLACEMENT)
+    lines, means = noise_vs_pgd.attack_summary(variant_table("attack", labels, 3))
+    assert lines[0].startswith("rank agreement of the two attacks over the 3 encoders") and len(lines) == 3
+    assert list(means.columns) == list(labels)
+    lines, means = noise_vs_pgd.attack_summary(variant_table("attack", labels, 2))
+    assert lines == [] and len(means) == 2
+
+
+# --- 04 SynBench ------------------------------------------------------------------------
+
+def test_mean_scales():
+    assert synbench.mean_scales(0.7) == [0.7, 1.4, 2.1, 2.8, 3.5, 4.2, 4.9]
+    assert len(synbench.mean_scales(0.1)) == 49
+    for bad in (0.0, -1.0, 5.0, float("nan")):
+        with pytest.raises(ValueError, match="syn_s_step"):
+            synbench.mean_scales(bad)
+    assert synbench.synbench_headline(zoo_table(), [0.7, 1.4], 64) == (
+        "9 models (3 seeds), 2 mean scales s from 0.7 to 1.4, 64 train + 64 test samples each")
+
+
+def test_probe_task_split():
+    task, split = synbench.probe_task("digits")
+    assert split == ("all" if task in ("digits", "faces", "textures") else "test")
+
+
+def test_synbench_intervals_and_table():
+    rows = [dict(method="m", dim=8, optimizer="adam", epsilon=eps, threshold=t, seed=s, score=0.5 + 0.1 * s + eps)
+            for eps in (0.0, 0.1) for t in (0.6, 0.65, 0.7) for s in SEEDS]
+    ci = synbench.synbench_intervals(pd.DataFrame(rows))
+    assert len(ci) == 6 and set(ci["n_seeds"]) == {3}
+    table = synbench.synbench_score_table(ci)
+    assert [c[1] for c in table.columns] == [0.6, 0.7, 0.6, 0.7]  # 0.65 is not shown
+    assert table.iloc[0, 0].startswith("0.600 [")
+
+
+def robust_table() -> pd.DataFrame:
+    rows = []
+    for seed in SEEDS:
+        for i in range(2):
+            for eps in (0.0, 0.2):
+                rows.append(dict(epsilon=eps, accuracy=0.9 - eps * (i + 1), mean_certified_margin=0.1 + eps,
+                                 method=f"m{i}", family="f", dim=8, optimizer="adam", seed=seed))
+    return pd.DataFrame(rows)
+
+
+def test_robust_means_table_and_tradeoff():
+    means = synbench.robust_means(robust_table())
+    assert len(means) == 4 and means["accuracy"].tolist() == pytest.approx([0.9, 0.7, 0.9, 0.5])
+    wide = synbench.robust_table(means)
+    assert wide.loc[("m1", 8, "adam"), ("accuracy", 0.2)] == 0.5
+    lines, trade = synbench.tradeoff_summary(robust_table())
+    assert lines == ["gains margin (fraction of encoders): 1.000 [1.000, 1.000] over 3 seeds",
+                     "costs accuracy (fraction of encoders): 1.000 [1.000, 1.000] over 3 seeds",
+                     "median accuracy change: -0.300 [-0.300, -0.300] over 3 seeds"]
+    assert trade.loc[("m1", 8, "adam")].tolist() == pytest.approx([0.4, 0.2])
+
+
+# --- 05 downstream ----------------------------------------------------------------------
+
+def write_results(folder: Path, table: pd.DataFrame) -> None:
+    table.to_parquet(folder / "zoo.parquet")
+    rmqm_rows, syn_rows = [], []
+    for row in table.itertuples():
+        for setting, value in (("noise", row.digits_1nn), ("pgd", -row.digits_1nn)):
+            rmqm_rows.append(dict(name=row.name, perturbation=setting, rmqm=value))
+        for t in (0.6, 0.7):
+            syn_rows.append(dict(name=row.name, epsilon=0.0, threshold=t, score=row.digits_linear * t))
+    pd.DataFrame(rmqm_rows).to_parquet(folder / "rmqm_scores.parquet")
+    pd.DataFrame(syn_rows).to_parquet(folder / "synbench_scores.parquet")
+
+
+def scored(tmp_path: Path) -> pd.DataFrame:
+    """9 models of 3 seeds: 4 encoders a seed, so that the zoo without random-init has 3."""
+    rows = []
+    for seed in SEEDS:
+        for i, (method, family) in enumerate((("a", "supervised"), ("b", "supervised"),
+                                              ("c", "self-supervised"), ("r", "random"))):
+            level = 0.2 * (i + 1) + 0.01 * seed
+            rows.append(dict(name=f"{method}{seed}", method=method, family=family, dim=8, optimizer="adam",
+                             seed=seed, digits_1nn=level, digits_knn=level, digits_linear=level ** 2,
+                             faces_1nn=level, rankme=level, alpha_req=3 - level))
+    write_results(tmp_path, pd.DataFrame(rows))
+    return downstream.score_table(tmp_path, 0.7, 0.0)
+
+
+def test_score_table_joins_every_score(tmp_path):
+    table = scored(tmp_path)
+    assert (tmp_path / "all_scores.parquet").is_file()
+    assert len(table) == 12
+    assert table["rmqm_noise"].tolist() == pytest.approx(table["digits_1nn"].tolist())
+    assert table["synbench"].tolist() == pytest.approx((0.7 * table["digits_linear"]).tolist())
+    assert table["mean_1nn"].tolist() == pytest.approx(table["digits_1nn"].tolist())  # digits and faces agree
+    assert downstream.score_headline(table) == "12 models: 4 encoders x 3 seeds"
+    assert list(downstream.score_overview(table).columns) == [*downstream.SCORES, *downstream.TARGETS]
+    with pytest.raises(ValueError, match="no SynBench score at threshold 0.9"):
+        downstream.score_table(tmp_path, 0.9, 0.0)
+
+
+def test_correlations_and_verdicts(tmp_path):
+    table = scored(tmp_path)
+    per_seed, corr = downstream.correlations(table, tmp_path)
+    assert (tmp_path / "correlations.parquet").is_file() and (tmp_path / "correlations_per_seed.parquet").is_file()
+    assert set(per_seed["zoo"]) == {"all encoders", "without random-init"}
+    noise = corr[(corr["score"] == "rmqm_noise") & (corr["target"] == "mean_1nn") & (corr["method"] == "pearson")]
+    assert noise["mean"].tolist() == pytest.approx([1.0, 1.0])  # RMQM under noise is the accuracy itself
+    assert noise["n_encoders"].tolist() == [4, 3]
+    pgd = corr[(corr["score"] == "rmqm_pgd") & (corr["target"] == "mean_1nn") & (corr["method"] == "pearson")]
+    assert pgd["mean"].tolist() == pytest.approx([-1.0, -1.0])
+    verdict = downstream.claim_verdict(corr, "rmqm_pgd", "mean_1nn", "pearson", "all encoders", "positive")
+    assert verdict.startswith("contradicted: negative, pearson r = -1.00") and "over 3 seeds of 4 encoders" in verdict
+    assert downstream.claim_verdict(corr, "nope", "mean_1nn", "pearson", "all encoders", "positive").startswith(
+        "not measurable")
+    labels = downstream.score_labels(0.7)
+    lines = downstream.verdict_lines(table, corr, labels)
+    assert lines[0] == "alpha-ReQ ranges from 2.18 to 2.80 in this zoo"
+    assert lines[1] == "--- all encoders ---" and lines[8] == "--- without random-init ---"
+    assert len(lines) == 1 + 2 * (1 + len(downstream.CLAIMS))
+    assert lines[2].startswith(f"{labels['rmqm_noise']:>28} vs mean_1nn   : ")
+    assert downstream.correlation_intervals(corr).loc[("all encoders", "rmqm_noise", "pearson"), "mean_1nn"] == (
+        "+1.00 [+1.00, +1.00]")
+    assert downstream.correlation_means(corr).loc[("all encoders", "rmqm_pgd", "spearman"), "mean_1nn"] == -1.0
+
+
+def test_correlations_need_three_encoders(tmp_path):
+    table = scored(tmp_path)
+    with pytest.raises(ValueError, match="at least 3 encoders"):
+        downstream.correlations(table[table["method"].isin(["a", "b"])], tmp_path)
+
+
+# --- end to end on a real tiny zoo ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    results = tmp_path_factory.mktemp("results")
+    table = zoo.build_zoo(results, ["cross-entropy", "nt-xent", "random-init"], [8], [0, 1], data="digits",
+                          arch="tiny", optimizers=["adam"], epochs=1, n_train=128, time_budget_s=None, n_eval=40,
+                          n_transfer=60)
+    return results, table
+
+
+@pytest.mark.slow
+def test_chapters_end_to_end_on_a_tiny_zoo(tiny_results):
+    results, table = tiny_results
+    pd.testing.assert_frame_equal(load_zoo(results), table)
+    assert len(table) == 6 and set(table["seed"]) == {0, 1}
+    curves = zoo.training_curves(table, results / "zoo", window=3)
+    assert set(curves["method"]) == {"cross-entropy", "nt-xent"} and set(curves["dim"]) == {"d=8"}
+    first = curves[(curves["method"] == "nt-xent") & (curves["seed"] == 0)]
+    assert first["smoothed loss"].iloc[0] == first["loss"].iloc[0]
+
+    rmqm_of = zoo_rmqm(results, table, 6, alteration_settings(3, 1.0, 3, 0.01, 0.3), batch_size=8)
+    measured = ssl_vs_supervised.rmqm_scores(table, rmqm_of, results)
+    written = pd.read_parquet(results / "rmqm_scores.parquet")
+    assert len(written) == 12 and "scope" not in written.columns
+    assert list(written.columns[-6:]) == ["name", "method", "family", "dim", "optimizer", "seed"]
+    assert written.groupby("perturbation").size().to_dict() == {"noise": 6, "pgd": 6}
+    assert len(measured.points) == 12 * 6 and len(measured.levels) == 12 * 6 * 2  # levels 1, 2 (0 is clean)
+
+    nested = noise_vs_pgd.noise_schedules(table, rmqm_of)
+    assert len(nested) == 12 and set(nested["noise"]) == {noise_vs_pgd.FRESH, noise_vs_pgd.NESTED}
+    fresh = nested[nested["noise"] == noise_vs_pgd.FRESH].reset_index(drop=True)["rmqm"]
+    noise_rows = measured.summaries[measured.summaries["perturbation"] == "noise"].reset_index(drop=True)["rmqm"]
+    assert fresh.tolist() == noise_rows.tolist()  # the same cached measurement
+    attacks = noise_vs_pgd.attack_losses(table, rmqm_of, results / "zoo")
+    assert set(attacks["method"]) == {"cross-entropy", "nt-xent"} and len(attacks) == 8  # random-init has none
+
+    tables = synbench.synbench_zoo(table, results, [1.0, 2.5], [0.0], 32, 5, 64)  # Phi(2.5) > 0.99
+    assert set(tables) == {"curves", "scores", "table"}
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "synbench_scores.parquet"), tables["scores"])
+    assert set(tables["scores"]["seed"]) == {0, 1} and set(tables["curves"]["method"]) == set(table["method"])
+    robust, task = synbench.robust_probe_zoo(table, results, 200, [0.0, 0.2])
+    assert task == synbench.probe_task("digits")[0]
+    assert len(robust) == 12 and robust["accuracy"].between(0, 1).all()
+    assert (robust["mean_certified_margin"] >= 0).all()
