@@ -51,7 +51,11 @@ def execute_job(job_fn: JobFn, config: dict[str, Any], threads: int | None) -> t
 
 def _annotate(err: BaseException, config: Mapping[str, Any]) -> BaseException:
     """``err`` with a note naming the job it came from."""
-    err.add_note(f"in sweep job {json.dumps(config, sort_keys=True)}")
+    note = f"in sweep job {json.dumps(config, sort_keys=True)}"
+    if hasattr(err, "add_note"):
+        err.add_note(note)
+    else:  # Python 3.10: no add_note; keep the note where 3.11+ puts it
+        err.__notes__ = [*getattr(err, "__notes__", []), note]  # type: ignore[attr-defined]
     return err
 
 
@@ -153,7 +157,7 @@ def run_dask(todo: list[dict[str, Any]], job_fn: JobFn, threads: int | None, rec
             f"scheduler_address must be an address string or a dask.distributed.Client; "
             f"got {type(scheduler_address).__name__}"
         )
-    pending: dict[str, tuple[Any, dict[str, Any]]] = {}
+    pending: dict[Any, tuple[Any, dict[str, Any]]] = {}
     try:
         for config in todo:
             fut = client.submit(

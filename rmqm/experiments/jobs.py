@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.baselines import label_free_scores
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
@@ -17,7 +18,7 @@ from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.models.backbones import TinyCNN
 from rmqm.models.encoder import Encoder
 from rmqm.training.augmentation import augment
-from rmqm.training.checkpoints import load_or_train, model_config
+from rmqm.training.checkpoints import TrainedModel, load_or_train, model_config
 from rmqm.training.methods import SELF_SUPERVISED_METHODS
 
 __all__ = ['embedding_stats', 'MEASURES', 'measure_job']
@@ -69,16 +70,16 @@ MEASURES: dict[str, tuple[str, ...]] = {
 _COMMON_KEYS = ("seed", "encoder", "measure", "dataset", "split", "n", "data_seed", "dim", "width", "device", "tag")
 
 
-def _dataset(config: Mapping[str, Any], default: str = "digits"):
-
+def _dataset(config: Mapping[str, Any], default: str = "digits") -> ImageDataset:
+    """The measured data of a job config (``dataset``, ``split``, ``n``, ``data_seed``)."""
     return load_dataset(
         config.get("dataset", default), split=config.get("split", "test"), n=config.get("n", 64),
         seed=int(config.get("data_seed", 0)),
     )
 
 
-def _tiny_encoder(config: Mapping[str, Any], dataset) -> torch.nn.Module:
-
+def _tiny_encoder(config: Mapping[str, Any], dataset: ImageDataset) -> torch.nn.Module:
+    """A TinyCNN at random initialisation seeded by ``config["seed"]``, for ``dataset``'s images, in eval mode."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(config["seed"]))
         backbone = TinyCNN(
@@ -87,10 +88,9 @@ def _tiny_encoder(config: Mapping[str, Any], dataset) -> torch.nn.Module:
     return Encoder(backbone, dataset.mean, dataset.std, name="tinycnn-random").eval()
 
 
-def _zoo_model(spec: Mapping[str, Any], seed: int, device: str):
+def _zoo_model(spec: Mapping[str, Any], seed: int, device: str) -> TrainedModel:
     """The zoo model of ``spec`` (kwargs of :func:`rmqm.training.checkpoints.model_config`), trained once and cached
     in ``$RMQM_ZOO_DIR`` (default ``results/zoo``)."""
-
     kwargs = {"seed": seed, "time_budget_s": None, **spec}  # a time budget would make training non-deterministic
     try:
         model_cfg = model_config(**kwargs)
@@ -99,8 +99,8 @@ def _zoo_model(spec: Mapping[str, Any], seed: int, device: str):
     return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), device=device, progress=False)
 
 
-def _own_attack_loss(model) -> str:
-
+def _own_attack_loss(model: TrainedModel) -> str:
+    """The PGD loss that attacks ``model`` with its own training loss (as the reference does)."""
     if model.head is not None:
         return "cross-entropy"
     return "nt-xent" if model.method in SELF_SUPERVISED_METHODS else "displacement"
@@ -164,27 +164,23 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         encoder = model.encoder
     else:
         raise ValueError(f"unknown encoder {spec!r}; give 'tinycnn-random' or a dict of rmqm.training.checkpoints.model_config arguments")
-    encoder = encoder.to(device)
+    # the measuring functions move the encoder to `device` themselves (and back)
 
     if measure == "rmqm":
-
-        extra = {}
+        extra: dict[str, Any] = {}
         if options.get("attack_loss") == "own":
             options["attack_loss"] = "displacement" if model is None else _own_attack_loss(model)
         if model is not None:
-
-            extra = {"head": model.head, "augment": augment}
+            head = None if model.head is None else model.head.to(device)  # the cross-entropy attack's classifier
+            extra = {"head": head, "augment": augment}
         return measure_rmqm(encoder, dataset, seed=seed, device=device, progress=False, **options, **extra).summary
     if measure == "synbench":
-
         result = evaluate_synbench(encoder, dataset.input_shape, seed=seed, device=device, progress=False, **options)
         return result.scores.assign(feature_dim=result.feature_dim)
     if measure == "probes":
-
         return pd.DataFrame([evaluate_probes(encoder, dataset, seed=seed, device=device, **options)])
 
     z = embed_dataset(encoder, dataset.images, device=device)
     if measure == "baselines":
-
         return pd.DataFrame([label_free_scores(z)])
     return pd.DataFrame([embedding_stats(z, dataset.labels)])

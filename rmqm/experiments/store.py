@@ -207,6 +207,7 @@ class ResultsStore:
         """
         if missing not in ("raise", "skip"):
             raise ValueError(f"missing must be 'raise' or 'skip'; got {missing!r}")
+        wanted: list[tuple[str, dict[str, Any] | None]]
         if configs is None:
             self.refresh()
             wanted = [(h, None) for h in self.hashes()]
@@ -218,7 +219,7 @@ class ResultsStore:
         for h, expected in wanted:
             record = self._read(h, expected=expected)
             if record is None:
-                if configs is not None and missing == "raise":
+                if expected is not None and missing == "raise":
                     raise KeyError(f"no result stored for config {describe_config(expected)} (hash {h[:12]})")
                 continue
             frames.append(record_frame(*record, provenance=provenance))

@@ -109,8 +109,9 @@ def load_grid(path: str | os.PathLike) -> Sweep:
 
 def _grid_configs(grid: Sweep | Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The canonical configs of ``grid``, checked: each has an integer seed, none repeats."""
+    configs: list[Mapping[str, Any]]
     if isinstance(grid, Sweep):
-        configs = grid.configs()
+        configs = list(grid.configs())
     elif isinstance(grid, Mapping) or isinstance(grid, (str, bytes)):
         raise TypeError("grid must be a Sweep or a list of config dicts, not a single dict or string")
     else:
@@ -120,7 +121,8 @@ def _grid_configs(grid: Sweep | Iterable[Mapping[str, Any]]) -> list[dict[str, A
             raise TypeError(f"grid must be a Sweep or a list of config dicts; got {type(grid).__name__}") from None
     if not configs:
         raise ValueError("the grid is empty: nothing to run")
-    out, seen = [], {}
+    out: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for i, config in enumerate(configs):
         canonical = canonical_config(config)
         seed = canonical.get("seed")

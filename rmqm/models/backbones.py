@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -108,7 +108,7 @@ class ResNet18CIFAR(_FeaturesHead):
 ARCHITECTURES: tuple[str, ...] = ("tiny", "lenet", "resnet18")
 
 
-def build_backbone(arch: str, in_channels: int, dim: int, **kwargs) -> nn.Module:
+def build_backbone(arch: str, in_channels: int, dim: int, **kwargs: Any) -> nn.Module:
     """Build an un-trained backbone ``(B, in_channels, H, W) -> (B, dim)`` by name.
 
     Args:

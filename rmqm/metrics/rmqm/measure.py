@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -231,8 +231,9 @@ def _embed_levels(
     encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None, perturbation: str,
     strengths: torch.Tensor, generator: torch.Generator, nested: bool, clip: bool, n_levels: int,
     step_size: float, epsilon: float, attack_loss: str, head: nn.Module | None,
-    augment: Callable | None, temperature: float, normalize: bool, bar: tqdm,
-):
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None, temperature: float,
+    normalize: bool, bar: tqdm,
+) -> Iterator[torch.Tensor]:
     """Yield the ``(B, d)`` embedding of each level of one batch, in level order."""
     if perturbation == "noise":
         with torch.no_grad():
@@ -243,7 +244,7 @@ def _embed_levels(
     with torch.no_grad():
         z_clean = _encode(encoder, x)
         z_view = None
-        if attack_loss == "nt-xent":
+        if attack_loss == "nt-xent" and augment is not None:  # measure_rmqm checked it is given
             view = augment(x.cpu(), generator).to(x.device)
             z_view = _encode(encoder, view, where="encoder (augmented view)")
     loss_fn = make_attack_loss(

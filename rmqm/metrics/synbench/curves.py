@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rmqm._utils.validation import as_vector
 
@@ -27,7 +28,7 @@ DEFAULT_THRESHOLDS: tuple[float, ...] = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0
 ACCURACY_GRID: np.ndarray = np.linspace(0.6, 1.0, 100)
 
 
-def accuracy_grid(thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> np.ndarray:
+def accuracy_grid(thresholds: ArrayLike = DEFAULT_THRESHOLDS) -> np.ndarray:
     """The reference grid ``linspace(0.6, 1, 100)`` of ``a_t``, extended downwards with
     the same spacing when a threshold lies below 0.6 (scores at ``t >= 0.6`` unchanged).
 
@@ -66,7 +67,7 @@ def expected_bound_curve(accuracy: Any, bound: Any, grid: Any = ACCURACY_GRID) -
     return (bnd[..., None, :] * above).mean(axis=-1)
 
 
-def synbench_scores(rep_curve: Any, raw_curve: Any, grid: Any, thresholds: Sequence[float]) -> np.ndarray:
+def synbench_scores(rep_curve: Any, raw_curve: Any, grid: Any, thresholds: ArrayLike) -> np.ndarray:
     """SynBench score per threshold: ``sum_{a_t >= t} E_rep(a_t) / sum_{a_t >= t} E_raw(a_t)``.
 
     Args:
@@ -92,7 +93,7 @@ def synbench_scores(rep_curve: Any, raw_curve: Any, grid: Any, thresholds: Seque
     return (np.asarray(rep_curve, dtype=np.float64) @ mask) / raw_area
 
 
-def check_thresholds(thresholds: Sequence[float]) -> np.ndarray:
+def check_thresholds(thresholds: ArrayLike) -> np.ndarray:
     """``thresholds`` as a non-empty 1-D float64 array of accuracies in ``(0.5, 1)`` (else ValueError)."""
     ts = as_vector(thresholds, "thresholds")
     if not np.all((ts > 0.5) & (ts < 1.0)):

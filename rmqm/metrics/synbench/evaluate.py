@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from numpy.typing import ArrayLike
 from scipy import stats
 from torch import nn
 from tqdm.auto import tqdm
@@ -92,11 +93,11 @@ def evaluate_synbench(
     encoder: nn.Module,
     input_shape: tuple[int, int, int],
     *,
-    s_values: Sequence[float] | None = None,
+    s_values: ArrayLike | None = None,
     epsilons: Sequence[float] = (0.0,),
     n_train: int = 2048,
     n_test: int = 2048,
-    thresholds: Sequence[float] | None = None,
+    thresholds: ArrayLike | None = None,
     direction: Any = None,
     batch_size: int = 256,
     n_bootstrap: int = 200,
@@ -241,7 +242,8 @@ def _embed_mixture(
     generator: torch.Generator, batch_size: int, device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample ``n`` mixture points in batches and embed them: ``(n, d)`` float64, ``(n,)`` labels."""
-    features, labels = [], []
+    features: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
     for start in range(0, n, batch_size):
         b = min(batch_size, n - start)
         x, y = sample_gaussian_mixture(b, s, shape, direction=u, generator=generator, device=device)
@@ -297,7 +299,7 @@ def _bootstrap_scores(
     return np.moveaxis(result.bootstrap_distribution, -1, 0)
 
 
-def _check_s_values(s_values: Sequence[float]) -> np.ndarray:
+def _check_s_values(s_values: ArrayLike) -> np.ndarray:
     """``s_values`` as a non-empty 1-D float64 array of finite values > 0 (else ValueError)."""
     s = as_vector(s_values, "s_values")
     if not (np.isfinite(s).all() and (s > 0).all()):
