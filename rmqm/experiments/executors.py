@@ -14,7 +14,7 @@ from multiprocessing.context import BaseContext
 from typing import Any, Callable, Mapping
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
 
 from rmqm._utils.hashing import config_hash
 from rmqm._utils.provenance import provenance

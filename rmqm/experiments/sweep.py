@@ -16,7 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import yaml
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
 
 from rmqm._utils.hashing import canonical_config, config_hash
 from rmqm.experiments.executors import JobFn, Recorder, run_dask, run_process, run_serial

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
 
 from rmqm._utils.device import resolve_device
 from rmqm._utils.validation import check_choice, check_int, check_labels

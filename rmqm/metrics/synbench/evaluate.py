@@ -12,7 +12,7 @@ import torch
 from numpy.typing import ArrayLike
 from scipy import stats
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
 
 from rmqm._utils.device import resolve_device
 from rmqm._utils.validation import as_vector, check_confidence, check_int
