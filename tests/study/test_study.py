@@ -115,8 +115,11 @@ def test_execution_order_follows_dependencies():
 
     order = execution_order([spec("c", ["b"]), spec("b", ["a"]), spec("a"), spec("0z", ["c"])])
     assert [s.name for s in order] == ["a", "b", "c", "0z"]
-    with pytest.raises(ValueError, match="cycle"):
-        execution_order([spec("a", ["b"]), spec("b", ["a"])])
+    with pytest.raises(ValueError, match=r"cycle: (a -> b -> a|b -> a -> b)"):
+        execution_order([spec("a", ["b"]), spec("b", ["a"]), spec("c")])
+    # ties are broken by name at every step, not only among the first ready ones
+    order = execution_order([spec("d"), spec("b", ["d"]), spec("c"), spec("a", ["c"])])
+    assert [s.name for s in order] == ["c", "a", "d", "b"]
     with pytest.raises(ValueError, match="unknown notebook"):
         execution_order([spec("a", ["zz"])])
 
