@@ -11,7 +11,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
@@ -62,16 +62,24 @@ def _annotate(err: BaseException, config: Mapping[str, Any]) -> BaseException:
 class Recorder:
     """Writes finished jobs to the store and keeps count; shared by all executors."""
 
-    def __init__(self, store: ResultsStore, bar: tqdm, on_error: str) -> None:
-        """Record into ``store``, count on ``bar``; ``on_error`` is ``"raise"`` or ``"skip"``."""
-        self.store, self.bar, self.on_error = store, bar, on_error
+    def __init__(self, store: ResultsStore, bar: tqdm, on_error: str, tables: Sequence[str] | None = None) -> None:
+        """Record into ``store``, count on ``bar``; ``on_error`` is ``"raise"`` or ``"skip"``;
+        with ``tables``, a job returns one table per name, each stored under ``{**config, "table": name}``."""
+        self.store, self.bar, self.on_error, self.tables = store, bar, on_error, tables
         self.failed: list[tuple[dict[str, Any], str]] = []
 
     def done(self, config: dict[str, Any], outcome: tuple[Any, float, dict[str, Any]]) -> None:
         """Store the rows of a finished job (TypeError/ValueError, annotated, if the store refuses them)."""
         rows, wall, info = outcome
         try:
-            self.store.put(config, rows, wall_time_s=wall, provenance_info=info)
+            if self.tables is None:
+                self.store.put(config, rows, wall_time_s=wall, provenance_info=info)
+            else:
+                if not isinstance(rows, Mapping) or set(rows) != set(self.tables):
+                    got = sorted(rows) if isinstance(rows, Mapping) else type(rows).__name__
+                    raise TypeError(f"a job of this sweep must return the tables {list(self.tables)}; got {got}")
+                for name in self.tables:
+                    self.store.put({**config, "table": name}, rows[name], wall_time_s=wall, provenance_info=info)
         except (TypeError, ValueError) as err:
             raise _annotate(
                 type(err)(f"job_fn returned rows the store cannot keep: {err}"), config

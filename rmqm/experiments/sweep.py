@@ -161,7 +161,8 @@ def run_sweep(
     *,
     on_error: str = "raise",
     threads_per_job: int | None = 1,
-) -> pd.DataFrame:
+    tables: Sequence[str] | None = None,
+) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Run every job of ``grid`` that ``store`` does not hold yet; return the full table.
 
     Args:
@@ -181,10 +182,14 @@ def run_sweep(
             ``table.attrs["failed"]`` and retried by the next run).
         threads_per_job: torch CPU threads per job (None leaves torch's setting alone);
             keep it fixed so every executor gives the same numbers.
+        tables: names of the tables each job returns (``job_fn(config) -> {name: rows}``);
+            each is stored under ``{**config, "table": name}`` (the keys of
+            :func:`rmqm.experiments.cache.cached_rmqm`), and a job counts as done when all are.
 
     Returns:
         One table in grid order: config columns, ``config_hash``, ``seed``, metric
-        columns (see :meth:`ResultsStore.to_frame`), read back from the store.
+        columns (see :meth:`ResultsStore.to_frame`), read back from the store; with
+        ``tables``, one such table per name.
 
     Raises:
         ValueError, TypeError: a bad argument or grid; rows the store cannot keep.
@@ -212,12 +217,20 @@ def run_sweep(
     if executor != "serial":
         _check_picklable(job_fn, executor)
 
-    todo = [c for c in configs if not store.has(c)]
+    if tables is not None:
+        tables = list(tables)
+        if not tables or not all(isinstance(name, str) and name for name in tables):
+            raise ValueError(f"tables must be a non-empty list of table names; got {tables!r}")
+        clash = [c for c in configs if "table" in c]
+        if clash:
+            raise ValueError("with tables, the configs must not hold a 'table' entry (the store adds it)")
+    keys = (lambda c: [c]) if tables is None else (lambda c: [{**c, "table": name} for name in tables])
+    todo = [c for c in configs if not all(store.has(k) for k in keys(c))]
     bar = tqdm(
         total=len(configs), initial=len(configs) - len(todo), disable=not progress,
         unit="job", desc=f"sweep ({executor})",
     )
-    rec = Recorder(store, bar, on_error)
+    rec = Recorder(store, bar, on_error, tables)
     try:
         if todo:
             workers = int(max_workers or os.cpu_count() or 1)
@@ -229,7 +242,13 @@ def run_sweep(
                 run_dask(todo, job_fn, threads_per_job, rec, scheduler_address, max_workers)
     finally:
         bar.close()
-    table = store.to_frame(configs, missing="skip" if on_error == "skip" else "raise")
+    missing = "skip" if on_error == "skip" else "raise"
+    if tables is not None:
+        out = {name: store.to_frame([{**c, "table": name} for c in configs], missing=missing) for name in tables}
+        for frame in out.values():
+            frame.attrs["failed"] = rec.failed
+        return out
+    table = store.to_frame(configs, missing=missing)
     table.attrs["failed"] = rec.failed
     return table
 

@@ -382,3 +382,43 @@ def test_summarize_seeds_gives_the_t_interval():
         summarize_seeds(table, "score", by="encoder", bounds=(0, 4))  # b's mean 5 cannot lie outside
     with pytest.raises(ValueError, match="low < high"):
         summarize_seeds(table, "score", by="encoder", bounds=(1, 0))
+
+
+# ------------------------------------------------------------------ multi-table jobs
+
+
+def _two_tables(config):
+    """A job returning two tables (module level: picklable for the process pool)."""
+    rows = measure_job({k: v for k, v in config.items()})
+    return {"stats": rows, "doubled": rows * 2.0}
+
+
+def test_multi_table_jobs_store_each_table_and_resume(tmp_path):
+    grid = Sweep(axes={"seed": [0, 1]}, fixed={"n": 16, "dim": 4, "measure": "stats"})
+    serial = run_sweep(grid, _two_tables, tmp_path / "s", executor="serial", progress=False,
+                       tables=("stats", "doubled"))
+    assert set(serial) == {"stats", "doubled"} and list(serial["stats"]["seed"]) == [0, 1]
+    assert np.allclose(serial["doubled"]["effective_rank"], 2 * serial["stats"]["effective_rank"])
+    store = ResultsStore(tmp_path / "s")
+    assert len(store) == 4 and store.has({**grid.configs()[0], "table": "doubled"})
+    # a job counts as done only when every table is stored: lose one, and only that job reruns
+    store.delete({**grid.configs()[1], "table": "stats"})
+    calls = []
+    again = run_sweep(grid, lambda c: calls.append(c["seed"]) or _two_tables(c), tmp_path / "s",
+                      executor="serial", progress=False, tables=("stats", "doubled"))
+    assert calls == [1]
+    assert_frame_equal(again["stats"], serial["stats"], check_exact=True)
+    pooled = run_sweep(grid, _two_tables, tmp_path / "p", executor="process", max_workers=2, progress=False,
+                       tables=("stats", "doubled"))
+    assert_frame_equal(pooled["doubled"], serial["doubled"], check_exact=True)
+
+
+def test_multi_table_jobs_must_return_the_named_tables(tmp_path):
+    with pytest.raises(TypeError, match=r"must return the tables \['a', 'b'\]"):
+        run_sweep([{"seed": 0}], lambda c: {"a": {"x": 1}}, tmp_path, executor="serial", progress=False,
+                  tables=("a", "b"))
+    with pytest.raises(ValueError, match="non-empty list of table names"):
+        run_sweep([{"seed": 0}], lambda c: {}, tmp_path, executor="serial", progress=False, tables=())
+    with pytest.raises(ValueError, match="must not hold a 'table' entry"):
+        run_sweep([{"seed": 0, "table": "a"}], lambda c: {}, tmp_path, executor="serial", progress=False,
+                  tables=("a",))
