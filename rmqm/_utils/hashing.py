@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 __all__ = ['HASH_SCHEME', 'canonical_config', 'config_hash', 'flatten_config', 'PACKAGE_DIR',
-           'code_fingerprint', 'file_digest', 'tensors_digest', 'module_digest']
+           'code_modules', 'code_fingerprint', 'file_digest', 'tensors_digest', 'module_digest']
 
 
 #: Salt of :func:`config_hash`. Changing how configs are canonicalised must change it,
@@ -168,24 +168,40 @@ def _parents(module: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _fingerprint(modules: tuple[str, ...], root: Path) -> str:
-    seen: dict[str, str] = {}
-    todo = list(modules)
+def _closure(modules: tuple[str, ...], root: Path) -> dict[str, str]:
+    """``{module: normalised syntax tree dump}`` of ``modules`` and what they import (see
+    :func:`code_fingerprint`)."""
+    dumps: dict[str, str] = {}
+    trees: dict[str, tuple[ast.AST, bool]] = {}
+    followed: set[str] = set()
+    todo = [(name, True) for name in modules]
     while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        path = _module_file(name, root)
-        if path is None:
-            raise ModuleNotFoundError(f"no module {name!r} in the package folder {root}")
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        seen[name] = ast.dump(_Normalised().visit(tree), include_attributes=False)
-        todo.extend(_imports(tree, name, path.name == "__init__.py", root))
-        todo.extend(_parents(name))  # a package's __init__ runs before its modules
-    digest = hashlib.sha256(f"{HASH_SCHEME}\ncode\n".encode())
-    for name in sorted(seen):
-        digest.update(f"{name}\0{seen[name]}\0".encode())
-    return digest.hexdigest()
+        name, follow = todo.pop()
+        if name not in dumps:
+            path = _module_file(name, root)
+            if path is None:
+                raise ModuleNotFoundError(f"no module {name!r} in the package folder {root}")
+            text = path.read_text(encoding="utf-8")
+            trees[name] = (ast.parse(text, filename=str(path)), path.name == "__init__.py")
+            dumps[name] = ast.dump(_Normalised().visit(ast.parse(text)), include_attributes=False)
+            todo.extend((parent, False) for parent in _parents(name))  # a package's __init__ runs first
+        if follow and name not in followed:  # an __init__ met only on the way is hashed, not followed
+            followed.add(name)
+            tree, is_package = trees[name]
+            todo.extend((dep, True) for dep in _imports(tree, name, is_package, root))
+    return dumps
+
+
+def _names(modules: tuple[str | ModuleType, ...]) -> tuple[str, ...]:
+    if not modules:
+        raise ValueError("give at least one module")
+    return tuple(sorted({m.__name__ if isinstance(m, ModuleType) else str(m) for m in modules}))
+
+
+def code_modules(*modules: str | ModuleType, package_dir: str | os.PathLike | None = None) -> list[str]:
+    """The modules whose code :func:`code_fingerprint` of ``modules`` covers, sorted."""
+    root = PACKAGE_DIR if package_dir is None else Path(package_dir).resolve()
+    return sorted(_closure(_names(modules), root))
 
 
 def code_fingerprint(*modules: str | ModuleType, package_dir: str | os.PathLike | None = None) -> str:
@@ -208,11 +224,12 @@ def code_fingerprint(*modules: str | ModuleType, package_dir: str | os.PathLike 
         ValueError: no module given.
         ModuleNotFoundError: a name is no module of the package.
     """
-    if not modules:
-        raise ValueError("code_fingerprint needs at least one module")
-    names = tuple(sorted({m.__name__ if isinstance(m, ModuleType) else str(m) for m in modules}))
     root = PACKAGE_DIR if package_dir is None else Path(package_dir).resolve()
-    return _fingerprint(names, root)
+    dumps = _closure(_names(modules), root)
+    digest = hashlib.sha256(f"{HASH_SCHEME}\ncode\n".encode())
+    for name in sorted(dumps):
+        digest.update(f"{name}\0{dumps[name]}\0".encode())
+    return digest.hexdigest()
 
 
 @functools.lru_cache(maxsize=4096)

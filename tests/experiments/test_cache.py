@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import rmqm.experiments.cache as cache
-from rmqm._utils.hashing import PACKAGE_DIR, code_fingerprint, file_digest, module_digest
+from rmqm._utils.hashing import PACKAGE_DIR, code_fingerprint, code_modules, file_digest, module_digest
 from rmqm.data.offline import load_digits
 from rmqm.experiments.store import ResultsStore
 from rmqm.models.backbones import TinyCNN
@@ -59,6 +59,12 @@ def test_code_fingerprint_follows_code_not_docs_and_only_what_is_imported(tmp_pa
         code_fingerprint("rmqm.metrics.rmqm.measure", package_dir=before)
     with pytest.raises(ModuleNotFoundError, match="no module 'rmqm.nope'"):
         code_fingerprint("rmqm.nope")
+    # the __init__ of each package on the way counts, what it re-exports does not
+    assert code_modules("rmqm.metrics.rmqm.manifold") == [
+        "rmqm", "rmqm.metrics", "rmqm.metrics.rmqm", "rmqm.metrics.rmqm.manifold"]
+    measure = code_modules("rmqm.metrics.rmqm.measure")
+    assert {"rmqm.metrics.rmqm.perturbations", "rmqm.models.encoder"} <= set(measure)
+    assert not any(m.startswith(("rmqm.metrics.synbench", "rmqm.cli", "rmqm.study")) for m in measure)
 
 
 def test_file_and_module_digests(tmp_path):
