@@ -402,6 +402,7 @@ def test_point_statistics_and_scores(a, b):
         encoder=(st.sampled_from(["tiny", "tiny-raw", "flatten"]), st.sampled_from(["nan", "rank1", "batch"])),
     ),
 )
+@pytest.mark.slow
 def test_measure_rmqm(kw):
     x, kind = kw.pop("data"), kw.pop("encoder")
     channels = x.shape[1] if x.ndim == 4 and x.shape[1] in (1, 2, 3) else 1

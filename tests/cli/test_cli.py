@@ -19,6 +19,7 @@ def zoo_dir(tmp_path_factory):
     return str(tmp_path_factory.mktemp("zoo"))
 
 
+@pytest.mark.slow
 def test_rmqm_command_prints_noise_and_pgd_summaries(zoo_dir, tmp_path, capsys):
     out = tmp_path / "rmqm.csv"
     table = main([

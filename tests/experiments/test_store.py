@@ -299,6 +299,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigkill_at_a_random_moment_leaves_a_readable_store(tmp_path):
     """A writer that rewrites records in a tight loop is killed; every record stays whole."""
     rng = np.random.default_rng()

@@ -246,6 +246,7 @@ SLOW_JOB = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_resume_equals_uninterrupted_run(tmp_path):
     (tmp_path / "slowjob.py").write_text(SLOW_JOB)
     grid_file = tmp_path / "grid.yaml"

@@ -73,6 +73,7 @@ def run(nbs: Path, out: Path, params=None, **kw) -> tuple[list[str], list[str]]:
 # ------------------------------------------------------------------ executed notebooks, manifest, lock
 
 
+@pytest.mark.slow
 def test_a_damaged_executed_notebook_reruns(two: Path, tmp_path: Path):
     out = tmp_path / "build"
     assert run(two, out)[0] == ["executed", "executed"]
@@ -170,6 +171,7 @@ ZOO_NB = [
 ]
 
 
+@pytest.mark.slow
 def test_fallback_is_loud_recorded_and_keyed_and_damaged_checkpoints_heal(tmp_path: Path, monkeypatch):
     nbs = tmp_path / "notebooks"
     write_nb(nbs, "z_zoo", "data = 'fashion-mnist'\nresults_dir = '.'", ZOO_NB)
@@ -240,6 +242,7 @@ print(json.dumps([r.status for r in runs]))
 """
 
 
+@pytest.mark.slow
 def test_a_changed_computing_function_recomputes_the_store_and_changes_the_table(tmp_path: Path):
     copy = tmp_path / "copy"
     shutil.copytree(PACKAGE_DIR, copy / "rmqm", ignore=shutil.ignore_patterns("__pycache__"))

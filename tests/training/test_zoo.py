@@ -126,6 +126,7 @@ ZOO = dict(methods=("cross-entropy", "nt-xent", "random-init"), dims=(4,), data=
            transfer=("faces",), n_train=64, epochs=1, batch_size=32, n_eval=100, progress=False)
 
 
+@pytest.mark.slow
 def test_train_zoo_table_cache_and_resume(tmp_path, monkeypatch):
     table = zoo.train_zoo(cache_dir=tmp_path, **ZOO)
     assert list(table["method"]) == ["cross-entropy", "nt-xent", "random-init"]
@@ -180,6 +181,7 @@ def test_train_zoo_rejects_overlapping_transfer_and_empty_grid(tmp_path):
         methods.method_family("byol")
 
 
+@pytest.mark.slow
 def test_cli_zoo_prints_the_table(tmp_path, capsys):
     from rmqm.cli.main import main
 
