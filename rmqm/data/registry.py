@@ -69,7 +69,7 @@ def transfer_tasks(pretraining: str) -> tuple[str, ...]:
     return TRANSFER_TASKS.get(pretraining, tuple(t for t in OFFLINE_DATASETS if t != pretraining))
 
 
-def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int = 0, **kwargs) -> ImageDataset:
+def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int = 0, **kwargs: Any) -> ImageDataset:
     """Load a dataset by name (see :func:`available_datasets`).
 
     ``split`` is ``"train"`` or ``"test"`` (``"all"`` too for digits, faces, textures and

@@ -127,7 +127,7 @@ def cached_rmqm(
     if "seed" not in measure_kwargs:
         raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
     objects = {k: measure_kwargs.pop(k) for k in ("head", "augment") if k in measure_kwargs}
-    base = {"kind": "rmqm", "model": model, "data": dict(data_config), **measure_kwargs,
+    base: dict[str, Any] = {"kind": "rmqm", "model": model, "data": dict(data_config), **measure_kwargs,
             **{k: _object_identity(v) for k, v in objects.items()},
             "encoder": module_digest(encoder), "data_content": data.fingerprint(),
             "code": code_fingerprint(*RMQM_MODULES)}
@@ -152,17 +152,20 @@ def cached_synbench(
         ``{"table", "scores", "raw", "curves"}`` of the :class:`~rmqm.metrics.synbench.evaluate.SynBenchResult`.
 
     Raises:
-        ValueError: ``seed`` is missing.
+        ValueError: ``seed`` is missing, or ``input_shape`` is not ``(C, H, W)``.
     """
 
     if "seed" not in synbench_kwargs:
         raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
+    if len(input_shape) != 3:
+        raise ValueError(f"input_shape must be (C, H, W); got {tuple(input_shape)}")
+    shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in synbench_kwargs.items()}
-    base = {"kind": "synbench", "model": model, "input_shape": list(input_shape), **kwargs,
+    base = {"kind": "synbench", "model": model, "input_shape": list(shape), **kwargs,
             "encoder": module_digest(encoder), "code": code_fingerprint(*SYNBENCH_MODULES)}
 
     def compute() -> dict[str, pd.DataFrame]:
-        res = evaluate_synbench(encoder, tuple(input_shape), progress=False, **synbench_kwargs)
+        res = evaluate_synbench(encoder, shape, progress=False, **synbench_kwargs)
         return {"table": res.table, "scores": res.scores, "raw": res.raw, "curves": res.curves}
 
     return _cached_tables(store, base, ("table", "scores", "raw", "curves"), compute)

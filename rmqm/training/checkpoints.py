@@ -17,7 +17,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -171,7 +171,7 @@ def training_identity(config: Mapping[str, Any], **data_kwargs: Any) -> dict[str
 
 
 def build_model(
-    config: dict[str, Any], in_channels: int, n_classes: int, mean, std
+    config: dict[str, Any], in_channels: int, n_classes: int, mean: Sequence[float], std: Sequence[float]
 ) -> tuple[Encoder, nn.Module | None]:
     """The untrained encoder (and classifier head) of ``config``, initialised from its seed.
 

@@ -44,7 +44,7 @@ DATA_USED = "data_used.json"
 EVAL_MODULES: tuple[str, ...] = ("rmqm.training.zoo",)
 
 
-def _load_transfer(name: str, n: int | None, **kwargs) -> ImageDataset:
+def _load_transfer(name: str, n: int | None, **kwargs: Any) -> ImageDataset:
     split = "all" if name in OFFLINE_DATASETS + ("caltech101",) else "test"
     return load_dataset(name, split=split, n=n, seed=0, **kwargs)
 
@@ -110,7 +110,7 @@ def train_zoo(
     device: str = "cpu",
     progress: bool = True,
     retrain: bool = False,
-    **data_kwargs,
+    **data_kwargs: Any,
 ) -> pd.DataFrame:
     """Train (or load) every (method, dim, optimizer, seed) model and score it.
 
@@ -159,7 +159,7 @@ def train_zoo(
     atomic_write_json(Path(cache_dir) / DATA_USED, record)
     key = eval_key(record, n_transfer, n_eval, k)
 
-    cache: dict[str, Any] = {}
+    cache: dict[Any, Any] = {}
 
     def training_data(seed: int) -> ImageDataset:  # loaded only if some model must be trained
         if ("train", seed) not in cache:
