@@ -9,7 +9,8 @@ Rules (each a test below, each reporting every offender with file and line):
 * no ``rmqm`` import inside a function or method body (nor ``importlib.import_module("rmqm...")``);
 * no private name (``_name``) of one module used by another, by ``from m import _name`` or ``m._name``;
 * no import cycle between modules;
-* no module over ``MAX_LINES`` lines.
+* no module over ``MAX_LINES`` lines;
+* ``requirements/lock.txt`` pins every dependency that ``pyproject.toml`` declares, within its range.
 
 The checker is tested too: ``test_checker_reports_planted_violations`` plants each kind of violation
 in a temporary copy of the package and asserts that exactly that violation is reported.
@@ -20,13 +21,18 @@ from __future__ import annotations
 import ast
 import graphlib
 import shutil
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1] / "rmqm"
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE_DIR = REPO / "rmqm"
+LOCKED_EXTRAS = ("test", "book", "distributed")  # what `make install` installs from the lock
 LAYERS = ("_utils", "data", "models", "losses", "stats", "metrics", "training", "experiments", "plots", "study", "cli")
 MAX_LINES = 400
 TOP = len(LAYERS)  # the rank of the top-level package and of the __main__ entry points
@@ -386,3 +392,42 @@ def test_checker_accepts_downward_and_own_layer_imports(tmp_path: Path) -> None:
         modules_outside_layers,
     ):
         assert check(package) == [], check.__name__
+
+
+def lock_problems(pyproject: Path, lock: Path) -> list[str]:
+    """Dependencies of ``pyproject`` (and its LOCKED_EXTRAS) that ``lock`` misses or pins outside their range."""
+    toml = pytest.importorskip("tomllib" if sys.version_info >= (3, 11) else "tomli")  # tomllib: Python >= 3.11
+    project = toml.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    declared = [Requirement(r) for r in project["dependencies"]]
+    declared += [Requirement(r) for extra in LOCKED_EXTRAS for r in project["optional-dependencies"][extra]]
+    pins = {}
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if line and not line[0].isspace() and not line.startswith(("#", "-")):
+            name, _, version = line.partition("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return [
+        f"{r}: locked {pins.get(canonicalize_name(r.name), 'nowhere')}"
+        for r in declared
+        if canonicalize_name(r.name) not in pins or not r.specifier.contains(pins[canonicalize_name(r.name)])
+    ]
+
+
+def test_lock_pins_every_declared_dependency_within_its_range() -> None:
+    """A dependency added to pyproject.toml without `make lock` would be missing after `make install`."""
+    found = lock_problems(REPO / "pyproject.toml", REPO / "requirements" / "lock.txt")
+    assert not found, _report(found, "dependencies the lock misses or pins outside their range (run `make lock`)")
+
+
+def test_lock_check_reports_missing_and_out_of_range_pins(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    extras = "\n".join(f"{e} = []" for e in LOCKED_EXTRAS)
+    pyproject.write_text(
+        '[project]\ndependencies = ["numpy>=2", "Scikit_Learn>=1.3", "torch<2"]\n'
+        f"[project.optional-dependencies]\n{extras}\n",
+        encoding="utf-8",
+    )
+    lock = tmp_path / "lock.txt"
+    lock.write_text("# header\nnumpy==2.4.6\n    # via rmqm\nscikit-learn==1.9.1\ntorch==2.14.1\n", encoding="utf-8")
+    assert lock_problems(pyproject, lock) == ["torch<2: locked 2.14.1"]
+    lock.write_text("numpy==2.4.6\n", encoding="utf-8")
+    assert lock_problems(pyproject, lock) == ["Scikit_Learn>=1.3: locked nowhere", "torch<2: locked nowhere"]
