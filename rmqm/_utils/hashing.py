@@ -9,9 +9,10 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -11,9 +11,10 @@ status 2).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rmqm._utils.device import resolve_device
 from rmqm.data.dataset import ImageDataset

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from rmqm.cli.common import output_folder_arg
 from rmqm.study.book import BookBuildFailed
+from rmqm.study.manifest import BuildFolderBusy
 from rmqm.study.profiles import parse_overrides
 from rmqm.study.run import run_study
 from rmqm.study.runner import NotebookFailed
@@ -48,7 +49,7 @@ def study_command(args: argparse.Namespace) -> int:
             args.profile, parse_overrides(args.overrides), build_dir=args.build_dir,
             build=not args.no_book, force=args.force, progress=not args.no_progress,
         )
-    except (NotebookFailed, BookBuildFailed, ValueError, TypeError, OSError) as exc:
+    except (NotebookFailed, BookBuildFailed, BuildFolderBusy, ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     total = sum(r.wall_s for r in result.runs if r.status == "executed")

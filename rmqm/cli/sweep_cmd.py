@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
@@ -20,14 +20,18 @@ __all__ = ['add_sweep_arguments', 'sweep_command', 'main']
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``sweep`` options to ``parser`` (used by ``rmqm sweep`` and ``python -m rmqm.sweep``)."""
     parser.add_argument("grid", help="grid file (YAML or JSON) with 'axes' and optional 'fixed'")
-    parser.add_argument("--store", default="results/store", type=output_folder_arg, help="results store folder (default: %(default)s)")
-    parser.add_argument("--job", default="rmqm.experiments.jobs:measure_job", help="job function, module:function (default: %(default)s)")
-    parser.add_argument("--executor", choices=EXECUTORS, default="process", help="where jobs run (default: %(default)s)")
+    parser.add_argument("--store", default="results/store", type=output_folder_arg,
+                        help="results store folder (default: %(default)s)")
+    parser.add_argument("--job", default="rmqm.experiments.jobs:measure_job",
+                        help="job function, module:function (default: %(default)s)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="process",
+                        help="where jobs run (default: %(default)s)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="Dask scheduler address, e.g. tcp://host:8786 (implies --executor dask)")
     parser.add_argument("--workers", type=int, default=None, help="pool size / LocalCluster workers")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise")
-    parser.add_argument("--out", type=output_file_arg(), default=None, help="also write the table to this .csv or .parquet file")
+    parser.add_argument("--out", type=output_file_arg(), default=None,
+                        help="also write the table to this .csv or .parquet file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=sweep_command)
     return parser
@@ -41,6 +45,7 @@ def sweep_command(args: argparse.Namespace) -> pd.DataFrame:
         scheduler_address=args.scheduler, max_workers=args.workers, progress=not args.no_progress,
         on_error=args.on_error,
     )
+    assert isinstance(table, pd.DataFrame)  # a sweep of one-table jobs
     if args.out:
         save_table(table, Path(args.out))
     with pd.option_context("display.width", 200, "display.max_columns", 20):

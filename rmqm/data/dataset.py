@@ -107,14 +107,14 @@ class ImageDataset:
         return tensors_digest([("images", self.images), ("labels", self.labels), ("mean_std", head),
                                ("classes", meta)])
 
-    def subset(self, indices: torch.Tensor | np.ndarray, suffix: str = "") -> "ImageDataset":
+    def subset(self, indices: torch.Tensor | np.ndarray, suffix: str = "") -> ImageDataset:
         """The points at ``indices`` (same classes and normalisation)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         return ImageDataset(
             self.images[idx], self.labels[idx], self.name + suffix, self.classes, self.mean, self.std
         )
 
-    def subsample(self, n: int | None, seed: int = 0, stratified: bool = True) -> "ImageDataset":
+    def subsample(self, n: int | None, seed: int = 0, stratified: bool = True) -> ImageDataset:
         """A seeded random subset of ``n`` points (all points if ``n`` is None or >= N).
 
         With ``stratified=True`` the class proportions are kept (up to rounding).
@@ -124,7 +124,7 @@ class ImageDataset:
             return self
         return self.subset(subsample_indices(self.labels.numpy(), n, seed, stratified))
 
-    def resized(self, size: int | tuple[int, int]) -> "ImageDataset":
+    def resized(self, size: int | tuple[int, int]) -> ImageDataset:
         """The same images resized (bilinear, antialiased) to ``size``; values stay in [0, 1]."""
         if isinstance(size, numbers.Integral) and not isinstance(size, bool):
             hw = (check_side(size), check_side(size))
@@ -137,7 +137,7 @@ class ImageDataset:
         x = F.interpolate(self.images, size=hw, mode="bilinear", align_corners=False, antialias=True)
         return ImageDataset(x.clamp_(0.0, 1.0), self.labels, self.name, self.classes, self.mean, self.std)
 
-    def split(self, test_fraction: float = 0.5, seed: int = 0) -> tuple["ImageDataset", "ImageDataset"]:
+    def split(self, test_fraction: float = 0.5, seed: int = 0) -> tuple[ImageDataset, ImageDataset]:
         """A seeded, stratified (train, test) split."""
         test_fraction = check_real(test_fraction, "test_fraction", low=0.0, high=1.0, low_open=True)
         if test_fraction == 1.0:

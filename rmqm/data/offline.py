@@ -19,8 +19,11 @@ from rmqm.data.dataset import (
 )
 from rmqm.data.torchvision_sets import default_data_root, torchvision_dataset
 
-__all__ = ['FASHION_MNIST_ENV', 'FASHION_MNIST_DIRS', 'FASHION_MNIST_FILES', 'FASHION_MNIST_CLASSES', 'FASHION_MNIST_HELP',
-           'FashionMNISTNotFoundError', 'read_idx', 'fashion_mnist_files', 'fashion_mnist_available', 'load_fashion_mnist', 'load_digits', 'load_faces', 'TEXTURE_IMAGES', 'load_textures']
+__all__ = [
+    "FASHION_MNIST_ENV", "FASHION_MNIST_DIRS", "FASHION_MNIST_FILES", "FASHION_MNIST_CLASSES", "FASHION_MNIST_HELP",
+    "FashionMNISTNotFoundError", "read_idx", "fashion_mnist_files", "fashion_mnist_available", "load_fashion_mnist",
+    "load_digits", "load_faces", "TEXTURE_IMAGES", "load_textures",
+]
 
 
 #: Environment variable naming the folder of the Fashion-MNIST idx files. When it is set,

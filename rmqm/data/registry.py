@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rmqm._utils.hashing import file_digest
 from rmqm.data.dataset import DataFallbackWarning, ImageDataset

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,10 @@ from rmqm.data.dataset import (
     subsample_indices,
 )
 
-__all__ = ['DATA_ROOT_ENV', 'TORCHVISION_HELP', 'TORCHVISION_FOLDERS', 'default_data_root', 'torchvision_folder', 'load_mnist', 'load_kmnist', 'CIFAR10_CLASSES', 'load_cifar10', 'load_omniglot', 'load_caltech101']
+__all__ = [
+    "DATA_ROOT_ENV", "TORCHVISION_HELP", "TORCHVISION_FOLDERS", "default_data_root", "torchvision_folder",
+    "load_mnist", "load_kmnist", "CIFAR10_CLASSES", "load_cifar10", "load_omniglot", "load_caltech101",
+]
 
 
 DATA_ROOT_ENV = "RMQM_DATA"
@@ -50,7 +54,8 @@ def torchvision_folder(name: str, root: str | os.PathLike | None = None) -> Path
     return Path(root if root is not None else default_data_root()) / TORCHVISION_FOLDERS[name]
 
 
-def torchvision_dataset(name: str, layout: str, factory: Callable, root, download: bool):
+def torchvision_dataset(name: str, layout: str, factory: Callable[[str, bool], Any],
+                        root: str | os.PathLike | None, download: bool) -> Any:
     root = Path(root) if root is not None else default_data_root()
     if download:
         root.mkdir(parents=True, exist_ok=True)
@@ -64,8 +69,10 @@ def torchvision_dataset(name: str, layout: str, factory: Callable, root, downloa
         ) from err
 
 
-def _idx_dataset(cls_name: str, pretty: str, classes: tuple[str, ...], mean: float, std: float):
-    def load(split: str = "test", n: int | None = None, seed: int = 0, root=None, download: bool = False) -> ImageDataset:
+def _idx_dataset(cls_name: str, pretty: str, classes: tuple[str, ...], mean: float,
+                 std: float) -> Callable[..., ImageDataset]:
+    def load(split: str = "test", n: int | None = None, seed: int = 0, root: str | os.PathLike | None = None,
+             download: bool = False) -> ImageDataset:
         import torchvision.datasets as tvd
 
         if split not in ("train", "test"):
@@ -104,7 +111,8 @@ CIFAR10_CLASSES = (
 )
 
 
-def load_cifar10(split: str = "test", n: int | None = None, seed: int = 0, root=None, download: bool = False) -> ImageDataset:
+def load_cifar10(split: str = "test", n: int | None = None, seed: int = 0, root: str | os.PathLike | None = None,
+                 download: bool = False) -> ImageDataset:
     """CIFAR-10 (32x32 RGB, 10 classes) through torchvision from a local data root.
 
     Raises:
@@ -127,13 +135,15 @@ def load_cifar10(split: str = "test", n: int | None = None, seed: int = 0, root=
 def _pil_to_tensor(images: list, size: int, mode: str) -> torch.Tensor:
     from PIL import Image
 
-    arrs = [np.asarray(im.convert(mode).resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0 for im in images]
+    bilinear = Image.Resampling.BILINEAR
+    arrs = [np.asarray(im.convert(mode).resize((size, size), bilinear), dtype=np.float32) / 255.0 for im in images]
     x = torch.from_numpy(np.stack(arrs))
     return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
 
 
 def load_omniglot(
-    split: str = "test", n: int | None = None, seed: int = 0, root=None, download: bool = False, size: int = 28
+    split: str = "test", n: int | None = None, seed: int = 0, root: str | os.PathLike | None = None,
+    download: bool = False, size: int = 28,
 ) -> ImageDataset:
     """Omniglot characters (grayscale, inverted to white strokes on black like MNIST, resized).
 
@@ -162,7 +172,8 @@ def load_omniglot(
 
 
 def load_caltech101(
-    split: str = "all", n: int | None = None, seed: int = 0, root=None, download: bool = False, size: int = 32
+    split: str = "all", n: int | None = None, seed: int = 0, root: str | os.PathLike | None = None,
+    download: bool = False, size: int = 32,
 ) -> ImageDataset:
     """Caltech-101 (101 categories, background class excluded) as ``size`` x ``size`` RGB.
 

@@ -24,4 +24,8 @@ from rmqm.experiments.sweep import (
     run_sweep,
 )
 
-__all__ = ['cached_table', 'cached_rmqm', 'cached_synbench', 'alteration_settings', 'ZooRMQM', 'embedding_stats', 'MEASURES', 'measure_job', 'PROVENANCE_COLUMNS', 'KEY_COLUMNS', 'StoreWarning', 'StoreProblem', 'ResultsStore', 'EXECUTORS', 'JobFn', 'Sweep', 'load_grid', 'run_sweep', 'resolve_job']
+__all__ = [
+    "cached_table", "cached_rmqm", "cached_synbench", "alteration_settings", "ZooRMQM", "embedding_stats",
+    "MEASURES", "measure_job", "PROVENANCE_COLUMNS", "KEY_COLUMNS", "StoreWarning", "StoreProblem", "ResultsStore",
+    "EXECUTORS", "JobFn", "Sweep", "load_grid", "run_sweep", "resolve_job",
+]

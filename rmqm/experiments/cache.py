@@ -9,22 +9,26 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 from torch import nn
 
 from rmqm._utils.hashing import code_fingerprint, module_digest
 from rmqm.data.registry import load_dataset
+from rmqm.experiments.sweep import run_sweep
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
-from rmqm.training.checkpoints import load_model
+from rmqm.training.checkpoints import TrainedModel, load_model
 
-__all__ = ['RMQM_MODULES', 'SYNBENCH_MODULES', 'cached_table', 'cached_rmqm', 'cached_synbench',
-           'alteration_settings', 'ZooRMQM']
+__all__ = [
+    "RMQM_MODULES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table", "cached_rmqm",
+    "cached_synbench", "alteration_settings", "ZooRMQM",
+]
 
 
 #: The modules whose code computes :func:`cached_rmqm`'s tables (with what they import).
@@ -73,16 +77,12 @@ def cached_table(store: Any, config: Mapping[str, Any], compute: Callable[[], pd
 
 def _cached_tables(store: Any, base: Mapping[str, Any], tables: Sequence[str],
                    compute: Callable[[], Mapping[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
-    """Several tables computed together, one store record each (``base`` plus ``"table"``)."""
-    keys = {t: {**base, "table": t} for t in tables}
-    if all(store.has(k) for k in keys.values()):
-        return {t: store.get(k) for t, k in keys.items()}
-    start = time.perf_counter()
-    computed = compute()
-    wall = time.perf_counter() - start
-    for t, k in keys.items():
-        store.put(k, computed[t], wall_time_s=wall)
-    return {t: store.get(k) for t, k in keys.items()}
+    """Several tables computed together, one store record each (``base`` plus ``"table"``):
+    a one-job sweep of the engine (:func:`rmqm.experiments.sweep.run_sweep`, serial, torch's
+    thread setting left alone), read back from the store."""
+    run_sweep([base], lambda _config: compute(), store, executor="serial", progress=False,
+              threads_per_job=None, tables=tables)
+    return {t: store.get({**base, "table": t}) for t in tables}
 
 
 def _object_identity(obj: Any) -> str | None:
@@ -95,6 +95,29 @@ def _object_identity(obj: Any) -> str | None:
     module = _rmqm_module(obj)
     name = getattr(obj, "__qualname__", type(obj).__qualname__)
     return f"{getattr(obj, '__module__', '?')}.{name}" + (f"@{code_fingerprint(module)}" if module else "")
+
+
+#: The tables of one RMQM measurement, as :func:`cached_rmqm` stores them.
+RMQM_TABLES: tuple[str, ...] = ("summary", "points", "levels")
+
+#: Entries of an RMQM key that describe the measurement rather than ``measure_rmqm``'s keywords.
+RMQM_KEY_ONLY: tuple[str, ...] = ("kind", "model", "data", "head", "augment", "encoder", "data_content", "code")
+
+
+def rmqm_key(model: str, encoder: Any, data: Any, data_config: Mapping[str, Any],
+             measure_kwargs: Mapping[str, Any], objects: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The store key of one RMQM measurement (see :func:`cached_rmqm`); its entries other
+    than :data:`RMQM_KEY_ONLY` are ``measure_rmqm``'s keyword arguments.
+
+    Raises:
+        ValueError: ``measure_kwargs`` has no ``seed``.
+    """
+    if "seed" not in measure_kwargs:
+        raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
+    return {"kind": "rmqm", "model": model, "data": dict(data_config), **measure_kwargs,
+            **{k: _object_identity(v) for k, v in (objects or {}).items()},
+            "encoder": module_digest(encoder), "data_content": data.fingerprint(),
+            "code": code_fingerprint(*RMQM_MODULES)}
 
 
 def cached_rmqm(
@@ -124,19 +147,14 @@ def cached_rmqm(
         ValueError: ``seed`` is missing.
     """
 
-    if "seed" not in measure_kwargs:
-        raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
-    objects = {k: measure_kwargs.pop(k) for k in ("head", "augment") if k in measure_kwargs}
-    base: dict[str, Any] = {"kind": "rmqm", "model": model, "data": dict(data_config), **measure_kwargs,
-            **{k: _object_identity(v) for k, v in objects.items()},
-            "encoder": module_digest(encoder), "data_content": data.fingerprint(),
-            "code": code_fingerprint(*RMQM_MODULES)}
+    objects: dict[str, Any] = {k: measure_kwargs.pop(k) for k in ("head", "augment") if k in measure_kwargs}
+    base = rmqm_key(model, encoder, data, data_config, measure_kwargs, objects)
 
     def compute() -> dict[str, pd.DataFrame]:
         res = measure_rmqm(encoder, data, progress=False, **measure_kwargs, **objects)
         return {"summary": res.summary, "points": res.points, "levels": res.levels}
 
-    return _cached_tables(store, base, ("summary", "points", "levels"), compute)
+    return _cached_tables(store, base, RMQM_TABLES, compute)
 
 
 def cached_synbench(
@@ -229,11 +247,20 @@ class ZooRMQM:
         ``extra`` overrides or adds ``measure_rmqm`` keywords (e.g. ``nested=True``, an
         ``attack_loss`` with its ``head`` or ``augment``)."""
 
+        model, data_config, kwargs = self._request(name, seed, setting, extra)
+        return cached_rmqm(self.store, name, model.encoder, self.data(int(seed)), data_config, **kwargs)
+
+    def key(self, name: str, seed: int, setting: str) -> dict[str, Any]:
+        """The store key of ``self(name, seed, setting)`` (JSON-like keywords only)."""
+        model, data_config, kwargs = self._request(name, seed, setting, {})
+        return rmqm_key(name, model.encoder, self.data(int(seed)), data_config, kwargs)
+
+    def _request(self, name: str, seed: int, setting: str,
+                 extra: Mapping[str, Any]) -> tuple[TrainedModel, dict[str, Any], dict[str, Any]]:
         if setting not in self.settings:
             raise ValueError(f"unknown alteration setting {setting!r}; have {sorted(self.settings)}")
-        seed = int(seed)
         model = load_model(name, Path(self.zoo_dir))
-        data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": seed}
-        kwargs = {**self.settings[setting], **extra, "batch_size": self.batch_size, "seed": seed,
+        data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": int(seed)}
+        kwargs = {**self.settings[setting], **extra, "batch_size": self.batch_size, "seed": int(seed),
                   "device": self.device}
-        return cached_rmqm(self.store, name, model.encoder, self.data(seed), data_config, **kwargs)
+        return model, data_config, kwargs

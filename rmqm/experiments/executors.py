@@ -8,10 +8,11 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from multiprocessing.context import BaseContext
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets

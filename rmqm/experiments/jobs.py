@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -163,7 +164,8 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         dataset = _dataset(config, default=model.config["data"]).resized(tuple(model.train_info["input_size"]))
         encoder = model.encoder
     else:
-        raise ValueError(f"unknown encoder {spec!r}; give 'tinycnn-random' or a dict of rmqm.training.checkpoints.model_config arguments")
+        raise ValueError(f"unknown encoder {spec!r}; give 'tinycnn-random' or a dict of "
+                         "rmqm.training.checkpoints.model_config arguments")
     # the measuring functions move the encoder to `device` themselves (and back)
 
     if measure == "rmqm":

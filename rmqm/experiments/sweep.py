@@ -9,9 +9,10 @@ import json
 import math
 import os
 import pickle
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +68,7 @@ class Sweep:
         # and the documented job order (and table order) would change.
         names = list(self.axes)
         return [
-            {**copy.deepcopy(dict(self.fixed)), **dict(zip(names, copy.deepcopy(values)))}
+            {**copy.deepcopy(dict(self.fixed)), **dict(zip(names, copy.deepcopy(values), strict=True))}
             for values in itertools.product(*(list(self.axes[n]) for n in names))
         ]
 
@@ -78,7 +79,7 @@ class Sweep:
         return iter(self.configs())
 
     @classmethod
-    def from_dict(cls, spec: Mapping[str, Any]) -> "Sweep":
+    def from_dict(cls, spec: Mapping[str, Any]) -> Sweep:
         """A sweep from ``{"axes": {...}, "fixed": {...}}`` (the grid file format)."""
         if not isinstance(spec, Mapping):
             raise TypeError(f"a grid spec must be a mapping with 'axes' (and 'fixed'); got {type(spec).__name__}")

@@ -27,7 +27,8 @@ def _check_pair(z1: torch.Tensor, z2: torch.Tensor, min_batch: int = 2) -> None:
     _check_embeddings(z1, "z1")
     _check_embeddings(z2, "z2")
     if z1.shape != z2.shape:
-        raise ValueError(f"views must be two (B, d) tensors of equal shape; got {tuple(z1.shape)} and {tuple(z2.shape)}")
+        raise ValueError(f"views must be two (B, d) tensors of equal shape; got {tuple(z1.shape)} and "
+                         f"{tuple(z2.shape)}")
     if z1.shape[0] < min_batch:
         raise ValueError(f"need a batch of at least {min_batch} point{'s' if min_batch > 1 else ''}; got {z1.shape[0]}")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +19,10 @@ from rmqm._utils.validation import as_features, check_int, check_labels
 from rmqm.data.dataset import ImageDataset
 from rmqm.models.encoder import check_embeddings, encoder_dtype, evaluating_on
 
-__all__ = ['PROBES', 'as_features', 'knn_accuracy', 'one_nn_accuracy', 'linear_probe_accuracy', 'embed_dataset', 'evaluate_probes']
+__all__ = [
+    "PROBES", "as_features", "knn_accuracy", "one_nn_accuracy", "linear_probe_accuracy", "embed_dataset",
+    "evaluate_probes",
+]
 
 
 PROBES: tuple[str, ...] = ("1nn", "knn", "linear")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,7 +50,7 @@ class RobustLinearProbe(ClassifierMixin, BaseEstimator):
         self.eig_rtol = eig_rtol
         self.allow_rank_deficient = allow_rank_deficient
 
-    def fit(self, X: Any, y: Any) -> "RobustLinearProbe":
+    def fit(self, X: Any, y: Any) -> RobustLinearProbe:
         """Fit on features ``X`` ``(n, d)`` and labels ``y`` ``(n,)`` (any hashable labels).
 
         Raises:

@@ -10,4 +10,7 @@ from rmqm.models.backbones import (
 )
 from rmqm.models.encoder import Encoder, check_embeddings, encoder_dtype, evaluating_on
 
-__all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone', 'check_embeddings', 'Encoder', 'encoder_dtype', 'evaluating_on']
+__all__ = [
+    "TinyCNN", "MLPHead", "LeNet", "ResNet18CIFAR", "ARCHITECTURES", "build_backbone", "check_embeddings",
+    "Encoder", "encoder_dtype", "evaluating_on",
+]

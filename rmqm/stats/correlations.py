@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,7 @@ def summarize_seeds(
             x = x[np.isfinite(x)]
             mean, low, high = t_interval(x, confidence, bounds)
             std = float(x.std(ddof=1)) if len(x) > 1 else float("nan")
-            rows.append({**dict(zip(by, key)), "metric": metric, "n_seeds": len(x), "mean": mean, "std": std,
-                         "ci_low": low, "ci_high": high})
+            rows.append({**dict(zip(by, key, strict=True)), "metric": metric, "n_seeds": len(x), "mean": mean,
+                         "std": std, "ci_low": low, "ci_high": high})
     columns = [*by, "metric", "n_seeds", "mean", "std", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=columns)

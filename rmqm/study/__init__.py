@@ -19,4 +19,9 @@ from rmqm.study.profiles import (
 from rmqm.study.run import StudyResult, run_study
 from rmqm.study.runner import MANIFEST, NotebookFailed, NotebookRun, run_notebooks
 
-__all__ = ['BookBuildFailed', 'run_info_markdown', 'stage_book', 'build_book', 'NotebookSpec', 'discover_notebooks', 'execution_order', 'notebook_parameters', 'library_fingerprint', 'cache_key', 'RESERVED_PARAMETERS', 'Profile', 'load_profile', 'parse_overrides', 'apply_overrides', 'StudyResult', 'run_study', 'MANIFEST', 'NotebookFailed', 'NotebookRun', 'run_notebooks']
+__all__ = [
+    "BookBuildFailed", "run_info_markdown", "stage_book", "build_book", "NotebookSpec", "discover_notebooks",
+    "execution_order", "notebook_parameters", "library_fingerprint", "cache_key", "RESERVED_PARAMETERS", "Profile",
+    "load_profile", "parse_overrides", "apply_overrides", "StudyResult", "run_study", "MANIFEST", "NotebookFailed",
+    "NotebookRun", "run_notebooks",
+]

@@ -8,8 +8,9 @@ import platform
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from rmqm._utils.provenance import hardware_summary
 from rmqm.study.manifest import MANIFEST, load_manifest

@@ -15,9 +15,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import filelock
 
@@ -198,7 +199,8 @@ def artefact_problems(manifest: Mapping[str, Any], notebook: str, folder: Path) 
             problems.append(f"{rel} is missing")
             continue
         st = path.stat()
-        if (st.st_size, st.st_mtime_ns) != (art.get("size"), art.get("mtime_ns")) and file_digest(path) != art["sha256"]:
+        moved = (st.st_size, st.st_mtime_ns) != (art.get("size"), art.get("mtime_ns"))
+        if moved and file_digest(path) != art["sha256"]:
             problems.append(f"{rel} changed")
     return problems
 

@@ -8,11 +8,13 @@ or path fails in well under a second, not in the notebook that would have used i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from rmqm.study.book import build_book, stage_book
+from rmqm.study.manifest import build_lock
 from rmqm.study.profiles import Profile, apply_overrides, load_profile
 from rmqm.study.runner import NotebookRun, run_notebooks
 from rmqm.study.schema import check_output_folder, validate_profile
@@ -64,9 +66,10 @@ def run_study(
     prof = validate_profile(apply_overrides(prof, overrides or {}))
     folder = Path(build_dir) if build_dir is not None else root / "build"
     out_dir = check_output_folder(folder / prof.name, "build folder")
-    runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log)
-    html = None
-    if build:
-        html = build_book(stage_book(root, out_dir), log=log)
-        log(f"book built: {html / 'index.html'}")
+    with build_lock(out_dir):  # the book build too: a second run must not restage under it
+        runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log)
+        html = None
+        if build:
+            html = build_book(stage_book(root, out_dir), log=log)
+            log(f"book built: {html / 'index.html'}")
     return StudyResult(runs, html)

@@ -9,15 +9,17 @@ it reruns. Warnings printed inside a notebook are echoed to the console.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os
 import re
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import nbformat
 
@@ -248,7 +250,7 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         params = notebook_parameters(spec, profile)
         reserved = {"results_dir": str(results_dir), "profile": profile.name}
         params.update({k: v for k, v in reserved.items() if k in spec.declared})
-        data = data_parameters(params, log=lambda m: log(f"{tag} {spec.name}: {m}"), cache=data_cache)
+        data = data_parameters(params, log=functools.partial(_log_for, log, f"{tag} {spec.name}"), cache=data_cache)
         upstream = {d: tokens[d] for d in spec.depends_on}
         key = cache_key(spec, params, upstream, library=library, data=data or None)
         inputs = {"parameters": _digest({k: v for k, v in params.items() if k not in reserved}),
@@ -304,3 +306,8 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
 def _echo_warnings(output: Path, prefix: str, log: Callable[[str], None]) -> None:
     for line in stderr_warnings(output):
         log(f"{prefix}: {line}")
+
+
+def _log_for(log: Callable[[str], None], prefix: str, message: str) -> None:
+    """``log`` a message under a notebook's prefix."""
+    log(f"{prefix}: {message}")

@@ -14,21 +14,26 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
 from rmqm._utils.device import resolve_device
 from rmqm.data.registry import available_datasets
+from rmqm.experiments.engine import engine_options
 from rmqm.metrics.rmqm import ATTACK_LOSSES
 from rmqm.metrics.synbench import DEFAULT_S_VALUES, DEFAULT_THRESHOLDS, MIN_POSITIVE_EPSILON
 from rmqm.models.backbones import ARCHITECTURES
 from rmqm.study.profiles import Profile
 from rmqm.training.methods import METHODS, OPTIMIZERS
 
-__all__ = ['Rule', 'Parameter', 'integer', 'real', 'one_of', 'optional', 'non_empty_list', 'EPSILON', 'SCHEMA', 'parameter_problems', 'validate_profile', 'folder_problem', 'check_output_folder']
+__all__ = [
+    "Rule", "Parameter", "integer", "real", "one_of", "optional", "non_empty_list", "EPSILON", "SCHEMA",
+    "parameter_problems", "validate_profile", "folder_problem", "check_output_folder",
+]
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,14 @@ def _is_device_name(value: Any) -> bool:
         return False
 
 
+def _is_scheduler(value: Any) -> bool:
+    try:
+        engine_options(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 #: A robustness budget of SynBench or the robust probe (see rmqm.metrics.synbench.qcqp).
 EPSILON = Rule(f"0 or a number in [{MIN_POSITIVE_EPSILON:g}, 1)",
                lambda v: _is_real(v) and (float(v) == 0.0 or MIN_POSITIVE_EPSILON <= float(v) < 1.0))
@@ -122,6 +135,8 @@ EPSILON = Rule(f"0 or a number in [{MIN_POSITIVE_EPSILON:g}, 1)",
 SCHEMA: dict[str, Parameter] = {
     "device": Parameter(Rule("auto, cpu, cuda, cuda:N or mps", _is_device_name),
                         "where models run (auto: cuda when present)"),
+    "scheduler": Parameter(Rule("null (this process), serial, process, dask or a Dask address tcp://host:port",
+                                _is_scheduler), "where the zoo and RMQM jobs run (rmqm.experiments.engine)"),
     # 01 model zoo
     "data": Parameter(one_of(available_datasets()), "pretraining set of the zoo"),
     "methods": Parameter(non_empty_list(one_of(METHODS)), "pretraining methods of the zoo"),
@@ -189,7 +204,8 @@ def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
     problems = parameter_problems(profile.parameters)
     for nb, values in profile.notebooks.items():
         problems += parameter_problems(values, prefix=f"{nb}.")
-    effective = {k: (k, profile.parameters[k]) for k in ("synbench_epsilon", "syn_epsilons") if k in profile.parameters}
+    effective: dict[str, tuple[str, Any]] = {
+        k: (k, profile.parameters[k]) for k in ("synbench_epsilon", "syn_epsilons") if k in profile.parameters}
     for nb, values in profile.notebooks.items():  # each is read by one notebook only
         effective.update({k: (f"{nb}.{k}", v) for k, v in values.items() if k in ("synbench_epsilon", "syn_epsilons")})
     if "synbench_epsilon" in effective and "syn_epsilons" in effective:

@@ -30,4 +30,9 @@ from rmqm.training.pretraining import (
 )
 from rmqm.training.zoo import TINY_ZOO, evaluate_model, family_summary, train_zoo
 
-__all__ = ['augment', 'log', 'CHECKPOINT_FORMAT', 'TrainedModel', 'model_config', 'model_name', 'build_model', 'train_model', 'save_model', 'load_model', 'load_or_train', 'default_encoder', 'SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family', 'make_optimizer', 'method_loss', 'PretrainResult', 'pretrain', 'TINY_ZOO', 'evaluate_model', 'train_zoo', 'family_summary']
+__all__ = [
+    "augment", "log", "CHECKPOINT_FORMAT", "TrainedModel", "model_config", "model_name", "build_model",
+    "train_model", "save_model", "load_model", "load_or_train", "default_encoder", "SUPERVISED_METHODS",
+    "SELF_SUPERVISED_METHODS", "METHODS", "HEAD_METHODS", "OPTIMIZERS", "method_family", "make_optimizer",
+    "method_loss", "PretrainResult", "pretrain", "TINY_ZOO", "evaluate_model", "train_zoo", "family_summary",
+]

@@ -15,9 +15,10 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -257,7 +258,8 @@ def _read_model(path: Path, device: str) -> TrainedModel:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch all raise their own types on garbage
-        raise CorruptCheckpointError(f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
+        raise CorruptCheckpointError(
+            f"{path} is not a readable rmqm zoo checkpoint: {type(err).__name__}: {err}") from err
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CorruptCheckpointError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
     try:
@@ -291,7 +293,8 @@ def quarantine_checkpoint(path: str | os.PathLike, reason: str) -> Path:
     return dest
 
 
-def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "results/zoo", device: str = "cpu") -> TrainedModel:
+def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "results/zoo",
+               device: str = "cpu") -> TrainedModel:
     """Load a checkpoint by file path, or by model name from ``zoo_dir``.
 
     A damaged checkpoint found by name is moved to ``zoo_dir/quarantine/`` (see

@@ -22,7 +22,7 @@ HEAD_METHODS: tuple[str, ...] = ("cross-entropy", "triplet-entropy")
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd-nesterov")
 
 
-def _check_method(method: str) -> None:
+def check_method(method: str) -> None:
     if method not in METHODS:
         raise ValueError(f"unknown pretraining method {method!r}; choose one of {list(METHODS)}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -18,13 +19,13 @@ from rmqm.training.methods import (
     HEAD_METHODS,
     OPTIMIZERS,
     SUPERVISED_METHODS,
-    _check_method,
+    check_method,
 )
 
 __all__ = ['make_optimizer', 'method_loss', 'PretrainResult', 'pretrain']
 
 
-def make_optimizer(params, name: str = "adam", lr: float = 1e-3) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[torch.nn.Parameter], name: str = "adam", lr: float = 1e-3) -> torch.optim.Optimizer:
     """Adam, or SGD with Nesterov momentum 0.9 (the reference's two optimisers)."""
     lr = check_real(lr, "learning rate lr", low=0.0, low_open=True)
     if name == "adam":
@@ -51,7 +52,7 @@ def method_loss(
     ``z`` to logits and is required by cross-entropy and triplet-entropy. Self-supervised
     methods draw two views with :func:`augment` from ``generator``.
     """
-    _check_method(method)
+    check_method(method)
     if method == "random-init":
         raise ValueError("random-init has no training loss")
     if method in HEAD_METHODS and head is None:
@@ -60,6 +61,7 @@ def method_loss(
         z = encoder(images)
         if method == "supervised-triplet":
             return semi_hard_triplet_loss(z, labels, margin)
+        assert head is not None  # checked above for the head methods
         loss = F.cross_entropy(head(z), labels)
         if method == "triplet-entropy":
             loss = loss + semi_hard_triplet_loss(z, labels, margin)
@@ -128,7 +130,7 @@ def pretrain(
     """
     from tqdm.auto import tqdm
 
-    _check_method(method)
+    check_method(method)
     check_real(lr, "learning rate lr", low=0.0, low_open=True)
     check_real(temperature, "temperature", low=0.0, low_open=True)
     check_real(margin, "margin", low=0.0)

@@ -230,7 +230,7 @@ def test_seed_correlations_one_coefficient_per_seed():
     # accuracy is the score plus small noise: the ranks agree exactly in every seed
     assert (spearman.loc[spearman["score"] == "score", "r"] == 1.0).all()
     assert (spearman.loc[spearman["score"] == "anti", "r"] == -1.0).all()
-    for seed, rows in table.groupby("seed"):
+    for seed, rows in table.groupby("seed"):  # noqa: B007 - the query reads @seed
         r = out.query("seed == @seed and score == 'score' and method == 'pearson'")["r"].item()
         assert r == pytest.approx(np.corrcoef(rows["score"], rows["acc"])[0, 1])
     few = seed_correlations(table[table["encoder"].isin(["e0", "e1"])], ["score"], ["acc"])

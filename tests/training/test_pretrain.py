@@ -273,7 +273,7 @@ def test_random_init_does_not_train(digits):
     before = [p.clone() for p in enc.parameters()]
     res = pretrain(enc, digits, "random-init", progress=False)
     assert res.history.empty and res.train_time_s == 0.0
-    assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, enc.parameters(), strict=True))
 
 
 def test_pretrain_rejects_bad_arguments(digits):

@@ -27,4 +27,9 @@ from rmqm.metrics.rmqm.perturbations import (
     white_noise_levels,
 )
 
-__all__ = ['distance_series', 'relative_changes', 'point_statistics', 'rmqm_score', 'summarize', 'PERTURBATIONS', 'DEFAULT_LEVELS', 'RMQMResult', 'measure_rmqm', 'summary_table', 'AttackLoss', 'ATTACK_LOSSES', 'check_images', 'check_n_levels', 'noise_levels', 'white_noise_levels', 'make_attack_loss', 'check_pgd_params', 'pgd_trajectory', 'pgd_attack']
+__all__ = [
+    "distance_series", "relative_changes", "point_statistics", "rmqm_score", "summarize", "PERTURBATIONS",
+    "DEFAULT_LEVELS", "RMQMResult", "measure_rmqm", "summary_table", "AttackLoss", "ATTACK_LOSSES", "check_images",
+    "check_n_levels", "noise_levels", "white_noise_levels", "make_attack_loss", "check_pgd_params",
+    "pgd_trajectory", "pgd_attack",
+]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -265,5 +266,6 @@ def summary_table(*results: RMQMResult, scope: str | None = "all") -> pd.DataFra
         raise TypeError("summary_table takes one or more RMQMResult objects (from measure_rmqm)")
     table = pd.concat([r.summary for r in results], ignore_index=True)
     if scope is not None and scope not in set(table["scope"]):
-        raise ValueError(f"unknown scope {scope!r}; the results hold {sorted(set(table['scope']))} or None for all rows")
+        raise ValueError(f"unknown scope {scope!r}; the results hold {sorted(set(table['scope']))} "
+                         "or None for all rows")
     return table[table["scope"] == scope].reset_index(drop=True) if scope is not None else table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -13,8 +13,8 @@ from rmqm._utils.validation import check_choice, check_image_batch, check_real
 from rmqm.losses.contrastive import nt_xent_loss
 
 __all__ = [
-    'AttackLoss', 'ATTACK_LOSSES', 'check_images', 'noise_levels', 'white_noise_levels', 'make_attack_loss', 'check_n_levels',
-    'check_pgd_params', 'pgd_trajectory', 'pgd_attack',
+    "AttackLoss", "ATTACK_LOSSES", "check_images", "noise_levels", "white_noise_levels", "make_attack_loss",
+    "check_n_levels", "check_pgd_params", "pgd_trajectory", "pgd_attack",
 ]
 
 
@@ -156,7 +156,8 @@ def check_pgd_params(n_steps: int, step_size: float, epsilon: float) -> None:
         raise ValueError(f"epsilon (L-infinity radius) must be a finite number >= 0; got {epsilon}")
 
 
-def _pgd_step(x_adv: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, step_size: float, epsilon: float) -> torch.Tensor:
+def _pgd_step(x_adv: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, step_size: float,
+              epsilon: float) -> torch.Tensor:
     x_next = x_adv + step_size * grad.sign()
     x_next = torch.max(torch.min(x_next, x + epsilon), x - epsilon)
     return x_next.clamp(0.0, 1.0)

@@ -26,4 +26,9 @@ from rmqm.metrics.synbench.qcqp import (
     solve_robust_qcqp,
 )
 
-__all__ = ['DEFAULT_S_VALUES', 'DEFAULT_THRESHOLDS', 'ACCURACY_GRID', 'accuracy_grid', 'expected_bound_curve', 'synbench_scores', 'SynBenchResult', 'evaluate_synbench', 'mixture_direction', 'sample_gaussian_mixture', 'raw_accuracy', 'expected_bound', 'MIN_POSITIVE_EPSILON', 'ClassStatistics', 'class_statistics', 'QCQPSolution', 'solve_robust_qcqp', 'LinearRule', 'robust_linear_rule', 'accuracy_and_bound']
+__all__ = [
+    "DEFAULT_S_VALUES", "DEFAULT_THRESHOLDS", "ACCURACY_GRID", "accuracy_grid", "expected_bound_curve",
+    "synbench_scores", "SynBenchResult", "evaluate_synbench", "mixture_direction", "sample_gaussian_mixture",
+    "raw_accuracy", "expected_bound", "MIN_POSITIVE_EPSILON", "ClassStatistics", "class_statistics", "QCQPSolution",
+    "solve_robust_qcqp", "LinearRule", "robust_linear_rule", "accuracy_and_bound",
+]

@@ -11,8 +11,8 @@ from numpy.typing import ArrayLike
 from rmqm._utils.validation import as_vector
 
 __all__ = [
-    'DEFAULT_S_VALUES', 'DEFAULT_THRESHOLDS', 'ACCURACY_GRID', 'accuracy_grid', 'expected_bound_curve', 'synbench_scores',
-    'check_thresholds',
+    "DEFAULT_S_VALUES", "DEFAULT_THRESHOLDS", "ACCURACY_GRID", "accuracy_grid", "expected_bound_curve",
+    "synbench_scores", "check_thresholds",
 ]
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,8 @@ class SynBenchResult:
         Raises:
             ValueError: that pair was not evaluated (the message lists what was).
         """
-        rows = self.scores[np.isclose(self.scores["threshold"], threshold) & np.isclose(self.scores["epsilon"], epsilon)]
+        at = np.isclose(self.scores["threshold"], threshold) & np.isclose(self.scores["epsilon"], epsilon)
+        rows = self.scores[at]
         if rows.empty:
             raise ValueError(
                 f"no score at threshold={threshold}, epsilon={epsilon}; evaluated thresholds "
@@ -249,7 +251,8 @@ def _embed_mixture(
         x, y = sample_gaussian_mixture(b, s, shape, direction=u, generator=generator, device=device)
         z = check_embeddings(encoder(x), b, where="encoder")
         if features and z.shape[1] != features[0].shape[1]:
-            raise ValueError(f"encoder output dimension changed between batches: {features[0].shape[1]} then {z.shape[1]}")
+            raise ValueError("encoder output dimension changed between batches: "
+                             f"{features[0].shape[1]} then {z.shape[1]}")
         features.append(z.detach().to("cpu", torch.float64).numpy())
         labels.append(y.cpu().numpy())
     return np.concatenate(features), np.concatenate(labels)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from rmqm.experiments.cache import ZooRMQM
+from rmqm.experiments.engine import prefetch_rmqm
 from rmqm.stats.intervals import summarize_seeds
 from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict
 from rmqm.study.chapters.common import ENCODER, interval_pivot, model_meta
@@ -39,14 +40,19 @@ class ZooMeasurements:
     levels: pd.DataFrame
 
 
-def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] = ("noise", "pgd")) -> ZooMeasurements:
-    """RMQM of every model of ``zoo`` under each alteration of ``settings`` (cached by ``rmqm_of``).
+def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] = ("noise", "pgd"),
+                scheduler: str | None = None) -> ZooMeasurements:
+    """RMQM of every model of ``zoo`` under each alteration of ``settings`` (cached by ``rmqm_of``);
+    the measurements missing from the store run first as jobs of the engine
+    (:func:`rmqm.experiments.engine.prefetch_rmqm`, where ``scheduler`` says).
 
     Raises:
         ValueError: ``settings`` is empty or names an alteration ``rmqm_of`` does not know.
     """
     if not settings:
         raise ValueError("give at least one alteration setting")
+    prefetch_rmqm(rmqm_of, [(row.name, row.seed, s) for row in zoo.itertuples() for s in settings],
+                  scheduler=scheduler)
     summaries, points, levels = [], [], []
     for row in zoo.itertuples():
         for setting in settings:
@@ -59,10 +65,11 @@ def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] = (
                            pd.concat(levels, ignore_index=True))
 
 
-def rmqm_scores(zoo: pd.DataFrame, rmqm_of: ZooRMQM, results: str | os.PathLike) -> ZooMeasurements:
+def rmqm_scores(zoo: pd.DataFrame, rmqm_of: ZooRMQM, results: str | os.PathLike,
+                scheduler: str | None = None) -> ZooMeasurements:
     """:func:`measure_zoo` under white noise and PGD; writes the summaries (without their
     ``scope`` column) to ``results/rmqm_scores.parquet``."""
-    measured = measure_zoo(zoo, rmqm_of)
+    measured = measure_zoo(zoo, rmqm_of, scheduler=scheduler)
     measured.summaries.drop(columns=["scope"]).to_parquet(Path(results) / "rmqm_scores.parquet")
     return measured
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from rmqm.experiments.engine import run_zoo
 from rmqm.stats.intervals import per_seed, summarize_seeds, t_interval
 from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.common import interval_pivot, probe_columns
 from rmqm.training.checkpoints import load_model
-from rmqm.training.zoo import family_summary, train_zoo
+from rmqm.training.zoo import family_summary
 
 __all__ = ['build_zoo', 'zoo_headline', 'zoo_overview', 'training_curves', 'downstream_long', 'family_scores',
            'zoo_reading']
@@ -33,18 +34,22 @@ def build_zoo(
     n_eval: int | None,
     n_transfer: int | None,
     device: str = "cpu",
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     """Train (or load from ``results/zoo``) every model of the zoo, score it with
     :func:`rmqm.training.zoo.train_zoo` and write the table to ``results/zoo.parquet``.
+
+    Each model is a job of the engine (:func:`rmqm.experiments.engine.run_zoo`), run where
+    ``scheduler`` says (None: in this process).
 
     Returns:
         the zoo table, one row per (method, dim, optimizer, seed) model.
     """
     results = Path(results)
-    zoo = train_zoo(
+    zoo = run_zoo(
         methods, dims, seeds, data=data, arch=arch, optimizers=optimizers, epochs=epochs, n_train=n_train,
         time_budget_s=time_budget_s, n_eval=n_eval, n_transfer=n_transfer, cache_dir=results / "zoo",
-        device=device, progress=False,
+        device=device, scheduler=scheduler,
     )
     zoo.to_parquet(results / "zoo.parquet")
     return zoo
