@@ -1,4 +1,4 @@
-"""SynBench: the reference procedure's structure against rmqm.synbench, in one run.
+"""SynBench: the reference procedure's structure against rmqm.metrics.synbench, in one run.
 
 The reference (IBM/synbench, evaluate_synbench.py) draws every sample in a Python loop
 (``torch.normal`` per sample), feeds them through a DataLoader, collects features row by
@@ -198,7 +198,7 @@ def main() -> None:
     same_acc, same_bnd = ours_on_features(features, args.epsilons, our_timers)
     same_scores = scores_from(same_acc, same_bnd, s_values, thresholds)
 
-    print(f"\nend to end: reference structure {ref_time:.1f} s, rmqm.synbench {our_time:.1f} s "
+    print(f"\nend to end: reference structure {ref_time:.1f} s, rmqm.metrics.synbench {our_time:.1f} s "
           f"-> speed ratio {ref_time / our_time:.2f}x\n  (ours includes a 200-replicate bootstrap; the encoder forward passes are the same work in both)")
     print(f"sampling {args.n} points (best of 5): per-sample loop {loop_sampling * 1e3:.1f} ms, one batched call "
           f"{batched_sampling * 1e3:.1f} ms -> {loop_sampling / batched_sampling:.0f}x")
