@@ -40,8 +40,11 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def sweep_command(args: argparse.Namespace) -> pd.DataFrame:
     """Run the sweep described by parsed ``args``; print, optionally save and return the table."""
     executor = "dask" if args.scheduler else args.executor
+    job = resolve_job(args.job)
+    module = getattr(job, "__module__", "") or ""
     table = run_sweep(
-        load_grid(args.grid), resolve_job(args.job), args.store, executor=executor,
+        load_grid(args.grid), job, args.store, executor=executor,
+        code=[module] if module.split(".")[0] == "rmqm" else [],
         scheduler_address=args.scheduler, max_workers=args.workers, progress=not args.no_progress,
         on_error=args.on_error,
     )

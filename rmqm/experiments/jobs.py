@@ -68,7 +68,8 @@ MEASURES: dict[str, tuple[str, ...]] = {
 }
 
 
-_COMMON_KEYS = ("seed", "encoder", "measure", "dataset", "split", "n", "data_seed", "dim", "width", "device", "tag")
+_COMMON_KEYS = ("seed", "encoder", "measure", "dataset", "split", "n", "data_seed", "dim", "width", "device", "tag",
+                "code")
 
 
 def _dataset(config: Mapping[str, Any], default: str = "digits") -> ImageDataset:

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
 
-from rmqm._utils.hashing import canonical_config, config_hash
+from rmqm._utils.hashing import canonical_config, code_fingerprint, config_hash
 from rmqm.experiments.executors import JobFn, Recorder, run_dask, run_process, run_serial
 from rmqm.experiments.store import ResultsStore
 
@@ -163,6 +163,7 @@ def run_sweep(
     on_error: str = "raise",
     threads_per_job: int | None = 1,
     tables: Sequence[str] | None = None,
+    code: Sequence[str] = (),
 ) -> pd.DataFrame | dict[str, pd.DataFrame]:
     """Run every job of ``grid`` that ``store`` does not hold yet; return the full table.
 
@@ -186,6 +187,10 @@ def run_sweep(
         tables: names of the tables each job returns (``job_fn(config) -> {name: rows}``);
             each is stored under ``{**config, "table": name}`` (the keys of
             :func:`rmqm.experiments.cache.cached_rmqm`), and a job counts as done when all are.
+
+        code: ``rmqm`` modules whose code the job runs; their
+            :func:`rmqm._utils.hashing.code_fingerprint` becomes every config's ``"code"`` entry,
+            so a record made by other code is recomputed instead of read back.
 
     Returns:
         One table in grid order: config columns, ``config_hash``, ``seed``, metric
@@ -215,6 +220,9 @@ def run_sweep(
     if not isinstance(store, ResultsStore):
         store = ResultsStore(store)
     configs = _grid_configs(grid)
+    if code:
+        fingerprint = code_fingerprint(*code)
+        configs = [{**c, "code": fingerprint} for c in configs]
     if executor != "serial":
         _check_picklable(job_fn, executor)
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 from pandas.testing import assert_frame_equal
 
-from rmqm._utils.hashing import config_hash
+from rmqm._utils.hashing import code_fingerprint, config_hash
 from rmqm.cli.sweep_cmd import main
 from rmqm.experiments.jobs import embedding_stats, measure_job
 from rmqm.experiments.store import ResultsStore, StoreWarning
@@ -315,7 +315,9 @@ def test_rmqm_cli_has_the_sweep_subcommand(tmp_path, capsys):
     grid_file.write_text("axes:\n  seed: [3]\nfixed:\n  n: 16\n  dim: 4\n  measure: stats\n")
     table = rmqm_main(["sweep", str(grid_file), "--store", str(tmp_path / "s"), "--job", "rmqm.experiments.jobs:measure_job",
                        "--executor", "serial", "--no-progress"])
-    assert_frame_equal(table, ResultsStore(tmp_path / "s").to_frame([{"n": 16, "dim": 4, "measure": "stats", "seed": 3}]))
+    code = code_fingerprint("rmqm.experiments.jobs")  # an rmqm job's records are keyed by its code
+    assert_frame_equal(table, ResultsStore(tmp_path / "s").to_frame(
+        [{"n": 16, "dim": 4, "measure": "stats", "seed": 3, "code": code}]))
     with pytest.raises(SystemExit):
         rmqm_main(["sweep", str(grid_file), "--job", "nomodule_xyz:job"])
     assert "cannot import job module" in capsys.readouterr().err
@@ -423,3 +425,20 @@ def test_multi_table_jobs_must_return_the_named_tables(tmp_path):
     with pytest.raises(ValueError, match="must not hold a 'table' entry"):
         run_sweep([{"seed": 0, "table": "a"}], lambda c: {}, tmp_path, executor="serial", progress=False,
                   tables=("a",))
+
+
+def test_records_keyed_by_code_are_recomputed_when_the_code_changes(tmp_path, monkeypatch):
+    grid = Sweep(axes={"seed": [0, 1]}, fixed={"n": 16, "dim": 4, "measure": "stats"})
+    first = run_sweep(grid, measure_job, tmp_path, executor="serial", progress=False, code=["rmqm.experiments.jobs"])
+    assert set(first["code"]) == {code_fingerprint("rmqm.experiments.jobs")}
+    calls = []
+
+    def counting(config):
+        calls.append(config["seed"])
+        return measure_job(config)
+
+    run_sweep(grid, counting, tmp_path, executor="serial", progress=False, code=["rmqm.experiments.jobs"])
+    assert calls == []  # same code: read back
+    monkeypatch.setattr("rmqm.experiments.sweep.code_fingerprint", lambda *modules: "0" * 64)
+    again = run_sweep(grid, counting, tmp_path, executor="serial", progress=False, code=["rmqm.experiments.jobs"])
+    assert calls == [0, 1] and set(again["code"]) == {"0" * 64}  # other code: recomputed
