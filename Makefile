@@ -71,7 +71,7 @@ zoo: install system-deps
 	$(PY) -m rmqm zoo
 
 book: install system-deps
-	$(PY) -m rmqm.study run --profile $(PROFILE)
+	$(PY) -m rmqm study run --profile $(PROFILE)
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"

@@ -821,7 +821,7 @@ def test_level_tables(n, m, series, quantiles, seed):
 @given(st.lists(st.sampled_from(["run", "--profile", "nope", "tiny", "--set", "a", "x=1", "=2", "--bogus", "-h"]),
                 max_size=5))
 def test_study_cli_arguments(tmp_path_factory, argv):
-    """``python -m rmqm.study`` with random arguments: never a traceback, never a build."""
+    """``rmqm study`` with random arguments: never a traceback, never a build."""
     assume("run" not in argv or "--profile" not in argv or "tiny" not in argv)  # a real build takes minutes
     TRIED["study cli"] += 1
     folder = tmp_path_factory.mktemp("study")

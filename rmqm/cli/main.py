@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_zoo_arguments(sub.add_parser("zoo", help="train the model zoo; print downstream accuracies, RankMe, alpha-ReQ"))
     add_study_arguments(sub.add_parser("study", help="execute the study notebooks of a profile and build the book",
                                        description="Execute the study notebooks of a profile and build the book "
-                                                   "(the same as python -m rmqm.study)."))
+                                                   "(the same as python -m rmqm study)."))
     return parser
 
 

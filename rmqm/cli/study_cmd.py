@@ -1,4 +1,4 @@
-"""``rmqm study run`` / ``python -m rmqm.study run``: run the study and build the book.
+"""``rmqm study run`` (``python -m rmqm study run``): run the study and build the book.
 
 Everything is checked before the first notebook runs: the options when parsed (a
 ``--build-dir`` that is a file, or inside one, is an argparse error, exit status 2), then
@@ -24,7 +24,7 @@ __all__ = ['add_study_arguments', 'study_command', 'study_subcommand', 'main']
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``run`` action and its options to ``parser`` (``rmqm study``, ``python -m rmqm.study``)."""
+    """Add the ``run`` action and its options to ``parser`` (``rmqm study``, ``python -m rmqm study``)."""
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     run = sub.add_parser("run", help="execute the notebooks of a profile and build the book")
     run.add_argument("--profile", default="default", help="tiny, default, paper or a YAML path")
@@ -66,7 +66,7 @@ def study_subcommand(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m rmqm.study run [options]``; returns the exit status (argparse errors exit 2)."""
-    parser = argparse.ArgumentParser(prog="python -m rmqm.study", description=__doc__.split("\n\n")[0])
+    """``rmqm study run [options]``; returns the exit status (argparse errors exit 2)."""
+    parser = argparse.ArgumentParser(prog="rmqm study", description=__doc__.split("\n\n")[0])
     args = add_study_arguments(parser).parse_args(argv)
     return study_command(args)
