@@ -19,7 +19,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell
 
 import rmqm.study.runner as runner
 from rmqm._utils.hashing import PACKAGE_DIR
@@ -39,22 +39,8 @@ def fixed_library(monkeypatch):
     monkeypatch.setattr(runner, "library_fingerprint", lambda: "fixed")
 
 
-def write_nb(folder: Path, name: str, params: str, body: list[str], depends_on=()) -> Path:
-    cells = [new_markdown_cell(f"# {name}")]
-    if params:
-        cells.append(new_code_cell(params, metadata={"tags": ["parameters"]}))
-    cells += [new_code_cell(src) for src in body]
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "rmqm": {"depends_on": list(depends_on)},
-    })
-    folder.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, folder / f"{name}.ipynb")
-    return folder / f"{name}.ipynb"
-
-
 @pytest.fixture
-def two(tmp_path: Path) -> Path:
+def two(tmp_path: Path, write_nb) -> Path:
     nbs = tmp_path / "notebooks"
     write_nb(nbs, "a_first", "scale = 1\nresults_dir = '.'",
              ["import pathlib\npathlib.Path(results_dir, 'a.txt').write_text(str(scale * 2))"])
@@ -134,7 +120,7 @@ def test_a_build_folder_in_use_is_refused(two: Path, tmp_path: Path):
     assert run(two, out)[0] == ["executed", "executed"]  # free again
 
 
-def test_warnings_inside_a_notebook_reach_the_console(tmp_path: Path):
+def test_warnings_inside_a_notebook_reach_the_console(tmp_path: Path, write_nb):
     nbs = tmp_path / "notebooks"
     write_nb(nbs, "w_warn", "", ["import warnings\nfrom rmqm.experiments.store import StoreWarning\n"
                                  "warnings.warn('part abc is damaged; moved aside', StoreWarning)\nprint('fine')"])
@@ -172,7 +158,7 @@ ZOO_NB = [
 
 
 @pytest.mark.slow
-def test_fallback_is_loud_recorded_and_keyed_and_damaged_checkpoints_heal(tmp_path: Path, monkeypatch):
+def test_fallback_is_loud_recorded_and_keyed_and_damaged_checkpoints_heal(tmp_path: Path, monkeypatch, write_nb):
     nbs = tmp_path / "notebooks"
     write_nb(nbs, "z_zoo", "data = 'fashion-mnist'\nresults_dir = '.'", ZOO_NB)
     out = tmp_path / "build"
@@ -243,7 +229,7 @@ print(json.dumps([r.status for r in runs]))
 
 
 @pytest.mark.slow
-def test_a_changed_computing_function_recomputes_the_store_and_changes_the_table(tmp_path: Path):
+def test_a_changed_computing_function_recomputes_the_store_and_changes_the_table(tmp_path: Path, write_nb):
     copy = tmp_path / "copy"
     shutil.copytree(PACKAGE_DIR, copy / "rmqm", ignore=shutil.ignore_patterns("__pycache__"))
     nbs = tmp_path / "notebooks"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell
 
 import rmqm.study.notebooks as notebooks
 import rmqm.study.runner as runner
@@ -26,22 +26,8 @@ from rmqm.study.runner import NotebookFailed, run_notebooks
 pytest.importorskip("papermill")
 
 
-def write_nb(folder: Path, name: str, params: str, body: list[str], depends_on=()) -> Path:
-    cells = [new_markdown_cell(f"# {name}")]
-    if params:
-        cells.append(new_code_cell(params, metadata={"tags": ["parameters"]}))
-    cells += [new_code_cell(src) for src in body]
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "rmqm": {"depends_on": list(depends_on)},
-    })
-    path = folder / f"{name}.ipynb"
-    nbformat.write(nb, path)
-    return path
-
-
 @pytest.fixture
-def two_notebooks(tmp_path: Path) -> Path:
+def two_notebooks(tmp_path: Path, write_nb) -> Path:
     """a writes a file from its parameter; b (depends on a) reads it and writes its own."""
     nbs = tmp_path / "notebooks"
     nbs.mkdir()
@@ -261,7 +247,7 @@ def test_unknown_parameters_are_rejected(two_notebooks: Path, tmp_path: Path):
         run_notebooks(Profile("t", {}, {"zz": {"x": 1}}), two_notebooks, tmp_path, progress=False)
 
 
-def test_failure_names_notebook_and_cell_and_keeps_finished(two_notebooks: Path, tmp_path: Path):
+def test_failure_names_notebook_and_cell_and_keeps_finished(two_notebooks: Path, tmp_path: Path, write_nb):
     write_nb(two_notebooks, "c_third", "", ["x = 1", "raise ValueError('boom in c')", "print('never')"],
              depends_on=["a_first"])
     out = tmp_path / "build"
@@ -277,7 +263,7 @@ def test_failure_names_notebook_and_cell_and_keeps_finished(two_notebooks: Path,
 
 
 
-def test_cli_failure_message(two_notebooks: Path, tmp_path: Path, capsys, monkeypatch):
+def test_cli_failure_message(two_notebooks: Path, tmp_path: Path, capsys, monkeypatch, write_nb):
     write_nb(two_notebooks, "c_third", "k = 0", ["raise KeyError(f'missing-thing {k}')"])
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "t.yaml").write_text("parameters: {scale: 1}\nnotebooks: {c_third: {k: 7}}\n")
