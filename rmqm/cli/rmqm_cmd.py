@@ -20,8 +20,7 @@ from rmqm.cli.common import (
 )
 from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
 from rmqm.training.augmentation import augment
-from rmqm.training.checkpoints import TrainedModel
-from rmqm.training.methods import SELF_SUPERVISED_METHODS
+from rmqm.training.methods import own_attack_loss
 
 __all__ = ['SUMMARY_COLUMNS', 'add_rmqm_arguments', 'cmd_rmqm']
 
@@ -46,7 +45,8 @@ def add_rmqm_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--epsilon", type=real_arg(0), default=0.3, help="PGD L-infinity radius (pixel units)")
     g.add_argument("--attack-loss", choices=["displacement", "cross-entropy", "nt-xent", "own"],
                    default="displacement",
-                   help="PGD loss: label-free displacement, or 'own' = the model's training loss")
+                   help="PGD loss: label-free displacement, or 'own' = the model's training loss "
+                        "(rmqm.training.methods.own_attack_loss; displacement for models without one)")
     g.add_argument("--batch-size", type=int_arg(1), default=250)
     g.add_argument("--per-class", action="store_true", help="also print the per-class rows")
     g.add_argument("--out", type=output_file_arg(), default=None, help="save the table (.csv or .parquet)")
@@ -65,7 +65,7 @@ def cmd_rmqm(args: argparse.Namespace) -> pd.DataFrame:
     for perturbation in args.perturbation:
         attack_loss = args.attack_loss
         if perturbation == "pgd" and attack_loss == "own":
-            attack_loss = _own_attack_loss(model)
+            attack_loss = own_attack_loss(model.method) or "displacement"
         results.append(measure_rmqm(
             model.encoder, data, perturbation=perturbation,
             n_levels=args.noise_levels if perturbation == "noise" else args.pgd_levels,
@@ -83,12 +83,3 @@ def cmd_rmqm(args: argparse.Namespace) -> pd.DataFrame:
     if args.out:
         save_table(table, Path(args.out))
     return table
-
-
-def _own_attack_loss(model: TrainedModel) -> str:
-    """The attack that matches the model's training loss, as the reference does."""
-    if model.head is not None:
-        return "cross-entropy"
-    if model.method in SELF_SUPERVISED_METHODS:
-        return "nt-xent"
-    return "displacement"

@@ -20,7 +20,7 @@ from rmqm.models.backbones import TinyCNN
 from rmqm.models.encoder import Encoder
 from rmqm.training.augmentation import augment
 from rmqm.training.checkpoints import TrainedModel, load_or_train, model_config
-from rmqm.training.methods import SELF_SUPERVISED_METHODS
+from rmqm.training.methods import own_attack_loss
 
 __all__ = ['embedding_stats', 'MEASURES', 'measure_job']
 
@@ -101,13 +101,6 @@ def _zoo_model(spec: Mapping[str, Any], seed: int, device: str) -> TrainedModel:
     return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), device=device, progress=False)
 
 
-def _own_attack_loss(model: TrainedModel) -> str:
-    """The PGD loss that attacks ``model`` with its own training loss (as the reference does)."""
-    if model.head is not None:
-        return "cross-entropy"
-    return "nt-xent" if model.method in SELF_SUPERVISED_METHODS else "displacement"
-
-
 def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
     """The sweep job of the study: build or load an encoder, measure it once, return the rows.
 
@@ -127,8 +120,9 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         dataset, split, n, data_seed: the measured data (default: 64 points of the test
             split of the encoder's training data, or of ``"digits"``).
         <options>: the entries :data:`MEASURES` lists for the measure, passed on as
-            keyword arguments (``attack_loss="own"`` attacks each model with its own
-            training loss, as the reference does).
+            keyword arguments (``attack_loss="own"`` attacks each model with its own training
+            loss, as the reference does: :func:`rmqm.training.methods.own_attack_loss`, and
+            displacement for a model without one).
         device: ``"cpu"`` (default) or ``"cuda"``; part of the config because GPU
             numbers differ from CPU numbers in the last bits.
         tag: a free-form label (kept in the table, ignored by the job).
@@ -172,7 +166,7 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
     if measure == "rmqm":
         extra: dict[str, Any] = {}
         if options.get("attack_loss") == "own":
-            options["attack_loss"] = "displacement" if model is None else _own_attack_loss(model)
+            options["attack_loss"] = (own_attack_loss(model.method) if model is not None else None) or "displacement"
         if model is not None:
             head = None if model.head is None else model.head.to(device)  # the cross-entropy attack's classifier
             extra = {"head": head, "augment": augment}

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ['SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family']
+__all__ = ['SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family',
+           'own_attack_loss']
 
 
 SUPERVISED_METHODS: tuple[str, ...] = ("cross-entropy", "triplet-entropy", "supervised-triplet")
@@ -36,3 +37,20 @@ def method_family(method: str) -> str:
     if method == "random-init":
         return "random"
     raise ValueError(f"unknown pretraining method {method!r}; choose one of {list(METHODS)}")
+
+
+def own_attack_loss(method: str) -> str | None:
+    """The PGD loss that attacks a model of ``method`` with its own training loss, as the
+    reference does, where this library has that loss as an attack: ``"cross-entropy"`` (through
+    the classifier head) for the :data:`HEAD_METHODS`, ``"nt-xent"`` (against an augmented view)
+    for NT-Xent; None for the others. The reference attacks the triplet models with their triplet
+    loss and the random init with NT-Xent; VICReg has no attack there. Neither triplet loss is an
+    attack here, and the random init and VICReg get none rather than a borrowed loss.
+
+    Raises:
+        ValueError: an unknown method.
+    """
+    check_method(method)
+    if method in HEAD_METHODS:
+        return "cross-entropy"
+    return "nt-xent" if method == "nt-xent" else None

@@ -286,3 +286,16 @@ def test_pretrain_rejects_bad_arguments(digits):
         make_optimizer(enc.parameters(), "lion")
     with pytest.raises(ValueError, match="batch_size >= 2"):
         pretrain(enc, digits, "nt-xent", batch_size=1, progress=False)
+
+
+def test_own_attack_loss_is_one_rule_for_every_method():
+    from rmqm.training.methods import HEAD_METHODS, METHODS, own_attack_loss
+
+    rules = {m: own_attack_loss(m) for m in METHODS}
+    assert {m for m, loss in rules.items() if loss == "cross-entropy"} == set(HEAD_METHODS)
+    assert {m for m, loss in rules.items() if loss == "nt-xent"} == {"nt-xent"}
+    # no borrowed loss: the triplet models, VICReg and the random init have no own-loss attack here
+    assert {m for m, loss in rules.items() if loss is None} == {
+        "supervised-triplet", "instance-triplet", "vicreg", "random-init"}
+    with pytest.raises(ValueError, match="unknown pretraining method 'simclr'"):
+        own_attack_loss("simclr")

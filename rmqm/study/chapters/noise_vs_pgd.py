@@ -15,6 +15,7 @@ from rmqm.stats.intervals import per_seed
 from rmqm.study.chapters.common import CORRELATION, ENCODER, FRACTION, seed_line
 from rmqm.training.augmentation import augment
 from rmqm.training.checkpoints import load_model
+from rmqm.training.methods import own_attack_loss
 
 __all__ = ['FRESH', 'NESTED', 'OWN_LOSS', 'DISPLACEMENT', 'noise_pgd_scores', 'alteration_agreement',
            'relative_changes', 'noise_schedules', 'schedule_summary', 'attack_losses', 'attack_summary']
@@ -114,9 +115,8 @@ def schedule_summary(nested: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
 def attack_losses(zoo: pd.DataFrame, rmqm_of: ZooRMQM, zoo_dir: str | os.PathLike) -> pd.DataFrame:
     """RMQM under PGD with each model's own training loss and with the shared displacement attack.
 
-    The own loss is cross-entropy through the classifier head for the models that have one
-    and NT-Xent against an augmented view for the NT-Xent models; the other models have no
-    own-loss attack and are left out.
+    The own loss is :func:`rmqm.training.methods.own_attack_loss`: cross-entropy through the
+    classifier head, or NT-Xent against an augmented view; models without one are left out.
 
     Returns:
         ``method, dim, optimizer, seed, attack`` (:data:`OWN_LOSS` or :data:`DISPLACEMENT`),
@@ -127,13 +127,13 @@ def attack_losses(zoo: pd.DataFrame, rmqm_of: ZooRMQM, zoo_dir: str | os.PathLik
     """
     rows = []
     for row in zoo.itertuples():
-        model = load_model(row.name, zoo_dir)
-        if model.head is not None:
-            own = rmqm_of(row.name, row.seed, "pgd", attack_loss="cross-entropy", head=model.head)
-        elif row.method == "nt-xent":
-            own = rmqm_of(row.name, row.seed, "pgd", attack_loss="nt-xent", augment=augment)
-        else:
+        loss = own_attack_loss(row.method)
+        if loss is None:
             continue
+        if loss == "cross-entropy":
+            own = rmqm_of(row.name, row.seed, "pgd", attack_loss=loss, head=load_model(row.name, zoo_dir).head)
+        else:
+            own = rmqm_of(row.name, row.seed, "pgd", attack_loss=loss, augment=augment)
         disp = rmqm_of(row.name, row.seed, "pgd")
         for label, t in ((OWN_LOSS, own), (DISPLACEMENT, disp)):
             rows.append(dict(method=row.method, dim=row.dim, optimizer=row.optimizer, seed=row.seed, attack=label,
