@@ -2,7 +2,7 @@
 
 - :mod:`~rmqm.plots.style`: the book's style (:func:`book_style`, :data:`BOOK_WIDTH`);
 - :mod:`~rmqm.plots.figures`: distance bands, score scatter panels, one SynBench result;
-- :mod:`~rmqm.plots.zoo_figures`: training curves and downstream accuracy of the zoo;
+- :mod:`~rmqm.plots.zoo_figures`: training and learning curves and downstream accuracy of the zoo;
 - :mod:`~rmqm.plots.rmqm_figures`: RMQM per encoder, distance curves, per-point statistics,
   noise against PGD, relative-change spikes, noise schedules, attack losses;
 - :mod:`~rmqm.plots.synbench_figures`: SynBench reference, curves, scores, robust probe;
@@ -30,11 +30,12 @@ from rmqm.plots.synbench_figures import (
     plot_synbench_reference,
     plot_synbench_scores,
 )
-from rmqm.plots.zoo_figures import plot_downstream_accuracy, plot_training_curves
+from rmqm.plots.zoo_figures import plot_downstream_accuracy, plot_learning_curves, plot_training_curves
 
 __all__ = [
     'BOOK_WIDTH', 'book_style', 'plot_attack_losses', 'plot_correlations', 'plot_distance_bands',
-    'plot_distance_curves', 'plot_downstream_accuracy', 'plot_noise_schedules', 'plot_noise_vs_pgd',
+    'plot_distance_curves', 'plot_downstream_accuracy', 'plot_learning_curves', 'plot_noise_schedules',
+    'plot_noise_vs_pgd',
     'plot_point_statistics', 'plot_relative_change_spikes', 'plot_rmqm_bars', 'plot_robust_probe',
     'plot_score_scatter', 'plot_synbench', 'plot_synbench_curves', 'plot_synbench_reference', 'plot_synbench_scores',
     'plot_training_curves',

@@ -10,7 +10,7 @@ import seaborn as sns
 from rmqm._utils.validation import check_columns
 from rmqm.stats.intervals import t_errorbar
 
-__all__ = ['plot_training_curves', 'plot_downstream_accuracy']
+__all__ = ['plot_training_curves', 'plot_learning_curves', 'plot_downstream_accuracy']
 
 
 def plot_training_curves(curves: pd.DataFrame) -> Any:
@@ -33,6 +33,33 @@ def plot_training_curves(curves: pd.DataFrame) -> Any:
                     aspect=1.3)
     g.set_axis_labels("optimisation step", "training loss (method's own units)")
     g.figure.suptitle("Training curves per pretraining method", y=1.02)
+    return g.figure
+
+
+def plot_learning_curves(curves: pd.DataFrame) -> Any:
+    """In-distribution accuracy against training epoch (log2 axis), one panel per (probe,
+    dimension), one line per method: the mean over seeds with a 95 % t-interval band
+    clipped to [0, 1]. Training maturity as a measured axis: a flat end is a plateau.
+
+    Args:
+        curves: :func:`rmqm.study.chapters.zoo.learning_curves_long` (``epoch``,
+            ``accuracy``, ``method``, ``probe``, ``dim``).
+
+    Returns:
+        the matplotlib ``Figure``.
+
+    Raises:
+        ValueError: a column is missing.
+    """
+    check_columns(curves, ["epoch", "accuracy", "method", "probe", "dim"], "learning curves")
+    g = sns.relplot(data=curves, x="epoch", y="accuracy", hue="method", col="dim", row="probe", kind="line",
+                    marker="o", errorbar=t_errorbar(bounds=(0, 1)), height=2.8, aspect=1.3,
+                    facet_kws={"sharey": "row"})
+    for ax in g.axes.flat:
+        ax.set_xscale("log", base=2)
+    g.set_axis_labels("training epoch (checkpoint, log2 scale)", "accuracy (fraction)")
+    g.set_titles("{row_name}, d={col_name}")
+    g.figure.suptitle("Learning curves: in-distribution accuracy at each checkpoint", y=1.02)
     return g.figure
 
 

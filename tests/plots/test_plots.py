@@ -48,6 +48,20 @@ def test_training_curves_one_panel_per_method():
         plots.plot_training_curves(curves.drop(columns="smoothed loss"))
 
 
+def test_learning_curves_log2_epochs_one_panel_per_probe_and_dim():
+    curves = pd.DataFrame([dict(method=m, dim=d, seed=s, epoch=e, probe=p, accuracy=1 - 0.5 / e)
+                           for m, _ in METHODS for d in (8, 16) for s in SEEDS for e in (1, 2, 4)
+                           for p in ("in-distribution k-NN", "in-distribution linear")])
+    fig = plots.plot_learning_curves(curves)
+    assert titles(fig) == ["in-distribution k-NN, d=8", "in-distribution k-NN, d=16",
+                           "in-distribution linear, d=8", "in-distribution linear, d=16"]
+    assert fig.axes[0].get_xscale() == "log"
+    line = fig.axes[0].get_lines()[0]
+    assert np.allclose(line.get_xdata(), [1, 2, 4]) and np.allclose(line.get_ydata(), [0.5, 0.75, 0.875])
+    with pytest.raises(ValueError, match=r"learning curves lacks column\(s\) \['epoch'\]"):
+        plots.plot_learning_curves(curves.drop(columns="epoch"))
+
+
 def test_downstream_accuracy_panels_per_dim_and_task():
     acc = pd.DataFrame([dict(method=m, family=f, dim=d, seed=s, task=t, probe=p, accuracy=0.5 + 0.1 * s)
                         for m, f in METHODS for d in (8, 16) for s in SEEDS for t in ("digits", "faces")
