@@ -208,6 +208,38 @@ def test_step_verdicts_support_and_contradict():
         "Verdict: the paper's claim (larger AND steadier, both supported over seeds) holds in 0 of 2 comparisons.")
 
 
+def _verdict_of(setting: str, steadier: bool) -> pd.DataFrame:
+    """step_verdicts rows of one setting: self-supervised steps steadier (S_b 0.1 vs 0.5) or not."""
+    points = points_table(ssl_b=1.5).query("perturbation == 'pgd'")
+    if not steadier:
+        points = points.assign(S_b=np.where(points["family"] == "supervised", 0.1, 0.5)
+                               + 0.01 * np.random.default_rng(1).standard_normal(len(points)))
+    return ssl_vs_supervised.step_verdicts(points.assign(perturbation=setting))
+
+
+def test_augmentation_headline_states_each_outcome():
+    survives = pd.concat([_verdict_of("pgd-reference", True), _verdict_of("pgd-own-loss", True)])
+    lines = ssl_vs_supervised.augmentation_headline(survives, "pgd-reference", "pgd-own-loss")
+    assert lines[0].startswith("pgd-reference: steadier steps 1 of 1 supported -- d=8: supported (")
+    assert lines[-1].endswith("survives: it holds with and without the output augmentation.")
+    gone = pd.concat([_verdict_of("pgd-reference", True), _verdict_of("pgd-own-loss", False)])
+    assert "does not survive" in ssl_vs_supervised.augmentation_headline(gone, "pgd-reference", "pgd-own-loss")[-1]
+    assert "pgd-own-loss: steadier steps 0 of 1 supported -- d=8: contradicted" in "\n".join(
+        ssl_vs_supervised.augmentation_headline(gone, "pgd-reference", "pgd-own-loss"))
+    never = pd.concat([_verdict_of("pgd-reference", False), _verdict_of("pgd-own-loss", True)])
+    assert "is not reproduced" in ssl_vs_supervised.augmentation_headline(never, "pgd-reference", "pgd-own-loss")[-1]
+    with pytest.raises(ValueError, match=r"no verdict rows for 'pgd-x'"):
+        ssl_vs_supervised.augmentation_headline(survives, "pgd-x", "pgd-own-loss")
+
+
+def test_per_class_rmqm_means_over_seeds_and_spread():
+    per_class = pd.DataFrame([dict(scope=f"label={c}", rmqm=1.0 + c + 0.1 * seed, method="nt-xent", dim=8,
+                                   perturbation="noise", seed=seed) for c in (0, 1, 10) for seed in SEEDS])
+    table = ssl_vs_supervised.per_class_rmqm(per_class)
+    assert list(table.columns) == ["0", "1", "10", "spread"]  # classes in numeric order
+    assert table.loc[("nt-xent", 8, "noise")].tolist() == pytest.approx([1.1, 2.1, 11.1, 10.0])
+
+
 # --- 03 noise vs PGD --------------------------------------------------------------------
 
 def test_noise_pgd_scores_and_their_agreement():

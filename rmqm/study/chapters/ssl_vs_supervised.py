@@ -16,7 +16,7 @@ from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdi
 from rmqm.study.chapters.common import ENCODER, interval_pivot, model_meta
 
 __all__ = ['VERDICT_WORDS', 'ZooMeasurements', 'measure_zoo', 'rmqm_scores', 'rmqm_intervals', 'rmqm_components',
-           'step_verdicts', 'verdict_lines']
+           'per_class_rmqm', 'step_verdicts', 'verdict_lines', 'augmentation_headline']
 
 #: The verdict words of :func:`rmqm.stats.verdicts.interval_verdict`, in the order they are counted.
 VERDICT_WORDS: tuple[str, ...] = ("supported", "contradicted", "inconclusive", "no interval")
@@ -33,22 +33,29 @@ class ZooMeasurements:
         summaries: one row per model and alteration (the ``scope == 'all'`` summary row).
         points: one row per model, alteration and test point (``A, B, S_a, S_b``, ...).
         levels: one row per model, alteration, point and level (``a, b``, ...).
+        per_class: one row per model, alteration and class (``scope == 'label=<c>'``): RMQM
+            computed over the points of one class, as the reference's per-method figures show it.
     """
 
     summaries: pd.DataFrame
     points: pd.DataFrame
     levels: pd.DataFrame
+    per_class: pd.DataFrame
 
 
-def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] = ("noise", "pgd"),
+def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] | None = None,
                 scheduler: str | None = None) -> ZooMeasurements:
     """RMQM of every model of ``zoo`` under each alteration of ``settings`` (cached by ``rmqm_of``);
     the measurements missing from the store run first as jobs of the engine
     (:func:`rmqm.experiments.engine.prefetch_rmqm`, where ``scheduler`` says).
 
+    Args:
+        settings: alteration names (default: every setting of ``rmqm_of``, in its order).
+
     Raises:
         ValueError: ``settings`` is empty or names an alteration ``rmqm_of`` does not know.
     """
+    settings = list(rmqm_of.settings) if settings is None else list(settings)
     if not settings:
         raise ValueError("give at least one alteration setting")
     prefetch_rmqm(rmqm_of, [(row.name, row.seed, s) for row in zoo.itertuples() for s in settings],
@@ -58,11 +65,12 @@ def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] = (
         for setting in settings:
             t = rmqm_of(row.name, row.seed, setting)
             meta = dict(model_meta(row), perturbation=setting)
-            summaries.append(t["summary"].query("scope == 'all'").assign(**meta))
+            summaries.append(t["summary"].assign(**meta))
             points.append(t["points"].assign(**meta))
             levels.append(t["levels"].assign(**meta))
-    return ZooMeasurements(pd.concat(summaries, ignore_index=True), pd.concat(points, ignore_index=True),
-                           pd.concat(levels, ignore_index=True))
+    summary = pd.concat(summaries, ignore_index=True)
+    return ZooMeasurements(summary.query("scope == 'all'").reset_index(drop=True), pd.concat(points, ignore_index=True),
+                           pd.concat(levels, ignore_index=True), summary.query("scope != 'all'").reset_index(drop=True))
 
 
 def rmqm_scores(zoo: pd.DataFrame, rmqm_of: ZooRMQM, results: str | os.PathLike,
@@ -87,6 +95,16 @@ def rmqm_components(summaries: pd.DataFrame) -> pd.DataFrame:
     c = summaries.groupby(["method", "dim", "optimizer", "perturbation"])[terms].mean().reset_index()
     return c.assign(share_inverse=(c["inv_S_a"] + c["inv_S_b"])
                     / (c["mean_A"] + c["mean_B"] + c["inv_S_a"] + c["inv_S_b"])).round(3)
+
+
+def per_class_rmqm(per_class: pd.DataFrame) -> pd.DataFrame:
+    """RMQM per class (the reference's figures), mean over seeds: one row per method,
+    dimension and alteration, one column per class, and ``spread``: the largest minus the
+    smallest class mean (how much "the" RMQM of an encoder depends on which digits it sees)."""
+    table = per_class.assign(**{"class": per_class["scope"].str.split("=").str[1]}).pivot_table(
+        index=["method", "dim", "perturbation"], columns="class", values="rmqm", aggfunc="mean")
+    table = table[sorted(table.columns, key=lambda c: (len(c), c))]
+    return table.assign(spread=table.max(axis=1) - table.min(axis=1)).round(3)
 
 
 def step_verdicts(points: pd.DataFrame) -> pd.DataFrame:
@@ -129,4 +147,43 @@ def verdict_lines(verdict: pd.DataFrame) -> list[str]:
     lines.append("Verdict: the paper's claim (larger AND steadier) holds in every comparison." if both == n else
                  f"Verdict: the paper's claim (larger AND steadier, both supported over seeds) holds in {both} of {n} "
                  "comparisons.")
+    return lines
+
+
+def augmentation_headline(verdict: pd.DataFrame, with_augmentation: str, without_augmentation: str,
+                          claim: str = "steadier steps") -> list[str]:
+    """Does the paper's PGD finding survive without the reference's output augmentation?
+
+    Compares the :func:`step_verdicts` rows of two PGD settings: ``with_augmentation`` (the
+    reference's pipeline, whose supervised models' adversarial images are randomly rotated at
+    every level) and ``without_augmentation`` (the same own losses, no output augmentation).
+
+    Returns:
+        one line per setting (how many dimensions support, contradict or leave ``claim``
+        inconclusive, with each interval) and a final line that states the answer plainly:
+        the finding *survives* when it is supported in every dimension under both settings,
+        *does not survive* when supported with the augmentation but not without it, and is
+        *not reproduced* when it is not supported in every dimension even with it.
+
+    Raises:
+        ValueError: a setting has no rows in ``verdict``.
+    """
+    lines, supported = [], {}
+    column = "median S_b: sup. - self-sup." if claim == "steadier steps" else "median B: self-sup. - sup."
+    for setting in (with_augmentation, without_augmentation):
+        rows = verdict[verdict["perturbation"] == setting]
+        if rows.empty:
+            raise ValueError(f"no verdict rows for {setting!r}; the table has {sorted(set(verdict['perturbation']))}")
+        words = rows[claim].str.split(":").str[0]
+        supported[setting] = bool((words == "supported").all())
+        detail = "; ".join(f"d={d}: {w} ({v})" for d, w, v in zip(rows["dim"], words, rows[column], strict=True))
+        lines.append(f"{setting}: {claim} {int((words == 'supported').sum())} of {len(rows)} supported -- {detail}")
+    if supported[with_augmentation] and supported[without_augmentation]:
+        answer = "survives: it holds with and without the output augmentation"
+    elif supported[with_augmentation]:
+        answer = ("does not survive: it holds with the reference's output augmentation but not without it, "
+                  "so the augmentation, not the manifold, can explain it")
+    else:
+        answer = "is not reproduced on this zoo even with the reference's output augmentation"
+    lines.append(f"Verdict: the paper's PGD finding ({claim} for self-supervised encoders) {answer}.")
     return lines
