@@ -1,0 +1,201 @@
+"""The reference code's training augmentations, batched and seeded: a random rotation and a random
+perspective as pure functions of a ``torch.Generator`` (one ``F.grid_sample`` call per batch).
+
+The RMQM reference code trains every MNIST encoder on torchvision augmentations
+(/work/shared/methods/rmqm.md, "What the reference code does in training"): single-view methods on
+``RandomPerspective(distortion_scale=0.5, p=0.5)``, two-view methods on ``RandomRotation(15)`` for
+one view and ``RandomPerspective(0.5, p=0.8)`` for the other. torchvision draws one set of
+parameters per image from the global RNG and warps images one at a time; here every image of the
+batch gets its own parameters drawn from ``generator`` (so a seed fixes the views) and the whole
+batch is warped at once. Both functions are differentiable in ``images`` (the PGD attack of the
+reference takes gradients through the augmentation).
+
+Conventions, as torchvision's tensor backend: pixel ``(i, j)`` is the unit square centred at
+``(j + 0.5, i + 0.5)`` (``align_corners=False``), bilinear interpolation, zero fill outside the
+image (torchvision's ``fill=None``; with ``fill=0`` torchvision also multiplies by a warped mask,
+which differs only in the one-pixel border of the warped image).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from rmqm._utils.validation import check_real
+
+__all__ = ['random_rotation', 'random_perspective', 'rotate', 'perspective_coefficients', 'perspective',
+           'perspective_corners']
+
+
+def _check(images: torch.Tensor, generator: torch.Generator | None = None) -> None:
+    """Structural checks only (no pass over the pixel values: this runs on every training batch)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor of shape (B, C, H, W); got {type(images).__name__}")
+    if images.ndim != 4 or images.numel() == 0:
+        raise ValueError(f"images must be a non-empty (B, C, H, W) tensor; got shape {tuple(images.shape)}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be a floating-point tensor with pixels in [0, 1]; got {images.dtype}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator (e.g. torch.Generator().manual_seed(0)); "
+                        f"got {type(generator).__name__}")
+
+
+def _sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="zeros",
+                         align_corners=False)
+
+
+def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """Each image rotated counter-clockwise (as displayed, y down) by its own angle about its centre.
+
+    Same geometry as ``torchvision.transforms.v2.functional.rotate(img, angle, BILINEAR)`` with
+    ``expand=False``, ``center=None``: output pixel centre ``p`` (relative to the image centre)
+    samples the input at ``R(angle) p`` with ``R = [[cos, -sin], [sin, cos]]``.
+
+    Args:
+        images: ``(B, C, H, W)`` floating-point pixels.
+        degrees: ``(B,)`` angles in degrees (any device; moved to ``images``' device).
+
+    Returns:
+        ``(B, C, H, W)``, same dtype and device as ``images``; zero outside the rotated input.
+    """
+    _check(images)
+    b, _, h, w = images.shape
+    if not isinstance(degrees, torch.Tensor) or degrees.shape != (b,):
+        raise ValueError(f"degrees must be a tensor of shape ({b},), one angle per image; got "
+                         f"{getattr(degrees, 'shape', type(degrees).__name__)}")
+    rad = torch.deg2rad(degrees.to(images.device, torch.float64))
+    cos, sin = torch.cos(rad), torch.sin(rad)
+    zero = torch.zeros_like(cos)
+    # The rotation acts on pixel coordinates; affine_grid works in [-1, 1] per axis, hence the
+    # aspect factors h / w and w / h (both 1 for square images).
+    theta = torch.stack([torch.stack([cos, -sin * h / w, zero], 1),
+                         torch.stack([sin * w / h, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta.to(images.dtype), [b, 1, h, w], align_corners=False)
+    return _sample(images, grid)
+
+
+def random_rotation(images: torch.Tensor, generator: torch.Generator, max_degrees: float = 15.0) -> torch.Tensor:
+    """torchvision ``RandomRotation(max_degrees)`` per image, batched: an angle uniform in
+    ``[-max_degrees, max_degrees]`` degrees, rotation about the centre, zero fill, bilinear.
+
+    torchvision's own default interpolation for ``RandomRotation`` is nearest; bilinear is used here
+    so that the result is differentiable in ``images`` (the reference's PGD attack differentiates
+    through this augmentation).
+
+    Args:
+        images: ``(B, C, H, W)`` floating-point pixels in ``[0, 1]``.
+        generator: the source of the ``B`` angles (drawn on the generator's device).
+        max_degrees: in ``[0, 180]``.
+
+    Returns:
+        ``(B, C, H, W)`` tensor of ``images``' dtype and device.
+    """
+    _check(images, generator)
+    max_degrees = check_real(max_degrees, "max_degrees", low=0.0, high=180.0)
+    u = torch.rand(images.shape[0], generator=generator, device=generator.device, dtype=torch.float64)
+    return rotate(images, (2.0 * u - 1.0) * max_degrees)
+
+
+def perspective_corners(
+    batch: int, height: int, width: int, generator: torch.Generator, distortion_scale: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random corner displacements as torchvision ``RandomPerspective.get_params`` draws them.
+
+    Per image, top-left ``(randint(0, m_w + 1), randint(0, m_h + 1))``, top-right
+    ``(randint(W - m_w - 1, W), randint(0, m_h + 1))``, bottom-right and bottom-left alike, with
+    ``m_w = int(distortion_scale * (W // 2))``, ``m_h = int(distortion_scale * (H // 2))``.
+
+    Returns:
+        ``(start, end)``: ``(4, 2)`` start points ``[[0, 0], [W-1, 0], [W-1, H-1], [0, H-1]]`` (x, y)
+        and ``(B, 4, 2)`` end points, int64 on the generator's device.
+    """
+    distortion_scale = check_real(distortion_scale, "distortion_scale", low=0.0, high=1.0)
+    mw, mh = int(distortion_scale * (width // 2)), int(distortion_scale * (height // 2))
+    dev = generator.device
+    off_x = torch.randint(0, mw + 1, (batch, 4), generator=generator, device=dev)
+    off_y = torch.randint(0, mh + 1, (batch, 4), generator=generator, device=dev)
+    start = torch.tensor([[0, 0], [width - 1, 0], [width - 1, height - 1], [0, height - 1]], device=dev)
+    # Each corner moves inwards by an offset uniform on 0..m: for right/bottom coordinates
+    # randint(W - m - 1, W) = (W - 1) - (m - u) and m - u is uniform on 0..m as u is.
+    inward = torch.tensor([[1, 1], [-1, 1], [-1, -1], [1, -1]], device=dev)
+    return start, start + inward * torch.stack([off_x, off_y], -1)
+
+
+def perspective_coefficients(start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """The 8 homography coefficients ``(a, b, c, d, e, f, g, h)`` that map each output point of
+    ``end`` to its input point of ``start``, ``(x, y) -> ((a x + b y + c) / (g x + h y + 1),
+    (d x + e y + f) / (g x + h y + 1))``, as torchvision's ``_get_perspective_coeffs`` (a batched
+    float64 ``torch.linalg.solve`` of its 8x8 system instead of one least squares per image).
+
+    Args:
+        start: ``(4, 2)`` or ``(B, 4, 2)`` input corners ``(x, y)``; end: ``(B, 4, 2)`` output corners.
+
+    Returns:
+        ``(B, 8)`` float64 coefficients.
+    """
+    end = end.to(torch.float64)
+    start = start.to(end.device, torch.float64).expand_as(end)
+    x, y = end[..., 0], end[..., 1]
+    u, v = start[..., 0], start[..., 1]
+    one, zero = torch.ones_like(x), torch.zeros_like(x)
+    rows_x = torch.stack([x, y, one, zero, zero, zero, -u * x, -u * y], -1)  # (B, 4, 8)
+    rows_y = torch.stack([zero, zero, zero, x, y, one, -v * x, -v * y], -1)
+    a = torch.stack([rows_x, rows_y], 2).reshape(end.shape[0], 8, 8)
+    rhs = torch.stack([u, v], -1).reshape(end.shape[0], 8)
+    return torch.linalg.solve(a, rhs)
+
+
+def perspective(images: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+    """Each image warped by its own homography (as ``torchvision.transforms.v2.functional.perspective``
+    with bilinear interpolation and ``fill=None``): output pixel centre ``(x, y)`` samples the input
+    at the image of ``(x, y)`` by ``coefficients`` (see :func:`perspective_coefficients`).
+
+    Args:
+        images: ``(B, C, H, W)`` floating-point pixels; coefficients: ``(B, 8)``.
+
+    Returns:
+        ``(B, C, H, W)`` of ``images``' dtype and device.
+    """
+    _check(images)
+    b, _, h, w = images.shape
+    if not isinstance(coefficients, torch.Tensor) or coefficients.shape != (b, 8):
+        raise ValueError(f"coefficients must be a ({b}, 8) tensor; got "
+                         f"{getattr(coefficients, 'shape', type(coefficients).__name__)}")
+    c = coefficients.to(images.device, torch.float64)
+    ys, xs = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float64) + 0.5,
+                            torch.arange(w, device=images.device, dtype=torch.float64) + 0.5, indexing="ij")
+    base = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, h * w, 3)
+    rows = torch.stack([c[:, 0:3], c[:, 3:6], torch.cat([c[:, 6:8], torch.ones_like(c[:, :1])], 1)], 1)
+    src = base @ rows.transpose(1, 2)  # (B, HW, 3): homogeneous input coordinates
+    src = src[..., :2] / src[..., 2:]
+    scale = torch.tensor([w / 2.0, h / 2.0], device=images.device, dtype=torch.float64)
+    grid = (src / scale - 1.0).reshape(b, h, w, 2)
+    return _sample(images, grid)
+
+
+def random_perspective(
+    images: torch.Tensor, generator: torch.Generator, distortion_scale: float = 0.5, p: float = 0.5,
+) -> torch.Tensor:
+    """torchvision ``RandomPerspective(distortion_scale, p)`` per image, batched: with probability
+    ``p`` an image is warped by a homography moving its four corners inwards by random integer
+    offsets drawn as ``RandomPerspective.get_params`` draws them (:func:`perspective_corners`);
+    otherwise it is returned unchanged. Bilinear, zero fill.
+
+    Args:
+        images: ``(B, C, H, W)`` floating-point pixels in ``[0, 1]``.
+        generator: the source of the coin flips and corners (drawn on the generator's device).
+        distortion_scale: in ``[0, 1]``; p: in ``[0, 1]``.
+
+    Returns:
+        ``(B, C, H, W)`` tensor of ``images``' dtype and device.
+    """
+    _check(images, generator)
+    distortion_scale = check_real(distortion_scale, "distortion_scale", low=0.0, high=1.0)
+    p = check_real(p, "p", low=0.0, high=1.0)
+    b, _, h, w = images.shape
+    apply = torch.rand(b, generator=generator, device=generator.device, dtype=torch.float64) < p
+    start, end = perspective_corners(b, h, w, generator, distortion_scale)
+    warped = perspective(images, perspective_coefficients(start, end))
+    return torch.where(apply.to(images.device).view(b, 1, 1, 1), warped, images)
+
