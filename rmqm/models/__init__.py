@@ -2,6 +2,7 @@
 
 from rmqm.models.backbones import (
     ARCHITECTURES,
+    LENET_HIDDEN,
     LeNet,
     MLPHead,
     ResNet18CIFAR,
@@ -11,6 +12,6 @@ from rmqm.models.backbones import (
 from rmqm.models.encoder import Encoder, check_embeddings, encoder_dtype, evaluating_on
 
 __all__ = [
-    "TinyCNN", "MLPHead", "LeNet", "ResNet18CIFAR", "ARCHITECTURES", "build_backbone", "check_embeddings",
-    "Encoder", "encoder_dtype", "evaluating_on",
+    "TinyCNN", "MLPHead", "LeNet", "LENET_HIDDEN", "ResNet18CIFAR", "ARCHITECTURES", "build_backbone",
+    "check_embeddings", "Encoder", "encoder_dtype", "evaluating_on",
 ]

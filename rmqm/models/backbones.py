@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone']
+__all__ = ['TinyCNN', 'MLPHead', 'LeNet', 'LENET_HIDDEN', 'ResNet18CIFAR', 'ARCHITECTURES', 'build_backbone']
 
 
 class _FeaturesHead(nn.Module):
@@ -46,20 +46,21 @@ class TinyCNN(_FeaturesHead):
 
 
 class MLPHead(nn.Module):
-    """An MLP projection ``in_dim -> hidden[0] -> ... -> out_dim`` (Linear, BatchNorm, ReLU blocks).
+    """An MLP projection ``in_dim -> hidden[0] -> ... -> out_dim`` (Linear, [BatchNorm,] ReLU blocks).
 
     The last layer is linear with no activation, so its output is the embedding that
-    the RMQM reference takes ("the layer before ReLU -> logits").
+    the RMQM reference takes ("the layer before ReLU -> logits"). ``batch_norm=False`` gives the
+    plain Linear-ReLU blocks of the reference's MNIST LeNet.
     """
 
-    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int) -> None:
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int, batch_norm: bool = True) -> None:
         super().__init__()
         if in_dim < 1 or out_dim < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"MLP sizes must be positive; got {in_dim}, {list(hidden)}, {out_dim}")
         layers: list[nn.Module] = []
         prev = in_dim
         for h in hidden:
-            layers += [nn.Linear(prev, h), nn.BatchNorm1d(h), nn.ReLU()]
+            layers += [nn.Linear(prev, h), *([nn.BatchNorm1d(h)] if batch_norm else []), nn.ReLU()]
             prev = h
         layers.append(nn.Linear(prev, out_dim))
         self.net = nn.Sequential(*layers)
@@ -68,22 +69,31 @@ class MLPHead(nn.Module):
         return self.net(x)
 
 
-class LeNet(_FeaturesHead):
-    """A LeNet-5-style CNN with an MLP head, the reference's MNIST family.
+#: The reference MNIST LeNet's hidden widths (three Linear-ReLU blocks of 512, no batch norm).
+LENET_HIDDEN: tuple[int, ...] = (512, 512, 512)
 
-    Two 5x5 conv + max-pool blocks (6 and 16 channels), adaptive pooling to 5x5 (so 28x28
-    and 32x32 inputs both work), then an MLP ``400 -> hidden -> dim``.
+
+class LeNet(_FeaturesHead):
+    """The reference code's MNIST encoder (/work/shared/methods/rmqm.md, "What the reference code
+    does in training"): conv 1->6 5x5, ReLU, 2x2 max-pool, conv 6->16 5x5, ReLU, 2x2 max-pool,
+    flatten (16 x 4 x 4 = 256 on 28x28 input) -> Linear 512, ReLU, Linear 512, ReLU, Linear 512,
+    ReLU, Linear ``dim``; no batch norm.
+
+    An adaptive average pooling to 4x4 before the flatten is the identity on 28x28 input (the
+    feature map already is 4x4) and lets 32x32 input (5x5 maps) go through the same head.
+    ``659,468 + 513 dim`` parameters (675,884 at ``dim=32``).
     """
 
-    def __init__(self, in_channels: int = 1, dim: int = 32, hidden: Sequence[int] = (256, 256)) -> None:
+    def __init__(self, in_channels: int = 1, dim: int = 32, hidden: Sequence[int] = LENET_HIDDEN,
+                 batch_norm: bool = False) -> None:
         if dim < 1 or in_channels < 1:
             raise ValueError("in_channels and dim must be positive")
         features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.AdaptiveAvgPool2d(5), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
         )
-        super().__init__(features, MLPHead(16 * 5 * 5, hidden, dim), dim)
+        super().__init__(features, MLPHead(16 * 4 * 4, hidden, dim, batch_norm=batch_norm), dim)
 
 
 class ResNet18CIFAR(_FeaturesHead):

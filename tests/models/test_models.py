@@ -96,3 +96,25 @@ def test_encoder_dtype_is_the_first_floating_parameters():
     assert encoder_dtype(nn.Linear(2, 2).double()) == torch.float64
     assert encoder_dtype(nn.Flatten()) == torch.float32 and encoder_dtype(lambda x: x) == torch.float32
     assert encoder_dtype(nn.Embedding(3, 2).half()) == torch.float16
+
+
+def test_lenet_is_the_reference_mnist_encoder():
+    net = LeNet(1, dim=10)
+    convs = [m for m in net.features if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (1, 6, (5, 5), (0, 0)), (6, 16, (5, 5), (0, 0))]
+    linears = [m for m in net.head.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(256, 512), (512, 512), (512, 512), (512, 10)]
+    assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in net.modules())
+    assert sum(isinstance(m, nn.ReLU) for m in net.modules()) == 2 + 3
+    # 28 -conv5-> 24 -pool-> 12 -conv5-> 8 -pool-> 4: the flatten is 16 * 4 * 4 = 256 features
+    assert net.features(torch.rand(2, 1, 28, 28)).shape == (2, 256)
+    conv = (1 * 6 * 25 + 6) + (6 * 16 * 25 + 16)
+    mlp = (256 * 512 + 512) + 2 * (512 * 512 + 512) + (512 * 10 + 10)
+    assert sum(p.numel() for p in net.parameters()) == conv + mlp
+    assert build_backbone("lenet", 1, 10).head.net[0].in_features == 256
+
+
+def test_mlp_head_without_batch_norm():
+    head = MLPHead(10, (20, 30), 3, batch_norm=False)
+    assert [type(m) for m in head.net] == [nn.Linear, nn.ReLU, nn.Linear, nn.ReLU, nn.Linear]
