@@ -169,16 +169,17 @@ def plot_noise_schedules(nested: pd.DataFrame) -> Any:
 
 
 def plot_attack_losses(attacks: pd.DataFrame) -> Any:
-    """Horizontal RMQM bars under PGD per method, each model's own training loss against the
-    shared displacement attack (column ``attack``), one panel per dimension: the mean over
-    seeds with a 95 % t-interval whisker.
+    """Horizontal RMQM bars under PGD per method, one bar per PGD mode (column ``attack``:
+    the reference's pipeline, each model's own loss without output augmentation, the shared
+    displacement attack), one panel per dimension: the mean over seeds with a 95 % t-interval
+    whisker.
 
     Args:
-        attacks: :func:`rmqm.study.chapters.noise_vs_pgd.attack_losses` (``rmqm``,
+        attacks: :func:`rmqm.study.chapters.noise_vs_pgd.pgd_mode_table` (``rmqm``,
             ``method``, ``dim``, ``attack``).
 
     Returns:
         the matplotlib ``Figure``.
     """
-    return _variant_bars(attacks, "attack", "RMQM under PGD", "Own-loss attack against the shared displacement attack",
+    return _variant_bars(attacks, "attack", "RMQM under PGD", "RMQM under the three PGD modes",
                          height=3.0, aspect=1.3, title_y=1.04)

@@ -246,7 +246,7 @@ def test_noise_pgd_scores_and_their_agreement():
     scores = noise_vs_pgd.noise_pgd_scores(summaries_table())
     assert len(scores) == 9 and {"noise", "pgd"} <= set(scores.columns)
     lines = noise_vs_pgd.alteration_agreement(scores)
-    assert lines[0] == "Rank agreement of noise and PGD over the 3 encoders of each seed:"
+    assert lines[0] == "Rank agreement of noise and pgd over the 3 encoders of each seed:"
     # pgd reverses the noise order in every seed: rho = tau = -1 with no spread
     assert lines[1] == "  Spearman rho: -1.00 [-1.00, -1.00] over 3 seeds (per seed: -1.00, -1.00, -1.00)"
     assert lines[2].startswith("  Kendall tau: -1.00 [-1.00, -1.00] over 3 seeds")
@@ -283,13 +283,36 @@ def test_schedule_summary_fraction_and_agreement():
     assert means.loc[("m2", 8, "adam")].tolist() == [3.0, 3.5]
 
 
-def test_attack_summary_needs_three_encoders_per_seed():
-    labels = (noise_vs_pgd.OWN_LOSS, noise_vs_pgd.DISPLACEMENT)
-    lines, means = noise_vs_pgd.attack_summary(variant_table("attack", labels, 3))
-    assert lines[0].startswith("rank agreement of the two attacks over the 3 encoders") and len(lines) == 3
-    assert list(means.columns) == list(labels)
-    lines, means = noise_vs_pgd.attack_summary(variant_table("attack", labels, 2))
-    assert lines == [] and len(means) == 2
+MODES = {"pgd-reference": "reference", "pgd-own-loss": "own loss", "pgd-displacement": "displacement"}
+
+
+def mode_summaries(n_methods: int) -> pd.DataFrame:
+    """Summaries under three PGD modes and noise: own loss ranks like the reference, displacement reverses it."""
+    rows = []
+    for seed in SEEDS:
+        for i in range(n_methods):
+            for setting, rmqm in (("noise", 0.0), ("pgd-reference", i), ("pgd-own-loss", 2 * i),
+                                  ("pgd-displacement", -i)):
+                rows.append(dict(name=f"m{i}_s{seed}", method=f"m{i}", family="f", dim=8, optimizer="adam", seed=seed,
+                                 perturbation=setting, rmqm=rmqm + 0.1 * seed))
+    return pd.DataFrame(rows)
+
+
+def test_pgd_mode_table_and_summary():
+    table = noise_vs_pgd.pgd_mode_table(mode_summaries(3), MODES)
+    assert list(dict.fromkeys(table["attack"])) == list(MODES.values()) and len(table) == 27
+    lines, means = noise_vs_pgd.mode_summary(table, "reference")
+    assert lines[0] == "rank agreement of reference and own loss over 3 encoders:"
+    assert lines[1].startswith("  Spearman rho: +1.00 [+1.00, +1.00] over 3 seeds")
+    assert lines[4].startswith("  Spearman rho: -1.00 [-1.00, -1.00] over 3 seeds")  # displacement reverses
+    assert list(means.columns) == list(MODES.values())
+    assert means.loc[("m2", 8, "adam")].tolist() == pytest.approx([2.1, 4.1, -1.9])
+    lines, _ = noise_vs_pgd.mode_summary(noise_vs_pgd.pgd_mode_table(mode_summaries(2), MODES), "reference")
+    assert lines == []  # fewer than 3 encoders per seed: no rank agreement
+    with pytest.raises(ValueError, match=r"no RMQM summaries for PGD mode\(s\) \['pgd-x'\]"):
+        noise_vs_pgd.pgd_mode_table(mode_summaries(3), {"pgd-x": "x"})
+    with pytest.raises(ValueError, match="reference mode 'nope' is not among"):
+        noise_vs_pgd.mode_summary(table, "nope")
 
 
 # --- 04 SynBench ------------------------------------------------------------------------
@@ -447,8 +470,6 @@ def test_chapters_end_to_end_on_a_tiny_zoo(tiny_results):
     fresh = nested[nested["noise"] == noise_vs_pgd.FRESH].reset_index(drop=True)["rmqm"]
     noise_rows = measured.summaries[measured.summaries["perturbation"] == "noise"].reset_index(drop=True)["rmqm"]
     assert fresh.tolist() == noise_rows.tolist()  # the same cached measurement
-    attacks = noise_vs_pgd.attack_losses(table, rmqm_of, results / "zoo")
-    assert set(attacks["method"]) == {"cross-entropy", "nt-xent"} and len(attacks) == 8  # random-init has none
 
     tables = synbench.synbench_zoo(table, results, [1.0, 2.5], [0.0], 32, 5, 64)  # Phi(2.5) > 0.99
     assert set(tables) == {"curves", "scores", "table"}

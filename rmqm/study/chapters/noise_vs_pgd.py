@@ -1,9 +1,9 @@
 """Chapter 3, white noise against PGD: rank agreement, relative-change spikes, noise
-schedules and attack losses, each answered once per zoo seed."""
+schedules and the three PGD modes, each answered once per zoo seed."""
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -13,21 +13,13 @@ from rmqm.stats.correlations import rank_agreement
 from rmqm.stats.curves import relative_change_table
 from rmqm.stats.intervals import per_seed
 from rmqm.study.chapters.common import CORRELATION, ENCODER, FRACTION, seed_line
-from rmqm.training.augmentation import augment
-from rmqm.training.checkpoints import load_model
-from rmqm.training.methods import own_attack_loss
 
-__all__ = ['FRESH', 'NESTED', 'OWN_LOSS', 'DISPLACEMENT', 'noise_pgd_scores', 'alteration_agreement',
-           'relative_changes', 'noise_schedules', 'schedule_summary', 'attack_losses', 'attack_summary']
+__all__ = ['FRESH', 'NESTED', 'noise_pgd_scores', 'alteration_agreement', 'relative_changes', 'noise_schedules',
+           'schedule_summary', 'pgd_mode_table', 'mode_summary']
 
-#: Labels of the two noise schedules and of the two attacks.
+#: Labels of the two noise schedules.
 FRESH, NESTED = "fresh (reference)", "nested"
-OWN_LOSS, DISPLACEMENT = "own training loss", "displacement (label-free)"
 _VARIANT_INDEX = ["method", "dim", "optimizer", "seed"]
-
-
-def _rmqm(tables: dict[str, pd.DataFrame]) -> float:
-    return float(tables["summary"].query("scope == 'all'")["rmqm"].iloc[0])
 
 
 def noise_pgd_scores(summaries: pd.DataFrame) -> pd.DataFrame:
@@ -44,10 +36,14 @@ def _agreement_lines(wide: pd.DataFrame, x: str, y: str, header: str) -> list[st
             seed_line(agree["kendall"], "  Kendall tau", CORRELATION)]
 
 
-def alteration_agreement(scores: pd.DataFrame) -> list[str]:
-    """Lines that say how alike white noise and PGD rank the encoders of each seed: Spearman
-    rho and Kendall tau, mean over seeds with a 95 % t-interval and the per-seed values."""
-    return _agreement_lines(scores, "noise", "pgd", f"Rank agreement of noise and PGD over the "
+def alteration_agreement(scores: pd.DataFrame, noise: str = "noise", pgd: str = "pgd") -> list[str]:
+    """Lines that say how alike white noise and a PGD setting rank the encoders of each seed:
+    Spearman rho and Kendall tau, mean over seeds with a 95 % t-interval and the per-seed values.
+
+    Args:
+        noise, pgd: the two columns of ``scores`` (:func:`noise_pgd_scores`) compared.
+    """
+    return _agreement_lines(scores, noise, pgd, f"Rank agreement of {noise} and {pgd} over the "
                             f"{scores.groupby(list(ENCODER)).ngroups} encoders of each seed:")
 
 
@@ -112,50 +108,51 @@ def schedule_summary(nested: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
     return lines, wide.groupby(["method", "dim", "optimizer"])[[FRESH, NESTED]].mean().round(3)
 
 
-def attack_losses(zoo: pd.DataFrame, rmqm_of: ZooRMQM, zoo_dir: str | os.PathLike) -> pd.DataFrame:
-    """RMQM under PGD with each model's own training loss and with the shared displacement attack.
+def pgd_mode_table(summaries: pd.DataFrame, modes: Mapping[str, str]) -> pd.DataFrame:
+    """RMQM of every zoo model under each PGD mode, from the stacked summaries of
+    :func:`rmqm.study.chapters.ssl_vs_supervised.measure_zoo` (no new measurement).
 
-    The own loss is :func:`rmqm.training.methods.own_attack_loss`: cross-entropy through the
-    classifier head, or NT-Xent against an augmented view; models without one are left out.
+    Args:
+        modes: alteration setting name -> label shown in tables and figures (e.g.
+            ``{"pgd-reference": "reference (output augmentation)", ...}``), in display order.
 
     Returns:
-        ``method, dim, optimizer, seed, attack`` (:data:`OWN_LOSS` or :data:`DISPLACEMENT`),
-        ``rmqm``: two rows per model that has an own-loss attack.
+        ``method, dim, optimizer, seed, attack`` (the label), ``rmqm``: one row per model and mode.
 
     Raises:
-        ValueError: no model of the zoo has an own-loss attack.
+        ValueError: a mode has no rows in ``summaries``.
     """
-    rows = []
-    for row in zoo.itertuples():
-        loss = own_attack_loss(row.method)
-        if loss is None:
-            continue
-        if loss == "cross-entropy":
-            own = rmqm_of(row.name, row.seed, "pgd", attack_loss=loss, head=load_model(row.name, zoo_dir).head)
-        else:
-            own = rmqm_of(row.name, row.seed, "pgd", attack_loss=loss, augment=augment)
-        disp = rmqm_of(row.name, row.seed, "pgd")
-        for label, t in ((OWN_LOSS, own), (DISPLACEMENT, disp)):
-            rows.append(dict(method=row.method, dim=row.dim, optimizer=row.optimizer, seed=row.seed, attack=label,
-                             rmqm=_rmqm(t)))
-    if not rows:
-        raise ValueError(f"no model of the zoo (methods {sorted(set(zoo['method']))}) has an own-loss attack: "
-                         "that needs a classifier head or the nt-xent method")
-    return pd.DataFrame(rows)
+    missing = [m for m in modes if m not in set(summaries["perturbation"])]
+    if missing:
+        raise ValueError(f"no RMQM summaries for PGD mode(s) {missing}; measured: "
+                         f"{sorted(set(summaries['perturbation']))}")
+    rows = summaries[summaries["perturbation"].isin(list(modes))]
+    table = rows.assign(attack=rows["perturbation"].map(dict(modes)))[[*_VARIANT_INDEX, "attack", "rmqm"]]
+    order = {label: i for i, label in enumerate(modes.values())}
+    return table.sort_values(["attack", *_VARIANT_INDEX], key=lambda c: c.map(order) if c.name == "attack" else c,
+                             ignore_index=True)
 
 
-def attack_summary(attacks: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
-    """What :func:`attack_losses` says, over seeds.
+def mode_summary(modes: pd.DataFrame, reference: str) -> tuple[list[str], pd.DataFrame]:
+    """What :func:`pgd_mode_table` says, over seeds.
+
+    Args:
+        reference: the label of the mode the others are compared with.
 
     Returns:
-        the rank agreement of the two attacks (Spearman rho and Kendall tau over seeds; no
-        lines when a seed has fewer than 3 such encoders) and the mean RMQM of each encoder
-        under each attack, rounded to 3 digits.
+        for every other mode, its rank agreement with ``reference`` over the encoders of each
+        seed (Spearman rho and Kendall tau, mean over seeds with a 95 % t-interval; no lines when a
+        seed has fewer than 3 encoders), and the mean RMQM of each encoder under each mode (3 digits).
     """
-    wide = attacks.pivot_table(index=_VARIANT_INDEX, columns="attack", values="rmqm").reset_index()
-    lines = []
+    labels = list(dict.fromkeys(modes["attack"]))
+    if reference not in labels:
+        raise ValueError(f"reference mode {reference!r} is not among {labels}")
+    wide = modes.pivot_table(index=_VARIANT_INDEX, columns="attack", values="rmqm").reset_index()
+    lines: list[str] = []
     if wide.groupby("seed").size().min() >= 3:
-        lines = _agreement_lines(wide, OWN_LOSS, DISPLACEMENT, f"rank agreement of the two attacks over the "
-                                 f"{wide.groupby(['method', 'dim', 'optimizer']).ngroups} encoders that have an "
-                                 "own-loss attack:")
-    return lines, wide.groupby(["method", "dim", "optimizer"])[[OWN_LOSS, DISPLACEMENT]].mean().round(3)
+        n = wide.groupby(["method", "dim", "optimizer"]).ngroups
+        for other in labels:
+            if other != reference:
+                lines += _agreement_lines(wide, reference, other,
+                                          f"rank agreement of {reference} and {other} over {n} encoders:")
+    return lines, wide.groupby(["method", "dim", "optimizer"])[labels].mean().round(3)
