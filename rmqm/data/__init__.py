@@ -17,6 +17,20 @@ from rmqm.data.offline import (
     load_textures,
     read_idx,
 )
+from rmqm.data.packages import (
+    ANIMAL_MNIST_CLASSES,
+    ANIMAL_MNIST_FILES,
+    MNIST_FILE,
+    DataIntegrityError,
+    PackageDataNotFoundError,
+    PackagedFile,
+    animal_mnist_arrays,
+    default_cache_dir,
+    load_animal_mnist,
+    mnist_arrays,
+    packaged_file,
+)
+from rmqm.data.packages import load_mnist as load_mnist_package
 from rmqm.data.registry import (
     FALLBACKS,
     OFFLINE_DATASETS,
@@ -48,4 +62,7 @@ __all__ = ['DatasetNotFoundError', 'DataFallbackWarning', 'ImageDataset', 'FASHI
            'load_faces', 'TEXTURE_IMAGES', 'load_textures', 'OFFLINE_DATASETS', 'TRANSFER_TASKS', 'FALLBACKS',
            'available_datasets', 'transfer_tasks', 'load_dataset', 'resolve_data', 'data_identity', 'data_record',
            'DATA_ROOT_ENV', 'TORCHVISION_HELP', 'TORCHVISION_FOLDERS', 'default_data_root', 'torchvision_folder',
-           'load_mnist', 'load_kmnist', 'CIFAR10_CLASSES', 'load_cifar10', 'load_omniglot', 'load_caltech101']
+           'load_mnist', 'load_kmnist', 'CIFAR10_CLASSES', 'load_cifar10', 'load_omniglot', 'load_caltech101',
+           'PackagedFile', 'MNIST_FILE', 'ANIMAL_MNIST_FILES', 'ANIMAL_MNIST_CLASSES', 'PackageDataNotFoundError',
+           'DataIntegrityError', 'default_cache_dir', 'packaged_file', 'mnist_arrays', 'animal_mnist_arrays',
+           'load_mnist_package', 'load_animal_mnist']

