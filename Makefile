@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 LOCK   := requirements/lock.txt
+# pinned wheels whose declared requirements clash with the lock (old numpy, tensorflow): --no-deps
+NODEPS := requirements/nodeps.txt
 STAMP  := $(VENV)/.rmqm-installed
 PROFILE ?= default
 # `make test-latest`: a separate venv with the newest versions pyproject.toml's ranges allow
@@ -25,11 +27,12 @@ help:
 	@echo "make bench       - run the speed benchmarks in benchmarks/"
 
 # Exact versions from the lock, then rmqm itself without resolving anything again.
-# The stamp makes a rerun skip this until pyproject.toml or the lock changes.
-$(STAMP): pyproject.toml $(LOCK)
+# The stamp makes a rerun skip this until pyproject.toml, the lock or $(NODEPS) changes.
+$(STAMP): pyproject.toml $(LOCK) $(NODEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -r $(NODEPS)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $(STAMP)
 
@@ -50,6 +53,7 @@ test-latest: system-deps
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test,book,distributed]"
+	$(LATEST_VENV)/bin/python -m pip install -q --no-deps -r $(NODEPS)
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
 	@echo "newest versions in the ranges: $(LATEST_VENV)/versions.txt (diff against $(LOCK))"
 	$(LATEST_VENV)/bin/python -m pytest
