@@ -8,10 +8,15 @@ from rmqm.metrics.synbench.curves import (
     expected_bound_curve,
     synbench_scores,
 )
+from rmqm.metrics.synbench.directions import linear_encoder_scores, synbench_over_directions
 from rmqm.metrics.synbench.evaluate import SynBenchResult, evaluate_synbench
 from rmqm.metrics.synbench.mixture import (
+    DIRECTION_NAMES,
     expected_bound,
     mixture_direction,
+    named_direction,
+    pca_direction,
+    random_directions,
     raw_accuracy,
     sample_gaussian_mixture,
 )
@@ -30,5 +35,6 @@ __all__ = [
     "DEFAULT_S_VALUES", "DEFAULT_THRESHOLDS", "ACCURACY_GRID", "accuracy_grid", "expected_bound_curve",
     "synbench_scores", "SynBenchResult", "evaluate_synbench", "mixture_direction", "sample_gaussian_mixture",
     "raw_accuracy", "expected_bound", "MIN_POSITIVE_EPSILON", "ClassStatistics", "class_statistics", "QCQPSolution",
-    "solve_robust_qcqp", "LinearRule", "robust_linear_rule", "accuracy_and_bound",
+    "solve_robust_qcqp", "LinearRule", "robust_linear_rule", "accuracy_and_bound", "DIRECTION_NAMES",
+    "random_directions", "pca_direction", "named_direction", "linear_encoder_scores", "synbench_over_directions",
 ]

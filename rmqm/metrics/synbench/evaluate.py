@@ -29,6 +29,7 @@ from rmqm.metrics.synbench.mixture import (
     check_input_shape,
     expected_bound,
     mixture_direction,
+    named_direction,
     raw_accuracy,
     sample_gaussian_mixture,
 )
@@ -90,6 +91,40 @@ class SynBenchResult:
             )
         return float(rows["score"].iloc[0])
 
+    def scores_table(
+        self, thresholds: ArrayLike | None = None, epsilons: Sequence[float] | None = None
+    ) -> pd.DataFrame:
+        """Scores at any thresholds (recomputed from the stored curves, so thresholds need not have
+        been evaluated, only lie on or above the accuracy grid's start) and evaluated epsilons.
+
+        Args:
+            thresholds: threshold accuracies (default: those evaluated), e.g. ``np.arange(0.6, 0.91, 0.05)``.
+            epsilons: a subset of the evaluated budgets (default all).
+
+        Returns:
+            A tidy frame ``threshold, epsilon, score`` (no interval: the bootstrap ran at the
+            evaluated thresholds only; read those from :attr:`scores`).
+
+        Raises:
+            ValueError: an epsilon not evaluated, or a threshold below the grid.
+        """
+        raw = self.curves[self.curves["source"] == "raw"]
+        grid = raw["accuracy_threshold"].to_numpy()
+        ts = check_thresholds(self.config["thresholds"] if thresholds is None else thresholds)
+        if ts.min() < grid.min() - 1e-12:
+            raise ValueError(f"thresholds below the accuracy grid's start {grid.min():.4f} need a new evaluation "
+                             f"with those thresholds; got {ts.min()}")
+        evaluated = self.config["epsilons"]
+        chosen = list(evaluated) if epsilons is None else [float(e) for e in epsilons]
+        frames = []
+        for eps in chosen:
+            rep = self.curves[(self.curves["source"] != "raw") & np.isclose(self.curves["epsilon"], eps)]
+            if rep.empty:
+                raise ValueError(f"epsilon={eps} was not evaluated; evaluated epsilons {evaluated}")
+            score = synbench_scores(rep["expected_bound"].to_numpy(), raw["expected_bound"].to_numpy(), grid, ts)
+            frames.append(pd.DataFrame({"threshold": ts, "epsilon": eps, "score": score}))
+        return pd.concat(frames, ignore_index=True)
+
 
 def evaluate_synbench(
     encoder: nn.Module,
@@ -101,6 +136,7 @@ def evaluate_synbench(
     n_test: int = 2048,
     thresholds: ArrayLike | None = None,
     direction: Any = None,
+    direction_seed: int = 0,
     batch_size: int = 256,
     n_bootstrap: int = 200,
     confidence: float = 0.95,
@@ -138,7 +174,10 @@ def evaluate_synbench(
             and are kept, as the study's configs and tables use them.
         n_train, n_test: samples per ``s`` (labels are Bernoulli(0.5) draws).
         thresholds: threshold accuracies in ``(0.5, 1)`` (default 0.6, 0.65, ..., 0.95, 0.99).
-        direction: mean direction (default all-ones), any array of ``C*H*W`` entries.
+        direction: mean direction (default all-ones): any array of ``C*H*W`` entries, or a name,
+            ``"all-ones"``, ``"random"`` or ``"random-zero-mean"`` (a seeded random unit direction,
+            :func:`~rmqm.metrics.synbench.mixture.random_directions`).
+        direction_seed: seeds a named random direction.
         batch_size: samples per encoder call.
         n_bootstrap: bootstrap replicates for the interval (0 disables it).
         confidence: level of the interval.
@@ -169,6 +208,10 @@ def evaluate_synbench(
         check_int(value, name, low=low)
     check_confidence(confidence)
     device = torch.device(resolve_device(device))
+    direction_label = "all-ones" if direction is None else "custom"
+    if isinstance(direction, str):
+        direction_label = direction if direction == "all-ones" else f"{direction}:seed={int(direction_seed)}"
+        direction = named_direction(shape, direction, int(direction_seed))
     u = mixture_direction(shape, direction, device=device)
 
     grid = accuracy_grid(ts)
@@ -232,7 +275,7 @@ def evaluate_synbench(
     config = dict(
         encoder=getattr(encoder, "name", type(encoder).__name__), input_shape=shape, s_values=s_arr.tolist(),
         epsilons=eps_list, n_train=int(n_train), n_test=int(n_test), thresholds=ts.tolist(),
-        direction="all-ones" if direction is None else "custom", batch_size=int(batch_size),
+        direction=direction_label, batch_size=int(batch_size),
         n_bootstrap=int(n_bootstrap), confidence=float(confidence), seed=int(seed), device=str(device),
         eig_rtol=float(eig_rtol), bound_average="plain mean over correct test points",
     )

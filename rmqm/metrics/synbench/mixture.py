@@ -11,8 +11,10 @@ import torch
 from scipy import stats
 
 from rmqm._utils.device import resolve_device
+from rmqm._utils.validation import check_int
 
-__all__ = ['mixture_direction', 'sample_gaussian_mixture', 'raw_accuracy', 'expected_bound', 'check_input_shape']
+__all__ = ['mixture_direction', 'sample_gaussian_mixture', 'raw_accuracy', 'expected_bound', 'check_input_shape',
+           'DIRECTION_NAMES', 'random_directions', 'pca_direction', 'named_direction']
 
 
 def mixture_direction(
@@ -142,3 +144,83 @@ def check_input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     if len(shape) != 3 or min(shape) < 1 or any(int(v) != v for v in input_shape):
         raise ValueError(f"input_shape must be (C, H, W) with positive integers; got {tuple(input_shape)}")
     return shape
+
+
+#: Names :func:`named_direction` (and ``evaluate_synbench(direction=...)``) accepts.
+DIRECTION_NAMES: tuple[str, ...] = ("all-ones", "random", "random-zero-mean")
+
+
+def random_directions(input_shape: Sequence[int], k: int, seed: int, *, zero_mean: bool = False) -> torch.Tensor:
+    """``k`` seeded random unit directions, uniform on the sphere (normalised Gaussians).
+
+    Args:
+        input_shape: ``(C, H, W)``.
+        k: how many.
+        seed: seeds a private ``torch.Generator`` (the same seed gives the same directions; the
+            first ``j`` of ``k`` do not depend on ``k``).
+        zero_mean: project out the all-ones vector first (each direction's pixels sum to 0), which
+            removes the mean-pixel shortcut exactly; otherwise its all-ones component is
+            ``N(0, 1/D)``, negligible for images but not for a tiny ``D``.
+
+    Returns:
+        float32 ``(k, C, H, W)``, each slice of unit Euclidean norm.
+
+    Raises:
+        ValueError: bad shape or ``k``; ``zero_mean`` with ``D = 1``.
+    """
+    shape = check_input_shape(input_shape)
+    check_int(k, "k", low=1)
+    size = math.prod(shape)
+    if zero_mean and size < 2:
+        raise ValueError("zero_mean directions need at least 2 input entries")
+    generator = torch.Generator().manual_seed(int(seed))
+    g = torch.randn((int(k), size), generator=generator, dtype=torch.float64)
+    if zero_mean:
+        g = g - g.mean(dim=1, keepdim=True)
+    g = g / torch.linalg.vector_norm(g, dim=1, keepdim=True)
+    return g.reshape(int(k), *shape).to(torch.float32)
+
+
+def pca_direction(images: Any) -> torch.Tensor:
+    """First principal component of real images (the direction of their largest variance).
+
+    Args:
+        images: ``(N, C, H, W)`` array or tensor, ``N >= 2``, not all equal.
+
+    Returns:
+        float32 ``(C, H, W)`` of unit norm, sign fixed so that its entries sum to a positive
+        number (its largest-magnitude entry positive if they sum to 0).
+
+    Raises:
+        ValueError: not 4-D, fewer than 2 images, NaN/inf, or zero variance.
+    """
+    x = torch.as_tensor(np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images,
+                                   dtype=np.float64))
+    if x.ndim != 4 or x.shape[0] < 2:
+        raise ValueError(f"images must be (N, C, H, W) with N >= 2; got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("images contain NaN or inf")
+    flat = x.reshape(x.shape[0], -1)
+    centred = flat - flat.mean(dim=0, keepdim=True)
+    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)  # rows of vh: principal axes
+    if not singular[0] > 0:
+        raise ValueError("images have zero variance: no principal direction")
+    v = vh[0]
+    total = float(v.sum())
+    if total < 0 or (total == 0 and float(v[v.abs().argmax()]) < 0):
+        v = -v
+    return (v / torch.linalg.vector_norm(v)).reshape(x.shape[1:]).to(torch.float32)
+
+
+def named_direction(input_shape: Sequence[int], name: str, seed: int = 0) -> torch.Tensor:
+    """A direction by name: ``"all-ones"``, ``"random"`` or ``"random-zero-mean"`` (the first of
+    :func:`random_directions` with ``seed``). Returns float32 ``input_shape``, unit norm.
+
+    Raises:
+        ValueError: an unknown name.
+    """
+    if name == "all-ones":
+        return mixture_direction(input_shape, None)
+    if name in ("random", "random-zero-mean"):
+        return random_directions(input_shape, 1, seed, zero_mean=name == "random-zero-mean")[0]
+    raise ValueError(f"unknown direction name {name!r}; choose one of {DIRECTION_NAMES} or pass an array")
