@@ -1,8 +1,10 @@
 """run_study: execute a profile's notebooks and build the book, in one call.
 
 Everything that can be checked without running is checked first: the merged profile
-(after the overrides) against :mod:`rmqm.study.schema`, and the build folder; a bad value
-or path fails in well under a second, not in the notebook that would have used it.
+(after the overrides) against :mod:`rmqm.study.schema`, the user's own ``encoders`` (each
+loaded and run on one small batch, :func:`rmqm.study.encoders.check_profile_encoders`), and
+the build folder; a bad value, spec or path fails before any notebook starts, not in the
+notebook that would have used it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rmqm.study.book import build_book, stage_book
+from rmqm.study.encoders import check_profile_encoders
 from rmqm.study.manifest import build_lock
 from rmqm.study.profiles import Profile, apply_overrides, load_profile
 from rmqm.study.runner import NotebookRun, run_notebooks
@@ -56,14 +59,17 @@ def run_study(
     Raises:
         FileNotFoundError: no such profile (or base profile).
         ValueError: a bad profile file, a parameter value the schema refuses (one message
-            naming every bad value), or a build folder that is a file or cannot be created;
-            all raised before any notebook runs.
+            naming every bad value), an ``encoders`` spec that does not load or run
+            (:class:`rmqm.study.encoders.EncoderSpecError`, naming every bad spec; relative
+            checkpoint paths are taken from ``root``), or a build folder that is a file or
+            cannot be created; all raised before any notebook runs.
         rmqm.study.runner.NotebookFailed: a notebook cell raised.
         rmqm.study.book.BookBuildFailed: jupyter-book failed.
     """
     root = Path(root)
     prof = profile if isinstance(profile, Profile) else load_profile(profile, root / "profiles")
     prof = validate_profile(apply_overrides(prof, overrides or {}))
+    check_profile_encoders(prof, base_dir=root)  # loads and runs each of the user's encoders (CPU)
     folder = Path(build_dir) if build_dir is not None else root / "build"
     out_dir = check_output_folder(folder / prof.name, "build folder")
     with build_lock(out_dir):  # the book build too: a second run must not restage under it
