@@ -126,11 +126,14 @@ def per_task_correlations(
     seed_col: str = "seed",
     n_resamples: int = 1000,
     confidence: float = 0.95,
+    interval: str = "percentile",
     random_state: int = 0,
 ) -> pd.DataFrame:
     """Every score x task x method correlation (:func:`two_level_bootstrap`: seed-averaged
-    Fisher-z correlation across configurations, two-level percentile interval, bootstrap sign
-    p-value), with Holm-adjusted p over the whole table.
+    Fisher-z correlation across configurations, two-level percentile or BCa ``interval``,
+    bootstrap sign p-value), with Holm-adjusted p over the whole table. The sign p-value cannot
+    fall below ``2 / (n_resamples + 1)``: with ``m`` rows Holm needs ``n_resamples`` well above
+    ``2 m / alpha`` (e.g. 10 000 for 40 rows) for any row to pass.
 
     With ``chance`` (a chance level per task), each score is also correlated with the
     chance-normalised mean accuracy (:func:`chance_normalised_mean`), in rows of ``kind =
@@ -163,7 +166,7 @@ def per_task_correlations(
             for method in methods:
                 res = two_level_bootstrap(table, score, target, config_cols=config_cols, seed_col=seed_col,
                                           method=method, n_resamples=n_resamples, confidence=confidence,
-                                          random_state=random_state)
+                                          interval=interval, random_state=random_state)
                 rows.append({"score": score, "task": task, "target": target, "kind": kind, "method": method,
                              "estimate": res.estimate, "ci_low": res.low, "ci_high": res.high,
                              "p_value": res.p_value, "n_configs": res.n_configs, "n_seeds": res.n_seeds,

@@ -297,3 +297,15 @@ def test_with_one_seed_per_configuration_it_is_the_paired_row_bootstrap():
                           n_resamples=2000, method="percentile", rng=np.random.default_rng(1))
     ci = ref.confidence_interval
     assert (ours.low, ours.high) == pytest.approx((ci.low, ci.high), abs=0.05)  # Monte-Carlo error only
+
+
+def test_bca_interval_is_defined_in_degenerate_cases_and_brackets_a_real_estimate():
+    table = zoo(noise=0.0).assign(score=lambda t: np.exp(t["acc"]))
+    perfect = two_level_bootstrap(table, "score", "acc", n_resamples=FAST, interval="bca")
+    assert (perfect.low, perfect.high) == pytest.approx((1.0, 1.0)) and perfect.interval == "bca"
+    same = paired_bootstrap_difference(zoo(), "score", "score", "acc", n_resamples=FAST, interval="bca")
+    assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
+    res = two_level_bootstrap(zoo(noise=0.8), "score", "acc", n_resamples=FAST, interval="bca")
+    assert res.low < res.estimate < res.high
+    with pytest.raises(ValueError, match="unknown interval"):
+        two_level_bootstrap(table, "score", "acc", n_resamples=FAST, interval="basic")
