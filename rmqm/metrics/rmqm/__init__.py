@@ -1,6 +1,17 @@
 """RMQM (van der Merwe et al. 2022): alterations, trajectory statistics, the score."""
 
+from rmqm.metrics.rmqm.attacks import (
+    LABEL_LOSSES,
+    OWN_LOSSES,
+    PGD_MODES,
+    VIEW_LOSSES,
+    own_batch_loss,
+    reference_pgd_levels,
+    reference_semantics,
+    rotation_view,
+)
 from rmqm.metrics.rmqm.manifold import (
+    DROP_RULES,
     distance_series,
     point_statistics,
     relative_changes,
@@ -12,10 +23,13 @@ from rmqm.metrics.rmqm.measure import (
     PERTURBATIONS,
     RMQMResult,
     measure_rmqm,
+    per_class_summary,
+    resolve_pgd_mode,
     summary_table,
 )
 from rmqm.metrics.rmqm.perturbations import (
     ATTACK_LOSSES,
+    NOISE_SCHEDULES,
     AttackLoss,
     check_images,
     check_n_levels,
@@ -23,13 +37,16 @@ from rmqm.metrics.rmqm.perturbations import (
     make_attack_loss,
     noise_levels,
     pgd_attack,
+    pgd_step,
     pgd_trajectory,
     white_noise_levels,
 )
 
 __all__ = [
-    "distance_series", "relative_changes", "point_statistics", "rmqm_score", "summarize", "PERTURBATIONS",
-    "DEFAULT_LEVELS", "RMQMResult", "measure_rmqm", "summary_table", "AttackLoss", "ATTACK_LOSSES", "check_images",
-    "check_n_levels", "noise_levels", "white_noise_levels", "make_attack_loss", "check_pgd_params",
-    "pgd_trajectory", "pgd_attack",
+    "distance_series", "relative_changes", "point_statistics", "rmqm_score", "summarize", "DROP_RULES",
+    "PERTURBATIONS", "DEFAULT_LEVELS", "RMQMResult", "measure_rmqm", "summary_table", "per_class_summary",
+    "resolve_pgd_mode", "AttackLoss", "ATTACK_LOSSES", "NOISE_SCHEDULES", "check_images", "check_n_levels",
+    "noise_levels", "white_noise_levels", "make_attack_loss", "check_pgd_params", "pgd_step", "pgd_trajectory",
+    "pgd_attack", "PGD_MODES", "LABEL_LOSSES", "VIEW_LOSSES", "OWN_LOSSES", "reference_semantics",
+    "rotation_view", "own_batch_loss", "reference_pgd_levels",
 ]

@@ -7,7 +7,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-__all__ = ['distance_series', 'relative_changes', 'point_statistics', 'rmqm_score', 'summarize']
+__all__ = ['DROP_RULES', 'distance_series', 'relative_changes', 'point_statistics', 'rmqm_score', 'summarize']
+
+
+#: How :func:`point_statistics` drops points with a non-finite relative change from the S statistics.
+DROP_RULES: tuple[str, ...] = ("per-series", "joint")
 
 
 def distance_series(z: torch.Tensor, normalize: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,17 +55,31 @@ def relative_changes(s: np.ndarray) -> np.ndarray:
         return (s[..., 1:] - s[..., :-1]) / s[..., :-1]
 
 
-def point_statistics(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> pd.DataFrame:
+def point_statistics(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
+                     drop: str = "per-series") -> pd.DataFrame:
     """Per-point statistics from the distance series.
+
+    A relative change is non-finite where the distance before it is zero (``inf`` or ``nan``);
+    such a point is dropped from the S statistics (``S_a, S_b, spikes_a, spikes_b`` set to NaN),
+    never from ``A``, ``B`` and the totals:
+
+    - ``drop="per-series"`` (default): from the statistics of that series only, as the reference
+      notebook does (pandas ``dropna`` on each series separately): ``S_a`` is NaN where some
+      ``r^a`` is non-finite, ``S_b`` where some ``r^b`` is.
+    - ``drop="joint"``: a point with any non-finite relative change in either series loses both
+      (the library's rule before the per-series default; /work/shared/methods/rmqm.md's reading).
 
     Args:
         a, b: ``(N, L - 1)`` distances from the original and step sizes (levels 1..L-1).
+        drop: one of :data:`DROP_RULES`.
 
     Returns:
         A DataFrame with one row per point and columns ``A, B, S_a, S_b, total_a,
-        total_b, spikes_a, spikes_b`` (``S``/``spikes`` are NaN where ``finite`` is
-        False) and ``finite`` (all relative changes of both series are finite).
+        total_b, spikes_a, spikes_b`` and ``finite_a``, ``finite_b`` (all relative changes of
+        that series are finite) and ``finite`` (both).
     """
+    if drop not in DROP_RULES:
+        raise ValueError(f"unknown drop rule {drop!r}; choose one of {list(DROP_RULES)}")
     # via float64 tensors: numpy has no bfloat16
     a = np.asarray(a.detach().cpu().double() if isinstance(a, torch.Tensor) else a, dtype=np.float64)
     b = np.asarray(b.detach().cpu().double() if isinstance(b, torch.Tensor) else b, dtype=np.float64)
@@ -72,43 +90,50 @@ def point_statistics(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
     if not (np.isfinite(a).all() and np.isfinite(b).all()) or (a < 0).any() or (b < 0).any():
         raise ValueError("distances a and b must be finite and >= 0")
     ra, rb = np.abs(relative_changes(a)), np.abs(relative_changes(b))
-    finite = np.isfinite(ra).all(axis=1) & np.isfinite(rb).all(axis=1)
-    nan = np.where(finite, 1.0, np.nan)
-    return pd.DataFrame(
-        {
-            "A": a.mean(axis=1),
-            "B": b.mean(axis=1),
-            "S_a": ra.mean(axis=1) * nan,
-            "S_b": rb.mean(axis=1) * nan,
-            "total_a": a.sum(axis=1),
-            "total_b": b.sum(axis=1),
-            "spikes_a": ra.sum(axis=1) * nan,
-            "spikes_b": rb.sum(axis=1) * nan,
-            "finite": finite,
-        }
-    )
+    finite_a, finite_b = np.isfinite(ra).all(axis=1), np.isfinite(rb).all(axis=1)
+    finite = finite_a & finite_b
+    keep_a, keep_b = (finite_a, finite_b) if drop == "per-series" else (finite, finite)
+    with np.errstate(invalid="ignore"):  # inf * nan
+        return pd.DataFrame(
+            {
+                "A": a.mean(axis=1),
+                "B": b.mean(axis=1),
+                "S_a": np.where(keep_a, ra.mean(axis=1), np.nan),
+                "S_b": np.where(keep_b, rb.mean(axis=1), np.nan),
+                "total_a": a.sum(axis=1),
+                "total_b": b.sum(axis=1),
+                "spikes_a": np.where(keep_a, ra.sum(axis=1), np.nan),
+                "spikes_b": np.where(keep_b, rb.sum(axis=1), np.nan),
+                "finite_a": finite_a,
+                "finite_b": finite_b,
+                "finite": finite,
+            }
+        )
 
 
 def rmqm_score(points: pd.DataFrame) -> dict[str, float]:
     """RMQM and its components over a set of points (rows of :func:`point_statistics`).
 
-    ``RMQM = ln(1 + mean A + mean B + 1 / mean S_a + 1 / mean S_b)``, the S means over
-    the points whose relative changes are all finite. If no point is finite, or a mean
-    S is exactly 0 (a perfectly constant step), the score is ``inf``.
+    ``RMQM = ln(1 + mean A + mean B + 1 / mean S_a + 1 / mean S_b)``, each S mean over the
+    points where that S is defined (not NaN: the drop rule of :func:`point_statistics` decides).
+    If no point has a defined ``S_a`` (``S_b``), or its mean is exactly 0 (a perfectly constant
+    step), its inverse and the score are ``inf``.
 
     Returns:
         ``{"rmqm", "mean_A", "mean_B", "mean_S_a", "mean_S_b", "inv_S_a", "inv_S_b",
-        "n_points", "n_dropped"}``.
+        "n_points", "n_dropped", "n_dropped_a", "n_dropped_b"}``: ``n_dropped_a`` (``_b``) points
+        left out of ``mean_S_a`` (``mean_S_b``), ``n_dropped`` points left out of either.
     """
     if len(points) == 0:
         raise ValueError("no points to score")
-    kept = points[points["finite"]]
     mean_a, mean_b = float(points["A"].mean()), float(points["B"].mean())
-    s_a = float(kept["S_a"].mean()) if len(kept) else float("nan")
-    s_b = float(kept["S_b"].mean()) if len(kept) else float("nan")
+    kept_a, kept_b = points["S_a"].dropna(), points["S_b"].dropna()
+    s_a = float(kept_a.mean()) if len(kept_a) else float("nan")
+    s_b = float(kept_b.mean()) if len(kept_b) else float("nan")
     with np.errstate(divide="ignore"):
-        inv_a = float(np.float64(1.0) / s_a) if len(kept) else float("inf")
-        inv_b = float(np.float64(1.0) / s_b) if len(kept) else float("inf")
+        inv_a = float(np.float64(1.0) / s_a) if len(kept_a) else float("inf")
+        inv_b = float(np.float64(1.0) / s_b) if len(kept_b) else float("inf")
+    dropped_a, dropped_b = points["S_a"].isna().to_numpy(), points["S_b"].isna().to_numpy()
     return {
         "rmqm": float(np.log1p(mean_a + mean_b + inv_a + inv_b)),
         "mean_A": mean_a,
@@ -118,7 +143,9 @@ def rmqm_score(points: pd.DataFrame) -> dict[str, float]:
         "inv_S_a": inv_a,
         "inv_S_b": inv_b,
         "n_points": int(len(points)),
-        "n_dropped": int((~points["finite"]).sum()),
+        "n_dropped": int((dropped_a | dropped_b).sum()),
+        "n_dropped_a": int(dropped_a.sum()),
+        "n_dropped_b": int(dropped_b.sum()),
     }
 
 

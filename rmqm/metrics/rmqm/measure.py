@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +16,16 @@ from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel witho
 from rmqm._utils.device import resolve_device
 from rmqm._utils.validation import check_choice, check_int, check_labels
 from rmqm.data.dataset import ImageDataset
-from rmqm.metrics.rmqm.manifold import distance_series, point_statistics, summarize
+from rmqm.metrics.rmqm.attacks import (
+    PGD_MODES,
+    VIEW_LOSSES,
+    Augment,
+    own_batch_loss,
+    reference_pgd_levels,
+    reference_semantics,
+    rotation_view,
+)
+from rmqm.metrics.rmqm.manifold import DROP_RULES, distance_series, point_statistics, summarize
 from rmqm.metrics.rmqm.perturbations import (
     ATTACK_LOSSES,
     check_images,
@@ -29,7 +38,8 @@ from rmqm.metrics.rmqm.perturbations import (
 )
 from rmqm.models.encoder import check_embeddings, encoder_dtype, evaluating_on
 
-__all__ = ['PERTURBATIONS', 'DEFAULT_LEVELS', 'RMQMResult', 'measure_rmqm', 'summary_table']
+__all__ = ['PERTURBATIONS', 'DEFAULT_LEVELS', 'RMQMResult', 'resolve_pgd_mode', 'measure_rmqm', 'summary_table',
+           'per_class_summary']
 
 
 PERTURBATIONS = ("noise", "pgd")
@@ -73,14 +83,35 @@ class RMQMResult:
         return (self.levels["a"].to_numpy().reshape(n, m), self.levels["b"].to_numpy().reshape(n, m))
 
 
-def _validate(perturbation: str, n_levels: int, step_size: float, epsilon: float, attack_loss: str,
-              batch_size: int) -> None:
+def resolve_pgd_mode(pgd_mode: str | None, attack_loss: str) -> str:
+    """The PGD mode of a measurement: ``pgd_mode``, or for None the mode ``attack_loss`` implies
+    (``"displacement"`` for the displacement loss, else ``"own-loss"``: the behaviour before the
+    modes existed).
+
+    Raises:
+        ValueError: an unknown mode or loss, or a mode that does not fit the loss (the displacement
+            mode with a model's own loss, or an own-loss mode with the displacement loss).
+    """
+    check_choice(attack_loss, ATTACK_LOSSES, "attack loss")
+    if pgd_mode is None:
+        return "displacement" if attack_loss == "displacement" else "own-loss"
+    check_choice(pgd_mode, PGD_MODES, "pgd mode")
+    if (pgd_mode == "displacement") != (attack_loss == "displacement"):
+        raise ValueError(
+            f"pgd mode {pgd_mode!r} does not fit attack loss {attack_loss!r}: the displacement mode uses the "
+            "displacement loss, the own-loss and reference modes a model's own training loss "
+            "(rmqm.training.methods.own_attack_loss(method))")
+    return pgd_mode
+
+
+def _validate(perturbation: str, n_levels: int, step_size: float, epsilon: float, batch_size: int,
+              drop: str) -> None:
     """Raise a named error for a bad parameter of :func:`measure_rmqm`."""
     check_choice(perturbation, PERTURBATIONS, "perturbation")
     check_n_levels(n_levels)
     check_pgd_params(n_levels - 1, step_size, epsilon)
-    check_choice(attack_loss, ATTACK_LOSSES, "attack loss")
     check_int(batch_size, "batch_size", low=1)
+    check_choice(drop, DROP_RULES, "drop rule")
 
 
 def _encode(encoder: nn.Module, x: torch.Tensor, where: str = "encoder") -> torch.Tensor:
@@ -105,10 +136,15 @@ def measure_rmqm(
     step_size: float = 1 / 255,
     epsilon: float = 0.3,
     attack_loss: str = "displacement",
+    pgd_mode: str | None = None,
     head: nn.Module | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    augment: Augment | None = None,
+    augment_output: bool | None = None,
+    augment_gradient: bool | None = None,
     temperature: float = 0.07,
+    margin: float = 0.5,
     normalize: bool = True,
+    drop: str = "per-series",
     batch_size: int = 256,
     seed: int = 0,
     device: str | torch.device = "cpu",
@@ -123,32 +159,49 @@ def measure_rmqm(
             device and in its own train/eval mode.
         data: an :class:`~rmqm.data.dataset.ImageDataset`, or images ``(N, C, H, W)`` in ``[0, 1]``.
         labels: ``(N,)`` class labels when ``data`` is a tensor (for per-class scores
-            and the cross-entropy attack).
+            and the label losses).
         perturbation: ``"noise"`` (white noise of growing std) or ``"pgd"``.
         n_levels: levels including the clean one (default 100 for noise, 30 for PGD).
         sigma_max: largest noise std, pixel units (levels ``linspace(0, sigma_max, L)``).
-        nested: one noise draw shared by all levels instead of a fresh draw per level.
+        nested: one noise draw shared by all levels (``"nested"``) instead of a fresh draw per
+            level (``"fresh"``, the reference).
         clip: clamp noisy images to ``[0, 1]``.
         step_size: PGD step ``alpha`` in pixel units (reference 1/255 CIFAR, 2/255 MNIST).
         epsilon: PGD L-infinity radius, pixel units. Not SynBench's budget: the
             ``epsilons`` of :func:`rmqm.metrics.synbench.evaluate.evaluate_synbench` are
             L2 radii in feature space relative to the class mean. The names follow the
             two papers and are kept, as the study's configs and tables use them.
-        attack_loss: ``"displacement"`` (label-free), ``"cross-entropy"`` (needs
-            ``head`` and labels) or ``"nt-xent"`` (needs ``augment``).
-        head: classifier mapping embeddings to logits, for the cross-entropy attack.
-        augment: ``augment(images, generator) -> images``; draws the fixed augmented view
-            that the NT-Xent attack contrasts against.
-        temperature: NT-Xent temperature.
+        attack_loss: ``"displacement"`` (label-free) or the model's own training loss, one of
+            :data:`rmqm.metrics.rmqm.attacks.OWN_LOSSES` (the label losses need labels, and
+            cross-entropy and triplet-entropy a ``head``); the caller looks it up per model
+            (:func:`rmqm.training.methods.own_attack_loss`).
+        pgd_mode: ``"displacement"``, ``"own-loss"`` (one trajectory, fixed view) or
+            ``"reference"`` (the reference's separate attack per level, with its augmentations);
+            see :mod:`rmqm.metrics.rmqm.attacks`. None: implied by ``attack_loss``
+            (:func:`resolve_pgd_mode`).
+        head: classifier mapping embeddings to logits (cross-entropy, triplet-entropy).
+        augment: ``augment(images, generator) -> images``, differentiable: the clean view of the
+            view losses (fixed per point in ``"own-loss"``, redrawn per step in ``"reference"``)
+            and the reference's input/output augmentation. Default: a random rotation of at most
+            15 degrees (:func:`rmqm.metrics.rmqm.attacks.rotation_view`, the reference on MNIST).
+        augment_output, augment_gradient: the reference mode's augmentations; None (default) =
+            :func:`rmqm.metrics.rmqm.attacks.reference_semantics` of ``attack_loss``.
+        temperature, margin: NT-Xent temperature and triplet margin (reference 0.07 and 0.5).
         normalize: L2-normalise embeddings before measuring distances.
-        batch_size: points per batch (memory grows with ``batch_size * L * d``).
-        seed: seeds the noise, the displacement direction and the augmented view;
+        drop: ``"per-series"`` (default; the reference notebook's ``dropna`` per series: ``S_a``
+            over the points whose ``r^a`` are all finite, ``S_b`` likewise) or ``"joint"`` (a
+            point with any non-finite relative change leaves both); see
+            :func:`rmqm.metrics.rmqm.manifold.point_statistics`.
+        batch_size: points per batch, in order; in the PGD modes also the attack's batch, which
+            the batch-mean losses depend on (the reference attacks MNIST in batches of 128).
+        seed: seeds the noise, the displacement direction and every augmentation;
             the same seed and batch size give identical numbers.
         device: ``"cpu"``, ``"cuda[:N]"``, ``"auto"`` (CUDA when present) or a ``torch.device``.
         progress: show a tqdm progress bar over batches and levels.
 
     Returns:
-        An :class:`RMQMResult` with per-level, per-point and summary tables.
+        An :class:`RMQMResult` with per-level, per-point and summary tables (per class too
+        when there are labels: :func:`per_class_summary`).
 
     Raises:
         TypeError: ``encoder`` is not a module, images not a floating tensor, a non-integer ``batch_size``.
@@ -168,11 +221,18 @@ def measure_rmqm(
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be a torch.nn.Module; got {type(encoder).__name__}")
     n_levels = DEFAULT_LEVELS.get(perturbation, 3) if n_levels is None else n_levels
-    _validate(perturbation, n_levels, step_size, epsilon, attack_loss, batch_size)
-    if perturbation == "pgd" and attack_loss == "cross-entropy" and (head is None or labels is None):
-        raise ValueError("the cross-entropy attack needs a classifier `head` and labels")
-    if perturbation == "pgd" and attack_loss == "nt-xent" and augment is None:
-        raise ValueError("the nt-xent attack needs `augment`, a function drawing an augmented view")
+    _validate(perturbation, n_levels, step_size, epsilon, batch_size, drop)
+    mode = resolve_pgd_mode(pgd_mode, attack_loss)
+    if mode != "reference" and (augment_output is not None or augment_gradient is not None):
+        raise ValueError("augment_output and augment_gradient belong to pgd_mode='reference'")
+    needs_head = attack_loss in ("cross-entropy", "triplet-entropy")
+    if perturbation == "pgd" and needs_head and (head is None or labels is None):
+        raise ValueError(f"the {attack_loss} attack needs a classifier `head` and labels")
+    if perturbation == "pgd" and attack_loss == "supervised-triplet" and labels is None:
+        raise ValueError("the supervised-triplet attack needs labels")
+    attack = dict(loss=attack_loss, mode=mode, head=head, augment=augment or rotation_view,
+                  augment_output=augment_output, augment_gradient=augment_gradient, temperature=temperature,
+                  margin=margin, step_size=step_size, epsilon=epsilon)
 
     device = torch.device(resolve_device(device))
     generator = torch.Generator().manual_seed(int(seed))
@@ -190,24 +250,22 @@ def measure_rmqm(
         for start in range(0, n, batch_size):
             x = images[start:start + batch_size].to(device)
             y = labels[start:start + batch_size] if labels is not None else None
-            z = torch.stack(
-                list(_embed_levels(
-                    encoder, x, y, perturbation, strengths, generator, nested, clip, n_levels,
-                    step_size, epsilon, attack_loss, head, augment, temperature, normalize, bar,
-                )),
-                dim=1,
-            )
+            if perturbation == "noise":
+                levels = _noise_levels(encoder, x, strengths, generator, nested, clip)
+            else:
+                levels = _pgd_levels(encoder, x, y, n_levels, generator, normalize, attack)
+            z = torch.stack([_tick(z_k, bar) for z_k in levels], dim=1)
             a, b = distance_series(z.double(), normalize=normalize)
             a_parts.append(a.cpu().numpy())
             b_parts.append(b.cpu().numpy())
 
     a_all, b_all = np.concatenate(a_parts), np.concatenate(b_parts)
-    points = point_statistics(a_all, b_all)
+    points = point_statistics(a_all, b_all, drop=drop)
     label_col = labels.cpu().numpy() if labels is not None else np.full(n, -1)
     points.insert(0, "label", label_col)
     points.insert(0, "point", np.arange(n))
     m = n_levels - 1
-    levels = pd.DataFrame(
+    levels_table = pd.DataFrame(
         {
             "point": np.repeat(np.arange(n), m),
             "label": np.repeat(label_col, m),
@@ -219,42 +277,58 @@ def measure_rmqm(
     )
     summary = summarize(points, by="label" if labels is not None else None)
     summary.insert(0, "perturbation", perturbation)
+    flags = reference_semantics(attack_loss) if mode == "reference" else {}
     config = dict(
         perturbation=perturbation, n_levels=int(n_levels), sigma_max=float(sigma_max), nested=nested,
-        clip=clip, step_size=float(step_size), epsilon=float(epsilon), attack_loss=attack_loss,
-        temperature=float(temperature), normalize=normalize, batch_size=int(batch_size), seed=int(seed),
-        n_points=int(n), device=str(device),
+        clip=clip, step_size=float(step_size), epsilon=float(epsilon), attack_loss=attack_loss, pgd_mode=mode,
+        augment_output=flags.get("augment_output") if augment_output is None else augment_output,
+        augment_gradient=flags.get("augment_gradient") if augment_gradient is None else augment_gradient,
+        temperature=float(temperature), margin=float(margin), normalize=normalize, drop=drop,
+        batch_size=int(batch_size), seed=int(seed), n_points=int(n), device=str(device),
     )
-    return RMQMResult(perturbation, strengths.numpy(), points, levels, summary, config)
+    return RMQMResult(perturbation, strengths.numpy(), points, levels_table, summary, config)
 
 
-def _embed_levels(
-    encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None, perturbation: str,
-    strengths: torch.Tensor, generator: torch.Generator, nested: bool, clip: bool, n_levels: int,
-    step_size: float, epsilon: float, attack_loss: str, head: nn.Module | None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None, temperature: float,
-    normalize: bool, bar: tqdm,
-) -> Iterator[torch.Tensor]:
-    """Yield the ``(B, d)`` embedding of each level of one batch, in level order."""
-    if perturbation == "noise":
-        with torch.no_grad():
-            for x_k in white_noise_levels(x, strengths, generator, nested=nested, clip=clip):
+def _tick(z: torch.Tensor, bar: tqdm) -> torch.Tensor:
+    bar.update(1)
+    return z
+
+
+def _noise_levels(encoder: nn.Module, x: torch.Tensor, strengths: torch.Tensor, generator: torch.Generator,
+                  nested: bool, clip: bool) -> Iterator[torch.Tensor]:
+    """Yield the ``(B, d)`` embedding of each white-noise level of one batch, in level order."""
+    with torch.no_grad():
+        for x_k in white_noise_levels(x, strengths, generator, nested=nested, clip=clip):
+            yield _encode(encoder, x_k)
+
+
+def _pgd_levels(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_levels: int,
+                generator: torch.Generator, normalize: bool, attack: dict[str, Any]) -> Iterator[torch.Tensor]:
+    """Yield the ``(B, d)`` embedding of each PGD level of one batch under ``attack["mode"]``."""
+    loss, mode, augment = attack["loss"], attack["mode"], attack["augment"]
+    step_size, epsilon = attack["step_size"], attack["epsilon"]
+    if mode == "reference":
+        for x_k in reference_pgd_levels(
+            encoder, x, loss, n_levels, generator, step_size=step_size, epsilon=epsilon, labels=y,
+            head=attack["head"], augment=augment, augment_output=attack["augment_output"],
+            augment_gradient=attack["augment_gradient"], temperature=attack["temperature"], margin=attack["margin"],
+        ):
+            with torch.no_grad():
                 yield _encode(encoder, x_k)
-                bar.update(1)
         return
     with torch.no_grad():
         z_clean = _encode(encoder, x)
         z_view = None
-        if attack_loss == "nt-xent" and augment is not None:  # measure_rmqm checked it is given
-            view = augment(x.cpu(), generator).to(x.device)
-            z_view = _encode(encoder, view, where="encoder (augmented view)")
-    loss_fn = make_attack_loss(
-        attack_loss, z_clean, normalize=normalize, labels=y, head=head, z_view=z_view,
-        temperature=temperature, generator=generator,
-    )
+        if loss in VIEW_LOSSES:  # one augmented clean view, fixed for the whole trajectory
+            z_view = _encode(encoder, augment(x, generator), where="encoder (augmented view)")
+    if mode == "displacement":
+        loss_fn = make_attack_loss("displacement", z_clean, normalize=normalize, generator=generator)
+    else:
+        def loss_fn(z: torch.Tensor) -> torch.Tensor:
+            return own_batch_loss(loss, z, labels=y, head=attack["head"], z_view=z_view,
+                                  temperature=attack["temperature"], margin=attack["margin"])
     for _, z_k in pgd_trajectory(encoder, x, loss_fn, n_levels, step_size, epsilon):
         yield check_embeddings(z_k, x.shape[0])
-        bar.update(1)
 
 
 def summary_table(*results: RMQMResult, scope: str | None = "all") -> pd.DataFrame:
@@ -269,3 +343,19 @@ def summary_table(*results: RMQMResult, scope: str | None = "all") -> pd.DataFra
         raise ValueError(f"unknown scope {scope!r}; the results hold {sorted(set(table['scope']))} "
                          "or None for all rows")
     return table[table["scope"] == scope].reset_index(drop=True) if scope is not None else table
+
+
+def per_class_summary(result: RMQMResult) -> pd.DataFrame:
+    """The per-class rows of ``result.summary`` (RMQM computed over each class's points, as the
+    reference's per-method bar plots show it), with an integer ``label`` column first.
+
+    Raises:
+        ValueError: the measurement had no labels.
+    """
+    if not isinstance(result, RMQMResult):
+        raise TypeError(f"per_class_summary takes an RMQMResult (from measure_rmqm); got {type(result).__name__}")
+    rows = result.summary[result.summary["scope"].str.startswith("label=")].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError("this measurement has no per-class rows: measure labelled data (an ImageDataset or labels)")
+    labels = rows["scope"].str.slice(len("label=")).astype(int)
+    return rows.assign(label=labels)[["label", *rows.columns]]

@@ -14,7 +14,8 @@ from rmqm.losses.contrastive import nt_xent_loss
 
 __all__ = [
     "AttackLoss", "ATTACK_LOSSES", "check_images", "noise_levels", "white_noise_levels", "make_attack_loss",
-    "check_n_levels", "check_pgd_params", "pgd_trajectory", "pgd_attack",
+    "check_n_levels", "check_pgd_params", "pgd_step", "pgd_trajectory", "pgd_attack", "NOISE_SCHEDULES",
+    "PER_SAMPLE_LOSSES",
 ]
 
 
@@ -22,7 +23,17 @@ __all__ = [
 AttackLoss = Callable[[torch.Tensor], torch.Tensor]
 
 
-ATTACK_LOSSES = ("displacement", "cross-entropy", "nt-xent")
+#: Every PGD loss :func:`rmqm.metrics.rmqm.measure.measure_rmqm` knows: the label-free displacement
+#: and the models' own training losses (:data:`rmqm.metrics.rmqm.attacks.OWN_LOSSES`).
+ATTACK_LOSSES: tuple[str, ...] = ("displacement", "cross-entropy", "triplet-entropy", "supervised-triplet", "nt-xent",
+                                  "instance-triplet", "vicreg")
+
+#: The losses :func:`make_attack_loss` builds as per-sample losses.
+PER_SAMPLE_LOSSES: tuple[str, ...] = ("displacement", "cross-entropy", "nt-xent")
+
+#: White-noise schedules: ``"fresh"`` -- a new draw per level (the reference), ``"nested"`` -- one
+#: draw scaled by each level's sigma (``white_noise_levels(..., nested=True)``).
+NOISE_SCHEDULES: tuple[str, ...] = ("fresh", "nested")
 
 
 def check_images(x: torch.Tensor, name: str = "images") -> None:
@@ -112,7 +123,7 @@ def make_attack_loss(
     minimum), so without a random start PGD would never move; the small anchor shift
     ``eta`` sets the first step's direction and is negligible afterwards.
     """
-    check_choice(name, ATTACK_LOSSES, "attack loss")
+    check_choice(name, PER_SAMPLE_LOSSES, "attack loss")
     g: Callable[[torch.Tensor], torch.Tensor] = (lambda z: F.normalize(z, dim=1)) if normalize else (lambda z: z)
     if name == "displacement":
         u = torch.randn(z_clean.shape, generator=generator, dtype=z_clean.dtype).to(z_clean.device)
@@ -156,8 +167,10 @@ def check_pgd_params(n_steps: int, step_size: float, epsilon: float) -> None:
         raise ValueError(f"epsilon (L-infinity radius) must be a finite number >= 0; got {epsilon}")
 
 
-def _pgd_step(x_adv: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, step_size: float,
-              epsilon: float) -> torch.Tensor:
+def pgd_step(x_adv: torch.Tensor, x: torch.Tensor, grad: torch.Tensor, step_size: float,
+             epsilon: float) -> torch.Tensor:
+    """One PGD step: ``x_adv + step_size * sign(grad)``, projected onto the L-inf ball of radius
+    ``epsilon`` around ``x`` and clamped to ``[0, 1]`` (the reference's order)."""
     x_next = x_adv + step_size * grad.sign()
     x_next = torch.max(torch.min(x_next, x + epsilon), x - epsilon)
     return x_next.clamp(0.0, 1.0)
@@ -206,7 +219,7 @@ def pgd_trajectory(
             (grad,) = torch.autograd.grad(loss_fn(z).sum(), x_adv)
         x_adv = x_adv.detach()
         yield x_adv, z.detach()
-        x_adv = _pgd_step(x_adv, x, grad, step_size, epsilon)
+        x_adv = pgd_step(x_adv, x, grad, step_size, epsilon)
 
 
 def pgd_attack(
@@ -230,5 +243,5 @@ def pgd_attack(
         x_adv.requires_grad_(True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(loss_fn(encoder(x_adv)).sum(), x_adv)
-        x_adv = _pgd_step(x_adv.detach(), x, grad, step_size, epsilon)
+        x_adv = pgd_step(x_adv.detach(), x, grad, step_size, epsilon)
     return x_adv

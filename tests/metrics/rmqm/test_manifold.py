@@ -66,6 +66,26 @@ def test_point_statistics_and_rmqm_by_hand():
     assert (score["n_points"], score["n_dropped"]) == (3, 1)
 
 
+def test_per_series_drop_keeps_the_finite_series_and_joint_drop_does_not():
+    # point 0: r_a = [1, 1] finite, b starts at 0 so r_b = [inf, 0]; point 1: both finite,
+    # r_a = [0, 0.5], r_b = [1, 0]; point 2: a starts at 0 (r_a = [inf, 0]), r_b = [0, 1]
+    a = np.array([[1.0, 2.0, 4.0], [2.0, 2.0, 3.0], [0.0, 1.0, 1.0]])
+    b = np.array([[0.0, 1.0, 1.0], [1.0, 2.0, 2.0], [1.0, 1.0, 2.0]])
+    per = point_statistics(a, b)  # the default: pandas dropna on each series, as the reference
+    assert per["finite_a"].tolist() == [True, True, False] and per["finite_b"].tolist() == [False, True, True]
+    assert per["S_a"].tolist()[:2] == pytest.approx([1.0, 0.25]) and np.isnan(per["S_a"].iloc[2])
+    assert np.isnan(per["S_b"].iloc[0]) and per["S_b"].tolist()[1:] == pytest.approx([0.5, 0.5])
+    s = rmqm_score(per)
+    assert s["mean_S_a"] == pytest.approx((1.0 + 0.25) / 2) and s["mean_S_b"] == pytest.approx(0.5)
+    assert (s["n_dropped_a"], s["n_dropped_b"], s["n_dropped"]) == (1, 1, 2)
+    joint = rmqm_score(point_statistics(a, b, drop="joint"))  # only point 1 is finite in both
+    assert joint["mean_S_a"] == pytest.approx(0.25) and joint["mean_S_b"] == pytest.approx(0.5)
+    assert (joint["n_dropped_a"], joint["n_dropped_b"], joint["n_dropped"]) == (2, 2, 2)
+    assert joint["mean_A"] == s["mean_A"] and joint["rmqm"] != s["rmqm"]  # A and B never drop points
+    with pytest.raises(ValueError, match="unknown drop rule"):
+        point_statistics(a, b, drop="rows")
+
+
 def test_rmqm_is_infinite_for_perfectly_constant_steps():
     a = np.array([[1.0, 2.0, 3.0]])
     b = np.array([[1.0, 1.0, 1.0]])  # S_b = 0

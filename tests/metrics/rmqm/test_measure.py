@@ -118,7 +118,12 @@ class _NaNEncoder(nn.Module):
         (dict(batch_size=0), ValueError, "batch_size"),
         (dict(perturbation="pgd", attack_loss="hinge"), ValueError, "attack loss"),
         (dict(perturbation="pgd", attack_loss="cross-entropy"), ValueError, "head"),
-        (dict(perturbation="pgd", attack_loss="nt-xent"), ValueError, "augment"),
+        (dict(perturbation="pgd", attack_loss="nt-xent", pgd_mode="displacement"), ValueError, "does not fit"),
+        (dict(perturbation="pgd", pgd_mode="reference"), ValueError, "does not fit"),
+        (dict(perturbation="pgd", pgd_mode="bogus", attack_loss="nt-xent"), ValueError, "pgd mode"),
+        (dict(perturbation="pgd", attack_loss="supervised-triplet"), ValueError, "labels"),
+        (dict(perturbation="pgd", attack_loss="nt-xent", augment_output=True), ValueError, "reference"),
+        (dict(drop="rows"), ValueError, "drop rule"),
     ],
 )
 def test_bad_parameters_raise_clear_errors(flatten_encoder, kwargs, error, match):
