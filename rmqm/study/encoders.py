@@ -21,14 +21,16 @@
 
 Each encoder comes wrapped in an :class:`~rmqm.models.adapters.InputAdapter` that takes the study's
 images (gradients, for PGD, flow through it). Relative checkpoint paths are taken from ``base_dir``
-(the repository root in a study run). :func:`check_profile_encoders` loads each one and runs one
-small batch through it, so that a bad spec stops ``rmqm study run`` before any notebook starts.
+(the repository root in a study run), where factory modules are looked for too.
+:func:`check_profile_encoders` loads each one and runs one small batch through it, so that a bad
+spec stops ``rmqm study run`` before any notebook starts.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+import sys
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,14 +75,9 @@ class EncoderSpecError(ValueError):
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """One user encoder of the study (see the module docstring for the keys of each kind).
-
-    Attributes:
-        name: its label in result tables (letters, digits, ``._+-``).
-        kind: one of :data:`ENCODER_KINDS`.
-        index: its position in the ``encoders`` list (for messages).
-        options: the spec's other keys, as given (paths resolved against ``base_dir``).
-    """
+    """One user encoder of the study: its ``name`` in result tables (letters, digits, ``._+-``),
+    ``kind`` (one of :data:`ENCODER_KINDS`), ``index`` in the ``encoders`` list, and ``options``: the
+    spec's other keys (a checkpoint path resolved, a factory's ``base_dir`` added)."""
 
     name: str
     kind: str
@@ -170,6 +167,8 @@ def parse_encoder_specs(value: Any, *, base_dir: str | Path | None = None) -> li
         if kind == "checkpoint":
             path = Path(item["checkpoint"]).expanduser()
             options["checkpoint"] = str(path if path.is_absolute() or base_dir is None else Path(base_dir) / path)
+        elif kind == "factory" and base_dir is not None:
+            options["base_dir"] = str(Path(base_dir).resolve())
         specs.append(EncoderSpec(name, kind, i, options))
     problems += _name_problems(specs)
     if problems:
@@ -250,11 +249,18 @@ def _from_state_dict(spec: EncoderSpec, state: Any, path: Path, size: tuple[int,
 
 def _from_factory(spec: EncoderSpec, in_channels: int, size: tuple[int, int]) -> InputAdapter:
     module_name, _, function = str(spec.options["factory"]).partition(":")
+    folder = str(spec.options.get("base_dir"))
+    added = "base_dir" in spec.options and folder not in sys.path
+    if added:  # a module in the repository root is found too (after everything else; removed again)
+        sys.path.append(folder)
     try:
         module = importlib.import_module(module_name)
     except Exception as err:
-        raise _LoadError(f"{spec.label}: cannot import {module_name!r} ({type(err).__name__}: {err}); install "
-                         "it or put its folder on PYTHONPATH (e.g. PYTHONPATH=. rmqm study run ...)") from err
+        raise _LoadError(f"{spec.label}: cannot import {module_name!r} ({type(err).__name__}: {err}); install it, "
+                         "put it in the repository root or its folder on PYTHONPATH (an absolute path)") from err
+    finally:
+        if added:
+            sys.path.remove(folder)
     factory = getattr(module, function, None)
     if not callable(factory):
         raise _LoadError(f"{spec.label}: {module_name} has no function {function!r}; fix the factory string")

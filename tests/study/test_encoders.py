@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,6 +106,19 @@ def test_factory_plain_module_and_module_with_info(factories: None) -> None:
     assert torch.allclose(z[:, 0], z[:, 1])  # a grey image repeated in all three channels
     flat = torch.full((2, 1, 28, 28), 0.8)  # a constant image stays constant: (0.8 - 0.5) / 0.25 = 1.2
     assert torch.allclose(load_encoder(specs[1], **STUDY)[1](flat), torch.full((2, 3), 1.2), atol=1e-5)
+
+
+def test_factory_module_in_base_dir_is_found_and_sys_path_restored(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_root_encoders.py").write_text(
+        "from torch import nn\n\ndef build(dim=3):\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, dim))\n")
+    monkeypatch.delitem(sys.modules, "my_root_encoders", raising=False)
+    before = list(sys.path)
+    (spec,) = parse_encoder_specs([{"name": "root", "factory": "my_root_encoders:build"}], base_dir=tmp_path)
+    assert check_encoder_specs([spec], **STUDY) == []
+    assert sys.path == before
+    monkeypatch.delitem(sys.modules, "my_root_encoders")
+    assert "cannot import" in only_problem([{"name": "root", "factory": "my_root_encoders:build"}])  # no base_dir
 
 
 @pytest.mark.slow  # about 15 s on a CPU: loads EfficientNet-Lite0 three times
