@@ -159,7 +159,8 @@ def _corr(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
     yc = y - y.mean(axis=1, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
         r = (xc * yc).sum(axis=1) / np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
-    return np.clip(r, -1.0, 1.0)  # rounding only: |r| <= 1 exactly in exact arithmetic
+    r = np.clip(r, -1.0, 1.0)  # rounding only: |r| <= 1 exactly in exact arithmetic
+    return np.where((np.ptp(x, axis=1) == 0) | (np.ptp(y, axis=1) == 0), np.nan, r)
 
 
 def _fisher(r: np.ndarray) -> np.ndarray:

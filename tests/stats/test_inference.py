@@ -309,3 +309,10 @@ def test_bca_interval_is_defined_in_degenerate_cases_and_brackets_a_real_estimat
     assert res.low < res.estimate < res.high
     with pytest.raises(ValueError, match="unknown interval"):
         two_level_bootstrap(table, "score", "acc", n_resamples=FAST, interval="basic")
+
+
+def test_a_constant_score_gives_no_coefficient():
+    table = zoo().assign(flat=0.1)
+    for method in ("pearson", "spearman"):
+        res = two_level_bootstrap(table, "flat", "acc", method=method, n_resamples=20)
+        assert np.isnan(res.estimate) and np.isnan(res.low) and res.n_valid == 0
