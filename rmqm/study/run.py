@@ -73,7 +73,7 @@ def run_study(
     folder = Path(build_dir) if build_dir is not None else root / "build"
     out_dir = check_output_folder(folder / prof.name, "build folder")
     with build_lock(out_dir):  # the book build too: a second run must not restage under it
-        runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log)
+        runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log, root=root)
         html = None
         if build:
             html = build_book(stage_book(root, out_dir), log=log)

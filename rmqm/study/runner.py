@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from rmqm._utils.hashing import file_digest
 from rmqm._utils.io import atomic_write_json
 from rmqm._utils.provenance import hardware_summary
 from rmqm.data.registry import available_datasets, data_record
+from rmqm.study.encoders import parse_encoder_specs
 from rmqm.study.manifest import (
     MANIFEST,
     BuildFolderBusy,
@@ -50,7 +52,8 @@ from rmqm.study.notebooks import (
 )
 from rmqm.study.profiles import Profile
 
-__all__ = ['MANIFEST', 'BuildFolderBusy', 'NotebookFailed', 'NotebookRun', 'data_parameters', 'run_notebooks']
+__all__ = ['MANIFEST', 'BuildFolderBusy', 'NotebookFailed', 'NotebookRun', 'data_parameters', 'encoder_sources',
+           'run_notebooks']
 
 
 #: Tags the runner puts on papermill's parameter cells so that the book hides them:
@@ -157,6 +160,41 @@ def data_parameters(parameters: Mapping[str, Any], log: Callable[[str], None] = 
     return out
 
 
+def _module_file(module: str, root: Path) -> Path | None:
+    """The source file of an importable ``module``, or of ``root/<module path>.py`` (None: not found)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin and Path(spec.origin).is_file():
+        return Path(spec.origin)
+    base = root.joinpath(*module.split("."))
+    return next((p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None)
+
+
+def encoder_sources(value: Any, root: str | os.PathLike) -> dict[str, str | None]:
+    """What a notebook reads for each spec of an ``encoders`` parameter value
+    (:mod:`rmqm.study.encoders`; relative paths from ``root``), so that the cache key follows
+    it: ``{name: SHA-256}`` of a checkpoint file or of a factory's module source (None when
+    missing or not found: the module's package may change unseen), the name of a built-in
+    (its weights are pinned). No model is loaded (finding a dotted module imports its package).
+
+    Raises:
+        rmqm.study.encoders.EncoderSpecError: a malformed ``value``.
+    """
+    out: dict[str, str | None] = {}
+    for spec in parse_encoder_specs(value, base_dir=Path(root)):
+        if spec.kind == "checkpoint":
+            path = Path(spec.options["checkpoint"])
+            out[spec.name] = file_digest(path) if path.is_file() else None
+        elif spec.kind == "factory":
+            source = _module_file(str(spec.options["factory"]).partition(":")[0], Path(root))
+            out[spec.name] = None if source is None else file_digest(source)
+        else:
+            out[spec.name] = str(spec.options["builtin"])
+    return out
+
+
 def _token(key: str, output_sha: str) -> str:
     """What a dependent notebook's key records of an upstream run: its key and its output."""
     return hashlib.sha256(f"{key}\0{output_sha}".encode()).hexdigest()
@@ -195,6 +233,7 @@ def run_notebooks(
     progress: bool = True,
     kernel_name: str | None = None,
     log: Callable[[str], None] = print,
+    root: str | os.PathLike | None = None,
 ) -> list[NotebookRun]:
     """Execute the notebooks of ``notebooks_dir`` for ``profile`` into ``out_dir/notebooks``.
 
@@ -205,7 +244,9 @@ def run_notebooks(
     the notebook's cells and parameters, the :func:`library_fingerprint` of the installed
     ``rmqm`` (hashed once per call), the identity of the data its parameters name
     (:func:`data_parameters`) and the key and output of each notebook it depends on, so a
-    rerun upstream reruns it too. The manifest is updated after each finished notebook;
+    rerun upstream reruns it too; an ``encoders`` parameter adds its :func:`encoder_sources`
+    (checkpoint and factory files, relative paths from ``root``, default the parent of
+    ``notebooks_dir``) to the data. The manifest is updated after each finished notebook;
     warnings printed inside a notebook are echoed to ``log``.
 
     Returns:
@@ -220,11 +261,12 @@ def run_notebooks(
     out_dir = Path(out_dir)
     with build_lock(out_dir):
         return _run_locked(profile, notebooks_dir, out_dir, force=force, progress=progress,
-                           kernel_name=kernel_name, log=log)
+                           kernel_name=kernel_name, log=log,
+                           root=Path(root) if root is not None else Path(notebooks_dir).resolve().parent)
 
 
 def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Path, *, force: bool,
-                progress: bool, kernel_name: str | None, log: Callable[[str], None]) -> list[NotebookRun]:
+                progress: bool, kernel_name: str | None, log: Callable[[str], None], root: Path) -> list[NotebookRun]:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
     from tqdm.auto import tqdm
@@ -251,6 +293,8 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         reserved = {"results_dir": str(results_dir), "profile": profile.name}
         params.update({k: v for k, v in reserved.items() if k in spec.declared})
         data = data_parameters(params, log=functools.partial(_log_for, log, f"{tag} {spec.name}"), cache=data_cache)
+        if params.get("encoders"):
+            data["encoders"] = encoder_sources(params["encoders"], root)
         upstream = {d: tokens[d] for d in spec.depends_on}
         key = cache_key(spec, params, upstream, library=library, data=data or None)
         inputs = {"parameters": _digest({k: v for k, v in params.items() if k not in reserved}),

@@ -25,6 +25,7 @@ from rmqm.study.encoders import (
 )
 from rmqm.study.profiles import Profile
 from rmqm.study.run import run_study
+from rmqm.study.runner import encoder_sources, run_notebooks
 from rmqm.training.checkpoints import TrainedModel, model_config, model_name, save_model
 
 HERE = Path(__file__).resolve().parent
@@ -258,3 +259,43 @@ def test_run_study_refuses_a_bad_spec_before_any_notebook(tmp_path: Path, write_
     with pytest.raises(EncoderSpecError, match=r"encoders\[0\] \('x'\).*not found"):
         run_study(profile, root=tmp_path, build=False, progress=False, log=lambda _: None)
     assert not marker.exists() and not (tmp_path / "build" / "bad").exists()
+
+
+# -- the runner's cache key follows the encoders' files ---------------------------------------------
+
+
+def test_encoder_sources_hash_checkpoints_and_factory_modules(tmp_path: Path) -> None:
+    save_lenet_state(tmp_path)
+    (tmp_path / "root_factory_mod.py").write_text("def build():\n    raise RuntimeError\n")
+    value = [{"name": "c", "checkpoint": "lenet.pt", "arch": "lenet", "dim": 16},
+             {"name": "f", "factory": "root_factory_mod:build"},
+             {"name": "g", "factory": "no_such_module_anywhere:build"},
+             {"builtin": PRETRAINED_ENCODERS[0]}]
+    first = encoder_sources(value, tmp_path)
+    assert set(first) == {"c", "f", "g", PRETRAINED_ENCODERS[0]}
+    assert first["c"] and first["f"] and first["g"] is None and first[PRETRAINED_ENCODERS[0]] == PRETRAINED_ENCODERS[0]
+    torch.save(LeNet(1, 16).state_dict(), tmp_path / "lenet.pt")  # new random weights
+    (tmp_path / "root_factory_mod.py").write_text("def build():\n    raise ValueError\n")
+    second = encoder_sources(value, tmp_path)
+    assert second["c"] != first["c"] and second["f"] != first["f"]
+    (tmp_path / "lenet.pt").unlink()
+    assert encoder_sources(value, tmp_path)["c"] is None
+
+
+def test_run_reruns_a_notebook_when_an_encoder_checkpoint_changes(tmp_path: Path,
+                                                                  write_nb: Callable[..., Path]) -> None:
+    save_lenet_state(tmp_path)
+    notebooks = tmp_path / "notebooks"
+    write_nb(notebooks, "01_mine", "encoders = []", ["n = len(encoders)"])
+    profile = Profile("p", {"encoders": [{"name": "c", "checkpoint": "lenet.pt", "arch": "lenet", "dim": 16}]})
+    logs: list[str] = []
+
+    def statuses() -> list[str]:
+        return [r.status for r in run_notebooks(profile, notebooks, tmp_path / "build", progress=False,
+                                                log=logs.append)]
+
+    assert statuses() == ["executed"]
+    assert statuses() == ["cached"]
+    torch.save(LeNet(1, 16).state_dict(), tmp_path / "lenet.pt")  # retrained, same path
+    assert statuses() == ["executed"]
+    assert "[p] 01_mine: executing (its data changed)" in logs
