@@ -19,15 +19,19 @@ import pandas as pd
 from torch import nn
 
 from rmqm._utils.hashing import code_fingerprint, module_digest
+from rmqm._utils.validation import check_choice, check_int
 from rmqm.data.registry import load_dataset
 from rmqm.experiments.sweep import run_sweep
-from rmqm.metrics.rmqm.measure import measure_rmqm
+from rmqm.metrics.rmqm.manifold import DROP_RULES
+from rmqm.metrics.rmqm.measure import measure_rmqm, resolve_pgd_mode
+from rmqm.metrics.rmqm.perturbations import NOISE_SCHEDULES
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.training.checkpoints import TrainedModel, load_model
+from rmqm.training.methods import own_attack_loss, reference_attack_semantics
 
 __all__ = [
     "RMQM_MODULES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table", "cached_rmqm",
-    "cached_synbench", "alteration_settings", "ZooRMQM",
+    "cached_synbench", "alteration_settings", "own_attack_keywords", "ZooRMQM",
 ]
 
 
@@ -101,6 +105,8 @@ def _object_identity(obj: Any) -> str | None:
 RMQM_TABLES: tuple[str, ...] = ("summary", "points", "levels")
 
 #: Entries of an RMQM key that describe the measurement rather than ``measure_rmqm``'s keywords.
+RMQM_OBJECTS: tuple[str, ...] = ("head", "augment")
+
 RMQM_KEY_ONLY: tuple[str, ...] = ("kind", "model", "data", "head", "augment", "encoder", "data_content", "code")
 
 
@@ -147,7 +153,7 @@ def cached_rmqm(
         ValueError: ``seed`` is missing.
     """
 
-    objects: dict[str, Any] = {k: measure_kwargs.pop(k) for k in ("head", "augment") if k in measure_kwargs}
+    objects: dict[str, Any] = {k: measure_kwargs.pop(k) for k in RMQM_OBJECTS if k in measure_kwargs}
     base = rmqm_key(model, encoder, data, data_config, measure_kwargs, objects)
 
     def compute() -> dict[str, pd.DataFrame]:
@@ -196,14 +202,56 @@ def alteration_settings(
     pgd_step_size: float,
     pgd_epsilon: float,
     attack_loss: str = "displacement",
+    pgd_mode: str | None = None,
+    *,
+    noise_schedule: str = "fresh",
+    drop: str = "per-series",
+    attack_batch_size: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The study's two alteration settings as :func:`rmqm.metrics.rmqm.measure.measure_rmqm` keywords:
-    ``"noise"`` (fresh white noise per level, the reference's choice) and ``"pgd"``."""
+    ``"noise"`` and ``"pgd"``.
+
+    Args:
+        n_noise_levels, noise_sigma_max: the white-noise levels (incl. the clean one) and largest std.
+        n_pgd_levels, pgd_step_size, pgd_epsilon: the PGD levels, step and L-inf radius (pixel units).
+        attack_loss: the PGD loss of the ``"displacement"`` mode (or, with ``pgd_mode`` None, one
+            loss for every model, the ``"own-loss"`` mode).
+        pgd_mode: one of :data:`rmqm.metrics.rmqm.attacks.PGD_MODES`; ``"own-loss"`` and
+            ``"reference"`` attack each model with its own loss, which :class:`ZooRMQM` looks up per
+            model (:func:`rmqm.training.methods.own_attack_loss`,
+            :func:`rmqm.training.methods.reference_attack_semantics`). None: implied by ``attack_loss``.
+        noise_schedule: ``"fresh"`` (a new draw per level, the reference's choice) or ``"nested"``
+            (:data:`rmqm.metrics.rmqm.perturbations.NOISE_SCHEDULES`).
+        drop: the rule for non-finite relative changes (:data:`rmqm.metrics.rmqm.manifold.DROP_RULES`).
+        attack_batch_size: the PGD setting's batch (the batch-mean own losses depend on it; the
+            reference attacks MNIST in batches of 128); None: :class:`ZooRMQM`'s ``batch_size``.
+
+    Raises:
+        ValueError: an unknown mode, loss, schedule or drop rule, or a mode that does not fit the loss.
+    """
+    check_choice(noise_schedule, NOISE_SCHEDULES, "noise schedule")
+    check_choice(drop, DROP_RULES, "drop rule")
+    if pgd_mode in ("own-loss", "reference") and attack_loss == "displacement":
+        pgd: dict[str, Any] = dict(pgd_mode=pgd_mode)  # the loss is each model's own
+    else:
+        pgd = dict(attack_loss=attack_loss, pgd_mode=resolve_pgd_mode(pgd_mode, attack_loss))
+    if attack_batch_size is not None:
+        pgd["batch_size"] = check_int(attack_batch_size, "attack_batch_size", low=1)
     return {
-        "noise": dict(perturbation="noise", n_levels=n_noise_levels, sigma_max=noise_sigma_max, nested=False),
+        "noise": dict(perturbation="noise", n_levels=n_noise_levels, sigma_max=noise_sigma_max,
+                      nested=noise_schedule == "nested", drop=drop),
         "pgd": dict(perturbation="pgd", n_levels=n_pgd_levels, step_size=pgd_step_size, epsilon=pgd_epsilon,
-                    attack_loss=attack_loss),
+                    **pgd, drop=drop),
     }
+
+
+def own_attack_keywords(method: str, pgd_mode: str) -> dict[str, Any]:
+    """``measure_rmqm`` keywords that attack a model of ``method`` with its own loss in ``pgd_mode``
+    (``"own-loss"``: ``attack_loss``; ``"reference"``: also the reference's augmentation flags)."""
+    if pgd_mode == "reference":
+        return {"pgd_mode": pgd_mode, **reference_attack_semantics(method)}
+    check_choice(pgd_mode, ("own-loss",), "own-loss pgd mode")
+    return {"pgd_mode": pgd_mode, "attack_loss": own_attack_loss(method)}
 
 
 @dataclass
@@ -222,8 +270,10 @@ class ZooRMQM:
         zoo_dir: folder of the zoo's checkpoints (:func:`rmqm.training.checkpoints.load_model`).
         dataset: name of the measured dataset (:func:`rmqm.data.registry.load_dataset`), its test split.
         n_points: test images per seed.
-        settings: alteration name -> ``measure_rmqm`` keywords (:func:`alteration_settings`).
-        batch_size, device: passed to ``measure_rmqm``.
+        settings: alteration name -> ``measure_rmqm`` keywords (:func:`alteration_settings`); a
+            setting with ``pgd_mode`` ``"own-loss"`` or ``"reference"`` and no ``attack_loss`` attacks
+            each model with its own loss (:func:`own_attack_keywords`, with the model's head).
+        batch_size, device: passed to ``measure_rmqm`` (a setting's own ``batch_size`` wins).
     """
 
     store: Any
@@ -253,7 +303,8 @@ class ZooRMQM:
     def key(self, name: str, seed: int, setting: str) -> dict[str, Any]:
         """The store key of ``self(name, seed, setting)`` (JSON-like keywords only)."""
         model, data_config, kwargs = self._request(name, seed, setting, {})
-        return rmqm_key(name, model.encoder, self.data(int(seed)), data_config, kwargs)
+        objects = {k: kwargs.pop(k) for k in RMQM_OBJECTS if k in kwargs}
+        return rmqm_key(name, model.encoder, self.data(int(seed)), data_config, kwargs, objects)
 
     def _request(self, name: str, seed: int, setting: str,
                  extra: Mapping[str, Any]) -> tuple[TrainedModel, dict[str, Any], dict[str, Any]]:
@@ -261,6 +312,11 @@ class ZooRMQM:
             raise ValueError(f"unknown alteration setting {setting!r}; have {sorted(self.settings)}")
         model = load_model(name, Path(self.zoo_dir))
         data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": int(seed)}
-        kwargs = {**self.settings[setting], **extra, "batch_size": self.batch_size, "seed": int(seed),
+        kwargs = {"batch_size": self.batch_size, **self.settings[setting], **extra, "seed": int(seed),
                   "device": self.device}
+        mode = kwargs.get("pgd_mode")
+        if kwargs.get("perturbation") == "pgd" and mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
+            kwargs.update(own_attack_keywords(model.method, mode))
+            if model.head is not None and "head" not in kwargs:
+                kwargs["head"] = model.head  # the cross-entropy and triplet-entropy attacks' classifier
         return model, data_config, kwargs

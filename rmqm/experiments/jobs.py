@@ -18,9 +18,8 @@ from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.models.backbones import TinyCNN
 from rmqm.models.encoder import Encoder
-from rmqm.training.augmentation import augment
 from rmqm.training.checkpoints import TrainedModel, load_or_train, model_config
-from rmqm.training.methods import own_attack_loss
+from rmqm.training.methods import own_attack_loss, reference_attack_semantics
 
 __all__ = ['embedding_stats', 'MEASURES', 'measure_job']
 
@@ -59,8 +58,8 @@ def embedding_stats(z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 #: (passed on as keyword arguments of the measuring function).
 MEASURES: dict[str, tuple[str, ...]] = {
     "stats": (),
-    "rmqm": ("perturbation", "n_levels", "sigma_max", "nested", "step_size", "epsilon", "attack_loss",
-             "normalize", "batch_size"),
+    "rmqm": ("perturbation", "n_levels", "sigma_max", "nested", "step_size", "epsilon", "attack_loss", "pgd_mode",
+             "normalize", "drop", "batch_size"),
     "synbench": ("s_values", "epsilons", "n_train", "n_test", "thresholds", "n_bootstrap", "confidence",
                  "batch_size"),
     "probes": ("test_fraction", "k", "batch_size"),
@@ -101,6 +100,25 @@ def _zoo_model(spec: Mapping[str, Any], seed: int, device: str) -> TrainedModel:
     return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), device=device, progress=False)
 
 
+def _attack_options(options: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """``attack_loss`` and ``pgd_mode`` of a job, the own loss looked up for ``method``.
+
+    Raises:
+        ValueError: an own-loss mode with another loss than ``"own"``.
+    """
+    mode, loss = options.get("pgd_mode"), options.get("attack_loss")
+    if loss == "own" and mode is None:
+        mode = "own-loss"
+    if mode not in ("own-loss", "reference"):
+        return {}
+    if loss not in (None, "own"):
+        raise ValueError(f"pgd_mode {mode!r} attacks each model with its own loss; leave attack_loss out or give "
+                         f"'own' (got {loss!r})")
+    if mode == "reference":
+        return {"pgd_mode": mode, **reference_attack_semantics(method)}
+    return {"pgd_mode": mode, "attack_loss": own_attack_loss(method)}
+
+
 def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
     """The sweep job of the study: build or load an encoder, measure it once, return the rows.
 
@@ -120,9 +138,13 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         dataset, split, n, data_seed: the measured data (default: 64 points of the test
             split of the encoder's training data, or of ``"digits"``).
         <options>: the entries :data:`MEASURES` lists for the measure, passed on as
-            keyword arguments (``attack_loss="own"`` attacks each model with its own training
-            loss, as the reference does: :func:`rmqm.training.methods.own_attack_loss`, and
-            displacement for a model without one).
+            keyword arguments. ``pgd_mode`` (``"displacement"``, the default, ``"own-loss"`` or
+            ``"reference"``; :mod:`rmqm.metrics.rmqm.attacks`): the two own-loss modes attack each
+            model with its own training loss (:func:`rmqm.training.methods.own_attack_loss`; the
+            TinyCNN at random init as a ``random-init`` model, with NT-Xent), the reference mode
+            with the reference's augmentations
+            (:func:`rmqm.training.methods.reference_attack_semantics`); leave ``attack_loss`` out
+            or give ``"own"`` with them. ``attack_loss="own"`` alone means ``pgd_mode="own-loss"``.
         device: ``"cpu"`` (default) or ``"cuda"``; part of the config because GPU
             numbers differ from CPU numbers in the last bits.
         tag: a free-form label (kept in the table, ignored by the job).
@@ -164,12 +186,10 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
     # the measuring functions move the encoder to `device` themselves (and back)
 
     if measure == "rmqm":
+        options.update(_attack_options(options, model.method if model is not None else "random-init"))
         extra: dict[str, Any] = {}
-        if options.get("attack_loss") == "own":
-            options["attack_loss"] = (own_attack_loss(model.method) if model is not None else None) or "displacement"
-        if model is not None:
-            head = None if model.head is None else model.head.to(device)  # the cross-entropy attack's classifier
-            extra = {"head": head, "augment": augment}
+        if model is not None and model.head is not None:
+            extra = {"head": model.head.to(device)}  # the classifier of the cross-entropy and triplet-entropy attacks
         return measure_rmqm(encoder, dataset, seed=seed, device=device, progress=False, **options, **extra).summary
     if measure == "synbench":
         result = evaluate_synbench(encoder, dataset.input_shape, seed=seed, device=device, progress=False, **options)

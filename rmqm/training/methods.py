@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rmqm.metrics.rmqm.attacks import reference_semantics
+
 __all__ = ['SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family',
-           'own_attack_loss']
+           'own_attack_loss', 'reference_attack_semantics']
 
 
 SUPERVISED_METHODS: tuple[str, ...] = ("cross-entropy", "triplet-entropy", "supervised-triplet")
@@ -39,18 +43,42 @@ def method_family(method: str) -> str:
     raise ValueError(f"unknown pretraining method {method!r}; choose one of {list(METHODS)}")
 
 
-def own_attack_loss(method: str) -> str | None:
-    """The PGD loss that attacks a model of ``method`` with its own training loss, as the
-    reference does, where this library has that loss as an attack: ``"cross-entropy"`` (through
-    the classifier head) for the :data:`HEAD_METHODS`, ``"nt-xent"`` (against an augmented view)
-    for NT-Xent; None for the others. The reference attacks the triplet models with their triplet
-    loss and the random init with NT-Xent; VICReg has no attack there. Neither triplet loss is an
-    attack here, and the random init and VICReg get none rather than a borrowed loss.
+def own_attack_loss(method: str) -> str:
+    """The PGD loss that attacks a model of ``method`` with its own training loss, as the RMQM
+    reference code does (/work/shared/methods/rmqm.md, "in its PGD attack"), for every method:
+
+    ``cross-entropy`` -> ``"cross-entropy"``, ``triplet-entropy`` -> ``"triplet-entropy"``,
+    ``supervised-triplet`` -> ``"supervised-triplet"``, ``nt-xent`` -> ``"nt-xent"``,
+    ``instance-triplet`` -> ``"instance-triplet"``, ``random-init`` -> ``"nt-xent"`` (the reference
+    attacks its random network with NT-Xent), ``vicreg`` -> ``"vicreg"``. VICReg is not in the
+    reference: attacking it with its own loss (against an augmented clean view, as the other
+    two-view methods) is this library's choice.
+
+    The names are losses of :func:`rmqm.metrics.rmqm.measure.measure_rmqm` (``attack_loss``);
+    the label losses need the class labels, and cross-entropy and triplet-entropy the model's
+    classifier head.
 
     Raises:
         ValueError: an unknown method.
     """
     check_method(method)
-    if method in HEAD_METHODS:
-        return "cross-entropy"
-    return "nt-xent" if method == "nt-xent" else None
+    return "nt-xent" if method == "random-init" else method
+
+
+def reference_attack_semantics(method: str) -> dict[str, Any]:
+    """How the reference attacks a model of ``method``: ``{"attack_loss": own_attack_loss(method),
+    "augment_output": ..., "augment_gradient": ...}``, the keywords of
+    :func:`rmqm.metrics.rmqm.measure.measure_rmqm` with ``pgd_mode="reference"``.
+
+    Supervised methods: the attack returns ``augment(adv)`` (a fresh random rotation up to 15
+    degrees per level on MNIST, level 0 included), and cross-entropy and triplet-entropy take the
+    gradient through that augmentation; the supervised-triplet model through ``model(adv)``.
+    Two-view methods and the random init: the loss compares a clean view redrawn at every step
+    with ``model(adv)``, and the attack returns ``adv``, not augmented
+    (:func:`rmqm.metrics.rmqm.attacks.reference_semantics`).
+
+    Raises:
+        ValueError: an unknown method.
+    """
+    loss = own_attack_loss(method)
+    return {"attack_loss": loss, **reference_semantics(loss)}

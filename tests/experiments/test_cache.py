@@ -169,3 +169,57 @@ def test_cached_table_keys_the_code_of_its_modules(tmp_path, monkeypatch):
     monkeypatch.setattr(cache, "code_fingerprint", lambda *m: "edited-" + real_fp(*m))
     cache.cached_table(store, {"kind": "t", "seed": 0}, compute, code=["rmqm.stats.intervals"])
     assert len(calls) == 2
+
+
+def test_alteration_settings_name_the_pgd_mode_and_the_noise_schedule():
+    base = (4, 0.5, 3, 2 / 255, 0.3)
+    disp = cache.alteration_settings(*base)
+    assert disp["pgd"]["pgd_mode"] == "displacement" and disp["pgd"]["attack_loss"] == "displacement"
+    assert disp["noise"]["nested"] is False and disp["noise"]["drop"] == "per-series"
+    ref = cache.alteration_settings(*base, pgd_mode="reference", attack_batch_size=128)
+    assert ref["pgd"]["pgd_mode"] == "reference" and "attack_loss" not in ref["pgd"]  # each model's own
+    assert ref["pgd"]["batch_size"] == 128
+    assert cache.alteration_settings(*base, "nt-xent")["pgd"]["pgd_mode"] == "own-loss"  # one loss for all
+    nested = cache.alteration_settings(*base, noise_schedule="nested", drop="joint")
+    assert nested["noise"]["nested"] is True and nested["pgd"]["drop"] == "joint"
+    with pytest.raises(ValueError, match="noise schedule"):
+        cache.alteration_settings(*base, noise_schedule="stale")
+    with pytest.raises(ValueError, match="does not fit"):
+        cache.alteration_settings(*base, "nt-xent", pgd_mode="displacement")
+    assert cache.own_attack_keywords("random-init", "reference") == {
+        "pgd_mode": "reference", "attack_loss": "nt-xent", "augment_output": False, "augment_gradient": False}
+    assert cache.own_attack_keywords("supervised-triplet", "own-loss") == {
+        "pgd_mode": "own-loss", "attack_loss": "supervised-triplet"}
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    from rmqm.training.checkpoints import load_or_train
+    from rmqm.training.configs import model_config
+
+    folder = tmp_path_factory.mktemp("zoo")
+    names = {}
+    for method, epochs in (("random-init", 0), ("cross-entropy", 1)):
+        config = model_config("digits", method, 8, width=4, epochs=epochs, n_train=64, batch_size=32,
+                              time_budget_s=None)
+        names[method] = load_or_train(config, folder, progress=False).name
+    return folder, names
+
+
+def test_zoo_rmqm_keys_hold_the_pgd_mode_and_each_models_own_loss(tmp_path, tiny_zoo, monkeypatch):
+    folder, names = tiny_zoo
+    base = (3, 0.5, 3, 2 / 255, 0.3)
+    settings = {"disp": cache.alteration_settings(*base)["pgd"],
+                "own": cache.alteration_settings(*base, pgd_mode="own-loss")["pgd"],
+                "ref": cache.alteration_settings(*base, pgd_mode="reference", attack_batch_size=4)["pgd"]}
+    rmqm_of = cache.ZooRMQM(ResultsStore(tmp_path / "store"), folder, "digits", 8, settings, batch_size=8)
+    keys = {s: rmqm_of.key(names["random-init"], 0, s) for s in settings}
+    assert [keys[s]["pgd_mode"] for s in settings] == ["displacement", "own-loss", "reference"]
+    assert keys["own"]["attack_loss"] == keys["ref"]["attack_loss"] == "nt-xent"  # the random init, as the reference
+    assert keys["ref"]["augment_output"] is False and keys["ref"]["batch_size"] == 4 and keys["own"]["batch_size"] == 8
+    ce = rmqm_of.key(names["cross-entropy"], 0, "ref")
+    assert ce["attack_loss"] == "cross-entropy" and ce["augment_output"] is True and len(ce["head"]) == 64
+    calls = counting(monkeypatch)
+    tables = {s: rmqm_of(names["cross-entropy"], 0, s)["summary"] for s in ("own", "ref")}
+    rmqm_of(names["cross-entropy"], 0, "ref")
+    assert len(calls) == 2 and not tables["own"].equals(tables["ref"])

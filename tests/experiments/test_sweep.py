@@ -168,6 +168,26 @@ def test_same_config_gives_identical_rmqm_on_cpu():
     assert (pgd["perturbation"] == "pgd").all()
 
 
+def test_measure_job_attacks_the_random_tinycnn_with_nt_xent_in_the_own_loss_modes(monkeypatch):
+    import rmqm.experiments.jobs as jobs
+
+    seen: list[dict] = []
+    real = jobs.measure_rmqm
+    monkeypatch.setattr(jobs, "measure_rmqm", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    config = {"measure": "rmqm", "perturbation": "pgd", "n_levels": 3, "n": 12, "seed": 1, "dim": 8,
+              "batch_size": 6}
+    for mode in ("reference", "own-loss"):
+        table = measure_job({**config, "pgd_mode": mode})
+        assert np.isfinite(table["rmqm"]).all()
+    measure_job({**config, "attack_loss": "own"})
+    measure_job(config)
+    assert [(kw.get("pgd_mode"), kw.get("attack_loss")) for kw in seen] == [
+        ("reference", "nt-xent"), ("own-loss", "nt-xent"), ("own-loss", "nt-xent"), (None, None)]
+    assert seen[0]["augment_output"] is False
+    with pytest.raises(ValueError, match="leave attack_loss out"):
+        measure_job({**config, "pgd_mode": "reference", "attack_loss": "cross-entropy"})
+
+
 def test_trained_encoder_job_is_deterministic_from_scratch(tmp_path, monkeypatch):
     """Training the zoo encoder twice (two empty caches) gives the same numbers."""
     encoder = {"data": "digits", "method": "cross-entropy", "dim": 8, "width": 8, "epochs": 1,
