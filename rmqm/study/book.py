@@ -13,13 +13,29 @@ from pathlib import Path
 from typing import Any
 
 from rmqm._utils.provenance import hardware_summary
+from rmqm.study.browser_check import browser_missing, check_in_browser
+from rmqm.study.html_check import Problem, check_html_book
 from rmqm.study.manifest import MANIFEST, load_manifest
 
-__all__ = ['BookBuildFailed', 'data_markdown', 'run_info_markdown', 'stage_book', 'build_book']
+__all__ = ['BookBuildFailed', 'BookCheckFailed', 'data_markdown', 'run_info_markdown', 'stage_book',
+           'build_book', 'check_book']
 
 
 class BookBuildFailed(RuntimeError):
     """``jupyter-book build`` exited non-zero (warnings are errors); the message quotes them."""
+
+
+class BookCheckFailed(BookBuildFailed):
+    """The book built, but its pages have problems a reader would see (:func:`check_book`).
+
+    ``html`` is the built HTML folder (left in place, screenshots written), ``problems`` the list.
+    """
+
+    def __init__(self, html: Path, problems: Sequence[Problem]) -> None:
+        self.html, self.problems = html, list(problems)
+        super().__init__(f"the book built in {html} but {len(self.problems)} problem(s) would show to a "
+                         "reader (rules: rmqm.study.html_check, rmqm.study.browser_check):\n"
+                         + "\n".join(str(p) for p in self.problems[:60]))
 
 
 _VERSION_PACKAGES = (
@@ -177,11 +193,38 @@ def _jupyter_book_cmd() -> list[str]:
     return [found]
 
 
-def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = print) -> Path:
-    """Run ``jupyter-book build <book_root> -W -n --keep-going``; return the HTML folder.
+def check_book(html: str | os.PathLike, *, screenshots: str | os.PathLike | None = None,
+               browser: bool = True, log: Callable[[str], None] = print) -> list[Problem]:
+    """The problems a reader of the built book would see: the static checks of every page
+    (:func:`rmqm.study.html_check.check_html_book`), then, where Chromium is installed and
+    ``browser`` is true, the browser's (:func:`rmqm.study.browser_check.check_in_browser`, which
+    saves ``<page>-{desktop,phone}.png`` into ``screenshots`` when given). A missing browser is
+    logged, not an error: the static checks still run."""
+    problems = check_html_book(html)
+    if browser:
+        missing = browser_missing()
+        if missing:
+            log(f"browser check of the book skipped: {missing}")
+        else:
+            problems += check_in_browser(html, screenshots=screenshots)
+            if screenshots is not None:
+                log(f"screenshots of every page: {screenshots}")
+    return problems
+
+
+def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = print, check: bool = True,
+               screenshots: str | os.PathLike | None = None) -> Path:
+    """Run ``jupyter-book build <book_root> -W -n --keep-going``; check the pages; return the HTML folder.
+
+    With ``check`` (the default) the built pages go through :func:`check_book`; any problem fails
+    the build, like a Sphinx warning does (``-W``): a formula MathJax cannot render, an
+    unexplained ``nan`` or a figure without alt text is as much a defect of the book as a broken
+    reference. The HTML stays in place for inspection. Screenshots go to ``screenshots``
+    (default ``<book_root>/_build/screenshots``; ``make book`` passes ``artifacts/screenshots``).
 
     Raises:
         BookBuildFailed: the build exited non-zero; the message quotes its warnings.
+        BookCheckFailed: the build succeeded but :func:`check_book` found problems (listed).
     """
     book_root = Path(book_root)
     cmd = _jupyter_book_cmd() + ["build", str(book_root), "-W", "-n", "--keep-going"]
@@ -193,4 +236,11 @@ def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = pri
         raise BookBuildFailed(
             "jupyter-book build failed:\n" + "\n".join((warnings or text.splitlines())[-40:])
         )
-    return book_root / "_build" / "html"
+    html = book_root / "_build" / "html"
+    if check:
+        log("checking the built pages (rmqm.study.html_check, rmqm.study.browser_check)")
+        shots = Path(screenshots) if screenshots is not None else book_root / "_build" / "screenshots"
+        problems = check_book(html, screenshots=shots, log=log)
+        if problems:
+            raise BookCheckFailed(html, problems)
+    return html

@@ -27,7 +27,8 @@ this module needs no book extra). Each finding is a :class:`Problem`; the rules:
     cell, of the innermost ``section`` that holds the table (its subsections included).
 ``img-alt`` / ``img-caption``
     Every ``img`` of the main content (the ``article`` element, else ``main``, else the body) has a
-    non-empty ``alt`` and a caption: a ``figcaption`` with text in its enclosing ``figure``
+    non-empty ``alt`` that is not a file name (myst-nb writes the image's path as its ``alt`` when
+    the cell gives none) and a caption: a ``figcaption`` with text in its enclosing ``figure``
     (what MyST's ``{figure}`` and myst-nb's ``mystnb: figure: caption:`` cell metadata or
     ``{glue:figure}`` produce), or, for a notebook output image (inside ``div.cell``), a
     paragraph right after that cell whose text starts with "Figure" (a caption written in the
@@ -64,6 +65,7 @@ _CODE_TAGS = frozenset("pre code kbd samp script style textarea title".split())
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _RAW_MATH = re.compile(r"\$\$|\\[()\[\]]|\\[A-Za-z]{2,}")
 _NAN_CELL = re.compile(r"[+-]?(nan|<na>|inf|infinity)", re.IGNORECASE)
+_FILE_NAME = re.compile(r"\S+\.(png|jpe?g|svg|gif|webp|pdf)", re.IGNORECASE)
 _EXPLAINS = re.compile(r"\b(nan|inf|infinite|infinity|undefined|not defined|not a number)\b", re.IGNORECASE)
 
 
@@ -264,8 +266,12 @@ def _figure_problems(page: str, root: _Node) -> list[Problem]:
     for img in (n for n in _main_content(root).elements() if n.tag == "img"):
         src = img.attrs.get("src", "?")
         src = src if not src.startswith("data:") else src[:30] + "..."
-        if not img.attrs.get("alt", "").strip():
+        alt = img.attrs.get("alt", "").strip()
+        if not alt:
             problems.append(Problem(page, "img-alt", f"image {src} has no alt text"))
+        elif alt == img.attrs.get("src", "").strip() or _FILE_NAME.fullmatch(alt):
+            problems.append(Problem(page, "img-alt", f"image {src}: its alt text is a file name, not a description "
+                                    "(myst-nb writes the path when a cell sets no mystnb.image.alt)"))
         if not _has_caption(img):
             problems.append(Problem(page, "img-caption", f"image {src} has no caption (no figcaption in a "
                                     "figure, no 'Figure ...' paragraph after its cell)"))

@@ -11,6 +11,7 @@ import functools
 import http.server
 import json
 import re
+import shutil
 import threading
 import urllib.request
 from html.parser import HTMLParser
@@ -23,6 +24,9 @@ import yaml
 pytest.importorskip("papermill")
 pytest.importorskip("jupyter_book")
 
+from rmqm.study.book import BookCheckFailed, build_book, stage_book
+from rmqm.study.browser_check import WIDTHS, browser_missing, check_in_browser, screenshot_name
+from rmqm.study.html_check import check_html_book
 from rmqm.study.run import run_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.book]
@@ -50,9 +54,17 @@ def toc_pages() -> list[str]:
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory) -> dict:
+    """The tiny study executed and built as ``make book`` builds it (checks and screenshots
+    included); the problems the checks found are kept for ``test_book_has_no_reader_problems``
+    instead of failing every test of the module."""
     build = tmp_path_factory.mktemp("study-build")
-    result = run_study("tiny", root=ROOT, build_dir=build, progress=False, log=lambda s: None)
-    return {"runs": result.runs, "html": result.html, "out": build / "tiny"}
+    result = run_study("tiny", root=ROOT, build_dir=build, build=False, progress=False, log=lambda s: None)
+    out = build / "tiny"
+    try:
+        html, problems = build_book(stage_book(ROOT, out), log=lambda s: None, screenshots=SCREENSHOTS), []
+    except BookCheckFailed as err:
+        html, problems = err.html, err.problems
+    return {"runs": result.runs, "html": html, "out": out, "problems": problems}
 
 
 def outputs(nb: dict) -> list[dict]:
@@ -223,7 +235,6 @@ def test_pages_load_in_chromium_offline(book, server, browser):
         for entry in browser.get_log("browser"):
             if entry["level"] == "SEVERE" and not any(a in entry["message"] for a in CONSOLE_ALLOWLIST):
                 problems.append(f"{page}: console error: {entry['message']}")
-        browser.save_screenshot(str(SCREENSHOTS / (page.replace("/", "_").replace(".html", ".png"))))
     for link in sorted(internal_links):
         try:
             with urllib.request.urlopen(link, timeout=10) as resp:
@@ -232,4 +243,43 @@ def test_pages_load_in_chromium_offline(book, server, browser):
         except OSError as err:
             problems.append(f"broken link {link}: {err}")
     assert not problems, "\n".join(problems)
-    assert (SCREENSHOTS / "book_methods.png").is_file()
+
+
+def test_book_has_no_reader_problems(book):
+    """What rmqm.study.html_check and rmqm.study.browser_check find in the real tiny book."""
+    assert not book["problems"], "\n".join(str(p) for p in book["problems"])
+
+
+def test_screenshots_of_every_page_at_both_widths(book):
+    if browser_missing():
+        pytest.skip(f"no browser check: {browser_missing()}")
+    for page in toc_pages()[1:]:  # index.html is a redirect to the introduction
+        for width in WIDTHS:
+            shot = SCREENSHOTS / screenshot_name(page, width)
+            assert shot.is_file() and shot.stat().st_size > 5_000, f"no screenshot {shot}"
+
+
+def test_planted_control_character_and_mathjax_errors_are_caught(book, tmp_path):
+    """A backspace in a paragraph, a double exponent and an unclosed brace in two formulas, planted
+    into a copy of the built methods page: the static check finds the first; in the browser MathJax
+    marks the second as an error and does not find the third (its TeX stays on the page)."""
+    copy = shutil.copytree(book["html"], tmp_path / "html")
+    page = copy / "book" / "methods.html"
+    text = page.read_text()
+    first_p = text.index("<p>", text.index("<article"))
+    text = text[:first_p + 3] + "\b" + text[first_p + 3:]
+    broken = iter([r"\(x^{2}^{3}\)", r"\(\frac{a}{\)"])
+    text, n = re.subn(r'(<span class="math notranslate nohighlight">)\\\(.*?\\\)(</span>)',
+                      lambda m: m.group(1) + next(broken) + m.group(2), text, count=2)
+    assert n == 2, "the methods page has fewer than two inline formulas to break"
+    page.write_text(text)
+    before = {(p.page, p.kind, p.detail) for p in book["problems"]}
+    new = [p for p in check_html_book(copy) if (p.page, p.kind, p.detail) not in before]
+    assert [(p.page, p.kind) for p in new] == [("book/methods.html", "control-char")], new
+    assert "U+0008" in new[0].detail
+    if browser_missing():
+        pytest.skip(f"no browser check: {browser_missing()}")
+    found = check_in_browser(copy, ["book/methods.html"], widths={"desktop": WIDTHS["desktop"]})
+    assert sorted(p.kind for p in found) == ["mathjax-error", "mathjax-unrendered"], found
+    assert "Double exponent" in next(p.detail for p in found if p.kind == "mathjax-error")
+    assert r"\frac{a}{" in next(p.detail for p in found if p.kind == "mathjax-unrendered")

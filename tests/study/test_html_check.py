@@ -91,11 +91,15 @@ def test_image_without_alt_or_caption_found(tmp_path):
     problems = check_html_page(page(tmp_path, '<p><img src="g.png" alt="a plot"></p>'))
     assert kinds(problems) == ["img-caption"]
     assert kinds(check_html_page(page(tmp_path, '<img src="h.png" alt="  ">'))) == ["img-alt", "img-caption"]
+    # myst-nb's default alt text is the image's path: not a description
+    named = '<figure><img src="../_images/3f.png" alt="../_images/3f.png"><figcaption>Fig.</figcaption></figure>'
+    problems = check_html_page(page(tmp_path, named))
+    assert kinds(problems) == ["img-alt"] and "file name" in problems[0].detail
 
 
 def test_notebook_output_image_captioned_by_next_paragraph(tmp_path):
     cell = ('<div class="cell docutils container"><div class="cell_output docutils container">'
-            '<img alt="../_images/x.png" src="../_images/x.png" /></div></div>')
+            '<img alt="accuracy against epsilon" src="../_images/x.png" /></div></div>')
     assert kinds(check_html_page(page(tmp_path, cell + "<p>The curve.</p>"))) == ["img-caption"]
     assert check_html_page(page(tmp_path, cell + "<p><strong>Figure 2.</strong> The curve.</p>")) == []
 

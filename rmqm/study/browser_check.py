@@ -1,0 +1,223 @@
+"""The built book in a headless browser: MathJax errors, horizontal overflow, screenshots.
+
+What :mod:`rmqm.study.html_check` cannot see in the static files, because it happens in the
+browser: MathJax's rendering of every formula (a TeX error becomes an ``mjx-merror`` node) and the
+layout (a table or formula wider than the screen makes the whole page scroll sideways). Each page
+is loaded at a desktop (1280 CSS px) and a phone (390 CSS px, mobile emulation) width from a local
+HTTP server on 127.0.0.1, and a screenshot of the whole page (capped at ``MAX_SHOT_HEIGHT`` CSS px)
+is saved as ``<page>-<width name>.png`` (``book/methods.html`` -> ``book_methods-phone.png``).
+
+The browser is Debian's ``chromium`` driven through ``chromium-driver`` by Selenium (the book
+extra), the same as ``tests/study/test_book.py``; nothing is downloaded
+(``scripts/install-system-deps.sh`` installs both packages). Rules (``Problem.kind``):
+
+``mathjax-error``  an ``mjx-merror`` element after MathJax finished (its ``data-mjx-error`` quoted);
+``mathjax-unrendered``  a math element (class ``math``) with no ``mjx-container`` once MathJax
+finished: MathJax did not even find the formula (unbalanced braces hide the closing ``\\)``), so
+the reader sees its TeX;
+``mathjax-timeout``  the page loads MathJax but it did not finish within ``timeout_s``;
+``overflow``  ``document.documentElement.scrollWidth > clientWidth`` (the widest offenders named);
+``load-error``  the page did not load.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import os
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rmqm.study.html_check import Problem, html_pages
+
+__all__ = ["WIDTHS", "MAX_SHOT_HEIGHT", "browser_missing", "check_in_browser", "screenshot_name", "serve_folder"]
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+#: name -> (width, height, mobile) in CSS pixels; the phone is an iPhone 12-15 sized screen
+WIDTHS: Mapping[str, tuple[int, int, bool]] = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
+MAX_SHOT_HEIGHT = 12_000
+
+_WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1], limit = arguments[0] * 1000, start = Date.now();
+if (!document.querySelector('script[src*="mathjax" i], script[src*="tex-"]')) { done('none'); return; }
+(function poll() {
+  const mj = window.MathJax;
+  if (mj && mj.startup && mj.startup.promise) { mj.startup.promise.then(() => done('ok'), e => done('failed: ' + e)); }
+  else if (Date.now() - start > limit) { done('timeout'); }
+  else { setTimeout(poll, 100); }
+})();
+"""
+
+_MATHJAX_ERRORS = """
+const found = new Map();  // one per formula: CHTML's mjx-merror and the assistive MathML's merror
+for (const e of document.querySelectorAll('mjx-merror, [data-mjx-error]')) {
+  const formula = e.closest('mjx-container') || e;
+  const tagged = e.hasAttribute('data-mjx-error') ? e : e.querySelector('[data-mjx-error]');
+  const text = ((tagged && tagged.getAttribute('data-mjx-error')) || e.textContent || '').slice(0, 120);
+  if (!found.has(formula) || tagged) { found.set(formula, text); }
+}
+return Array.from(found.values());
+"""
+
+_UNRENDERED = """
+return Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container'))
+  .map(e => e.textContent.trim().slice(0, 80));
+"""
+
+_OVERFLOW = """
+const root = document.documentElement, width = root.clientWidth;
+if (root.scrollWidth <= width) { return null; }
+const out = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.bottom > 0 && r.right > width + 1; };
+const seen = new Map();
+for (const e of document.body.querySelectorAll('*')) {
+  if (!out(e) || (e.parentElement && out(e.parentElement))) { continue; }
+  const box = e.closest('mjx-container, table, pre, figure, img') || e;
+  const section = box.closest('section[id]');
+  const name = box.tagName.toLowerCase() + (box.id ? '#' + box.id : '') +
+    (box.classList.length ? '.' + Array.from(box.classList).slice(0, 2).join('.') : '') +
+    (section ? ' in section #' + section.id : '');
+  seen.set(name, Math.max(seen.get(name) || 0, Math.round(e.getBoundingClientRect().right)));
+}
+const wide = Array.from(seen).sort((a, b) => b[1] - a[1]).slice(0, 4).map(([n, r]) => n + ' (to ' + r + ' px)');
+return [root.scrollWidth, width, wide];
+"""
+
+
+def screenshot_name(page: str, width: str) -> str:
+    """``book/methods.html``, ``phone`` -> ``book_methods-phone.png``."""
+    stem = page[:-5] if page.endswith(".html") else page
+    return f"{stem.replace('/', '_')}-{width}.png"
+
+
+def browser_missing() -> str | None:
+    """Why the browser check cannot run here (None when it can)."""
+    if not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()):
+        return (f"{CHROMIUM} or {CHROMEDRIVER} is missing: install the Debian packages chromium and "
+                "chromium-driver (scripts/install-system-deps.sh)")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        return "selenium is not installed: install the book extras (pip install -e '.[book]')"
+    return None
+
+
+@contextmanager
+def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on 127.0.0.1 (a free port) while in the block; yields the base URL."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _driver() -> Any:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-sync", "--hide-scrollbars", "--window-size=1280,900"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+def _screenshot(driver: Any, path: Path, width: int) -> None:
+    """The whole page (up to ``MAX_SHOT_HEIGHT`` CSS px tall) as a PNG, through the DevTools protocol."""
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+        "format": "png", "captureBeyondViewport": True,
+        "clip": {"x": 0, "y": 0, "width": width, "height": min(height, MAX_SHOT_HEIGHT), "scale": 1},
+    })
+    path.write_bytes(base64.b64decode(shot["data"]))
+
+
+def _check_loaded(driver: Any, page: str, width: str, timeout_s: float) -> list[Problem]:
+    problems = []
+    state = driver.execute_async_script(_WAIT_FOR_MATHJAX, timeout_s)
+    if state == "timeout" or str(state).startswith("failed"):
+        problems.append(Problem(page, "mathjax-timeout", f"{width}: MathJax did not finish ({state})"))
+    for error in driver.execute_script(_MATHJAX_ERRORS):
+        problems.append(Problem(page, "mathjax-error", f"{width}: MathJax could not render a formula: {error!r}"))
+    if state == "ok":
+        for tex in driver.execute_script(_UNRENDERED):
+            problems.append(Problem(page, "mathjax-unrendered", f"{width}: MathJax left a formula as TeX "
+                                    f"(unbalanced braces or delimiters?): {tex!r}"))
+    overflow = driver.execute_script(_OVERFLOW)
+    if overflow:
+        scroll, client, wide = overflow
+        problems.append(Problem(page, "overflow", f"{width}: the page is {scroll} px wide in a {client} px "
+                                f"window (scrolls sideways); widest: {', '.join(wide) or '?'}"))
+    return problems
+
+
+def _is_redirect(path: Path) -> bool:
+    return 'http-equiv="refresh"' in path.read_text(errors="replace")[:2000].lower()
+
+
+def check_in_browser(
+    folder: str | os.PathLike,
+    pages: Sequence[str] | None = None,
+    screenshots: str | os.PathLike | None = None,
+    *,
+    widths: Mapping[str, tuple[int, int, bool]] = WIDTHS,
+    timeout_s: float = 30.0,
+) -> list[Problem]:
+    """Load each page of a built book in headless Chromium at each width; the problems found.
+
+    Args:
+        folder: the book's ``_build/html``.
+        pages: paths relative to ``folder``; default :func:`rmqm.study.html_check.html_pages`
+            less the redirect pages (``index.html``).
+        screenshots: a folder for ``<page>-<width>.png`` (created); None: no screenshots.
+        widths: name -> (width, height, mobile emulation), CSS pixels.
+        timeout_s: how long to wait for MathJax on one page.
+
+    Raises:
+        RuntimeError: Chromium, its driver or selenium is missing (:func:`browser_missing` says
+            which); check it first to skip instead.
+    """
+    folder = Path(folder)
+    missing = browser_missing()
+    if missing:
+        raise RuntimeError(f"cannot run the browser check: {missing}")
+    if pages is None:
+        pages = [p for p in html_pages(folder) if not _is_redirect(folder / p)]
+    shots = Path(screenshots) if screenshots is not None else None
+    if shots is not None:
+        shots.mkdir(parents=True, exist_ok=True)
+    problems: list[Problem] = []
+    driver = _driver()
+    try:
+        with serve_folder(folder) as base:
+            for name, (width, height, mobile) in widths.items():
+                driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile})
+                for page in pages:
+                    try:
+                        driver.get(f"{base}/{page}")
+                    except Exception as err:  # selenium's TimeoutException and WebDriverException
+                        problems.append(Problem(page, "load-error", f"{name}: {type(err).__name__}: {err}"))
+                        continue
+                    problems += _check_loaded(driver, page, name, timeout_s)
+                    if shots is not None:
+                        _screenshot(driver, shots / screenshot_name(page, name), width)
+    finally:
+        driver.quit()
+    return problems
