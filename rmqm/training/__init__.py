@@ -1,6 +1,6 @@
 """Pretraining methods, augmentation, checkpoints and the model zoo."""
 
-from rmqm.training.augmentation import augment
+from rmqm.training.augmentation import augment, single_view, two_views
 from rmqm.training.checkpoints import (
     CHECKPOINT_FORMAT,
     TrainedModel,
@@ -8,12 +8,15 @@ from rmqm.training.checkpoints import (
     default_encoder,
     load_model,
     load_or_train,
+    load_or_train_checkpoints,
     log,
     model_config,
     model_name,
     save_model,
     train_model,
 )
+from rmqm.training.configs import with_epochs
+from rmqm.training.curves import learning_curves, plateau_table
 from rmqm.training.methods import (
     HEAD_METHODS,
     METHODS,
@@ -28,11 +31,13 @@ from rmqm.training.pretraining import (
     method_loss,
     pretrain,
 )
-from rmqm.training.zoo import TINY_ZOO, evaluate_model, family_summary, train_zoo
+from rmqm.training.zoo import TINY_ZOO, evaluate_model, family_summary, train_zoo, zoo_checkpoints
 
 __all__ = [
-    "augment", "log", "CHECKPOINT_FORMAT", "TrainedModel", "model_config", "model_name", "build_model",
+    "augment", "single_view", "two_views", "log", "CHECKPOINT_FORMAT", "TrainedModel", "model_config", "model_name",
+    "build_model",
     "train_model", "save_model", "load_model", "load_or_train", "default_encoder", "SUPERVISED_METHODS",
     "SELF_SUPERVISED_METHODS", "METHODS", "HEAD_METHODS", "OPTIMIZERS", "method_family", "make_optimizer",
     "method_loss", "PretrainResult", "pretrain", "TINY_ZOO", "evaluate_model", "train_zoo", "family_summary",
+    "load_or_train_checkpoints", "with_epochs", "learning_curves", "plateau_table", "zoo_checkpoints",
 ]

@@ -1,4 +1,15 @@
-"""Training augmentation (random crop, flip, noise) as a pure function of a generator."""
+"""The reference code's training views: which augmentation each pretraining method sees.
+
+/work/shared/methods/rmqm.md, "What the reference code does in training": EVERY method is trained
+on augmented images, with no pixel noise. Single-view methods (cross-entropy, triplet-entropy,
+supervised triplet) see ``RandomPerspective(distortion_scale=0.5, p=0.5)``; two-view methods
+(NT-Xent, instance triplet, and VICReg here) see ``RandomRotation(15)`` for one view and
+``RandomPerspective(0.5, p=0.8)`` for the other. The batched, seeded implementations are in
+:mod:`rmqm.data.transforms`.
+
+:func:`augment` (crop, flip, jitter, noise) is no longer used in training; it stays as the view
+that the sweep jobs and ``rmqm measure`` hand to the NT-Xent attack (``measure_rmqm(augment=...)``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +19,44 @@ import torch
 import torch.nn.functional as F
 
 from rmqm._utils.validation import check_image_batch, check_real
+from rmqm.data.transforms import random_perspective, random_rotation
 
-__all__ = ['augment']
+__all__ = ['SINGLE_VIEW', 'ROTATION_VIEW', 'PERSPECTIVE_VIEW', 'single_view', 'two_views', 'augment']
+
+
+#: ``RandomPerspective`` settings of the single-view methods (distortion_scale, p).
+SINGLE_VIEW: dict[str, float] = {"distortion_scale": 0.5, "p": 0.5}
+
+#: ``RandomRotation`` bound (degrees) of the first view of the two-view methods.
+ROTATION_VIEW: dict[str, float] = {"max_degrees": 15.0}
+
+#: ``RandomPerspective`` settings of the second view of the two-view methods.
+PERSPECTIVE_VIEW: dict[str, float] = {"distortion_scale": 0.5, "p": 0.8}
+
+
+def single_view(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The training view of a single-view (supervised) method: a random perspective
+    (distortion 0.5) applied to each image with probability 0.5.
+
+    Args:
+        images: ``(B, C, H, W)`` pixels in ``[0, 1]``; generator: draws every parameter.
+
+    Returns:
+        ``(B, C, H, W)`` of ``images``' dtype and device.
+    """
+    return random_perspective(images, generator, **SINGLE_VIEW)
+
+
+def two_views(images: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two training views of a two-view (self-supervised) method: a random rotation of at
+    most 15 degrees, then (drawn after it from the same generator) a random perspective
+    (distortion 0.5, p 0.8).
+
+    Returns:
+        ``(rotated, perspective)``, each ``(B, C, H, W)`` of ``images``' dtype and device.
+    """
+    rotated = random_rotation(images, generator, **ROTATION_VIEW)
+    return rotated, random_perspective(images, generator, **PERSPECTIVE_VIEW)
 
 
 def augment(

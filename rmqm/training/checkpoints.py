@@ -9,13 +9,11 @@ when both still match, and moves a damaged one to ``<zoo>/quarantine/`` (with a
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
-import json
 import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,17 +23,19 @@ import torch
 from torch import nn
 
 from rmqm._utils.hashing import code_fingerprint
-from rmqm._utils.validation import check_int, check_real
+from rmqm._utils.validation import check_int
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import data_identity, load_dataset, resolve_data
-from rmqm.models.backbones import ARCHITECTURES, build_backbone
+from rmqm.models.backbones import build_backbone
 from rmqm.models.encoder import Encoder
-from rmqm.training.methods import HEAD_METHODS, METHODS, OPTIMIZERS, SUPERVISED_METHODS
-from rmqm.training.pretraining import pretrain
+from rmqm.training.configs import model_config, model_name, with_epochs
+from rmqm.training.methods import HEAD_METHODS, SUPERVISED_METHODS
+from rmqm.training.pretraining import PretrainResult, pretrain
 
 __all__ = ['log', 'CHECKPOINT_FORMAT', 'TRAINING_MODULES', 'CheckpointWarning', 'CorruptCheckpointError',
            'TrainedModel', 'model_config', 'model_name', 'training_identity', 'build_model', 'train_model',
-           'save_model', 'load_model', 'quarantine_checkpoint', 'load_or_train', 'default_encoder']
+           'save_model', 'load_model', 'quarantine_checkpoint', 'load_or_train', 'load_or_train_checkpoints',
+           'cached_model', 'default_encoder']
 
 
 log = logging.getLogger(__name__)
@@ -97,73 +97,6 @@ class TrainedModel:
         return self.method in SUPERVISED_METHODS
 
 
-def model_config(
-    data: str = "fashion-mnist",
-    method: str = "cross-entropy",
-    dim: int = 32,
-    *,
-    arch: str = "tiny",
-    width: int = 32,
-    optimizer: str = "adam",
-    lr: float = 1e-3,
-    epochs: int = 2,
-    batch_size: int = 128,
-    n_train: int | None = 6000,
-    seed: int = 0,
-    temperature: float = 0.07,
-    margin: float = 0.5,
-    time_budget_s: float | None = 60.0,
-) -> dict[str, Any]:
-    """A validated training config (the key under which the model is cached).
-
-    ``width`` only applies to ``arch="tiny"``; ``time_budget_s`` stops training early
-    (None: no limit). Defaults follow the reference: Adam, lr 1e-3, NT-Xent temperature
-    0.07, triplet margin 0.5.
-
-    Raises:
-        ValueError: unknown method/architecture/optimizer, a non-positive ``dim``, ``lr``
-            or ``temperature``, ``n_train < 2``, or ``epochs < 1`` for a method that trains
-            (only ``random-init`` may have 0 epochs).
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown pretraining method {method!r}; choose one of {list(METHODS)}")
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {list(ARCHITECTURES)}")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {list(OPTIMIZERS)}")
-    if int(dim) < 1:
-        raise ValueError(f"dim must be a positive integer; got {dim}")
-    epochs = check_int(epochs, "epochs", low=0)
-    if epochs < 1 and method != "random-init":
-        raise ValueError(
-            f"epochs must be at least 1 for method {method!r}; got {epochs} (0 epochs would leave the "
-            "encoder untrained yet labelled as trained; use method='random-init' for an untrained baseline)"
-        )
-    if n_train is not None and int(n_train) < 2:
-        raise ValueError(f"n_train must be at least 2 (or None for all); got {n_train}")
-    lr = check_real(lr, "learning rate lr", low=0.0, low_open=True)
-    temperature = check_real(temperature, "temperature", low=0.0, low_open=True)
-    margin = check_real(margin, "margin", low=0.0)
-    if time_budget_s is not None:
-        time_budget_s = check_real(time_budget_s, "time_budget_s (or None)", low=0.0, low_open=True)
-    return {
-        "data": str(data), "arch": arch, "width": int(width) if arch == "tiny" else None,
-        "method": method, "dim": int(dim), "optimizer": optimizer, "lr": float(lr),
-        "epochs": int(epochs), "batch_size": int(batch_size),
-        "n_train": None if n_train is None else int(n_train), "seed": int(seed),
-        "temperature": float(temperature), "margin": float(margin),
-        "time_budget_s": None if time_budget_s is None else float(time_budget_s),
-    }
-
-
-def model_name(config: dict[str, Any]) -> str:
-    """Readable, unique name of a config: its main fields plus an 8-hex hash of all of them."""
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
-    c = config
-    data = str(c["data"]).replace("/", "-")
-    return f"{data}_{c['arch']}_{c['method']}_d{c['dim']}_{c['optimizer']}_s{c['seed']}_{digest}"
-
-
 def training_identity(config: Mapping[str, Any], **data_kwargs: Any) -> dict[str, Any]:
     """What trains the model of ``config`` besides its config: the code fingerprint of
     :data:`TRAINING_MODULES` and the :func:`rmqm.data.registry.data_identity` of
@@ -200,6 +133,8 @@ def train_model(
     dataset: ImageDataset | None = None,
     device: str = "cpu",
     progress: bool = True,
+    checkpoint_epochs: Sequence[int] = (),
+    on_checkpoint: Callable[[TrainedModel], None] | None = None,
 ) -> TrainedModel:
     """Build and train the model of ``config`` (no caching; see :func:`load_or_train`).
 
@@ -207,23 +142,36 @@ def train_model(
         config: from :func:`model_config`.
         dataset: training data; by default the ``train`` split of ``config["data"]``
             subsampled to ``config["n_train"]`` with ``config["seed"]``.
+        checkpoint_epochs: epoch counts in ``[1, config["epochs"]]``; after each,
+            ``on_checkpoint`` gets the model so far as the model of ``config`` with
+            ``epochs=e`` (its name and config; the live, eval-mode modules: save or copy them
+            before returning).
     """
     ds = dataset if dataset is not None else _training_data(config)
     encoder, head = build_model(config, ds.images.shape[1], ds.n_classes, ds.mean, ds.std)
+
+    def info(result: PretrainResult) -> dict[str, Any]:
+        return {
+            "train_time_s": result.train_time_s, "epochs_completed": result.epochs_completed,
+            "stopped_early": result.stopped_early, "n_train_used": len(ds),
+            "in_channels": int(ds.images.shape[1]), "n_classes": int(ds.n_classes),
+            "mean": list(map(float, ds.mean)), "std": list(map(float, ds.std)),
+            "input_size": list(ds.images.shape[2:]),
+        }
+
+    def snapshot(epoch: int, result: PretrainResult) -> None:
+        if on_checkpoint is not None:
+            at = {**config, "epochs": int(epoch)}
+            on_checkpoint(TrainedModel(model_name(at), encoder, head, at, result.history, info(result)))
+
     result = pretrain(
         encoder, ds, config["method"], head=head, epochs=config["epochs"],
-        batch_size=config["batch_size"], optimizer=config["optimizer"], lr=config["lr"],
-        temperature=config["temperature"], margin=config["margin"], seed=config["seed"],
+        batch_size=config["batch_size"], accumulate=config.get("accumulate", 1), optimizer=config["optimizer"],
+        lr=config["lr"], temperature=config["temperature"], margin=config["margin"], seed=config["seed"],
         time_budget_s=config["time_budget_s"], device=device, progress=progress,
+        checkpoint_epochs=checkpoint_epochs, on_checkpoint=snapshot,
     )
-    info = {
-        "train_time_s": result.train_time_s, "epochs_completed": result.epochs_completed,
-        "stopped_early": result.stopped_early, "n_train_used": len(ds),
-        "in_channels": int(ds.images.shape[1]), "n_classes": int(ds.n_classes),
-        "mean": list(map(float, ds.mean)), "std": list(map(float, ds.std)),
-        "input_size": list(ds.images.shape[2:]),
-    }
-    return TrainedModel(model_name(config), encoder, head, dict(config), result.history, info)
+    return TrainedModel(model_name(config), encoder, head, dict(config), result.history, info(result))
 
 
 def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
@@ -348,22 +296,83 @@ def load_or_train(
         data_kwargs: the data loader's keyword arguments (``root``).
     """
     kwargs = dict(data_kwargs or {})
-    path = Path(cache_dir) / f"{model_name(config)}.pt"
-    expected = training_identity(config, **kwargs)
-    if path.exists() and not retrain:
-        try:
-            model = _read_model(path, device)
-        except CorruptCheckpointError as err:
-            quarantine_checkpoint(path, f"{err}; retraining it")
-        else:
-            if model.config == config and model.training == expected:
-                return model
-            log.info("checkpoint %s was trained by other code, data or config; retraining", path)
+    if not retrain:
+        model = cached_model(config, cache_dir, device=device, data_kwargs=kwargs)
+        if model is not None:
+            return model
     data = dataset if dataset is not None else _training_data(config, **kwargs)
     model = train_model(config, dataset=data, device=device, progress=progress)
-    model.training = expected
-    save_model(model, path)
+    model.training = training_identity(config, **kwargs)
+    save_model(model, Path(cache_dir) / f"{model_name(config)}.pt")
     return model
+
+
+def load_or_train_checkpoints(
+    config: dict[str, Any],
+    epochs: Sequence[int],
+    cache_dir: str | os.PathLike = "results/zoo",
+    *,
+    dataset: ImageDataset | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    retrain: bool = False,
+    data_kwargs: Mapping[str, Any] | None = None,
+) -> dict[int, TrainedModel]:
+    """The models of ``config`` after each of ``epochs`` epochs, each cached as the model of
+    ``config`` with that many epochs (:func:`rmqm.training.configs.with_epochs`).
+
+    Those cached and valid (see :func:`cached_model`) are loaded; if any is missing, ONE run of
+    ``max(missing)`` epochs trains them all and saves each missing one when it is reached (a
+    prefix of a run is exactly a shorter run: :func:`rmqm.training.pretraining.pretrain`).
+
+    Args:
+        config: from :func:`model_config` (its ``epochs`` is ignored).
+        epochs: epoch counts, each >= 1 (any order; duplicates ignored).
+        dataset, device, progress, retrain, data_kwargs: as :func:`load_or_train`.
+
+    Returns:
+        ``{e: model}`` in increasing ``e``.
+    """
+    wanted = sorted({check_int(e, "checkpoint epoch", low=1) for e in epochs})
+    if not wanted:
+        raise ValueError("give at least one checkpoint epoch (e.g. [config['epochs']])")
+    kwargs = dict(data_kwargs or {})
+    configs = {e: with_epochs(config, e) for e in wanted}
+    models = {} if retrain else {e: cached_model(c, cache_dir, device=device, data_kwargs=kwargs)
+                                 for e, c in configs.items()}
+    missing = [e for e in wanted if models.get(e) is None]
+    if missing:
+        identity = training_identity(config, **kwargs)
+
+        def save(model: TrainedModel) -> None:
+            if model.config["epochs"] in missing:
+                model.training = identity
+                save_model(model, Path(cache_dir) / f"{model.name}.pt")
+
+        data = dataset if dataset is not None else _training_data(config, **kwargs)
+        train_model(configs[max(missing)], dataset=data, device=device, progress=progress,
+                    checkpoint_epochs=missing, on_checkpoint=save)
+        models.update({e: _read_model(Path(cache_dir) / f"{model_name(configs[e])}.pt", device) for e in missing})
+    return {e: m for e, m in sorted(models.items()) if m is not None}
+
+
+def cached_model(config: dict[str, Any], cache_dir: str | os.PathLike = "results/zoo", *, device: str = "cpu",
+                 data_kwargs: Mapping[str, Any] | None = None) -> TrainedModel | None:
+    """The model of ``config`` cached in ``cache_dir`` if it holds ``config`` and was trained by
+    the current training code on the same data (:func:`training_identity`), else None (a
+    damaged checkpoint is quarantined with a :class:`CheckpointWarning` first)."""
+    path = Path(cache_dir) / f"{model_name(config)}.pt"
+    if not path.exists():
+        return None
+    try:
+        model = _read_model(path, device)
+    except CorruptCheckpointError as err:
+        quarantine_checkpoint(path, f"{err}; retraining it")
+        return None
+    if model.config == config and model.training == training_identity(config, **dict(data_kwargs or {})):
+        return model
+    log.info("checkpoint %s was trained by other code, data or config; retraining", path)
+    return None
 
 
 def default_encoder(

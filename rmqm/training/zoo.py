@@ -13,20 +13,23 @@ import pandas as pd
 
 from rmqm._utils.hashing import code_fingerprint
 from rmqm._utils.io import atomic_write_json
+from rmqm._utils.validation import check_int
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import OFFLINE_DATASETS, data_record, load_dataset
 from rmqm.metrics.baselines import label_free_scores
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
 from rmqm.training.checkpoints import (
     TrainedModel,
-    load_or_train,
+    load_or_train_checkpoints,
     model_config,
     model_name,
     save_model,
 )
+from rmqm.training.configs import with_epochs
 from rmqm.training.methods import METHODS, method_family
 
-__all__ = ['TINY_ZOO', 'DATA_USED', 'EVAL_MODULES', 'evaluate_model', 'eval_key', 'train_zoo', 'family_summary']
+__all__ = ['TINY_ZOO', 'DATA_USED', 'EVAL_MODULES', 'evaluate_model', 'eval_key', 'zoo_checkpoints', 'train_zoo',
+           'family_summary']
 
 
 #: The tiny CPU zoo of the book's default profile: every method at two dimensions.
@@ -58,11 +61,12 @@ def evaluate_model(
     k: int = 5,
     device: str = "cpu",
 ) -> dict[str, float]:
-    """Downstream and label-free scores of one model.
+    """Downstream, in-distribution and label-free scores of one model.
 
     For each transfer task ``t``: ``t_1nn``, ``t_knn`` and ``t_linear`` accuracies on a fixed
-    half split (seed 0); then ``rankme`` and ``alpha_req`` of the embeddings of
-    ``eval_data`` (the pretraining test split, no labels used).
+    half split (seed 0); ``indist_knn`` and ``indist_linear``, the same k-NN and linear probes on
+    the same kind of fixed half split of ``eval_data`` (the pretraining set's test split); then
+    ``rankme`` and ``alpha_req`` of the embeddings of ``eval_data`` (no labels used).
     """
 
     channels = int(model.train_info["in_channels"])
@@ -75,6 +79,8 @@ def evaluate_model(
             )
         accs = evaluate_probes(model.encoder, ds.resized(size), seed=0, k=k, device=device)
         scores.update({f"{task}_{probe}": acc for probe, acc in accs.items()})
+    indist = evaluate_probes(model.encoder, eval_data.resized(size), seed=0, k=k, device=device)
+    scores.update({"indist_knn": indist["knn"], "indist_linear": indist["linear"]})
     z = embed_dataset(model.encoder, eval_data.resized(size).images, device=device)
     scores.update(label_free_scores(z))
     return scores
@@ -90,6 +96,23 @@ def eval_key(record: Mapping[str, Any], n_transfer: int | None, n_eval: int | No
     }, sort_keys=True)
 
 
+def zoo_checkpoints(checkpoints: Sequence[int] | None, epochs: int) -> list[int]:
+    """The epochs at which :func:`train_zoo` keeps a model: sorted distinct ``checkpoints``
+    (each >= 1), or ``[epochs]`` when None.
+
+    Raises:
+        TypeError, ValueError: a checkpoint that is not an integer >= 1, or an empty list.
+    """
+    if checkpoints is None:
+        return [check_int(epochs, "epochs", low=1)]
+    if isinstance(checkpoints, (str, bytes)) or not isinstance(checkpoints, Sequence):
+        raise TypeError(f"checkpoints must be a list of epoch counts (e.g. [1, 2, 4]) or None; got {checkpoints!r}")
+    wanted = sorted({check_int(e, "checkpoint epoch", low=1) for e in checkpoints})
+    if not wanted:
+        raise ValueError("checkpoints is empty: give epoch counts (e.g. [1, 2, 4]) or None for just `epochs`")
+    return wanted
+
+
 def train_zoo(
     methods: Sequence[str] = METHODS,
     dims: Sequence[int] = TINY_ZOO["dims"],
@@ -101,7 +124,9 @@ def train_zoo(
     optimizers: Sequence[str] = ("adam",),
     lr: float = 1e-3,
     epochs: int = TINY_ZOO["epochs"],
+    checkpoints: Sequence[int] | None = None,
     batch_size: int = 128,
+    accumulate: int = 1,
     n_train: int | None = TINY_ZOO["n_train"],
     time_budget_s: float | None = TINY_ZOO["time_budget_s"],
     n_eval: int | None = TINY_ZOO["n_eval"],
@@ -113,45 +138,52 @@ def train_zoo(
     retrain: bool = False,
     **data_kwargs: Any,
 ) -> pd.DataFrame:
-    """Train (or load) every (method, dim, optimizer, seed) model and score it.
+    """Train (or load) every (method, dim, optimizer, seed) model and score it at every checkpoint.
 
-    Each model is saved as soon as it is trained and again with its scores, before the
-    next one starts, so an interrupted run loses nothing and a rerun skips finished work:
-    models are cached by config, training code and training data
-    (:func:`rmqm.training.checkpoints.load_or_train`), scores by :func:`eval_key`. The data
-    actually used (after a loud fallback, see :func:`rmqm.data.registry.resolve_data`) is
-    written to ``cache_dir/data_used.json`` (:data:`DATA_USED`).
+    Each (method, dim, optimizer, seed) is trained ONCE, to ``max(checkpoints)`` epochs, and the
+    model after each checkpoint epoch ``e`` is saved as its own cached model (its config has
+    ``epochs=e``; a prefix of a run is exactly a shorter run, see
+    :func:`rmqm.training.checkpoints.load_or_train_checkpoints`). Every checkpoint is saved as
+    soon as it is reached and again with its scores, so an interrupted run loses nothing and a
+    rerun skips finished work: models are cached by config, training code and training data,
+    scores by :func:`eval_key`. The data actually used (after a loud fallback, see
+    :func:`rmqm.data.registry.resolve_data`) is written to ``cache_dir/data_used.json``
+    (:data:`DATA_USED`).
 
     Args:
         methods, dims, seeds, optimizers: the grid (see :data:`rmqm.training.methods.METHODS`).
         data: pretraining set (``"fashion-mnist"`` falls back to ``"digits"`` when missing).
         transfer: downstream sets; default :func:`rmqm.data.registry.transfer_tasks` of ``data``.
             They must differ from ``data``.
-        arch, lr, epochs, batch_size, n_train, time_budget_s: training config of every model.
-        n_eval: points of ``data``'s test split for RankMe and alpha-ReQ.
+        arch, lr, batch_size, accumulate, n_train, time_budget_s: training config of every model.
+        epochs, checkpoints: the epochs at which a model is kept and scored (:func:`zoo_checkpoints`:
+            ``checkpoints``, or just ``epochs`` when None).
+        n_eval: points of ``data``'s test split for the in-distribution probes, RankMe and alpha-ReQ.
         n_transfer: subsample each transfer set (None: all of it).
         k: neighbours of the k-NN probe.
         **data_kwargs: ``root``/``download`` for torchvision datasets.
 
     Returns:
-        One row per model: ``name, data, arch, method, family, dim, optimizer, seed,
-        train_time_s, epochs_completed, stopped_early, final_loss``, then
-        ``<task>_1nn``, ``<task>_knn``, ``<task>_linear`` per transfer task, ``rankme``
-        and ``alpha_req``.
+        One row per model and checkpoint: ``name, data, arch, method, family, dim, optimizer,
+        seed, epoch, train_time_s, epochs_completed, stopped_early, final_loss``, then
+        ``<task>_1nn``, ``<task>_knn``, ``<task>_linear`` per transfer task, ``indist_knn``,
+        ``indist_linear``, ``rankme`` and ``alpha_req``.
     """
     from tqdm.auto import tqdm
 
     def kwargs_for(name: str) -> dict[str, Any]:  # root/download only reach file-backed loaders
         return {} if name in OFFLINE_DATASETS else data_kwargs
 
+    kept = zoo_checkpoints(checkpoints, epochs)
     record = data_record(data, transfer, **data_kwargs)
     data = record["used"]
     tasks = tuple(t["name"] for t in record["transfer"])
     if data in tasks:
         raise ValueError(f"transfer sets must differ from the pretraining set {data!r}; got {list(tasks)}")
     configs = [
-        model_config(data, method, dim, arch=arch, optimizer=opt, lr=lr, epochs=epochs,
-                     batch_size=batch_size, n_train=n_train, seed=seed, time_budget_s=time_budget_s)
+        model_config(data, method, dim, arch=arch, optimizer=opt, lr=lr, epochs=max(kept),
+                     batch_size=batch_size, accumulate=accumulate, n_train=n_train, seed=seed,
+                     time_budget_s=time_budget_s)
         for seed in seeds for opt in optimizers for dim in dims for method in methods
     ]
     if not configs:
@@ -176,36 +208,49 @@ def train_zoo(
     rows = []
     bar = tqdm(configs, desc="zoo", disable=not progress)
     for config in bar:
-        name = model_name(config)
-        bar.set_postfix_str(name)
-        path = Path(cache_dir) / f"{name}.pt"
-        needs_training = retrain or not path.exists()
-        model = load_or_train(
-            config, cache_dir, dataset=training_data(config["seed"]) if needs_training else None,
+        bar.set_postfix_str(model_name(config))
+        needs_training = retrain or not all(
+            (Path(cache_dir) / f"{model_name(with_epochs(config, e))}.pt").exists() for e in kept)
+        models = load_or_train_checkpoints(
+            config, kept, cache_dir, dataset=training_data(config["seed"]) if needs_training else None,
             device=device, progress=progress, retrain=retrain, data_kwargs=kwargs_for(data),
         )
-        if model.metrics.get("eval_key") != key:
-            start = time.perf_counter()
-            sets, eval_data = eval_sets()
-            scores = evaluate_model(model, sets, eval_data, k=k, device=device)
-            model.metrics = {"eval_key": key, "eval_time_s": time.perf_counter() - start, **scores}
-            save_model(model, path)
-        tail = model.history["loss"].tail(5)
-        rows.append({
-            "name": name, "data": data, "arch": arch, "method": config["method"],
-            "family": method_family(config["method"]), "dim": config["dim"],
-            "optimizer": config["optimizer"], "seed": config["seed"],
-            "train_time_s": model.train_info.get("train_time_s", 0.0),
-            "epochs_completed": model.train_info.get("epochs_completed", 0.0),
-            "stopped_early": bool(model.train_info.get("stopped_early", False)),
-            "final_loss": float(tail.mean()) if len(tail) else float("nan"),
-            **{key: v for key, v in model.metrics.items() if key not in ("eval_key", "eval_time_s")},
-        })
+        scored: dict[str, Any] = {}
+        for epoch, model in models.items():
+            if model.metrics.get("eval_key") != key:
+                start = time.perf_counter()
+                if config["method"] == "random-init" and scored:  # every checkpoint is the same init
+                    scores = scored
+                else:
+                    sets, eval_data = eval_sets()
+                    scores = evaluate_model(model, sets, eval_data, k=k, device=device)
+                model.metrics = {"eval_key": key, "eval_time_s": time.perf_counter() - start, **scores}
+                save_model(model, Path(cache_dir) / f"{model.name}.pt")
+            scored = {c: v for c, v in model.metrics.items() if c not in ("eval_key", "eval_time_s")}
+            rows.append(_zoo_row(model, epoch, scored))
     return pd.DataFrame(rows)
 
 
+def _zoo_row(model: TrainedModel, epoch: int, scores: Mapping[str, Any]) -> dict[str, Any]:
+    config = model.config
+    tail = model.history["loss"].tail(5)
+    return {
+        "name": model.name, "data": config["data"], "arch": config["arch"], "method": config["method"],
+        "family": method_family(config["method"]), "dim": config["dim"],
+        "optimizer": config["optimizer"], "seed": config["seed"], "epoch": int(epoch),
+        "train_time_s": model.train_info.get("train_time_s", 0.0),
+        "epochs_completed": model.train_info.get("epochs_completed", 0.0),
+        "stopped_early": bool(model.train_info.get("stopped_early", False)),
+        "final_loss": float(tail.mean()) if len(tail) else float("nan"),
+        **scores,
+    }
+
+
 def family_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean of every score column of a :func:`train_zoo` table per method family."""
-    skip = {"dim", "seed", "epochs_completed", "stopped_early", "train_time_s", "final_loss"}
+    """Mean of every score column of a :func:`train_zoo` table per method family, over the rows
+    of its last checkpoint (the largest ``epoch``) when the table has several."""
+    if "epoch" in table.columns and len(table):
+        table = table[table["epoch"] == table["epoch"].max()]
+    skip = {"dim", "seed", "epoch", "epochs_completed", "stopped_early", "train_time_s", "final_loss"}
     scores = [c for c in table.columns if c not in skip and pd.api.types.is_numeric_dtype(table[c])]
     return table.groupby("family")[scores].mean()

@@ -1,4 +1,5 @@
-"""Pretraining losses on hand-made cases, augmentation, and the training loop."""
+"""Pretraining losses on hand-made cases, the reference's training views, and the training loop
+(gradient accumulation, checkpoints along training)."""
 
 import math
 
@@ -7,10 +8,11 @@ import pytest
 import torch
 
 from rmqm.data.offline import load_digits
+from rmqm.data.transforms import random_perspective, random_rotation
 from rmqm.losses.contrastive import nt_xent_loss, semi_hard_triplet_loss, vicreg_loss
 from rmqm.models.backbones import TinyCNN
 from rmqm.models.encoder import Encoder
-from rmqm.training.augmentation import augment
+from rmqm.training.augmentation import augment, single_view, two_views
 from rmqm.training.methods import HEAD_METHODS, METHODS
 from rmqm.training.pretraining import make_optimizer, method_loss, pretrain
 
@@ -194,6 +196,53 @@ def test_augment_without_randomness_is_identity():
     torch.testing.assert_close(out, x, atol=1e-5, rtol=0)
 
 
+def test_training_views_are_the_reference_augmentations():
+    x = torch.rand(16, 1, 28, 28)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    torch.testing.assert_close(single_view(x, g()), random_perspective(x, g(), 0.5, 0.5), rtol=0, atol=0)
+    gen = g()
+    expected = (random_rotation(x, gen, 15.0), random_perspective(x, gen, 0.5, 0.8))
+    for got, want in zip(two_views(x, g()), expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # no pixel noise: an image the perspective skipped (probability 1 - p) is returned bit for bit
+    kept = (single_view(x, g()) == x).flatten(1).all(1)
+    assert 0 < kept.sum() < len(x)
+
+
+class Recorder(torch.nn.Module):
+    """An encoder that remembers what it was fed (flatten + linear)."""
+
+    def __init__(self, dim=4):
+        super().__init__()
+        self.lin = torch.nn.Linear(28 * 28, dim)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.lin(x.flatten(1))
+
+
+@pytest.mark.parametrize("method", ["cross-entropy", "triplet-entropy", "supervised-triplet"])
+def test_single_view_methods_train_on_a_random_perspective(method, digits):
+    enc = Recorder()
+    head = torch.nn.Linear(4, 10) if method in HEAD_METHODS else None
+    x, y = digits.images[:16], digits.labels[:16]
+    method_loss(method, enc, head, x, y, torch.Generator().manual_seed(5))
+    (seen,) = enc.seen
+    torch.testing.assert_close(seen, single_view(x, torch.Generator().manual_seed(5)), rtol=0, atol=0)
+    assert not torch.equal(seen, x)
+
+
+@pytest.mark.parametrize("method", ["nt-xent", "instance-triplet", "vicreg"])
+def test_two_view_methods_train_on_a_rotation_and_a_perspective(method, digits):
+    enc = Recorder()
+    x, y = digits.images[:16], digits.labels[:16]
+    method_loss(method, enc, None, x, y, torch.Generator().manual_seed(5))
+    (seen,) = enc.seen
+    v1, v2 = two_views(x, torch.Generator().manual_seed(5))
+    torch.testing.assert_close(seen, torch.cat([v1, v2]), rtol=0, atol=0)
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -299,3 +348,80 @@ def test_own_attack_loss_is_one_rule_for_every_method():
         "supervised-triplet", "instance-triplet", "vicreg", "random-init"}
     with pytest.raises(ValueError, match="unknown pretraining method 'simclr'"):
         own_attack_loss("simclr")
+
+
+# ---------------------------------------------------------------- accumulation and checkpoints
+
+
+def state(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_accumulation_steps_and_an_epoch_ends_on_a_step(digits):
+    enc, _ = tiny_model()
+    # 64 images in batches of 16: 4 batches per epoch; 3 per step -> steps of 3 and 1 batches
+    res = pretrain(enc, digits, "nt-xent", epochs=2, batch_size=16, accumulate=3, progress=False)
+    assert len(res.history) == 4 and list(res.history["epoch"]) == [0, 0, 1, 1]
+    assert res.epochs_completed == 2
+    with pytest.raises(ValueError, match="accumulate"):
+        pretrain(enc, digits, "nt-xent", accumulate=0, progress=False)
+
+
+def test_accumulated_gradient_is_the_mean_of_the_batch_gradients(digits):
+    # SGD with Nesterov momentum 0.9 moves the weights by lr * 1.9 * g at its first step, and
+    # g must be the mean of the gradients of the 4 accumulated batches (recomputed by hand).
+    enc, head = Encoder(Recorder(), (0.0,), (1.0,)), torch.nn.Linear(4, 10)
+    before, before_head = state(enc), state(head)
+    pretrain(enc, digits, "cross-entropy", head=head, epochs=1, batch_size=16, accumulate=4,
+             optimizer="sgd-nesterov", lr=0.1, progress=False)
+    enc2, head2 = Encoder(Recorder(), (0.0,), (1.0,)), torch.nn.Linear(4, 10)
+    enc2.load_state_dict(before)
+    head2.load_state_dict(before_head)
+    order = torch.randperm(64, generator=torch.Generator().manual_seed(0))
+    aug = torch.Generator().manual_seed(1)
+    grads = []
+    for i in range(4):
+        idx = order[i * 16:(i + 1) * 16]
+        enc2.zero_grad()
+        method_loss("cross-entropy", enc2, head2, digits.images[idx], digits.labels[idx], aug).backward()
+        grads.append(enc2.backbone.lin.weight.grad.clone())
+    step = (before["backbone.lin.weight"] - enc.backbone.lin.weight.detach()) / (0.1 * 1.9)
+    torch.testing.assert_close(step, torch.stack(grads).mean(0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("accumulate", [1, 3])
+def test_a_checkpoint_of_a_longer_run_is_the_shorter_run(digits, accumulate):
+    snapshots = {}
+
+    def keep(epoch, result):
+        assert not enc.training and not result.stopped_early
+        snapshots[epoch] = (state(enc), len(result.history), result.epochs_completed)
+
+    enc, _ = tiny_model()
+    long = pretrain(enc, digits, "instance-triplet", epochs=3, batch_size=16, accumulate=accumulate, seed=2,
+                    progress=False, checkpoint_epochs=[1, 3], on_checkpoint=keep)
+    assert sorted(snapshots) == [1, 3] and snapshots[1][2] == 1 and snapshots[3][2] == 3
+    final = state(enc)
+    for name, value in snapshots[3][0].items():
+        assert torch.equal(value, final[name])
+    short_enc, _ = tiny_model()
+    short = pretrain(short_enc, digits, "instance-triplet", epochs=1, batch_size=16, accumulate=accumulate, seed=2,
+                     progress=False)
+    for name, value in state(short_enc).items():
+        assert torch.equal(value, snapshots[1][0][name]), name
+    assert snapshots[1][1] == len(short.history)
+    np.testing.assert_array_equal(long.history["loss"][: len(short.history)], short.history["loss"])
+
+
+def test_checkpoints_not_reached_get_the_stopped_model_and_random_init_gets_all(digits):
+    seen = []
+    enc, _ = tiny_model()
+    pretrain(enc, digits, "nt-xent", epochs=5, batch_size=16, time_budget_s=1e-6, progress=False,
+             checkpoint_epochs=[2, 5], on_checkpoint=lambda e, r: seen.append((e, r.stopped_early, len(r.history))))
+    assert seen == [(2, True, 1), (5, True, 1)]
+    seen.clear()
+    pretrain(enc, digits, "random-init", epochs=4, progress=False, checkpoint_epochs=[4, 1],
+             on_checkpoint=lambda e, r: seen.append(e))
+    assert seen == [1, 4]
+    with pytest.raises(ValueError, match=r"checkpoint_epochs must lie in \[1, epochs=2\]"):
+        pretrain(enc, digits, "nt-xent", epochs=2, checkpoint_epochs=[3], progress=False)

@@ -220,3 +220,85 @@ def test_scores_follow_the_evaluation_code_and_data_and_the_data_used_is_recorde
         **(r := real_identity(*a, **kw)), "transfer": [{**r["transfer"][0], "content": "new faces"}]})
     zoo.train_zoo(cache_dir=tmp_path, **ZOO)
     assert len(evaluated) == 6 and trained == []  # other transfer data: scored again
+
+
+# ---------------------------------------------------------------- checkpoints along training
+
+
+def test_checkpoint_of_a_longer_run_is_the_model_of_fewer_epochs_and_is_cached(tmp_path, monkeypatch):
+    config = checkpoints.model_config("digits", "nt-xent", 4, width=4, epochs=2, n_train=64, batch_size=16,
+                                      accumulate=3, time_budget_s=None)
+    models = checkpoints.load_or_train_checkpoints(config, [2, 1], tmp_path, progress=False)
+    assert list(models) == [1, 2]
+    assert [m.config["epochs"] for m in models.values()] == [1, 2]
+    assert {p.stem for p in tmp_path.glob("*.pt")} == {m.name for m in models.values()}
+    one = checkpoints.train_model(checkpoints.model_config(**{**config, "epochs": 1}), progress=False)
+    assert one.name == models[1].name
+    for name, value in one.encoder.state_dict().items():
+        assert torch.equal(value, models[1].encoder.state_dict()[name]), name
+    pd.testing.assert_frame_equal(one.history.drop(columns="elapsed_s"),
+                                  models[1].history.drop(columns="elapsed_s"), check_dtype=False)
+    assert not any(torch.equal(v, models[2].encoder.state_dict()[k]) for k, v in one.encoder.state_dict().items()
+                   if v.is_floating_point() and v.numel() > 1)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a cached checkpoint was retrained")
+
+    monkeypatch.setattr(checkpoints, "train_model", boom)
+    again = checkpoints.load_or_train_checkpoints(config, [1, 2], tmp_path, progress=False)
+    assert all(torch.equal(again[2].encoder.state_dict()[k], v) for k, v in models[2].encoder.state_dict().items())
+    with pytest.raises(ValueError, match="checkpoint epoch must be an integer >= 1"):
+        checkpoints.load_or_train_checkpoints(config, [0], tmp_path)
+
+
+def test_a_missing_checkpoint_retrains_once_and_keeps_the_others(tmp_path, monkeypatch):
+    config = checkpoints.model_config("digits", "cross-entropy", 4, width=4, epochs=4, n_train=64, batch_size=32,
+                                      time_budget_s=None)
+    models = checkpoints.load_or_train_checkpoints(config, [1, 2, 4], tmp_path, progress=False)
+    models[2].path.unlink()
+    kept = models[4].path.stat().st_mtime_ns
+    runs = []
+    real_train = checkpoints.train_model
+    monkeypatch.setattr(checkpoints, "train_model", lambda c, **kw: runs.append(c["epochs"]) or real_train(c, **kw))
+    again = checkpoints.load_or_train_checkpoints(config, [1, 2, 4], tmp_path, progress=False)
+    assert runs == [2] and models[4].path.stat().st_mtime_ns == kept
+    assert all(torch.equal(again[2].encoder.state_dict()[k], v) for k, v in models[2].encoder.state_dict().items())
+
+
+@pytest.mark.slow
+def test_train_zoo_keeps_a_row_per_checkpoint_and_reloads_them(tmp_path, monkeypatch):
+    evaluated = []
+    real_eval = zoo.evaluate_model
+    monkeypatch.setattr(zoo, "evaluate_model", lambda *a, **kw: evaluated.append(a[0].name) or real_eval(*a, **kw))
+    table = zoo.train_zoo(cache_dir=tmp_path, **{**ZOO, "checkpoints": [1, 2]})
+    assert list(zip(table["method"], table["epoch"], strict=True)) == [
+        ("cross-entropy", 1), ("cross-entropy", 2), ("nt-xent", 1), ("nt-xent", 2), ("random-init", 1),
+        ("random-init", 2)]
+    assert table["name"].is_unique and len(list(tmp_path.glob("*.pt"))) == 6
+    assert len(evaluated) == 5  # the random init's checkpoints are one model, scored once
+    for col in ("indist_knn", "indist_linear", "faces_knn"):
+        assert table[col].between(0, 1).all()
+    ri = table[table["method"] == "random-init"]
+    assert ri.drop(columns=["name", "epoch"]).nunique().le(1).all()
+    assert table.loc[table["method"] == "cross-entropy", "epochs_completed"].tolist() == [1, 2]
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a cached model was retrained or re-evaluated")
+
+    monkeypatch.setattr(checkpoints, "train_model", boom)
+    monkeypatch.setattr(zoo, "evaluate_model", boom)
+    pd.testing.assert_frame_equal(zoo.train_zoo(cache_dir=tmp_path, **{**ZOO, "checkpoints": [2, 1]}), table)
+    # the zoo of epochs=1 alone is the first checkpoint, already there
+    pd.testing.assert_frame_equal(zoo.train_zoo(cache_dir=tmp_path, **ZOO),
+                                  table[table["epoch"] == 1].reset_index(drop=True))
+
+
+def test_zoo_checkpoints_are_validated():
+    assert zoo.zoo_checkpoints(None, 3) == [3]
+    assert zoo.zoo_checkpoints([4, 1, 2, 4], 3) == [1, 2, 4]
+    with pytest.raises(ValueError, match="checkpoints is empty"):
+        zoo.zoo_checkpoints([], 3)
+    with pytest.raises(ValueError, match="checkpoint epoch must be an integer >= 1"):
+        zoo.zoo_checkpoints([0, 1], 3)
+    with pytest.raises(TypeError, match="list of epoch counts"):
+        zoo.zoo_checkpoints(5, 3)
