@@ -18,9 +18,11 @@ from rmqm.cli.common import (
     output_file_arg,
     real_arg,
 )
+from rmqm.experiments.cache import own_attack_keywords
+from rmqm.metrics.rmqm.attacks import PGD_MODES
+from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
-from rmqm.training.augmentation import augment
-from rmqm.training.methods import own_attack_loss
+from rmqm.metrics.rmqm.perturbations import ATTACK_LOSSES
 
 __all__ = ['SUMMARY_COLUMNS', 'add_rmqm_arguments', 'cmd_rmqm']
 
@@ -43,10 +45,16 @@ def add_rmqm_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--pgd-levels", type=int_arg(3), default=30, help="PGD levels incl. the clean one")
     g.add_argument("--step-size", type=real_arg(0, 1), default=1 / 255, help="PGD step in pixel units, e.g. 2/255")
     g.add_argument("--epsilon", type=real_arg(0), default=0.3, help="PGD L-infinity radius (pixel units)")
-    g.add_argument("--attack-loss", choices=["displacement", "cross-entropy", "nt-xent", "own"],
-                   default="displacement",
+    g.add_argument("--pgd-mode", choices=PGD_MODES, default=None,
+                   help="displacement (label-free, the default), own-loss (the model's training loss, one "
+                        "trajectory with a fixed augmented view) or reference (the reference's attack: a separate "
+                        "attack per level, its augmentations; use --batch-size 128 --step-size 2/255 for MNIST)")
+    g.add_argument("--attack-loss", choices=[*ATTACK_LOSSES, "own"], default="displacement",
                    help="PGD loss: label-free displacement, or 'own' = the model's training loss "
-                        "(rmqm.training.methods.own_attack_loss; displacement for models without one)")
+                        "(rmqm.training.methods.own_attack_loss; the same as --pgd-mode own-loss)")
+    g.add_argument("--drop", choices=DROP_RULES, default="per-series",
+                   help="points with a non-finite relative change leave the S mean of that series only "
+                        "(per-series, the reference) or of both (joint)")
     g.add_argument("--batch-size", type=int_arg(1), default=250)
     g.add_argument("--per-class", action="store_true", help="also print the per-class rows")
     g.add_argument("--out", type=output_file_arg(), default=None, help="save the table (.csv or .parquet)")
@@ -61,18 +69,21 @@ def cmd_rmqm(args: argparse.Namespace) -> pd.DataFrame:
     model = load_encoder(args)
     data = measurement_data(args, model)
     device = resolve_device(args.device)
+    mode = "own-loss" if args.attack_loss == "own" and args.pgd_mode is None else args.pgd_mode
+    if mode in ("own-loss", "reference"):
+        if args.attack_loss not in ("own", "displacement"):
+            raise ValueError(f"--pgd-mode {mode} attacks the model with its own loss; leave --attack-loss out")
+        attack = own_attack_keywords(model.method, mode)
+    else:
+        attack = {"attack_loss": args.attack_loss, "pgd_mode": mode}
     results = []
     for perturbation in args.perturbation:
-        attack_loss = args.attack_loss
-        if perturbation == "pgd" and attack_loss == "own":
-            attack_loss = own_attack_loss(model.method) or "displacement"
         results.append(measure_rmqm(
             model.encoder, data, perturbation=perturbation,
             n_levels=args.noise_levels if perturbation == "noise" else args.pgd_levels,
             sigma_max=args.sigma_max, nested=args.nested, step_size=args.step_size, epsilon=args.epsilon,
-            attack_loss=attack_loss if perturbation == "pgd" else "displacement",
-            head=model.head, augment=augment, batch_size=args.batch_size, seed=args.seed, device=device,
-            progress=not args.no_progress,
+            **(attack if perturbation == "pgd" else {}), head=model.head, drop=args.drop,
+            batch_size=args.batch_size, seed=args.seed, device=device, progress=not args.no_progress,
         ))
     table = summary_table(*results, scope=None if args.per_class else "all")[SUMMARY_COLUMNS]
     table.insert(0, "model", model.name)

@@ -5,16 +5,36 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from rmqm._utils.io import save_table
 from rmqm.cli.common import output_file_arg, output_folder_arg
 from rmqm.experiments.sweep import EXECUTORS, load_grid, resolve_job, run_sweep
+from rmqm.metrics.rmqm.attacks import PGD_MODES
 
-__all__ = ['add_sweep_arguments', 'sweep_command', 'main']
+__all__ = ['add_sweep_arguments', 'with_pgd_mode', 'sweep_command', 'main']
+
+
+def with_pgd_mode(configs: Iterable[Mapping[str, Any]], pgd_mode: str) -> list[dict[str, Any]]:
+    """The configs with ``pgd_mode`` set on every RMQM job under PGD (``measure`` ``"rmqm"``, the
+    default, and ``perturbation`` ``"pgd"``); the others unchanged (noise does not depend on it).
+
+    Raises:
+        ValueError: a config that sets another ``pgd_mode``.
+    """
+    out = []
+    for config in configs:
+        config = dict(config)
+        if config.get("measure", "rmqm") == "rmqm" and config.get("perturbation") == "pgd":
+            if config.get("pgd_mode", pgd_mode) != pgd_mode:
+                raise ValueError(f"--pgd-mode {pgd_mode} conflicts with the grid's pgd_mode {config['pgd_mode']!r}")
+            config["pgd_mode"] = pgd_mode
+        out.append(config)
+    return out
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -32,6 +52,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise")
     parser.add_argument("--out", type=output_file_arg(), default=None,
                         help="also write the table to this .csv or .parquet file")
+    parser.add_argument("--pgd-mode", choices=PGD_MODES, default=None,
+                        help="PGD mode of every RMQM job under PGD: displacement (label-free), own-loss (each "
+                             "model's training loss, one trajectory) or reference (the reference's attack); "
+                             "default: the grid's")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=sweep_command)
     return parser
@@ -42,8 +66,11 @@ def sweep_command(args: argparse.Namespace) -> pd.DataFrame:
     executor = "dask" if args.scheduler else args.executor
     job = resolve_job(args.job)
     module = getattr(job, "__module__", "") or ""
+    grid: Any = load_grid(args.grid)
+    if args.pgd_mode is not None:
+        grid = with_pgd_mode(grid.configs(), args.pgd_mode)
     table = run_sweep(
-        load_grid(args.grid), job, args.store, executor=executor,
+        grid, job, args.store, executor=executor,
         code=[module] if module.split(".")[0] == "rmqm" else [],
         scheduler_address=args.scheduler, max_workers=args.workers, progress=not args.no_progress,
         on_error=args.on_error,

@@ -47,6 +47,39 @@ def test_own_attack_loss_uses_the_classifier_head(zoo_dir):
     assert table["perturbation"].tolist() == ["pgd"]
 
 
+def test_pgd_mode_reference_runs_the_references_attack(zoo_dir, capsys):
+    argv = ["rmqm", "--data", "digits", "--n-points", "12", "--perturbation", "pgd", "--pgd-levels", "3",
+            "--batch-size", "6", "--step-size", "2/255", "--zoo-dir", zoo_dir, "--no-progress", "--device", "cpu"]
+    reference = main(argv + ["--pgd-mode", "reference"])
+    own = main(argv + ["--pgd-mode", "own-loss"])
+    assert np.isfinite(reference["rmqm"]).all() and reference["rmqm"].iloc[0] != own["rmqm"].iloc[0]
+    with pytest.raises(SystemExit) as exc:
+        main(argv + ["--pgd-mode", "reference", "--attack-loss", "nt-xent"])
+    assert exc.value.code == 2 and "leave --attack-loss out" in capsys.readouterr().err
+
+
+def test_pgd_mode_options_parse(capsys):
+    args = build_parser().parse_args(["rmqm", "--pgd-mode", "reference", "--drop", "joint"])
+    assert (args.pgd_mode, args.drop) == ("reference", "joint")
+    assert build_parser().parse_args(["rmqm"]).pgd_mode is None
+    assert build_parser().parse_args(["sweep", "grid.yaml", "--pgd-mode", "own-loss"]).pgd_mode == "own-loss"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["rmqm", "--pgd-mode", "fgsm"])
+    assert "invalid choice: 'fgsm'" in capsys.readouterr().err
+
+
+def test_sweep_pgd_mode_sets_only_the_pgd_rmqm_jobs():
+    from rmqm.cli.sweep_cmd import with_pgd_mode
+
+    configs = [{"seed": 0, "perturbation": "pgd"}, {"seed": 0, "perturbation": "noise"},
+               {"seed": 0, "measure": "stats"}, {"seed": 0, "measure": "rmqm", "perturbation": "pgd"}]
+    out = with_pgd_mode(configs, "reference")
+    assert [c.get("pgd_mode") for c in out] == ["reference", None, None, "reference"]
+    assert "pgd_mode" not in configs[0]  # not edited in place
+    with pytest.raises(ValueError, match="conflicts"):
+        with_pgd_mode([{"seed": 0, "perturbation": "pgd", "pgd_mode": "own-loss"}], "reference")
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
