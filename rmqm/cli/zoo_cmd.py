@@ -11,6 +11,7 @@ import pandas as pd
 from rmqm._utils.io import save_table
 from rmqm.cli.common import dataset_arg, device_arg, int_arg, output_file_arg, output_folder_arg, real_arg
 from rmqm.models.backbones import ARCHITECTURES
+from rmqm.training.curves import plateau_table
 from rmqm.training.methods import METHODS, OPTIMIZERS
 from rmqm.training.zoo import TINY_ZOO, family_summary, train_zoo
 
@@ -38,7 +39,12 @@ def add_zoo_arguments(parser: Any) -> Any:
     g.add_argument("--arch", default="tiny", choices=list(ARCHITECTURES))
     g.add_argument("--lr", type=real_arg(0, low_open=True), default=1e-3, help="learning rate")
     g.add_argument("--epochs", type=int_arg(1), default=TINY_ZOO["epochs"], help="training passes per model")
-    g.add_argument("--batch-size", type=int_arg(1), default=128)
+    g.add_argument("--checkpoints", type=int_arg(1), nargs="+", default=None, metavar="EPOCH",
+                   help="keep and score each model after these epochs (e.g. 1 2 4 8 16 25); it is trained once, "
+                        "to the last (default: --epochs only)")
+    g.add_argument("--accumulate", type=int_arg(1), default=1,
+                   help="batches per optimiser step (the reference: --batch-size 64 --accumulate 8)")
+    g.add_argument("--batch-size", type=int_arg(2), default=128)
     g.add_argument("--n-train", type=int_arg(0), default=TINY_ZOO["n_train"], help="training images (0: all)")
     g.add_argument("--time-budget", type=real_arg(0), default=TINY_ZOO["time_budget_s"],
                    help="seconds of training per model before it stops early (0: no limit)")
@@ -68,7 +74,8 @@ def zoo_command(args: Any) -> pd.DataFrame:
         data_kwargs["download"] = True
     table = train_zoo(
         args.methods, args.dims, args.seeds, data=args.data, transfer=args.transfer, arch=args.arch,
-        optimizers=args.optimizers, lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
+        optimizers=args.optimizers, lr=args.lr, epochs=args.epochs, checkpoints=args.checkpoints,
+        batch_size=args.batch_size, accumulate=args.accumulate,
         n_train=args.n_train or None, time_budget_s=args.time_budget or None, n_eval=args.n_eval,
         n_transfer=args.n_transfer, k=args.k, cache_dir=args.zoo_dir, device=args.device,
         progress=not args.no_progress, retrain=args.retrain, **data_kwargs,
@@ -78,12 +85,21 @@ def zoo_command(args: Any) -> pd.DataFrame:
         shown = shown.drop(columns="optimizer")
     if len(set(table["seed"])) == 1:
         shown = shown.drop(columns="seed")
-    print(f"\nModel zoo: {len(table)} models pretrained on {table['data'].iloc[0]} "
+    epochs = sorted(set(table["epoch"]))
+    if len(epochs) == 1:
+        shown = shown.drop(columns="epoch")
+    n_models = len(table) // len(epochs)
+    at = f" at epochs {', '.join(map(str, epochs))}" if len(epochs) > 1 else ""
+    print(f"\nModel zoo: {n_models} models{at} pretrained on {table['data'].iloc[0]} "
           f"({time.perf_counter() - start:.1f} s; checkpoints in {args.zoo_dir})")
     with pd.option_context("display.width", 250, "display.max_columns", 50, "display.float_format", "{:.3f}".format):
         print(shown.to_string(index=False))
-        print("\nMean per family:")
+        print(f"\nMean per family (epoch {epochs[-1]}):")
         print(family_summary(table).to_string())
+        if len(epochs) > 1:
+            print(f"\nIn-distribution k-NN over the last stretch of training (epoch {epochs[-2]} -> {epochs[-1]}; "
+                  "plateau: gain < 1 point):")
+            print(plateau_table(table).drop(columns="family").to_string(index=False))
     if args.out:
         save_table(table, Path(args.out))
     return table

@@ -71,10 +71,12 @@ def engine_options(scheduler: str | None = None, max_workers: int | None = None,
 
 
 def zoo_model_job(config: Mapping[str, Any]) -> pd.DataFrame:
-    """Train (or load), score and save one zoo model; its row of the zoo table.
+    """Train (or load), score and save one zoo model at each of its checkpoints; its rows of the
+    zoo table (one per checkpoint epoch).
 
     ``config``: ``method``, ``dim``, ``optimizer``, ``seed`` and ``zoo`` (the remaining
-    keyword arguments of :func:`rmqm.training.zoo.train_zoo`, ``cache_dir`` included).
+    keyword arguments of :func:`rmqm.training.zoo.train_zoo`, ``cache_dir`` and ``checkpoints``
+    included): the model is trained once, to the last checkpoint.
     """
     zoo = dict(config["zoo"])
     return train_zoo([config["method"]], [config["dim"]], [config["seed"]], optimizers=[config["optimizer"]],
@@ -87,6 +89,7 @@ def run_zoo(
     seeds: Sequence[int],
     *,
     optimizers: Sequence[str] = ("adam",),
+    checkpoints: Sequence[int] | None = None,
     cache_dir: str | os.PathLike = "results/zoo",
     scheduler: str | None = None,
     max_workers: int | None = None,
@@ -96,17 +99,20 @@ def run_zoo(
 ) -> pd.DataFrame:
     """:func:`rmqm.training.zoo.train_zoo`, each model a job of the engine.
 
-    The jobs train, score and save the checkpoints (one job per model, recorded in
+    The jobs train, score and save the checkpoints (one job per (method, dim, optimizer,
+    seed), which trains once to ``max(checkpoints)`` and keeps every checkpoint; recorded in
     ``cache_dir/jobs`` so a resumed run skips finished ones); the table is then assembled
     from the checkpoints by ``train_zoo`` itself, so it is the same table a serial
     ``train_zoo`` call returns.
 
     Args:
+        checkpoints: epochs at which each model is kept and scored (None: ``epochs`` only).
         scheduler, max_workers, threads_per_job: where and how the jobs run (:func:`engine_options`).
         **train_zoo_kwargs: the other keyword arguments of ``train_zoo`` (JSON-like values).
     """
     cache_dir = Path(cache_dir)
-    zoo = {**train_zoo_kwargs, "cache_dir": str(cache_dir)}
+    kept = None if checkpoints is None else [int(e) for e in checkpoints]
+    zoo = {**train_zoo_kwargs, "checkpoints": kept, "cache_dir": str(cache_dir)}
     code = code_fingerprint("rmqm.training.zoo")
     jobs = [
         {"method": m, "dim": int(d), "optimizer": o, "seed": int(s), "zoo": zoo, "code": code}
@@ -115,8 +121,8 @@ def run_zoo(
     if jobs:
         run_sweep(jobs, zoo_model_job, ResultsStore(cache_dir / ZOO_JOBS), progress=progress,
                   **engine_options(scheduler, max_workers, threads_per_job))
-    return train_zoo(methods, dims, seeds, optimizers=optimizers, cache_dir=cache_dir, progress=progress,
-                     **train_zoo_kwargs)
+    return train_zoo(methods, dims, seeds, optimizers=optimizers, checkpoints=kept, cache_dir=cache_dir,
+                     progress=progress, **train_zoo_kwargs)
 
 
 def zoo_rmqm_job(config: Mapping[str, Any], *, zoo_dir: str) -> dict[str, pd.DataFrame]:

@@ -59,3 +59,15 @@ def test_a_resumed_run_skips_finished_zoo_jobs(tmp_path, monkeypatch):
     monkeypatch.setattr("rmqm.experiments.engine.zoo_model_job", fail)
     again = run_zoo(["random-init"], [8], [0], cache_dir=tmp_path, **ZOO)
     assert_frame_equal(again, first, check_exact=True)
+
+
+def test_a_zoo_job_trains_once_and_returns_every_checkpoint(tmp_path, monkeypatch):
+    import rmqm.training.checkpoints as checkpoints
+
+    runs = []
+    real_train = checkpoints.train_model
+    monkeypatch.setattr(checkpoints, "train_model", lambda c, **kw: runs.append(c["epochs"]) or real_train(c, **kw))
+    table = run_zoo(["nt-xent"], [4], [0], cache_dir=tmp_path, checkpoints=[1, 2], **{**ZOO, "n_train": 64})
+    assert runs == [2] and len(ResultsStore(tmp_path / "jobs")) == 1
+    assert table["epoch"].tolist() == [1, 2] and table["name"].is_unique
+    assert table[["indist_knn", "indist_linear"]].notna().all().all()

@@ -197,6 +197,12 @@ def test_cli_zoo_prints_the_table(tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(out), table, check_dtype=False)
     with pytest.raises(SystemExit):
         main(["zoo", "--methods", "byol"])
+    curves = main(["zoo", "--methods", "vicreg", "--dims", "4", "--data", "digits", "--transfer", "textures",
+                   "--n-train", "64", "--checkpoints", "2", "1", "--batch-size", "32", "--accumulate", "2",
+                   "--n-eval", "100", "--zoo-dir", str(tmp_path / "zoo"), "--device", "cpu", "--no-progress"])
+    assert curves["epoch"].tolist() == [1, 2]
+    printed = capsys.readouterr().out
+    assert "Model zoo: 1 models at epochs 1, 2" in printed and "plateau" in printed
 
 
 def test_scores_follow_the_evaluation_code_and_data_and_the_data_used_is_recorded(tmp_path, monkeypatch):
