@@ -13,7 +13,8 @@ from scipy import optimize, special
 from rmqm._utils.validation import as_features, check_labels
 
 __all__ = [
-    'MIN_POSITIVE_EPSILON', 'ClassStatistics', 'class_statistics', 'QCQPSolution', 'solve_robust_qcqp', 'LinearRule',
+    'MIN_POSITIVE_EPSILON', 'NEWTON_MIN_EPSILON',
+    'ClassStatistics', 'class_statistics', 'QCQPSolution', 'solve_robust_qcqp', 'LinearRule',
     'robust_linear_rule', 'correct_and_radius', 'accuracy_and_bound', 'check_binary_labels', 'check_epsilon',
     'check_epsilons',
 ]
@@ -136,8 +137,9 @@ def solve_robust_qcqp(mu: Any, eigenvalues: Any, epsilon: float) -> QCQPSolution
     ``0 < epsilon < 1`` the constraint is active and ``gamma`` is the unique root of the
     secular equation ``||z(gamma)|| = epsilon ||mu||`` (``||z(gamma)||`` increases from
     0 to ``||mu||``). The root lies in ``[eps d_min / (1-eps), eps d_max / (1-eps)]``
-    and is found by :func:`scipy.optimize.brentq` on ``log gamma`` (relative precision
-    at any feature scale).
+    and is found on ``log gamma`` (relative precision at any feature scale) by safeguarded
+    Newton steps (:func:`scipy.optimize.brentq` in log space for budgets below
+    :data:`NEWTON_MIN_EPSILON`), see ``_secular_root``.
 
     Args:
         mu: ``(k,)`` half mean difference.
@@ -159,9 +161,73 @@ def solve_robust_qcqp(mu: Any, eigenvalues: Any, epsilon: float) -> QCQPSolution
         weight = mu / dvals
         return QCQPSolution(np.zeros_like(mu), weight, math.inf, 0.0, float(mu @ weight))
 
+    log_gamma = _secular_root(mu, dvals, epsilon, largest)
+    gamma = math.exp(log_gamma)
+    weight = mu / (dvals + gamma)  # = D^-1 (mu - z), computed without cancellation
+    z = mu * gamma / (dvals + gamma)
+    residual = mu - z
+    multiplier = 1.0 / gamma if gamma > 0 else math.inf
+    return QCQPSolution(z, weight, multiplier, gamma, float(residual @ (residual / dvals)))
+
+
+#: Below this budget the root is searched in log space (``||z|| / ||mu||`` may leave double range).
+NEWTON_MIN_EPSILON: float = 1e-100
+
+
+def _secular_root(mu: np.ndarray, dvals: np.ndarray, epsilon: float, largest: float) -> float:
+    """``log gamma`` with ``||z(gamma)|| = epsilon ||mu||``, ``z_i = mu_i gamma / (gamma + d_i)``.
+
+    ``F(t) = 0.5 log sum_i w_i r_i^2 - log epsilon`` (``t = log gamma``, ``w_i = mu_i^2 / ||mu||^2``,
+    ``r_i = gamma / (gamma + d_i)``) increases in ``t`` and its root lies in
+    ``[log(eps d_min / (1 - eps)), log(eps d_max / (1 - eps))]``. For ``epsilon >= NEWTON_MIN_EPSILON``
+    a Newton iteration on ``F`` (``F' = sum w_i r_i^2 (1 - r_i) / sum w_i r_i^2``) safeguarded by
+    bisection of that bracket converges in a handful of steps to machine precision; smaller budgets
+    use Brent's method with every quantity in log space (no underflow).
+    """
+    target = math.log(epsilon)
+    log_ratio = target - math.log1p(-epsilon)
+    lo = log_ratio + math.log(dvals.min()) - 1e-9
+    hi = log_ratio + math.log(dvals.max()) + 1e-9
+    if epsilon >= NEWTON_MIN_EPSILON:
+        scaled = mu / largest
+        w = scaled * scaled
+        w = w / w.sum()
+
+        def value_and_slope(t: float) -> tuple[float, float]:
+            r = 1.0 / (1.0 + dvals * math.exp(-t))  # gamma / (gamma + d_i), no overflow
+            wr2 = w * r * r
+            total = float(wr2.sum())
+            if not total > 0:  # every share underflowed: far below the root
+                return -math.inf, 1.0
+            return 0.5 * math.log(total) - target, float((wr2 * (1.0 - r)).sum()) / total
+
+        f_lo, _ = value_and_slope(lo)
+        f_hi, _ = value_and_slope(hi)
+        if f_lo >= 0:
+            return lo
+        if f_hi <= 0:
+            return hi
+        t = 0.5 * (lo + hi)
+        for _ in range(200):
+            f, slope = value_and_slope(t)
+            if f == 0:
+                return t
+            if f < 0:
+                lo = t
+            else:
+                hi = t
+            step = f / slope if slope > 0 else math.inf
+            candidate = t - step
+            if not lo < candidate < hi:  # Newton left the bracket: bisect instead
+                candidate = 0.5 * (lo + hi)
+            tolerance = 4 * np.finfo(float).eps * max(1.0, abs(t))
+            if abs(candidate - t) <= tolerance or hi - lo <= tolerance:
+                return candidate
+            t = candidate
+        return t
+
     # Everything in log space: ||z(gamma)|| / ||mu|| can lie far below the smallest double
     # (tiny epsilon, widely spread eigenvalues) although its logarithm is harmless.
-    target = math.log(epsilon)
     nonzero = mu != 0
     scaled = mu[nonzero] / largest
     log_share = np.log(np.abs(scaled)) - math.log(float(np.linalg.norm(scaled)))  # log |mu_i| / ||mu||
@@ -171,22 +237,12 @@ def solve_robust_qcqp(mu: Any, eigenvalues: Any, epsilon: float) -> QCQPSolution
         log_shrink = -np.logaddexp(0.0, log_d - log_gamma)  # log gamma / (gamma + d_i)
         return 0.5 * float(special.logsumexp(2.0 * (log_share + log_shrink))) - target
 
-    log_ratio = target - math.log1p(-epsilon)
-    lo = log_ratio + math.log(dvals.min()) - 1e-9
-    hi = log_ratio + math.log(dvals.max()) + 1e-9
     f_lo, f_hi = secular(lo), secular(hi)
     if f_lo >= 0:
-        log_gamma = lo
-    elif f_hi <= 0:
-        log_gamma = hi
-    else:
-        log_gamma = optimize.brentq(secular, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200)
-    gamma = math.exp(log_gamma)
-    weight = mu / (dvals + gamma)  # = D^-1 (mu - z), computed without cancellation
-    z = mu * gamma / (dvals + gamma)
-    residual = mu - z
-    multiplier = 1.0 / gamma if gamma > 0 else math.inf
-    return QCQPSolution(z, weight, multiplier, gamma, float(residual @ (residual / dvals)))
+        return lo
+    if f_hi <= 0:
+        return hi
+    return float(optimize.brentq(secular, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps, maxiter=200))
 
 
 @dataclass(frozen=True)
