@@ -97,7 +97,7 @@ def sample_gaussian_mixture(
     y = torch.bernoulli(torch.full((int(n),), float(prior), device=device), generator=generator)
     x = torch.randn((int(n), *shape), generator=generator, device=device)
     sign = (2.0 * y - 1.0).reshape(-1, *([1] * len(shape)))
-    x = x.add_(sign * (float(s) * u)).add_(0.5)
+    x = x.addcmul_(sign, float(s) * u).add_(0.5)  # fused: no (n, D) temporary; sign is +-1, so exact
     return x, y.long()
 
 
