@@ -45,6 +45,21 @@ def _sample(images: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
                          align_corners=False)
 
 
+def _homography_grid(coefficients: torch.Tensor, height: int, width: int, dtype: torch.dtype,
+                     device: torch.device) -> torch.Tensor:
+    """The ``(B, H, W, 2)`` sampling grid (``grid_sample`` coordinates, ``align_corners=False``) of
+    one homography per image, ``(B, 8)`` coefficients in pixel coordinates (pixel centres at
+    ``j + 0.5``), computed with broadcast elementwise operations (cheaper than a batched matmul
+    over the ``H W`` points)."""
+    c = coefficients.to(device, dtype)[:, :, None, None]  # (B, 8, 1, 1)
+    xs = (torch.arange(width, device=device, dtype=dtype) + 0.5)[None, :]  # (1, W)
+    ys = (torch.arange(height, device=device, dtype=dtype) + 0.5)[:, None]  # (H, 1)
+    den = c[:, 6] * xs + c[:, 7] * ys + 1.0  # (B, H, W)
+    gx = (c[:, 0] * xs + c[:, 1] * ys + c[:, 2]) / den
+    gy = (c[:, 3] * xs + c[:, 4] * ys + c[:, 5]) / den
+    return torch.stack([gx * (2.0 / width) - 1.0, gy * (2.0 / height) - 1.0], -1)
+
+
 def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
     """Each image rotated counter-clockwise (as displayed, y down) by its own angle about its centre.
 
@@ -66,13 +81,11 @@ def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
                          f"{getattr(degrees, 'shape', type(degrees).__name__)}")
     rad = torch.deg2rad(degrees.to(images.device, torch.float64))
     cos, sin = torch.cos(rad), torch.sin(rad)
+    cx, cy = w / 2.0, h / 2.0  # the centre, in pixel coordinates
     zero = torch.zeros_like(cos)
-    # The rotation acts on pixel coordinates; affine_grid works in [-1, 1] per axis, hence the
-    # aspect factors h / w and w / h (both 1 for square images).
-    theta = torch.stack([torch.stack([cos, -sin * h / w, zero], 1),
-                         torch.stack([sin * w / h, cos, zero], 1)], 1)
-    grid = F.affine_grid(theta.to(images.dtype), [b, 1, h, w], align_corners=False)
-    return _sample(images, grid)
+    # input = R (output - centre) + centre, as a homography without perspective terms
+    coefficients = torch.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, zero, zero], 1)
+    return _sample(images, _homography_grid(coefficients, h, w, images.dtype, images.device))
 
 
 def random_rotation(images: torch.Tensor, generator: torch.Generator, max_degrees: float = 15.0) -> torch.Tensor:
@@ -162,16 +175,7 @@ def perspective(images: torch.Tensor, coefficients: torch.Tensor) -> torch.Tenso
     if not isinstance(coefficients, torch.Tensor) or coefficients.shape != (b, 8):
         raise ValueError(f"coefficients must be a ({b}, 8) tensor; got "
                          f"{getattr(coefficients, 'shape', type(coefficients).__name__)}")
-    c = coefficients.to(images.device, torch.float64)
-    ys, xs = torch.meshgrid(torch.arange(h, device=images.device, dtype=torch.float64) + 0.5,
-                            torch.arange(w, device=images.device, dtype=torch.float64) + 0.5, indexing="ij")
-    base = torch.stack([xs, ys, torch.ones_like(xs)], -1).reshape(1, h * w, 3)
-    rows = torch.stack([c[:, 0:3], c[:, 3:6], torch.cat([c[:, 6:8], torch.ones_like(c[:, :1])], 1)], 1)
-    src = base @ rows.transpose(1, 2)  # (B, HW, 3): homogeneous input coordinates
-    src = src[..., :2] / src[..., 2:]
-    scale = torch.tensor([w / 2.0, h / 2.0], device=images.device, dtype=torch.float64)
-    grid = (src / scale - 1.0).reshape(b, h, w, 2)
-    return _sample(images, grid)
+    return _sample(images, _homography_grid(coefficients, h, w, images.dtype, images.device))
 
 
 def random_perspective(
