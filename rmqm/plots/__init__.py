@@ -6,7 +6,7 @@
 - :mod:`~rmqm.plots.rmqm_figures`: RMQM per encoder, distance curves, per-point statistics,
   noise against PGD, relative-change spikes, noise schedules, attack losses;
 - :mod:`~rmqm.plots.synbench_figures`: SynBench reference, curves, scores, robust probe;
-- :mod:`~rmqm.plots.score_figures`: correlations with downstream accuracy.
+- :mod:`~rmqm.plots.score_figures`: correlations with downstream accuracy, the verdict forest plot.
 
 Each function returns the matplotlib ``Figure`` it drew (``plot_distance_bands`` and
 ``plot_synbench`` the ``Axes``, as they draw into a given one).
@@ -22,7 +22,7 @@ from rmqm.plots.rmqm_figures import (
     plot_relative_change_spikes,
     plot_rmqm_bars,
 )
-from rmqm.plots.score_figures import plot_correlations
+from rmqm.plots.score_figures import plot_correlations, plot_verdict_forest
 from rmqm.plots.style import BOOK_WIDTH, book_style
 from rmqm.plots.synbench_figures import (
     plot_robust_probe,
@@ -38,5 +38,5 @@ __all__ = [
     'plot_noise_vs_pgd',
     'plot_point_statistics', 'plot_relative_change_spikes', 'plot_rmqm_bars', 'plot_robust_probe',
     'plot_score_scatter', 'plot_synbench', 'plot_synbench_curves', 'plot_synbench_reference', 'plot_synbench_scores',
-    'plot_training_curves',
+    'plot_training_curves', 'plot_verdict_forest',
 ]

@@ -11,7 +11,7 @@ import pandas as pd
 
 from rmqm._utils.validation import check_columns
 
-__all__ = ['CORRELATION_METHODS', 'plot_correlations']
+__all__ = ['CORRELATION_METHODS', 'plot_correlations', 'plot_verdict_forest']
 
 #: The coefficients drawn, one panel each.
 CORRELATION_METHODS: tuple[str, ...] = ("pearson", "spearman", "kendall")
@@ -70,4 +70,59 @@ def plot_correlations(
     fig.tight_layout()
     fig.legend(*axes[0].get_legend_handles_labels(), loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2,
                fontsize="small")
+    return fig
+
+
+def plot_verdict_forest(verdicts: pd.DataFrame, labels: Mapping[str, str] | None = None, *,
+                        zoo: str = "all encoders", method: str = "spearman",
+                        analyses: Sequence[str] = ("per task",),
+                        endpoints: Sequence[str] = ("primary", "secondary")) -> Any:
+    """Forest plot of a verdict table: each test's estimate with its interval, one row per
+    score x task (x baseline), primary endpoints drawn larger and in colour, the verdict
+    written at the right.
+
+    Args:
+        verdicts: ``claim, endpoint, analysis, score, task, target, method, zoo, estimate, ci_low,
+            ci_high, verdict`` (``rmqm.study.chapters.downstream.verdicts``).
+        labels: readable score names (default: the column names).
+        zoo, method, analyses, endpoints: which rows to draw (by default the per-task rows of
+            the primary and secondary endpoints: each score with its paper's probe).
+
+    Returns:
+        the matplotlib ``Figure`` (one axes; x from -1.05 to 1.05, a line at 0).
+
+    Raises:
+        ValueError: a missing column, or no row to draw.
+    """
+    check_columns(verdicts, ["claim", "endpoint", "analysis", "score", "task", "target", "method", "zoo",
+                             "estimate", "ci_low", "ci_high", "verdict"], "verdicts")
+    rows = verdicts[(verdicts["zoo"] == zoo) & (verdicts["method"] == method)
+                    & verdicts["analysis"].isin(list(analyses))
+                    & verdicts["endpoint"].isin(list(endpoints))].reset_index(drop=True)
+    if rows.empty:
+        raise ValueError(f"no {method} rows of analyses {list(analyses)} and endpoints {list(endpoints)} "
+                         f"in zoo {zoo!r} to draw")
+    labels = dict(labels or {})
+    fig, ax = plt.subplots(figsize=(7.5, 0.28 * len(rows) + 1.2))
+    y = np.arange(len(rows))
+    est, low, high = (rows[c].astype(float).to_numpy() for c in ("estimate", "ci_low", "ci_high"))
+    err = np.nan_to_num(np.clip([est - low, high - est], 0, None))
+    primary = (rows["endpoint"] == "primary").to_numpy()
+    for mask, fmt, color, size, label in ((~primary, "o", "grey", 4.0, "secondary / exploratory"),
+                                          (primary, "D", "C3", 7.0, "primary endpoint")):
+        if mask.any():
+            ax.errorbar(est[mask], y[mask], xerr=err[:, mask], fmt=fmt, color=color, markersize=size, capsize=2,
+                        linestyle="none", label=label)
+    names = [f"{labels.get(s, s)} | {t} ({g.rsplit('_', 1)[-1]})"
+             for s, t, g in zip(rows["score"], rows["task"], rows["target"], strict=True)]
+    ax.set_yticks(y, names, fontsize="small")
+    for yi, v in zip(y, rows["verdict"], strict=True):
+        ax.text(1.07, float(yi), str(v), va="center", fontsize="x-small", transform=ax.get_yaxis_transform())
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set(xlim=(-1.05, 1.05), xlabel=f"{method.capitalize()} correlation, seed mean (Fisher z), "
+           "two-level bootstrap interval")
+    ax.invert_yaxis()
+    ax.legend(loc="lower left", fontsize="x-small")
+    ax.set_title(f"Scores against downstream accuracy per task ({zoo})")
+    fig.tight_layout()
     return fig

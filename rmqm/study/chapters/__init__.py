@@ -7,11 +7,12 @@
 - :mod:`~rmqm.study.chapters.noise_vs_pgd`: 03, white noise against PGD;
 - :mod:`~rmqm.study.chapters.synbench`: 04, SynBench and the robust probe;
 - :mod:`~rmqm.study.chapters.downstream`: 05, do the scores predict downstream accuracy?
+- :mod:`~rmqm.study.chapters.summary`: 00, the results summary (one table of the claims).
 
 The figures are drawn by :mod:`rmqm.plots`.
 """
 
-from rmqm.study.chapters import downstream, noise_vs_pgd, ssl_vs_supervised, synbench, zoo
+from rmqm.study.chapters import downstream, noise_vs_pgd, ssl_vs_supervised, summary, synbench, zoo
 from rmqm.study.chapters.common import (
     CORRELATION,
     ENCODER,
@@ -31,5 +32,5 @@ from rmqm.study.chapters.common import (
 __all__ = [
     'CORRELATION', 'ENCODER', 'FRACTION', 'PROBES', 'downstream', 'interval_pivot', 'interval_text', 'load_zoo',
     'model_meta', 'noise_vs_pgd', 'print_lines', 'probe_columns', 'seed_line', 'setup', 'ssl_vs_supervised',
-    'synbench', 'zoo', 'zoo_rmqm',
+    'summary', 'synbench', 'zoo', 'zoo_rmqm',
 ]

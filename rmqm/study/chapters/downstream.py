@@ -1,49 +1,141 @@
-"""Chapter 5, do task-free scores predict downstream accuracy? The scores of every zoo
-model side by side, their correlations with accuracy over seeds, and each paper's claim."""
+"""Chapter 5, do task-free scores predict downstream accuracy? Per-task endpoints declared
+before the results, two-level bootstrap intervals, Holm-adjusted p-values, head-to-head tests
+against the label-free baselines, and the reference notebook's own statistic beside them.
+
+The verdict table (``results/verdicts.parquet``) has one row per test: ``claim, endpoint
+(primary/secondary/exploratory), analysis, score, baseline, task, target, method, zoo,
+expected_sign, estimate, ci_low, ci_high, p_value, holm_family, p_holm, verdict, n_configs,
+n_seeds``. Holm runs within each endpoint tier (the two primary endpoints, the secondary rows,
+the exploratory rows), so an exploratory grid cannot dilute a primary endpoint.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from rmqm.stats.correlations import seed_correlations
-from rmqm.stats.intervals import summarize_seeds
-from rmqm.stats.verdicts import format_interval, interval_verdict
-from rmqm.study.chapters.common import CORRELATION, PROBES, interval_pivot, load_zoo, probe_columns
+from rmqm.data.registry import load_dataset
+from rmqm.stats.confounds import partial_correlation, within_dim_correlations
+from rmqm.stats.inference import paired_bootstrap_difference, two_level_bootstrap
+from rmqm.stats.tasks import AGGREGATE, chance_normalised_mean, reference_pooled_correlation
+from rmqm.stats.verdicts import ExpectedSign, expected_sign_alpha_req, format_interval, verdict_table
+from rmqm.study.chapters.common import PROBES, load_zoo, probe_columns
 
-__all__ = ['SCORES', 'TARGETS', 'CLAIMS', 'score_labels', 'score_table', 'score_headline', 'score_overview',
-           'correlations', 'correlation_means', 'correlation_intervals', 'claim_verdict', 'verdict_lines']
+__all__ = [
+    'PRIMARY_TASK', 'PRIMARY_ENDPOINTS', 'CONFIG', 'ZOOS', 'ALPHA', 'CHANCE_CLASSES', 'INTERVAL', 'rmqm_column',
+    'score_columns', 'transfer_tasks', 'chance_levels', 'primary_task', 'alpha_expectation', 'score_labels',
+    'score_table', 'score_headline', 'score_overview', 'endpoint_rows', 'verdicts', 'reference_comparison',
+    'primary_lines', 'verdict_view',
+]
 
-#: The task-free scores and the downstream targets (mean accuracy of each probe over the tasks).
-SCORES: tuple[str, ...] = ("rmqm_noise", "rmqm_pgd", "synbench", "rankme", "alpha_req")
-TARGETS: tuple[str, ...] = tuple(f"mean_{probe}" for probe in PROBES)
-#: Each paper's claim: (score, target, coefficient, the sign its paper predicts).
-CLAIMS: tuple[tuple[str, str, str, str], ...] = (
-    ("rmqm_noise", "mean_1nn", "pearson", "positive"), ("rmqm_pgd", "mean_1nn", "pearson", "positive"),
-    ("synbench", "mean_linear", "spearman", "positive"), ("rankme", "mean_1nn", "pearson", "positive"),
-    ("rankme", "mean_linear", "spearman", "positive"), ("alpha_req", "mean_1nn", "pearson", "negative"),
-)
-_ZOOS = ("all encoders", "without random-init")
+#: The primary endpoints, declared before any result: per paper, (score, probe); Spearman
+#: over the zoo's configurations (seeds averaged on the Fisher-z scale) on :data:`PRIMARY_TASK`,
+#: all encoders (random-init included, as in the RMQM paper's zoo), two-level bootstrap interval.
+PRIMARY_TASK = "fashion-mnist"
+PRIMARY_ENDPOINTS: dict[str, tuple[str, str]] = {"RMQM": ("rmqm_noise", "1nn"), "SynBench": ("synbench", "linear")}
+#: The columns that name a configuration (one encoder up to its seed) for the bootstrap.
+CONFIG: tuple[str, ...] = ("method", "dim", "optimizer")
+#: The two zoos every analysis runs on: all encoders, and without the random-init ones.
+ZOOS: tuple[str, ...] = ("all encoders", "without random-init")
+#: alpha-ReQ oriented so that its authors' claim predicts a positive correlation.
+ALPHA = "alpha_req_oriented"
+#: Classes of each known transfer task (chance level 1 / n); others are read from the registry.
+CHANCE_CLASSES: dict[str, int] = {"fashion-mnist": 10, "mnist": 10, "animal-mnist": 10, "digits": 10, "faces": 2,
+                                  "textures": 3, "kmnist": 10, "cifar10": 10, "caltech101": 101}
+#: The bootstrap interval of every row (percentile of the two-level resamples).
+INTERVAL = "percentile"
+_RMQM_ORDER = ("noise", "pgd-reference", "pgd-own-loss", "pgd-displacement", "pgd")
+_COLUMNS = ["claim", "endpoint", "analysis", "score", "baseline", "task", "target", "method", "zoo", "expected_sign",
+            "estimate", "ci_low", "ci_high", "p_value", "n_configs", "n_seeds"]
 
 
-def score_labels(synbench_threshold: float) -> dict[str, str]:
-    """Readable names of the :data:`SCORES` (axis labels and verdict lines)."""
-    return {"rmqm_noise": "RMQM, white noise", "rmqm_pgd": "RMQM, PGD",
-            "synbench": f"SynBench (t = {synbench_threshold})", "rankme": "RankMe (effective rank)",
-            "alpha_req": "alpha-ReQ (spectral decay)"}
+def rmqm_column(perturbation: str) -> str:
+    """``rmqm_<perturbation with - as _>``: ``"pgd-own-loss"`` -> ``"rmqm_pgd_own_loss"``."""
+    return "rmqm_" + perturbation.replace("-", "_")
+
+
+def score_columns(table: pd.DataFrame) -> list[str]:
+    """The task-free scores of a :func:`score_table`: every ``rmqm_*`` column (noise first, in
+    the order of the RMQM settings), then ``synbench``, ``rankme`` and :data:`ALPHA`."""
+    order = {rmqm_column(p): i for i, p in enumerate(_RMQM_ORDER)}
+    rmqm = sorted((c for c in table.columns if c.startswith("rmqm_")), key=lambda c: (order.get(c, 99), c))
+    return [*rmqm, *(c for c in ("synbench", "rankme", ALPHA) if c in table.columns)]
+
+
+def transfer_tasks(table: pd.DataFrame) -> list[str]:
+    """The zoo's transfer tasks, from its ``<task>_<probe>`` columns, in table order."""
+    return list(dict.fromkeys(c.rsplit("_", 1)[0] for c in probe_columns(table)))
+
+
+@functools.cache
+def _registry_classes(task: str) -> int:
+    return int(load_dataset(task).n_classes)
+
+
+def chance_levels(tasks: Sequence[str], classes: Callable[[str], int] = _registry_classes) -> dict[str, float]:
+    """``1 / n_classes`` of each task: from :data:`CHANCE_CLASSES`, else ``classes(task)`` (by
+    default the data registry's ``load_dataset(task).n_classes``, cached).
+
+    Raises:
+        ValueError: a task neither known nor loadable (add it to :data:`CHANCE_CLASSES`).
+    """
+    out = {}
+    for task in tasks:
+        try:
+            n = CHANCE_CLASSES[task] if task in CHANCE_CLASSES else classes(task)
+        except Exception as err:
+            raise ValueError(f"no chance level for task {task!r} ({err}); add its class count to "
+                             "downstream.CHANCE_CLASSES") from None
+        out[task] = 1.0 / n
+    return out
+
+
+def primary_task(tasks: Sequence[str]) -> tuple[str, str]:
+    """The task of the primary endpoints and a sentence saying which it is and why.
+
+    Raises:
+        ValueError: no task."""
+    if not tasks:
+        raise ValueError("the zoo has no transfer task (no <task>_<probe> columns)")
+    if PRIMARY_TASK in tasks:
+        return PRIMARY_TASK, f"The primary task is {PRIMARY_TASK}, as declared."
+    return tasks[0], (f"This zoo has no {PRIMARY_TASK} task, so the primary endpoints fall back to its first "
+                      f"transfer task, {tasks[0]}.")
+
+
+def alpha_expectation(table: pd.DataFrame) -> ExpectedSign:
+    """alpha-ReQ's expected sign derived from the measured alphas
+    (:func:`rmqm.stats.verdicts.expected_sign_alpha_req`)."""
+    return expected_sign_alpha_req(table["alpha_req"])
+
+
+def score_labels(synbench_threshold: float, columns: Sequence[str] = (), alpha: ExpectedSign | None = None
+                 ) -> dict[str, str]:
+    """Readable names of the scores (axis labels, claims); ``alpha`` names the orientation of :data:`ALPHA`."""
+    labels = {"synbench": f"SynBench (t = {synbench_threshold})", "rankme": "RankMe (effective rank)",
+              ALPHA: "alpha-ReQ" + (f" ({alpha.rule})" if alpha else "")}
+    for c in columns:
+        if c.startswith("rmqm_"):
+            labels[c] = "RMQM, " + ("white noise" if c == "rmqm_noise" else c[5:].replace("_", " ").upper()
+                                    .replace("OWN LOSS", "own loss").replace("REFERENCE", "reference")
+                                    .replace("DISPLACEMENT", "displacement"))
+    return labels
 
 
 def score_table(results: str | os.PathLike, synbench_threshold: float, synbench_epsilon: float) -> pd.DataFrame:
-    """The zoo table with every model's task-free scores and mean accuracies; written to
-    ``results/all_scores.parquet``.
+    """The zoo with every model's task-free scores; written to ``results/all_scores.parquet``.
 
-    Reads ``zoo.parquet``, ``rmqm_scores.parquet`` and ``synbench_scores.parquet`` of
-    ``results`` and adds ``rmqm_noise``, ``rmqm_pgd``, ``synbench`` (the score at
-    ``synbench_threshold`` and ``synbench_epsilon``) and the :data:`TARGETS` (each probe's
-    accuracy averaged over the transfer tasks).
+    Adds ``rmqm_<perturbation>`` (:func:`rmqm_column`) for each perturbation of
+    ``rmqm_scores.parquet``, ``synbench`` (at ``synbench_threshold`` and ``synbench_epsilon``)
+    and :data:`ALPHA`: alpha-ReQ transformed by :func:`alpha_expectation` and multiplied by -1
+    when its expected sign is negative, so that every score's claim is a positive correlation.
 
     Raises:
         FileNotFoundError: a table is missing (run the notebooks it depends on first).
@@ -54,19 +146,17 @@ def score_table(results: str | os.PathLike, synbench_threshold: float, synbench_
     for name in ("rmqm_scores.parquet", "synbench_scores.parquet"):
         if not (results / name).is_file():
             raise FileNotFoundError(f"no table {results / name}; run the notebooks this one depends on first")
-    rmqm_scores = pd.read_parquet(results / "rmqm_scores.parquet")
+    rmqm = pd.read_parquet(results / "rmqm_scores.parquet").pivot_table(index="name", columns="perturbation",
+                                                                        values="rmqm")
+    table = zoo.merge(rmqm.rename(columns=rmqm_column).reset_index().rename_axis(columns=None), on="name")
     synbench = pd.read_parquet(results / "synbench_scores.parquet")
-    table = zoo.merge(
-        rmqm_scores.pivot_table(index="name", columns="perturbation", values="rmqm")
-        .rename(columns={"noise": "rmqm_noise", "pgd": "rmqm_pgd"}).reset_index(), on="name")
     sel = synbench[np.isclose(synbench["threshold"], synbench_threshold)
                    & np.isclose(synbench["epsilon"], synbench_epsilon)]
     if sel.empty:
         raise ValueError(f"no SynBench score at threshold {synbench_threshold}, epsilon {synbench_epsilon}")
     table = table.merge(sel[["name", "score"]].rename(columns={"score": "synbench"}), on="name")
-    probes = probe_columns(zoo)
-    for probe in PROBES:
-        table[f"mean_{probe}"] = table[[c for c in probes if c.endswith("_" + probe)]].mean(axis=1)
+    alpha = alpha_expectation(table)
+    table[ALPHA] = alpha.values(table) * (-1.0 if alpha.sign == "negative" else 1.0)
     table.to_parquet(results / "all_scores.parquet")
     return table
 
@@ -78,78 +168,210 @@ def score_headline(table: pd.DataFrame) -> str:
 
 
 def score_overview(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean of each score and target per encoder over seeds, rounded to 3 digits."""
-    return table.groupby(["method", "family", "dim", "optimizer"])[[*SCORES, *TARGETS]].mean().round(3)
+    """Mean of each score and each ``<task>_1nn`` / ``<task>_linear`` accuracy per encoder over seeds."""
+    acc = [c for c in probe_columns(table) if c.endswith(("_1nn", "_linear"))]
+    return table.groupby(["method", "family", "dim", "optimizer"])[[*score_columns(table), *acc]].mean().round(3)
 
 
-def correlations(
-    table: pd.DataFrame, results: str | os.PathLike, confidence: float = 0.95
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Correlation of each score with each target, across the encoders of each seed, with and
-    without the random-init encoders (a zoo is left out when a seed has fewer than 3 encoders).
+def _zoo(table: pd.DataFrame, zoo: str) -> pd.DataFrame:
+    return table if zoo == ZOOS[0] else table[table["family"] != "random"]
 
-    Writes ``results/correlations_per_seed.parquet`` and ``results/correlations.parquet``.
 
-    Returns:
-        the per-seed coefficients (:func:`rmqm.stats.correlations.seed_correlations` plus
-        ``zoo``) and their summary over seeds (:func:`summarize_seeds` at ``confidence``,
-        clipped to [-1, 1], plus ``n_encoders``: the fewest encoders of a seed).
+def _name(score: str) -> str:
+    """A score's name in a claim: ``"RMQM (PGD own loss)"``, ``"SynBench"``, ``"alpha-ReQ"``."""
+    if score.startswith("rmqm_"):
+        setting = score[5:].replace("_", " ")
+        return "RMQM (" + ("white noise" if setting == "noise" else setting.replace("pgd", "PGD")) + ")"
+    return {"synbench": "SynBench", "rankme": "RankMe", ALPHA: "alpha-ReQ"}.get(score, score)
 
-    Raises:
-        ValueError: no zoo has at least 3 encoders in every seed.
+
+def _target_name(task: str, probe: str) -> str:
+    """``"1-NN accuracy on digits"`` or ``"mean chance-normalised linear accuracy over tasks"``."""
+    word = {"1nn": "1-NN", "knn": "k-NN", "linear": "linear-probe"}.get(probe, probe)
+    return (f"mean chance-normalised {word} accuracy over tasks" if task == AGGREGATE
+            else f"{word} accuracy on {task}")
+
+
+def _probe(score: str) -> str:
+    """The probe each score's paper judges it by: linear for SynBench, 1-NN for the others."""
+    return "linear" if score == "synbench" else "1nn"
+
+
+def _endpoint(score: str, task: str, probe: str, zoo: str, primary: str) -> str:
+    primaries = set(PRIMARY_ENDPOINTS.values())
+    if (score, probe) in primaries and task == primary and zoo == ZOOS[0]:
+        return "primary"
+    if probe == _probe(score) and task != AGGREGATE:
+        return "secondary"
+    return "exploratory"
+
+
+def _safe(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``run(*args, **kwargs)``, or None when the zoo is too small for it (a ValueError: e.g.
+    fewer configurations than it needs)."""
+    try:
+        return run(*args, **kwargs)
+    except ValueError:
+        return None
+
+
+def _boot_row(res: Any) -> dict[str, Any]:
+    if res is None:
+        return dict.fromkeys(("estimate", "ci_low", "ci_high", "p_value", "n_configs", "n_seeds"), np.nan)
+    return {"estimate": res.estimate, "ci_low": res.low, "ci_high": res.high, "p_value": res.p_value,
+            "n_configs": res.n_configs, "n_seeds": res.n_seeds}
+
+
+def _partial_row(table: pd.DataFrame, score: str, target: str, confidence: float) -> dict[str, Any]:
+    """Spearman partial correlation on log d, with the Fisher interval ``tanh(z -/+ q sqrt(1.06 / (n - 4)))``."""
+    res = _safe(partial_correlation, table, score, target, ("log_dim",), config_cols=CONFIG)
+    if res is None or not np.isfinite(res.r):
+        return _boot_row(None)
+    z, se = np.arctanh(np.clip(res.r, -0.999999, 0.999999)), np.sqrt(1.06 / max(res.n - 4, 1))
+    q = float(stats.norm.ppf((1 + confidence) / 2))
+    low, high = float(np.tanh(z - q * se)), float(np.tanh(z + q * se))  # |r| = 1: the interval reaches it
+    return {"estimate": res.r, "ci_low": min(low, res.r), "ci_high": max(high, res.r),
+            "p_value": res.p_value, "n_configs": res.n, "n_seeds": table["seed"].nunique()}
+
+
+def endpoint_rows(table: pd.DataFrame, zoo: str, *, n_resamples: int = 2000, confidence: float = 0.95,
+                  random_state: int = 0) -> list[dict[str, Any]]:
+    """The tests of one zoo (``zoo`` one of :data:`ZOOS`), before Holm:
+
+    - per task: every score x task x probe, Spearman (:func:`two_level_bootstrap`);
+      Pearson too for the two primary pairs (the RMQM paper's coefficient), exploratory;
+    - the chance-normalised mean accuracy over tasks (:data:`AGGREGATE`), beside them, exploratory;
+    - on the primary task: each RMQM setting and SynBench against RankMe and against
+      alpha-ReQ (:func:`paired_bootstrap_difference`, ``r(score) - r(baseline)``), secondary;
+    - partial correlation on log d (Spearman) of the primary pairs and RankMe, secondary;
+      their within-dimension correlations pooled on the Fisher-z scale, exploratory.
+
+    A test the zoo is too small for (e.g. fewer than 3 configurations) is a row of NaN.
     """
-    results = Path(results)
+    sub = _zoo(table, zoo)
+    tasks, scores = transfer_tasks(table), score_columns(table)
+    primary = primary_task(tasks)[0]
+    kw = dict(config_cols=CONFIG, n_resamples=n_resamples, confidence=confidence, interval=INTERVAL,
+              random_state=random_state)
+    chance = chance_levels(tasks)
+    rows: list[dict[str, Any]] = []
+
+    def add(claim: str, endpoint: str, analysis: str, score: str, task: str, target: str, method: str,
+            values: dict[str, Any], baseline: str = "") -> None:
+        rows.append({"claim": claim, "endpoint": endpoint, "analysis": analysis, "score": score, "baseline": baseline,
+                     "task": task, "target": target, "method": method, "zoo": zoo, "expected_sign": "positive",
+                     **values})
+
+    for probe in PROBES:
+        aggregate = chance_normalised_mean(sub, tasks, chance, acc_suffix=f"_{probe}")
+        frame = sub.assign(**{f"{AGGREGATE}_{probe}": aggregate})
+        for score in scores:
+            for task in [*tasks, AGGREGATE]:
+                target = f"{AGGREGATE}_{probe}" if task == AGGREGATE else f"{task}_{probe}"
+                endpoint = _endpoint(score, task, probe, zoo, primary)
+                methods = ["spearman", "pearson"] if (score, probe) in PRIMARY_ENDPOINTS.values() else ["spearman"]
+                for method in methods:
+                    res = _safe(two_level_bootstrap, frame, score, target, method=method, **kw)
+                    add(f"{_name(score)} ranks encoders by {_target_name(task, probe)}",
+                        endpoint if method == "spearman" else "exploratory",
+                        "chance-normalised aggregate" if task == AGGREGATE else "per task", score, task, target,
+                        method, _boot_row(res))
+    for score in [c for c in scores if c.startswith("rmqm_") or c == "synbench"]:
+        target = f"{primary}_{_probe(score)}"
+        for baseline in ("rankme", ALPHA):
+            res = _safe(paired_bootstrap_difference, sub, score, baseline, target, **kw)
+            add(f"{_name(score)} predicts {_target_name(primary, _probe(score))} better than {_name(baseline)}",
+                "secondary",
+                "paired difference", score, primary, target, "spearman", _boot_row(res), baseline)
+    for score, probe in [*PRIMARY_ENDPOINTS.values(), ("rankme", "1nn")]:
+        target = f"{primary}_{probe}"
+        add(f"{_name(score)} ranks encoders by {_target_name(primary, probe)} at a fixed log d", "secondary",
+            "partial on log d", score, primary, target, "spearman", _partial_row(sub, score, target, confidence))
+        within = _safe(within_dim_correlations, sub, score, target, config_cols=CONFIG, confidence=confidence)
+        pooled = within.iloc[-1] if within is not None else None
+        add(f"{_name(score)} ranks encoders by {_target_name(primary, probe)} within each d", "exploratory",
+            "within dim (pooled)", score, primary, target, "spearman",
+            _boot_row(None) if pooled is None else {
+                "estimate": pooled["r"], "ci_low": pooled["ci_low"], "ci_high": pooled["ci_high"],
+                "p_value": pooled["p_value"], "n_configs": int(pooled["n"]), "n_seeds": sub["seed"].nunique()})
+    return rows
+
+
+def verdicts(table: pd.DataFrame, results: str | os.PathLike, *, n_resamples: int = 2000, confidence: float = 0.95,
+             alpha: float = 0.05, random_state: int = 0) -> pd.DataFrame:
+    """The verdict table of both :data:`ZOOS` (:func:`endpoint_rows`), Holm-adjusted within
+    each endpoint tier (``holm_family``) by :func:`rmqm.stats.verdicts.verdict_table` at
+    ``alpha``; a row without an estimate has verdict ``"not measurable"``. Primary rows
+    first. Written to ``results/verdicts.parquet``.
+
+    The sign p-value of a bootstrap cannot fall below ``2 / (n_resamples + 1)``: a tier of
+    ``m`` rows needs ``n_resamples`` well above ``2 m / alpha`` for any row to pass Holm.
+    """
+    rows = [r for zoo in ZOOS for r in endpoint_rows(table, zoo, n_resamples=n_resamples, confidence=confidence,
+                                                      random_state=random_state)]
+    frame = pd.DataFrame(rows, columns=_COLUMNS)
     parts = []
-    for label, sub in zip(_ZOOS, (table, table[table["family"] != "random"]), strict=True):
-        if len(sub) and sub.groupby("seed").size().min() >= 3:
-            parts.append(seed_correlations(sub, list(SCORES), list(TARGETS)).assign(zoo=label))
-    if not parts:
-        raise ValueError("every seed needs at least 3 encoders to correlate scores with accuracy")
-    per_seed_r = pd.concat(parts, ignore_index=True)
-    per_seed_r.to_parquet(results / "correlations_per_seed.parquet")
-    keys = ["zoo", "score", "target", "method"]
-    corr = summarize_seeds(per_seed_r, "r", by=keys, confidence=confidence, bounds=CORRELATION)
-    corr = corr.merge(per_seed_r.groupby(keys)["n"].min().rename("n_encoders").reset_index())
-    corr.to_parquet(results / "correlations.parquet")
-    return per_seed_r, corr
+    for tier in ("primary", "secondary", "exploratory"):
+        part = frame[frame["endpoint"] == tier]
+        if len(part):
+            parts.append(verdict_table(part, alpha=alpha).assign(holm_family=tier))
+    out = pd.concat(parts, ignore_index=True)
+    out.loc[~np.isfinite(out["estimate"].astype(float)), "verdict"] = "not measurable"
+    out = out[[*_COLUMNS[:14], "holm_family", "p_holm", "verdict", "n_configs", "n_seeds"]]
+    out.to_parquet(Path(results) / "verdicts.parquet")
+    return out
 
 
-def correlation_means(corr: pd.DataFrame) -> pd.DataFrame:
-    """Mean coefficient over seeds per zoo, score and coefficient (rows) and target (columns), rounded."""
-    return corr.pivot_table(index=["zoo", "score", "method"], columns="target", values="mean").round(2)
-
-
-def correlation_intervals(corr: pd.DataFrame) -> pd.DataFrame:
-    """:func:`correlation_means` as text ``"+mean [+low, +high]"`` with the t-intervals."""
-    return interval_pivot(corr, ["zoo", "score", "method"], "target", digits=2, signed=True)
-
-
-def claim_verdict(corr: pd.DataFrame, score: str, target: str, method: str, zoo: str, expected: str) -> str:
-    """What the summary ``corr`` of :func:`correlations` says about a claim that ``score``
-    correlates with ``target`` in sign ``expected`` (coefficient ``method``, in ``zoo``).
+def reference_comparison(table: pd.DataFrame, verdict: pd.DataFrame, results: str | os.PathLike) -> pd.DataFrame:
+    """The reference notebook's statistic beside ours, for each RMQM setting: one Pearson r
+    pooled over every transfer task of this zoo (each task's 1-NN accuracy divided by its
+    largest, d > 3, the first seed; :func:`reference_pooled_correlation` -- the reference pools
+    Omniglot only, which this zoo lacks) and our per-task Spearman estimates with their verdicts
+    (all encoders). Written to ``results/reference_comparison.parquet``.
 
     Returns:
-        ``"<verdict>, <method> r = <interval> over <n> seeds of <m> encoders each"`` (see
-        :func:`rmqm.stats.verdicts.interval_verdict`), or a "not measurable" note.
+        ``score, reference_tasks, reference_seed, reference_r, reference_n`` and per task
+        ``<task>: ours``.
     """
-    row = corr[(corr["score"] == score) & (corr["target"] == target) & (corr["method"] == method)
-               & (corr["zoo"] == zoo)]
-    if row.empty or not np.isfinite(row["mean"].iloc[0]):
-        return "not measurable (too few encoders or a constant score)"
-    r = row.iloc[0]
-    word = interval_verdict(r["ci_low"], r["ci_high"], expected=expected)
-    if word == "inconclusive":
-        word = "inconclusive: the interval includes 0"
-    return (f"{word}, {method} r = {format_interval(r['mean'], r['ci_low'], r['ci_high'])} over "
-            f"{int(r['n_seeds'])} seeds of {int(r['n_encoders'])} encoders each")
+    seed = sorted(table["seed"].unique())[0]
+    tasks = transfer_tasks(table)
+    rows = []
+    for score in [c for c in score_columns(table) if c.startswith("rmqm_")]:
+        ref = _safe(reference_pooled_correlation, table[table["seed"] == seed], score, tasks)
+        row: dict[str, Any] = {"score": score, "reference_tasks": ", ".join(tasks), "reference_seed": seed,
+                               "reference_r": np.nan if ref is None else ref.r,
+                               "reference_n": 0 if ref is None else ref.n}
+        for task in tasks:
+            mine = verdict[(verdict["score"] == score) & (verdict["target"] == f"{task}_1nn")
+                           & (verdict["method"] == "spearman") & (verdict["zoo"] == ZOOS[0])]
+            row[f"{task}: ours"] = "" if mine.empty else (
+                f"{format_interval(*mine[['estimate', 'ci_low', 'ci_high']].iloc[0])} {mine['verdict'].iloc[0]}")
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out.to_parquet(Path(results) / "reference_comparison.parquet")
+    return out
 
 
-def verdict_lines(table: pd.DataFrame, corr: pd.DataFrame, labels: dict[str, str]) -> list[str]:
-    """The verdict on each of the :data:`CLAIMS` in each zoo, after the range of alpha-ReQ."""
-    lines = [f"alpha-ReQ ranges from {table['alpha_req'].min():.2f} to {table['alpha_req'].max():.2f} in this zoo"]
-    for zoo in corr["zoo"].unique():
-        lines.append(f"--- {zoo} ---")
-        for score, target, method, expected in CLAIMS:
-            lines.append(f"{labels[score]:>28} vs {target:<11}: "
-                         f"{claim_verdict(corr, score, target, method, zoo, expected)}")
+def primary_lines(verdict: pd.DataFrame, labels: dict[str, str]) -> list[str]:
+    """One sentence per primary endpoint: estimate, interval, raw and Holm p, verdict."""
+    lines = []
+    for _, r in verdict[verdict["endpoint"] == "primary"].iterrows():
+        lines.append(f"{labels.get(r['score'], r['score'])} vs {r['target']} ({r['method']}, {r['zoo']}): "
+                     f"{format_interval(r['estimate'], r['ci_low'], r['ci_high'])}, p = {r['p_value']:.4f}, "
+                     f"Holm p = {r['p_holm']:.4f} -> {r['verdict']} ({r['n_configs']:.0f} configurations x "
+                     f"{r['n_seeds']:.0f} seeds)")
     return lines
+
+
+def verdict_view(verdict: pd.DataFrame, analysis: str | None = None, endpoint: str | None = None) -> pd.DataFrame:
+    """Rows of a :func:`verdicts` table as a reader's table: ``claim, zoo, endpoint, estimate,
+    interval, p, p (Holm), verdict``, optionally one ``analysis`` or ``endpoint`` only."""
+    rows = verdict[((verdict["analysis"] == analysis) if analysis else True)
+                   & ((verdict["endpoint"] == endpoint) if endpoint else True)]
+    return pd.DataFrame({
+        "claim": rows["claim"], "zoo": rows["zoo"], "endpoint": rows["endpoint"],
+        "estimate": rows["estimate"].astype(float).round(2),
+        "interval": [format_interval(e, lo, hi).partition(" ")[2] or "none"
+                     for e, lo, hi in rows[["estimate", "ci_low", "ci_high"]].astype(float).to_numpy()],
+        "p": rows["p_value"].astype(float).round(4), "p (Holm)": rows["p_holm"].astype(float).round(4),
+        "verdict": rows["verdict"]}).reset_index(drop=True)

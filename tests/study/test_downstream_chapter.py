@@ -1,0 +1,221 @@
+"""Chapter 5 on small synthetic zoos: the score table, the declared endpoints, the verdict table,
+the reference statistic beside it, and the forest plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from rmqm import plots
+from rmqm.data.registry import load_dataset
+from rmqm.stats.tasks import AGGREGATE
+from rmqm.study.chapters import downstream
+
+matplotlib.use("Agg")
+
+TASKS = ("fashion-mnist", "animal-mnist", "digits")
+METHODS = (("a", "supervised"), ("b", "supervised"), ("c", "self-supervised"), ("d", "self-supervised"),
+           ("r", "random"))
+
+
+def zoo_table(tasks=TASKS, methods=METHODS, dims=(8, 32), seeds=(0, 1), alpha_offset=2.0) -> pd.DataFrame:
+    """Every accuracy grows with a configuration's level; alpha-ReQ is above 1 everywhere by default."""
+    rows = []
+    for seed in seeds:
+        for i, (method, family) in enumerate(methods):
+            for k, dim in enumerate(dims):
+                level = 0.1 * (i + 1) + 0.03 * k + 0.001 * seed
+                row = dict(name=f"{method}_d{dim}_s{seed}", method=method, family=family, dim=dim, optimizer="adam",
+                           seed=seed, rankme=float(dim) * level, alpha_req=alpha_offset - level)
+                for t in tasks:
+                    row.update({f"{t}_1nn": level, f"{t}_knn": level, f"{t}_linear": level ** 2})
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_results(folder: Path, zoo: pd.DataFrame, perturbations=("noise", "pgd-reference", "pgd-own-loss",
+                                                                    "pgd-displacement")) -> None:
+    zoo.to_parquet(folder / "zoo.parquet")
+    first = [c for c in zoo.columns if c.endswith("_1nn")][0]
+    linear = [c for c in zoo.columns if c.endswith("_linear")][0]
+    rmqm = [dict(name=r["name"], perturbation=p, rmqm=r[first] * (1 if p == "noise" else -1))
+            for _, r in zoo.iterrows() for p in perturbations]
+    pd.DataFrame(rmqm).to_parquet(folder / "rmqm_scores.parquet")
+    syn = [dict(name=r["name"], threshold=t, epsilon=0.0, score=-r[linear] * t) for _, r in zoo.iterrows()
+           for t in (0.6, 0.7)]
+    pd.DataFrame(syn).to_parquet(folder / "synbench_scores.parquet")
+
+
+def test_rmqm_columns_name_each_perturbation():
+    assert downstream.rmqm_column("pgd-own-loss") == "rmqm_pgd_own_loss"
+    assert downstream.rmqm_column("noise") == "rmqm_noise"
+
+
+def test_score_table_pivots_every_perturbation_and_orients_alpha(tmp_path):
+    write_results(tmp_path, zoo_table())
+    table = downstream.score_table(tmp_path, 0.7, 0.0)
+    assert (tmp_path / "all_scores.parquet").is_file()
+    assert downstream.score_columns(table) == ["rmqm_noise", "rmqm_pgd_reference", "rmqm_pgd_own_loss",
+                                               "rmqm_pgd_displacement", "synbench", "rankme", downstream.ALPHA]
+    assert table["synbench"].tolist() == pytest.approx((-0.7 * table["fashion-mnist_linear"]).tolist())
+    # every alpha > 1: larger alpha is farther from 1, so the oriented score is -alpha
+    assert downstream.alpha_expectation(table).sign == "negative"
+    assert table[downstream.ALPHA].tolist() == pytest.approx((-table["alpha_req"]).tolist())
+    assert "mean_1nn" not in table.columns  # no raw mean of accuracies over tasks
+    with pytest.raises(ValueError, match="no SynBench score at threshold 0.9"):
+        downstream.score_table(tmp_path, 0.9, 0.0)
+
+
+def test_alpha_on_both_sides_of_one_is_its_distance(tmp_path):
+    write_results(tmp_path, zoo_table(alpha_offset=1.3))  # alphas from 1.27 down to 0.77
+    table = downstream.score_table(tmp_path, 0.7, 0.0)
+    assert table[downstream.ALPHA].tolist() == pytest.approx((-(table["alpha_req"] - 1).abs()).tolist())
+
+
+def test_older_builds_with_noise_and_pgd_still_work(tmp_path):
+    write_results(tmp_path, zoo_table(), perturbations=("noise", "pgd"))
+    table = downstream.score_table(tmp_path, 0.7, 0.0)
+    assert downstream.score_columns(table)[:2] == ["rmqm_noise", "rmqm_pgd"]
+
+
+def test_tasks_chance_levels_and_primary_task():
+    table = zoo_table()
+    assert downstream.transfer_tasks(table) == list(TASKS)
+    assert downstream.chance_levels(["faces", "textures"]) == {"faces": 0.5, "textures": pytest.approx(1 / 3)}
+    assert downstream.chance_levels(["mystery"], classes=lambda t: 4) == {"mystery": 0.25}
+
+    def missing(task: str) -> int:
+        raise ValueError("unknown dataset")
+
+    with pytest.raises(ValueError, match="add its class count to downstream.CHANCE_CLASSES"):
+        downstream.chance_levels(["mystery"], classes=missing)
+    assert downstream.primary_task(list(TASKS))[0] == "fashion-mnist"
+    task, note = downstream.primary_task(["digits", "faces"])
+    assert task == "digits" and "no fashion-mnist task" in note and "digits" in note
+
+
+@pytest.mark.parametrize("task", ["digits", "faces", "textures"])
+def test_chance_constants_match_the_registry(task):
+    assert downstream.CHANCE_CLASSES[task] == load_dataset(task, split="all").n_classes
+
+
+@pytest.fixture(scope="module")
+def verdict(tmp_path_factory) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    folder = tmp_path_factory.mktemp("results")
+    write_results(folder, zoo_table())
+    table = downstream.score_table(folder, 0.7, 0.0)
+    return folder, table, downstream.verdicts(table, folder, n_resamples=400)
+
+
+def test_verdict_table_declares_two_primary_endpoints(verdict):
+    folder, _, v = verdict
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / "verdicts.parquet"), v)
+    primary = v[v["endpoint"] == "primary"]
+    assert set(zip(primary["score"], primary["target"], strict=True)) == {("rmqm_noise", "fashion-mnist_1nn"),
+                                                             ("synbench", "fashion-mnist_linear")}
+    assert set(primary["zoo"]) == {"all encoders"} and set(primary["method"]) == {"spearman"}
+    assert set(v["endpoint"]) == {"primary", "secondary", "exploratory"}
+    assert set(v["zoo"]) == set(downstream.ZOOS)
+    # RMQM under noise is the accuracy itself; SynBench ranks encoders backwards
+    noise = primary[primary["score"] == "rmqm_noise"].iloc[0]
+    assert noise["estimate"] == pytest.approx(1.0) and noise["verdict"] == "supported"
+    syn = primary[primary["score"] == "synbench"].iloc[0]
+    assert syn["estimate"] == pytest.approx(-1.0) and syn["verdict"] == "contradicted"
+    assert (noise["n_configs"], noise["n_seeds"]) == (10, 2)
+
+
+def test_holm_runs_within_each_tier(verdict):
+    _, _, v = verdict
+    assert (v["holm_family"] == v["endpoint"]).all()
+    finite = v.dropna(subset=["p_value"])
+    assert (finite["p_holm"] >= finite["p_value"] - 1e-12).all()
+    for _, part in finite.groupby("holm_family"):  # the smallest p is multiplied by the tier's size
+        smallest = part.loc[part["p_value"].idxmin()]
+        assert smallest["p_holm"] == pytest.approx(min(1.0, len(part) * smallest["p_value"]))
+
+
+def test_every_task_is_its_own_endpoint_and_the_aggregate_is_named(verdict):
+    _, _, v = verdict
+    per_task = v[v["analysis"] == "per task"]
+    assert set(per_task["task"]) == set(TASKS)
+    aggregate = v[v["analysis"] == "chance-normalised aggregate"]
+    assert set(aggregate["task"]) == {AGGREGATE} and set(aggregate["endpoint"]) == {"exploratory"}
+    assert aggregate["claim"].str.contains("chance-normalised").all()
+    assert not v["target"].isin(["mean_1nn", "mean_knn", "mean_linear"]).any()
+    secondary = per_task[per_task["endpoint"] == "secondary"]
+    probe = secondary["target"].str.rsplit("_", n=1).str[-1]
+    assert (probe[secondary["score"] == "synbench"] == "linear").all()
+    assert (probe[secondary["score"] != "synbench"] == "1nn").all()
+
+
+def test_head_to_head_partial_and_within_dim_rows(verdict):
+    _, _, v = verdict
+    paired = v[v["analysis"] == "paired difference"]
+    assert set(paired["baseline"]) == {"rankme", downstream.ALPHA}
+    assert set(paired["score"]) == {"rmqm_noise", "rmqm_pgd_reference", "rmqm_pgd_own_loss",
+                                    "rmqm_pgd_displacement", "synbench"}
+    assert len(paired) == 2 * 5 * 2 and set(paired["task"]) == {"fashion-mnist"}
+    # r(noise) = 1, so the difference is 1 - r(RankMe) of the per-task row, in each zoo
+    for zoo in downstream.ZOOS:
+        both = paired[(paired["score"] == "rmqm_noise") & (paired["baseline"] == "rankme") & (paired["zoo"] == zoo)]
+        rankme = v[(v["analysis"] == "per task") & (v["score"] == "rankme") & (v["zoo"] == zoo)
+                   & (v["target"] == "fashion-mnist_1nn")]
+        assert both["estimate"].iloc[0] == pytest.approx(1 - rankme["estimate"].iloc[0])
+    partial = v[v["analysis"] == "partial on log d"]
+    assert set(partial["score"]) == {"rmqm_noise", "synbench", "rankme"}
+    assert partial.loc[partial["score"] == "rmqm_noise", "estimate"].tolist() == pytest.approx([1.0, 1.0])
+    assert (partial["ci_low"] <= partial["estimate"] + 1e-9).all()
+    within = v[v["analysis"] == "within dim (pooled)"]
+    assert set(within["endpoint"]) == {"exploratory"} and len(within) == 6
+
+
+def test_a_zoo_too_small_for_a_test_gives_not_measurable(tmp_path):
+    write_results(tmp_path, zoo_table(methods=METHODS[2:], dims=(8,)))  # 3 configs, 2 without random-init
+    table = downstream.score_table(tmp_path, 0.7, 0.0)
+    v = downstream.verdicts(table, tmp_path, n_resamples=50)
+    without = v[v["zoo"] == "without random-init"]
+    assert (without["verdict"] == "not measurable").all()
+    assert v[v["zoo"] == "all encoders"]["estimate"].notna().any()
+
+
+def test_reference_statistic_beside_ours(verdict):
+    folder, table, v = verdict
+    ref = downstream.reference_comparison(table, v, folder)
+    assert (folder / "reference_comparison.parquet").is_file()
+    noise = ref.set_index("score").loc["rmqm_noise"]
+    # every task's 1-NN accuracy is the score itself: the pooled Pearson r over tasks is 1
+    assert noise["reference_r"] == pytest.approx(1.0)
+    assert noise["reference_tasks"] == ", ".join(TASKS) and noise["reference_seed"] == 0
+    assert noise["reference_n"] == 3 * 10  # one seed, d > 3, stacked over three tasks
+    assert noise["fashion-mnist: ours"].endswith("supported")
+
+
+def test_primary_lines_and_view(verdict):
+    _, table, v = verdict
+    labels = downstream.score_labels(0.7, downstream.score_columns(table), downstream.alpha_expectation(table))
+    lines = downstream.primary_lines(v, labels)
+    assert len(lines) == 2 and lines[0].startswith("RMQM, white noise vs fashion-mnist_1nn")
+    assert "-> supported (10 configurations x 2 seeds)" in lines[0]
+    view = downstream.verdict_view(v, analysis="paired difference")
+    assert list(view.columns) == ["claim", "zoo", "endpoint", "estimate", "interval", "p", "p (Holm)", "verdict"]
+    assert len(view) == 20
+
+
+def test_forest_plot_highlights_the_primary_endpoints(verdict):
+    _, _, v = verdict
+    fig = plots.plot_verdict_forest(v, {"rmqm_noise": "RMQM noise"})
+    ax = fig.axes[0]
+    rows = v[(v["zoo"] == "all encoders") & (v["analysis"] == "per task") & (v["method"] == "spearman")
+             & v["endpoint"].isin(["primary", "secondary"])]
+    assert len(ax.get_yticklabels()) == len(rows)
+    assert ax.get_xlim() == (-1.05, 1.05)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "RMQM noise | fashion-mnist (1nn)" in labels
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["secondary / exploratory", "primary endpoint"]
+    assert np.isin(["supported", "contradicted"], [t.get_text() for t in ax.texts]).all()
+    with pytest.raises(ValueError, match="no spearman rows"):
+        plots.plot_verdict_forest(v, zoo="nowhere")
