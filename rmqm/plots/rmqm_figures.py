@@ -35,7 +35,8 @@ def plot_rmqm_bars(summaries: pd.DataFrame) -> Any:
         the matplotlib ``Figure``.
     """
     check_columns(summaries, ["rmqm", "method", "dim", "perturbation"], "summaries")
-    g = sns.catplot(data=summaries, x="rmqm", y="method", hue="dim", col="perturbation", kind="bar",
+    wrap = 2 if summaries["perturbation"].nunique() > 2 else None
+    g = sns.catplot(data=summaries, x="rmqm", y="method", hue="dim", col="perturbation", col_wrap=wrap, kind="bar",
                     errorbar=t_errorbar(), height=3.6, aspect=1.3, orient="h", sharex=False, palette="crest")
     g.set_axis_labels("RMQM (dimensionless)", "pretraining method")
     g.set_titles("{col_name}")
@@ -43,27 +44,39 @@ def plot_rmqm_bars(summaries: pd.DataFrame) -> Any:
     return g.figure
 
 
+def strength_label(setting: str) -> str:
+    """The strength-axis label of an alteration setting (``noise`` or any ``pgd...`` setting)."""
+    return STRENGTH_LABEL["noise" if setting == "noise" else "pgd"]
+
+
+def _settings(table: pd.DataFrame) -> list[str]:
+    """The alteration settings of a table in display order: noise first, then the others as they come."""
+    seen = list(dict.fromkeys(table["perturbation"]))
+    return sorted(seen, key=lambda s: (s != "noise", seen.index(s)))
+
+
 def plot_distance_curves(levels: pd.DataFrame, quantiles: tuple[float, float] = (0.1, 0.9)) -> Any:
     """Median distance from the original ``a_k`` (top) and step size ``b_k`` (bottom) per
-    method against the alteration strength, white noise (left) and PGD (right), with the
-    band between ``quantiles`` of the points (all seeds pooled), at the largest dimension.
+    method against the alteration strength, one column per alteration (white noise first),
+    with the band between ``quantiles`` of the points (all seeds pooled), at the largest dimension.
 
     Args:
         levels: per-point, per-level table (``perturbation``, ``dim``, ``method``, ``level``,
-            ``strength``, ``a``, ``b``) with both alterations.
+            ``strength``, ``a``, ``b``).
 
     Returns:
-        the matplotlib ``Figure`` (2 x 2 axes; the legend on the top-left one).
+        the matplotlib ``Figure`` (2 x n axes; the legend on the top-left one).
     """
     check_columns(levels, ["perturbation", "dim", "method", "level", "strength", "a", "b"], "levels")
     d_max = levels["dim"].max()
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
-    for i, setting in enumerate(("noise", "pgd")):
+    settings = _settings(levels)
+    fig, axes = plt.subplots(2, len(settings), figsize=(5 * len(settings), 7.5), squeeze=False)
+    for i, setting in enumerate(settings):
         sub = levels[(levels["perturbation"] == setting) & (levels["dim"] == d_max)]
         bands = level_bands(sub, by=("method",), quantiles=quantiles)
         for j, series in enumerate(("a", "b")):
             what = "distance from the original" if series == "a" else "step size"
-            plot_distance_bands(bands, series, hue="method", ax=axes[j][i], xlabel=STRENGTH_LABEL[setting],
+            plot_distance_bands(bands, series, hue="method", ax=axes[j][i], xlabel=strength_label(setting),
                                 title=f"{setting}: {what}")
             if (i, j) != (0, 0):
                 axes[j][i].get_legend().remove()
@@ -100,19 +113,21 @@ def plot_point_statistics(points: pd.DataFrame) -> Any:
     return g.figure
 
 
-def plot_noise_vs_pgd(scores: pd.DataFrame) -> Any:
-    """RMQM under PGD against RMQM under white noise, one point per encoder and seed.
+def plot_noise_vs_pgd(scores: pd.DataFrame, pgd: str = "pgd", pgd_label: str = "PGD") -> Any:
+    """RMQM under a PGD setting against RMQM under white noise, one point per encoder and seed.
 
     Args:
-        scores: one row per model with ``noise``, ``pgd``, ``method`` and ``dim`` columns.
+        scores: one row per model with ``noise``, ``pgd`` (the column named by ``pgd``),
+            ``method`` and ``dim`` columns.
+        pgd_label: how the y-axis names the PGD setting.
 
     Returns:
         the matplotlib ``Figure``.
     """
-    check_columns(scores, ["noise", "pgd", "method", "dim"], "scores")
+    check_columns(scores, ["noise", pgd, "method", "dim"], "scores")
     fig, ax = plt.subplots()
-    sns.scatterplot(data=scores, x="noise", y="pgd", hue="method", style="dim", s=60, ax=ax)
-    ax.set(xlabel="RMQM under white noise", ylabel="RMQM under PGD (displacement attack)",
+    sns.scatterplot(data=scores, x="noise", y=pgd, hue="method", style="dim", s=60, ax=ax)
+    ax.set(xlabel="RMQM under white noise", ylabel=f"RMQM under {pgd_label}",
            title="Same encoders, two alterations (one point per encoder and seed)")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), fontsize="small")
     return fig
@@ -120,7 +135,7 @@ def plot_noise_vs_pgd(scores: pd.DataFrame) -> Any:
 
 def plot_relative_change_spikes(spikes: pd.DataFrame) -> Any:
     """Median (solid) and 99th percentile (dashed) of ``|r^b_k|`` per level and family, on a
-    log scale; white noise left, PGD right.
+    log scale; one panel per alteration, white noise first.
 
     Args:
         spikes: :func:`rmqm.study.chapters.noise_vs_pgd.relative_changes` (``perturbation``,
@@ -130,10 +145,12 @@ def plot_relative_change_spikes(spikes: pd.DataFrame) -> Any:
         the matplotlib ``Figure`` (two axes).
     """
     check_columns(spikes, ["perturbation", "family", "level", "median", "p99"], "spikes")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, setting, xlabel in zip(axes, ("noise", "pgd"), ("noise level $k$", "PGD step $k$"), strict=True):
+    settings = _settings(spikes)
+    fig, axes = plt.subplots(1, len(settings), figsize=(5 * len(settings), 4), squeeze=False)
+    for i, (ax, setting) in enumerate(zip(axes[0], settings, strict=True)):
+        xlabel = "noise level $k$" if setting == "noise" else "PGD step $k$"
         sub = spikes[spikes["perturbation"] == setting]
-        sns.lineplot(data=sub, x="level", y="median", hue="family", ax=ax, legend=(setting == "noise"))
+        sns.lineplot(data=sub, x="level", y="median", hue="family", ax=ax, legend=(i == 0))
         sns.lineplot(data=sub, x="level", y="p99", hue="family", ax=ax, linestyle="--", legend=False)
         ax.set(yscale="log", xlabel=xlabel, ylabel="$|r^b_k|$ (relative change, log scale)",
                title=f"{setting}: median (solid) and 99th percentile (dashed)")

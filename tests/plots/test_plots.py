@@ -96,6 +96,18 @@ def levels() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_distance_curves_one_column_per_setting_noise_first():
+    both = levels()
+    three = pd.concat([both[both["perturbation"] == "pgd"].assign(perturbation="pgd-reference"),
+                       both.assign(perturbation=both["perturbation"].replace({"pgd": "pgd-own-loss"}))])
+    fig = plots.plot_distance_curves(three)
+    assert len(fig.axes) == 6
+    assert [ax.get_title() for ax in fig.axes[:3]] == [
+        "noise: distance from the original", "pgd-reference: distance from the original",
+        "pgd-own-loss: distance from the original"]
+    assert fig.axes[1].get_xlabel() == "PGD steps $k$"
+
+
 def test_distance_curves_two_by_two_at_the_largest_dim():
     fig = plots.plot_distance_curves(levels())
     assert titles(fig) == ["noise: distance from the original", "pgd: distance from the original",
