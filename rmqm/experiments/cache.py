@@ -30,8 +30,8 @@ from rmqm.training.checkpoints import TrainedModel, load_model
 from rmqm.training.methods import own_attack_loss, reference_attack_semantics
 
 __all__ = [
-    "RMQM_MODULES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table", "cached_rmqm",
-    "cached_synbench", "alteration_settings", "own_attack_keywords", "ZooRMQM",
+    "RMQM_MODULES", "HEAD_LOSSES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table",
+    "cached_rmqm", "cached_synbench", "alteration_settings", "own_attack_keywords", "ZooRMQM",
 ]
 
 
@@ -99,6 +99,10 @@ def _object_identity(obj: Any) -> str | None:
     module = _rmqm_module(obj)
     name = getattr(obj, "__qualname__", type(obj).__qualname__)
     return f"{getattr(obj, '__module__', '?')}.{name}" + (f"@{code_fingerprint(module)}" if module else "")
+
+
+#: Own attack losses that need the model's classifier head.
+HEAD_LOSSES: tuple[str, ...] = ("cross-entropy", "triplet-entropy")
 
 
 #: The tables of one RMQM measurement, as :func:`cached_rmqm` stores them.
@@ -295,7 +299,8 @@ class ZooRMQM:
     def __call__(self, name: str, seed: int, setting: str, **extra: Any) -> dict[str, pd.DataFrame]:
         """Tables of zoo model ``name`` (trained with ``seed``) under alteration ``setting``;
         ``extra`` overrides or adds ``measure_rmqm`` keywords (e.g. ``nested=True``, an
-        ``attack_loss`` with its ``head`` or ``augment``)."""
+        ``attack_loss``, which implies its PGD mode unless ``pgd_mode`` is given too; the model's
+        head is added for the cross-entropy and triplet-entropy losses)."""
 
         model, data_config, kwargs = self._request(name, seed, setting, extra)
         return cached_rmqm(self.store, name, model.encoder, self.data(int(seed)), data_config, **kwargs)
@@ -314,9 +319,13 @@ class ZooRMQM:
         data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": int(seed)}
         kwargs = {"batch_size": self.batch_size, **self.settings[setting], **extra, "seed": int(seed),
                   "device": self.device}
+        if kwargs.get("perturbation") != "pgd":
+            return model, data_config, kwargs
+        if "attack_loss" in extra and "pgd_mode" not in extra:  # a loss for this call: its implied mode
+            kwargs["pgd_mode"] = resolve_pgd_mode(None, extra["attack_loss"])
         mode = kwargs.get("pgd_mode")
-        if kwargs.get("perturbation") == "pgd" and mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
+        if mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
             kwargs.update(own_attack_keywords(model.method, mode))
-            if model.head is not None and "head" not in kwargs:
-                kwargs["head"] = model.head  # the cross-entropy and triplet-entropy attacks' classifier
+        if kwargs.get("attack_loss") in HEAD_LOSSES and model.head is not None and "head" not in kwargs:
+            kwargs["head"] = model.head  # the cross-entropy and triplet-entropy attacks' classifier
         return model, data_config, kwargs

@@ -219,7 +219,12 @@ def test_zoo_rmqm_keys_hold_the_pgd_mode_and_each_models_own_loss(tmp_path, tiny
     assert keys["ref"]["augment_output"] is False and keys["ref"]["batch_size"] == 4 and keys["own"]["batch_size"] == 8
     ce = rmqm_of.key(names["cross-entropy"], 0, "ref")
     assert ce["attack_loss"] == "cross-entropy" and ce["augment_output"] is True and len(ce["head"]) == 64
+    # a loss given for one call on the displacement setting implies the own-loss mode (and the head)
     calls = counting(monkeypatch)
+    rmqm_of(names["cross-entropy"], 0, "disp", attack_loss="cross-entropy")
+    key = rmqm_of.store.configs()[-1]
+    assert (key["pgd_mode"], key["attack_loss"], len(key["head"])) == ("own-loss", "cross-entropy", 64)
+    # ... the very measurement of the own-loss setting (read back), and the reference one is another
     tables = {s: rmqm_of(names["cross-entropy"], 0, s)["summary"] for s in ("own", "ref")}
     rmqm_of(names["cross-entropy"], 0, "ref")
     assert len(calls) == 2 and not tables["own"].equals(tables["ref"])
