@@ -10,7 +10,13 @@ Measured in one run, on the same encoder, batch and K:
    forward+backward passes of the same encoder, and under noise over the bare n forward
    passes (goal: within 1.2 of the floor).
 
-Run: ``.venv/bin/python benchmarks/bench_pgd_trajectory.py [--levels 30] [--batch 250]``
+3. with ``--modes``: the wall time of ``measure_rmqm`` under PGD in each of the three modes
+   (``reference``, ``own-loss``, ``displacement``; :mod:`rmqm.metrics.rmqm.attacks`) for a
+   LeNet (the reference's MNIST encoder, d = 128) at random init attacked with NT-Xent (as the
+   reference attacks its random network) and a LeNet with a classifier head attacked with
+   cross-entropy, on ``--batch`` MNIST-sized points in attack batches of 128.
+
+Run: ``.venv/bin/python benchmarks/bench_pgd_trajectory.py [--levels 30] [--batch 250] [--modes]``
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from rmqm.data.offline import fashion_mnist_available
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.models.encoder import Encoder
-from rmqm.models.backbones import TinyCNN
+from rmqm.models.backbones import LeNet, TinyCNN
 from rmqm.metrics.rmqm.perturbations import make_attack_loss, pgd_attack, pgd_trajectory
 
 
@@ -45,7 +51,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--modes", action="store_true", help="time the three PGD modes on a LeNet instead")
     args = parser.parse_args()
+    if args.modes:
+        bench_modes(args)
+        return
 
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -107,6 +117,30 @@ def main() -> None:
           f"= {t_pgd / t_bare_fb:.2f}")
     print(f"floor: measure_rmqm(noise) {t_noise:.2f} s / bare {args.noise_levels} forward {t_bare_f:.2f} s "
           f"= {t_noise / t_bare_f:.2f}")
+
+
+def bench_modes(args: argparse.Namespace) -> None:
+    """Wall time of ``measure_rmqm`` under PGD in each mode, LeNet, ``args.batch`` points."""
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    data = load_dataset("fashion-mnist" if fashion_mnist_available() else "digits", "test", n=args.batch, seed=0)
+    encoder = Encoder(LeNet(1, 128), mean=data.mean, std=data.std).to(device).eval()
+    head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(128, 10)).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    common = dict(perturbation="pgd", n_levels=args.levels, step_size=2 / 255, batch_size=128, device=device,
+                  progress=False, seed=0)
+    print(f"device {device}, torch threads {torch.get_num_threads()}, {len(data)} points of {data.name}, "
+          f"LeNet(d 128), K = {args.levels}, attack batches of 128")
+    runs = [("displacement", "displacement", {}), ("own-loss", "nt-xent", {}), ("reference", "nt-xent", {}),
+            ("own-loss", "cross-entropy", {"head": head}), ("reference", "cross-entropy", {"head": head})]
+    for mode, loss, extra in runs:
+        def run() -> object:
+            out = measure_rmqm(encoder, data, attack_loss=loss, pgd_mode=mode, **common, **extra)
+            sync()
+            return out
+
+        seconds, result = timed(run, 1 if mode == "reference" else args.repeats)
+        print(f"  {mode:>12} {loss:>13}: {seconds:7.2f} s  (RMQM {result.score:.3f})")  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
