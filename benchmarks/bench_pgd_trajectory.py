@@ -30,9 +30,9 @@ import torch
 from rmqm.data.offline import fashion_mnist_available
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.rmqm.measure import measure_rmqm
-from rmqm.models.encoder import Encoder
-from rmqm.models.backbones import LeNet, TinyCNN
 from rmqm.metrics.rmqm.perturbations import make_attack_loss, pgd_attack, pgd_trajectory
+from rmqm.models.backbones import LeNet, TinyCNN
+from rmqm.models.encoder import Encoder
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
@@ -134,7 +134,7 @@ def bench_modes(args: argparse.Namespace) -> None:
     runs = [("displacement", "displacement", {}), ("own-loss", "nt-xent", {}), ("reference", "nt-xent", {}),
             ("own-loss", "cross-entropy", {"head": head}), ("reference", "cross-entropy", {"head": head})]
     for mode, loss, extra in runs:
-        def run() -> object:
+        def run(mode: str = mode, loss: str = loss, extra: dict = extra) -> object:
             out = measure_rmqm(encoder, data, attack_loss=loss, pgd_mode=mode, **common, **extra)
             sync()
             return out
