@@ -16,7 +16,9 @@ extra), the same as ``tests/study/test_book.py``; nothing is downloaded
 finished: MathJax did not even find the formula (unbalanced braces hide the closing ``\\)``), so
 the reader sees its TeX;
 ``mathjax-timeout``  the page loads MathJax but it did not finish within ``timeout_s``;
-``overflow``  ``document.documentElement.scrollWidth > clientWidth`` (the widest offenders named);
+``overflow``  ``document.documentElement.scrollWidth > clientWidth``; the detail names the visible
+elements reaching furthest right (a heuristic to start looking from: MathJax's hidden assistive
+MathML is left out, a formula is named by its ``mjx-container`` and section);
 ``load-error``  the page did not load.
 """
 
@@ -71,10 +73,11 @@ return Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelect
 _OVERFLOW = """
 const root = document.documentElement, width = root.clientWidth;
 if (root.scrollWidth <= width) { return null; }
-const out = e => { const r = e.getBoundingClientRect(); return r.width > 0 && r.bottom > 0 && r.right > width + 1; };
+const out = e => { const r = e.getBoundingClientRect();
+  return r.width > 0 && r.bottom > 0 && r.right > width + 1 && getComputedStyle(e).visibility !== 'hidden'; };
 const seen = new Map();
 for (const e of document.body.querySelectorAll('*')) {
-  if (!out(e) || (e.parentElement && out(e.parentElement))) { continue; }
+  if (!out(e) || (e.parentElement && out(e.parentElement)) || e.closest('mjx-assistive-mml')) { continue; }
   const box = e.closest('mjx-container, table, pre, figure, img') || e;
   const section = box.closest('section[id]');
   const name = box.tagName.toLowerCase() + (box.id ? '#' + box.id : '') +
