@@ -89,7 +89,8 @@ def plot_verdict_forest(verdicts: pd.DataFrame, labels: Mapping[str, str] | None
             the primary and secondary endpoints: each score with its paper's probe).
 
     Returns:
-        the matplotlib ``Figure`` (one axes; x from -1.05 to 1.05, a line at 0).
+        the matplotlib ``Figure``: the forest (x from -1.05 to 1.05, a line at 0) and a twin axes
+        whose right-hand tick labels are the verdicts.
 
     Raises:
         ValueError: a missing column, or no row to draw.
@@ -116,13 +117,14 @@ def plot_verdict_forest(verdicts: pd.DataFrame, labels: Mapping[str, str] | None
     names = [f"{labels.get(s, s)} | {t} ({g.rsplit('_', 1)[-1]})"
              for s, t, g in zip(rows["score"], rows["task"], rows["target"], strict=True)]
     ax.set_yticks(y, names, fontsize="small")
-    for yi, v in zip(y, rows["verdict"], strict=True):
-        ax.text(1.07, float(yi), str(v), va="center", fontsize="x-small", transform=ax.get_yaxis_transform())
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set(xlim=(-1.05, 1.05), xlabel=f"{method.capitalize()} correlation, seed mean (Fisher z), "
+    ax.set(xlim=(-1.05, 1.05), xlabel=f"{method.capitalize()} correlation, seed mean (Fisher z),\n"
            "two-level bootstrap interval")
     ax.invert_yaxis()
+    right = ax.twinx()  # the verdicts, as tick labels on the right (inside the figure's layout)
+    right.set_ylim(ax.get_ylim())
+    right.set_yticks(y, [str(v) for v in rows["verdict"]], fontsize="x-small")
     ax.legend(loc="lower left", fontsize="x-small")
-    ax.set_title(f"Scores against downstream accuracy per task ({zoo})")
+    ax.set_title(f"Each score against accuracy per task ({zoo})", fontsize="medium")
     fig.tight_layout()
     return fig

@@ -120,7 +120,8 @@ def score_labels(synbench_threshold: float, columns: Sequence[str] = (), alpha: 
                  ) -> dict[str, str]:
     """Readable names of the scores (axis labels, claims); ``alpha`` names the orientation of :data:`ALPHA`."""
     labels = {"synbench": f"SynBench (t = {synbench_threshold})", "rankme": "RankMe (effective rank)",
-              ALPHA: "alpha-ReQ" + (f" ({alpha.rule})" if alpha else "")}
+              ALPHA: "alpha-ReQ" + ("" if alpha is None else " (-|alpha - 1|)" if alpha.column != alpha.source
+                                    else " (-alpha)" if alpha.sign == "negative" else " (alpha)")}
     for c in columns:
         if c.startswith("rmqm_"):
             labels[c] = "RMQM, " + ("white noise" if c == "rmqm_noise" else c[5:].replace("_", " ").upper()
@@ -223,7 +224,10 @@ def _boot_row(res: Any) -> dict[str, Any]:
 
 
 def _partial_row(table: pd.DataFrame, score: str, target: str, confidence: float) -> dict[str, Any]:
-    """Spearman partial correlation on log d, with the Fisher interval ``tanh(z -/+ q sqrt(1.06 / (n - 4)))``."""
+    """Spearman partial correlation on log d, with the Fisher interval ``tanh(z -/+ q sqrt(1.06 / (n - 4)))``
+    (NaN when the zoo has one dimension or too few configurations)."""
+    if table["dim"].nunique() < 2:  # one dimension: nothing to control
+        return _boot_row(None)
     res = _safe(partial_correlation, table, score, target, ("log_dim",), config_cols=CONFIG)
     if res is None or not np.isfinite(res.r):
         return _boot_row(None)
