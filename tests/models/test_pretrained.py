@@ -40,7 +40,6 @@ def test_samples_are_the_imagenet_files(samples):
 
 @pytest.mark.slow
 def test_lite0_classifies_the_imagenet_samples_and_its_random_twin_does_not(samples, capsys):
-    torch.set_num_threads(min(torch.get_num_threads(), 2))
     pretrained = load_pretrained("efficientnet-lite0")
     twin = load_pretrained("efficientnet-lite0", pretrained=False, seed=0)
     hits = top1_hits(pretrained, samples)
