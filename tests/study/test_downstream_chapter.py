@@ -180,6 +180,8 @@ def test_a_zoo_too_small_for_a_test_gives_not_measurable(tmp_path):
     assert (without["verdict"] == "not measurable").all()
     assert v[v["zoo"] == "all encoders"]["estimate"].notna().any()
     assert (v.loc[v["analysis"] == "partial on log d", "verdict"] == "not measurable").all()  # one dimension
+    view = downstream.verdict_view(v, analysis="partial on log d")
+    assert (view[["estimate", "interval", "p", "p (Holm)"]] == "none").all().all()
 
 
 def test_reference_statistic_beside_ours(verdict):

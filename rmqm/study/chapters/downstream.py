@@ -367,15 +367,22 @@ def primary_lines(verdict: pd.DataFrame, labels: dict[str, str]) -> list[str]:
     return lines
 
 
+def _number(value: float, spec: str) -> str:
+    """``format(value, spec)``, or ``"none"`` for a missing (NaN) number."""
+    return format(value, spec) if np.isfinite(value) else "none"
+
+
 def verdict_view(verdict: pd.DataFrame, analysis: str | None = None, endpoint: str | None = None) -> pd.DataFrame:
     """Rows of a :func:`verdicts` table as a reader's table: ``claim, zoo, endpoint, estimate,
-    interval, p, p (Holm), verdict``, optionally one ``analysis`` or ``endpoint`` only."""
+    interval, p, p (Holm), verdict`` as text (a missing number reads "none"), optionally one
+    ``analysis`` or ``endpoint`` only."""
     rows = verdict[((verdict["analysis"] == analysis) if analysis else True)
                    & ((verdict["endpoint"] == endpoint) if endpoint else True)]
     return pd.DataFrame({
         "claim": rows["claim"], "zoo": rows["zoo"], "endpoint": rows["endpoint"],
-        "estimate": rows["estimate"].astype(float).round(2),
+        "estimate": [_number(e, "+.2f") for e in rows["estimate"].astype(float)],
         "interval": [format_interval(e, lo, hi).partition(" ")[2] or "none"
                      for e, lo, hi in rows[["estimate", "ci_low", "ci_high"]].astype(float).to_numpy()],
-        "p": rows["p_value"].astype(float).round(4), "p (Holm)": rows["p_holm"].astype(float).round(4),
+        "p": [_number(p, ".4f") for p in rows["p_value"].astype(float)],
+        "p (Holm)": [_number(p, ".4f") for p in rows["p_holm"].astype(float)],
         "verdict": rows["verdict"]}).reset_index(drop=True)

@@ -34,7 +34,7 @@ def _verdict_rows(verdicts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "claim": main["claim"] + " (" + main["method"].astype(str) + ")",
         "endpoint": main["endpoint"],
-        "estimate": main["estimate"].astype(float).round(2),
+        "estimate": [f"{e:+.2f}" if np.isfinite(e) else "none" for e in main["estimate"].astype(float)],
         "interval": [format_interval(e, lo, hi).split(" ", 1)[1] if np.isfinite(lo) and np.isfinite(hi) else "none"
                      for e, lo, hi in main[["estimate", "ci_low", "ci_high"]].astype(float).to_numpy()],
         "adjusted p": [f"{p:.4f} (Holm, {fam})" if np.isfinite(p) else "none"
@@ -53,17 +53,18 @@ def _step_rows(steps: pd.DataFrame) -> pd.DataFrame:
             text = str(r[value])
             estimate, _, interval = text.partition(" ")
             rows.append({"claim": f"self-supervised encoders take {claim} ({r['perturbation']}, d = {r['dim']})",
-                         "endpoint": "secondary", "estimate": float(estimate), "interval": interval or "none",
+                         "endpoint": "secondary", "estimate": estimate, "interval": interval or "none",
                          "adjusted p": f"none (t-interval over {int(r['seeds'])} seeds)",
                          "verdict": str(r[claim]).split(":")[0], "verdict without random-init": "not run"})
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
 def summary_table(results: str | os.PathLike) -> pd.DataFrame:
-    """One row per claim: the primary endpoints first, then the secondary tests on the primary
-    task (other RMQM settings, the baselines, the head-to-head differences, the partial
-    correlations) from ``results/verdicts.parquet``, then, when ``results/rmqm_step_verdicts.parquet``
-    exists, the RMQM paper's SSL-vs-supervised step claims.
+    """One row per claim, every cell text (a missing number reads "none", never "nan"): the
+    primary endpoints first, then the secondary tests on the primary task (other RMQM settings,
+    the baselines, the head-to-head differences, the partial correlations) from
+    ``results/verdicts.parquet``, then, when ``results/rmqm_step_verdicts.parquet`` exists, the
+    RMQM paper's SSL-vs-supervised step claims.
 
     Returns:
         :data:`SUMMARY_COLUMNS`.
@@ -88,7 +89,7 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     contradicted or inconclusive."""
     lines = []
     for _, r in table[table["endpoint"] == "primary"].iterrows():
-        lines.append(f"Primary endpoint, {r['claim']}: {r['estimate']:+.2f} {r['interval']}, adjusted p "
+        lines.append(f"Primary endpoint, {r['claim']}: {r['estimate']} {r['interval']}, adjusted p "
                      f"{r['adjusted p']}: {r['verdict']} (without random-init: {r['verdict without random-init']}).")
     rest = table[table["endpoint"] != "primary"]
     counts = rest["verdict"].value_counts()
