@@ -57,7 +57,11 @@ def _homography_grid(coefficients: torch.Tensor, height: int, width: int, dtype:
     den = c[:, 6] * xs + c[:, 7] * ys + 1.0  # (B, H, W)
     gx = (c[:, 0] * xs + c[:, 1] * ys + c[:, 2]) / den
     gy = (c[:, 3] * xs + c[:, 4] * ys + c[:, 5]) / den
-    return torch.stack([gx * (2.0 / width) - 1.0, gy * (2.0 / height) - 1.0], -1)
+    grid = torch.stack([gx * (2.0 / width) - 1.0, gy * (2.0 / height) - 1.0], -1)
+    # Where the homography's horizon crosses the output (den -> 0: rare, with strong distortion)
+    # the coordinates blow up to inf or NaN. Anything beyond [-2, 2] samples only the zero fill
+    # (the image is [-1, 1] plus half a pixel), so clamping there changes no finite result.
+    return torch.nan_to_num(grid, nan=2.0, posinf=2.0, neginf=-2.0).clamp(-2.0, 2.0)
 
 
 def rotate(images: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:

@@ -137,3 +137,27 @@ def test_bad_input_is_named():
         random_perspective(blobs(1), gen(), distortion_scale=1.5)
     with pytest.raises(ValueError, match="max_degrees"):
         random_rotation(blobs(1), gen(), max_degrees=-1.0)
+
+
+def test_a_homography_whose_horizon_crosses_the_image_gives_finite_zero_filled_pixels():
+    # Corners drawn by RandomPerspective.get_params(28, 28, 0.5) whose homography has
+    # 1 + g x + h y = 0 inside the output: coordinates there are inf/NaN before clamping.
+    start = torch.tensor([[0, 0], [27, 0], [27, 27], [0, 27]])
+    end = torch.tensor([[[5, 7], [26, 7], [20, 20], [7, 26]]])
+    c = perspective_coefficients(start, end)
+    xs = torch.arange(28.0) + 0.5
+    den = 1 + c[0, 6] * xs[None, :] + c[0, 7] * xs[:, None]
+    assert (den < 0).any() and (den > 0).any()
+    x = torch.rand(1, 1, 28, 28).requires_grad_(True)
+    out = perspective(x, c)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    ref = TF.perspective(x[0].detach(), start.tolist(), end[0].tolist(), interpolation=InterpolationMode.BILINEAR)
+    finite = torch.isfinite(ref)
+    assert torch.allclose(out[0].detach()[finite], ref[finite], atol=1e-4)
+
+
+def test_many_random_perspectives_are_finite():
+    x = torch.rand(4096, 1, 28, 28)
+    assert torch.isfinite(random_perspective(x, gen(11), distortion_scale=0.5, p=1.0)).all()
