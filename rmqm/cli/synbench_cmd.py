@@ -38,8 +38,8 @@ def add_synbench_arguments(parser: Any) -> Any:
     g.add_argument("--s-values", type=real_arg(0, low_open=True), nargs="+", default=None,
                    help="mean scales ||mu|| (default 0.1 ... 4.9, step 0.1)")
     g.add_argument("--epsilons", type=rule_arg(EPSILON, float), nargs="+", default=[0.0, 0.2],
-                   help="robustness budgets in [0, 1) (default: %(default)s: the reference runs 0.2 only; 0 is plain LDA, "
-                        "shown beside it)")
+                   help="robustness budgets in [0, 1) (default: %(default)s: the reference runs 0.2 only; "
+                        "0 is plain LDA, shown beside it)")
     g.add_argument("--n-train", type=int_arg(4), default=2048, help="train samples per s (default: %(default)s)")
     g.add_argument("--n-test", type=int_arg(1), default=2048, help="test samples per s (default: %(default)s)")
     g.add_argument("--thresholds", type=real_arg(0.5, 1, low_open=True, high_open=True), nargs="+", default=None,

@@ -138,6 +138,10 @@ def zoo_rmqm_job(config: Mapping[str, Any], *, zoo_dir: str) -> dict[str, pd.Dat
     if module_digest(model.encoder) != config["encoder"] or data.fingerprint() != config["data_content"]:
         raise ValueError(f"checkpoint {config['model']} or its data changed since this job was made; rerun")
     kwargs = {k: v for k, v in config.items() if k not in RMQM_KEY_ONLY}
+    if config.get("head") is not None:  # an attack through the classifier head (cross-/triplet-entropy)
+        if model.head is None or module_digest(model.head) != config["head"]:
+            raise ValueError(f"checkpoint {config['model']}'s classifier head changed since this job was made; rerun")
+        kwargs["head"] = model.head
     result = measure_rmqm(model.encoder, data, progress=False, **kwargs)
     return {"summary": result.summary, "points": result.points, "levels": result.levels}
 

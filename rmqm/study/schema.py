@@ -24,7 +24,7 @@ import torch
 from rmqm._utils.device import resolve_device
 from rmqm.data.registry import available_datasets
 from rmqm.experiments.engine import engine_options
-from rmqm.metrics.rmqm import ATTACK_LOSSES
+from rmqm.metrics.rmqm import PGD_MODES
 from rmqm.metrics.synbench import DEFAULT_S_VALUES, DEFAULT_THRESHOLDS, MIN_POSITIVE_EPSILON
 from rmqm.models.backbones import ARCHITECTURES
 from rmqm.study.profiles import Profile
@@ -144,7 +144,12 @@ SCHEMA: dict[str, Parameter] = {
     "zoo_seeds": Parameter(non_empty_list(integer(0)), "replicates: each seed trains every model again"),
     "arch": Parameter(one_of(ARCHITECTURES), "encoder architecture"),
     "optimizers": Parameter(non_empty_list(one_of(OPTIMIZERS)), "optimizers of the zoo"),
-    "epochs": Parameter(integer(1), "training passes per model"),
+    "epochs": Parameter(integer(1), "training epochs of each model's last checkpoint"),
+    "checkpoints": Parameter(optional(non_empty_list(integer(1))),
+                             "epochs after which a model is kept and scored; the largest must equal epochs "
+                             "(null: just epochs)"),
+    "train_batch_size": Parameter(integer(2), "images per training step"),
+    "accumulate": Parameter(integer(1), "training steps per optimiser update (gradient accumulation)"),
     "n_train": Parameter(optional(integer(2)), "training images per model (null: all)"),
     "time_budget_s": Parameter(optional(real(0, low_open=True)),
                                "seconds of training per model before it stops early (null: no limit)"),
@@ -157,7 +162,10 @@ SCHEMA: dict[str, Parameter] = {
     "n_pgd_levels": Parameter(integer(3), "PGD levels, including the clean one"),
     "pgd_step_size": Parameter(real(0, 1, low_open=True), "PGD step (pixel units)"),
     "pgd_epsilon": Parameter(real(0, 1, low_open=True), "PGD L-infinity radius (pixel units)"),
-    "attack_loss": Parameter(one_of(ATTACK_LOSSES), "label-free attack shared by every encoder"),
+    "pgd_modes": Parameter(non_empty_list(one_of(PGD_MODES)),
+                           "PGD modes measured: reference (the reference's pipeline), own-loss, displacement"),
+    "attack_batch_size": Parameter(optional(integer(1)),
+                                   "images per PGD batch (the own losses are batch means; null: batch_size)"),
     "batch_size": Parameter(integer(1), "images per encoder call when measuring RMQM"),
     # 04 SynBench
     "syn_s_step": Parameter(real(0, float(max(DEFAULT_S_VALUES)), low_open=True),
@@ -172,7 +180,8 @@ SCHEMA: dict[str, Parameter] = {
     "synbench_threshold": Parameter(one_of(DEFAULT_THRESHOLDS),
                                     "threshold accuracy t of the SynBench score (one notebook 04 computes)"),
     "synbench_epsilon": Parameter(EPSILON, "robustness budget of the SynBench score (one of syn_epsilons)"),
-    "confidence": Parameter(real(0, 1, low_open=True, high_open=True), "level of the t-interval over seeds"),
+    "confidence": Parameter(real(0, 1, low_open=True, high_open=True), "level of the intervals of the verdicts"),
+    "n_resamples": Parameter(integer(100), "two-level bootstrap replicates of each correlation"),
 }
 
 
@@ -189,6 +198,19 @@ def parameter_problems(values: Mapping[str, Any], *, prefix: str = "") -> list[s
             problems.append(f"{prefix}{name} = {value!r} ({type(value).__name__}): expected {spec.rule.expected}"
                             f" -- {spec.meaning}")
     return problems
+
+
+def _checkpoint_problems(profile: Profile) -> list[str]:
+    """``checkpoints`` must end at ``epochs`` (the zoo trains to the last checkpoint)."""
+    values = dict(profile.parameters)
+    for nb_values in profile.notebooks.values():
+        values.update({k: v for k, v in nb_values.items() if k in ("epochs", "checkpoints")})
+    epochs, kept = values.get("epochs"), values.get("checkpoints")
+    if (kept is None or not SCHEMA["checkpoints"].rule.test(kept) or not SCHEMA["epochs"].rule.test(epochs)
+            or max(kept) == epochs):
+        return []
+    return [f"checkpoints = {kept!r}: the largest must equal epochs = {epochs!r} (the zoo trains each model to its "
+            "last checkpoint); set epochs to max(checkpoints)"]
 
 
 def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
@@ -214,6 +236,7 @@ def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
                 and not any(math.isclose(float(eps), float(e)) for e in syn_eps)):
             problems.append(f"{eps_key} = {eps!r}: expected one of {syn_key} {syn_eps} "
                             "(notebook 05 reads a SynBench score that notebook 04 computed)")
+    problems += _checkpoint_problems(profile)
     if check_device:
         devices = [(k, v) for k, v in [("device", profile.parameters.get("device"))] if v is not None]
         devices += [(f"{nb}.device", v["device"]) for nb, v in profile.notebooks.items() if "device" in v]

@@ -13,9 +13,7 @@ import pytest
 from scipy import stats
 from tqdm import TqdmWarning
 
-from rmqm.experiments.cache import alteration_settings
 from rmqm.study.chapters import (
-    downstream,
     interval_pivot,
     load_zoo,
     model_meta,
@@ -25,6 +23,7 @@ from rmqm.study.chapters import (
     seed_line,
     setup,
     ssl_vs_supervised,
+    study_settings,
     synbench,
     zoo,
     zoo_rmqm,
@@ -364,106 +363,51 @@ def test_robust_means_table_and_tradeoff():
     assert trade.loc[("m1", 8, "adam")].tolist() == pytest.approx([0.4, 0.2])
 
 
-# --- 05 downstream ----------------------------------------------------------------------
-
-def write_results(folder: Path, table: pd.DataFrame) -> None:
-    table.to_parquet(folder / "zoo.parquet")
-    rmqm_rows, syn_rows = [], []
-    for row in table.itertuples():
-        for setting, value in (("noise", row.digits_1nn), ("pgd", -row.digits_1nn)):
-            rmqm_rows.append(dict(name=row.name, perturbation=setting, rmqm=value))
-        for t in (0.6, 0.7):
-            syn_rows.append(dict(name=row.name, epsilon=0.0, threshold=t, score=row.digits_linear * t))
-    pd.DataFrame(rmqm_rows).to_parquet(folder / "rmqm_scores.parquet")
-    pd.DataFrame(syn_rows).to_parquet(folder / "synbench_scores.parquet")
-
-
-def scored(tmp_path: Path) -> pd.DataFrame:
-    """9 models of 3 seeds: 4 encoders a seed, so that the zoo without random-init has 3."""
-    rows = []
-    for seed in SEEDS:
-        for i, (method, family) in enumerate((("a", "supervised"), ("b", "supervised"),
-                                              ("c", "self-supervised"), ("r", "random"))):
-            level = 0.2 * (i + 1) + 0.01 * seed
-            rows.append(dict(name=f"{method}{seed}", method=method, family=family, dim=8, optimizer="adam",
-                             seed=seed, digits_1nn=level, digits_knn=level, digits_linear=level ** 2,
-                             faces_1nn=level, rankme=level, alpha_req=3 - level))
-    write_results(tmp_path, pd.DataFrame(rows))
-    return downstream.score_table(tmp_path, 0.7, 0.0)
-
-
-def test_score_table_joins_every_score(tmp_path):
-    table = scored(tmp_path)
-    assert (tmp_path / "all_scores.parquet").is_file()
-    assert len(table) == 12
-    assert table["rmqm_noise"].tolist() == pytest.approx(table["digits_1nn"].tolist())
-    assert table["synbench"].tolist() == pytest.approx((0.7 * table["digits_linear"]).tolist())
-    assert table["mean_1nn"].tolist() == pytest.approx(table["digits_1nn"].tolist())  # digits and faces agree
-    assert downstream.score_headline(table) == "12 models: 4 encoders x 3 seeds"
-    assert list(downstream.score_overview(table).columns) == [*downstream.SCORES, *downstream.TARGETS]
-    with pytest.raises(ValueError, match="no SynBench score at threshold 0.9"):
-        downstream.score_table(tmp_path, 0.9, 0.0)
-
-
-def test_correlations_and_verdicts(tmp_path):
-    table = scored(tmp_path)
-    per_seed, corr = downstream.correlations(table, tmp_path)
-    assert (tmp_path / "correlations.parquet").is_file() and (tmp_path / "correlations_per_seed.parquet").is_file()
-    assert set(per_seed["zoo"]) == {"all encoders", "without random-init"}
-    noise = corr[(corr["score"] == "rmqm_noise") & (corr["target"] == "mean_1nn") & (corr["method"] == "pearson")]
-    assert noise["mean"].tolist() == pytest.approx([1.0, 1.0])  # RMQM under noise is the accuracy itself
-    assert noise["n_encoders"].tolist() == [4, 3]
-    pgd = corr[(corr["score"] == "rmqm_pgd") & (corr["target"] == "mean_1nn") & (corr["method"] == "pearson")]
-    assert pgd["mean"].tolist() == pytest.approx([-1.0, -1.0])
-    verdict = downstream.claim_verdict(corr, "rmqm_pgd", "mean_1nn", "pearson", "all encoders", "positive")
-    assert verdict.startswith("contradicted: negative, pearson r = -1.00") and "over 3 seeds of 4 encoders" in verdict
-    assert downstream.claim_verdict(corr, "nope", "mean_1nn", "pearson", "all encoders", "positive").startswith(
-        "not measurable")
-    labels = downstream.score_labels(0.7)
-    lines = downstream.verdict_lines(table, corr, labels)
-    assert lines[0] == "alpha-ReQ ranges from 2.18 to 2.80 in this zoo"
-    assert lines[1] == "--- all encoders ---" and lines[8] == "--- without random-init ---"
-    assert len(lines) == 1 + 2 * (1 + len(downstream.CLAIMS))
-    assert lines[2].startswith(f"{labels['rmqm_noise']:>28} vs mean_1nn   : ")
-    assert downstream.correlation_intervals(corr).loc[("all encoders", "rmqm_noise", "pearson"), "mean_1nn"] == (
-        "+1.00 [+1.00, +1.00]")
-    assert downstream.correlation_means(corr).loc[("all encoders", "rmqm_pgd", "spearman"), "mean_1nn"] == -1.0
-
-
-def test_correlations_need_three_encoders(tmp_path):
-    table = scored(tmp_path)
-    with pytest.raises(ValueError, match="at least 3 encoders"):
-        downstream.correlations(table[table["method"].isin(["a", "b"])], tmp_path)
-
-
 # --- end to end on a real tiny zoo ------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tiny_results(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     results = tmp_path_factory.mktemp("results")
     table = zoo.build_zoo(results, ["cross-entropy", "nt-xent", "random-init"], [8], [0, 1], data="digits",
-                          arch="tiny", optimizers=["adam"], epochs=1, n_train=128, time_budget_s=None, n_eval=40,
-                          n_transfer=60)
+                          arch="tiny", optimizers=["adam"], epochs=2, checkpoints=[1, 2], n_train=128,
+                          time_budget_s=None, n_eval=40, n_transfer=60)
     return results, table
 
 
 @pytest.mark.slow
 def test_chapters_end_to_end_on_a_tiny_zoo(tiny_results):
-    results, table = tiny_results
-    pd.testing.assert_frame_equal(load_zoo(results), table)
+    results, checkpoints = tiny_results
+    assert set(checkpoints.loc[checkpoints["family"] != "random", "epoch"]) == {1, 2}
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "zoo_checkpoints.parquet"), checkpoints)
+    table = load_zoo(results)  # the last checkpoint of each model
+    pd.testing.assert_frame_equal(table, zoo.headline_checkpoints(checkpoints))
     assert len(table) == 6 and set(table["seed"]) == {0, 1}
+    assert set(table.loc[table["family"] != "random", "epoch"]) == {2}
+    curves = zoo.learning_curves_long(checkpoints)
+    assert set(curves["epoch"]) == {1, 2} and set(curves["method"]) == {"cross-entropy", "nt-xent"}
+    assert len(curves) == 2 * 2 * 2 * 2  # 2 methods x 2 seeds x 2 epochs x 2 probes
+    lines, plateaus = zoo.plateau_summary(checkpoints)
+    assert len(plateaus) == 2 and lines[-1].endswith(("on a plateau at their last checkpoint.",
+                                                      "partly trained encoders."))
     curves = zoo.training_curves(table, results / "zoo", window=3)
     assert set(curves["method"]) == {"cross-entropy", "nt-xent"} and set(curves["dim"]) == {"d=8"}
     first = curves[(curves["method"] == "nt-xent") & (curves["seed"] == 0)]
     assert first["smoothed loss"].iloc[0] == first["loss"].iloc[0]
 
-    rmqm_of = zoo_rmqm(results, table, 6, alteration_settings(3, 1.0, 3, 0.01, 0.3), batch_size=8)
+    settings = study_settings(3, 1.0, 3, 0.01, 0.3, ["reference", "own-loss", "displacement"], 4)
+    rmqm_of = zoo_rmqm(results, table, 6, settings, batch_size=8)
     measured = ssl_vs_supervised.rmqm_scores(table, rmqm_of, results)
     written = pd.read_parquet(results / "rmqm_scores.parquet")
-    assert len(written) == 12 and "scope" not in written.columns
+    assert len(written) == 24 and "scope" not in written.columns
     assert list(written.columns[-6:]) == ["name", "method", "family", "dim", "optimizer", "seed"]
-    assert written.groupby("perturbation").size().to_dict() == {"noise": 6, "pgd": 6}
-    assert len(measured.points) == 12 * 6 and len(measured.levels) == 12 * 6 * 2  # levels 1, 2 (0 is clean)
+    assert written.groupby("perturbation").size().to_dict() == {
+        "noise": 6, "pgd-displacement": 6, "pgd-own-loss": 6, "pgd-reference": 6}
+    assert len(measured.points) == 24 * 6 and len(measured.levels) == 24 * 6 * 2  # levels 1, 2 (0 is clean)
+    assert set(measured.per_class["scope"]) <= {f"label={c}" for c in range(10)} and len(measured.per_class)
+    verdict = ssl_vs_supervised.step_verdicts(measured.points, results)
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "rmqm_step_verdicts.parquet"), verdict)
+    modes = noise_vs_pgd.pgd_mode_table(measured.summaries, {s: s for s in settings if s != "noise"})
+    assert len(modes) == 18
 
     nested = noise_vs_pgd.noise_schedules(table, rmqm_of)
     assert len(nested) == 12 and set(nested["noise"]) == {noise_vs_pgd.FRESH, noise_vs_pgd.NESTED}

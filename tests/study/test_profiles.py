@@ -28,13 +28,13 @@ from rmqm.study.run import run_study
 from rmqm.study.schema import SCHEMA, check_output_folder, validate_profile
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The three profiles as they were when each repeated every key (git show HEAD:profiles/<name>.yaml
+#: The profiles, merged and flattened (first written when each repeated every key, git show 64eb229:profiles/<name>.yaml
 #: before profiles gained a base), flattened: the merged profiles must give exactly these values.
 FLAT = json.loads((Path(__file__).parent / "data" / "profiles_flat.json").read_text())
 
 
 # ------------------------------------------------------------------ merging over a base
-@pytest.mark.parametrize("name", ["tiny", "default", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "default", "paper", "full"])
 def test_merged_profiles_equal_the_flat_copies(name):
     prof = load_profile(name, ROOT / "profiles")
     got = {"description": prof.description, "parameters": prof.parameters, "notebooks": prof.notebooks}
@@ -43,7 +43,7 @@ def test_merged_profiles_equal_the_flat_copies(name):
     assert prof.name == name
 
 
-@pytest.mark.parametrize("name", ["tiny", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "paper", "full"])
 def test_derived_profiles_state_only_what_differs_from_default(name):
     raw = yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text())
     base = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())["parameters"]
@@ -123,7 +123,7 @@ def test_notebook_defaults_pass_the_schema():
         validate_profile(Profile(nb, values), check_device=False)
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "paper"])
+@pytest.mark.parametrize("name", ["tiny", "default", "paper", "full"])
 def test_repository_profiles_pass_the_schema(name):
     prof = load_profile(name, ROOT / "profiles")
     assert set(prof.parameters) == set(SCHEMA)  # the merged profile states every parameter
@@ -156,7 +156,8 @@ GOOD = load_profile("tiny", ROOT / "profiles")
     ("pgd_step_size=2", "a number in (0, 1]"),
     ("pgd_epsilon=-0.1", "a number in (0, 1]"),
     ("n_noise_levels=2", "an integer >= 3"),
-    ("attack_loss=bogus", "one of ['displacement'"),
+    ("pgd_modes=[bogus]", "a non-empty list of distinct values, each one of ['displacement', 'own-loss', 'reference']"),
+    ("checkpoints=[1, 4]", "the largest must equal epochs = 2"),
     ("syn_s_step=5", "a number in (0, 4.9]"),
     ("syn_epsilons=[0.0, 1.0]", "0 or a number in"),
     ("probe_epsilons=[]", "a non-empty list"),

@@ -17,6 +17,7 @@ from rmqm.study.chapters.common import (
     CORRELATION,
     ENCODER,
     FRACTION,
+    PGD_MODE_LABELS,
     PROBES,
     interval_pivot,
     interval_text,
@@ -26,11 +27,12 @@ from rmqm.study.chapters.common import (
     probe_columns,
     seed_line,
     setup,
+    study_settings,
     zoo_rmqm,
 )
 
 __all__ = [
-    'CORRELATION', 'ENCODER', 'FRACTION', 'PROBES', 'downstream', 'interval_pivot', 'interval_text', 'load_zoo',
-    'model_meta', 'noise_vs_pgd', 'print_lines', 'probe_columns', 'seed_line', 'setup', 'ssl_vs_supervised',
-    'summary', 'synbench', 'zoo', 'zoo_rmqm',
+    'CORRELATION', 'ENCODER', 'FRACTION', 'PGD_MODE_LABELS', 'PROBES', 'downstream', 'interval_pivot',
+    'interval_text', 'load_zoo', 'model_meta', 'noise_vs_pgd', 'print_lines', 'probe_columns', 'seed_line', 'setup',
+    'ssl_vs_supervised', 'study_settings', 'summary', 'synbench', 'zoo', 'zoo_rmqm',
 ]

@@ -11,15 +11,15 @@ from typing import Any
 import pandas as pd
 from tqdm import TqdmWarning
 
-from rmqm.experiments.cache import ZooRMQM
+from rmqm.experiments.cache import ZooRMQM, alteration_settings
 from rmqm.experiments.store import ResultsStore
 from rmqm.plots.style import book_style
 from rmqm.stats.intervals import t_interval
 from rmqm.stats.verdicts import format_interval
 
 __all__ = [
-    'ENCODER', 'PROBES', 'CORRELATION', 'FRACTION', 'setup', 'probe_columns', 'model_meta', 'load_zoo',
-    'zoo_rmqm', 'interval_text', 'interval_pivot', 'seed_line', 'print_lines',
+    'ENCODER', 'PROBES', 'CORRELATION', 'FRACTION', 'PGD_MODE_LABELS', 'setup', 'probe_columns', 'model_meta',
+    'load_zoo', 'study_settings', 'zoo_rmqm', 'interval_text', 'interval_pivot', 'seed_line', 'print_lines',
 ]
 
 #: The columns that name an encoder (a zoo model up to its seed).
@@ -29,6 +29,12 @@ PROBES: tuple[str, ...] = ("1nn", "knn", "linear")
 #: Range of a correlation coefficient and of a fraction (bounds of their t-intervals).
 CORRELATION: tuple[float, float] = (-1, 1)
 FRACTION: tuple[float, float] = (0, 1)
+#: The study's PGD settings (``pgd-<mode>``) and how tables and figures name them.
+PGD_MODE_LABELS: dict[str, str] = {
+    "pgd-reference": "reference pipeline (output augmentation)",
+    "pgd-own-loss": "own loss, no output augmentation",
+    "pgd-displacement": "displacement (label-free)",
+}
 
 
 def setup(results_dir: str | os.PathLike) -> Path:
@@ -76,6 +82,39 @@ def load_zoo(results: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"no zoo table at {path}; the notebook 01_model_zoo writes it")
     return pd.read_parquet(path)
+
+
+def study_settings(
+    n_noise_levels: int,
+    noise_sigma_max: float,
+    n_pgd_levels: int,
+    pgd_step_size: float,
+    pgd_epsilon: float,
+    pgd_modes: Sequence[str],
+    attack_batch_size: int | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The alteration settings of the RMQM chapters: ``"noise"`` (a fresh draw per level, the
+    reference's choice) and one ``"pgd-<mode>"`` per PGD mode of ``pgd_modes``
+    (:func:`rmqm.experiments.cache.alteration_settings`; ``reference`` and ``own-loss`` attack
+    each model with its own training loss, ``displacement`` with the shared label-free loss).
+
+    Args:
+        attack_batch_size: images per PGD batch (the own losses are batch means: the reference
+            attacks MNIST in batches of 128); None: the measuring batch size.
+
+    Raises:
+        ValueError: ``pgd_modes`` is empty, repeats a mode or names an unknown one.
+    """
+    modes = list(pgd_modes)
+    unknown = [m for m in modes if f"pgd-{m}" not in PGD_MODE_LABELS]
+    if not modes or unknown or len(set(modes)) != len(modes):
+        raise ValueError(f"pgd_modes must be distinct modes among {[k[4:] for k in PGD_MODE_LABELS]}; got {modes}")
+    levels = (n_noise_levels, noise_sigma_max, n_pgd_levels, pgd_step_size, pgd_epsilon)
+    settings = {"noise": alteration_settings(*levels)["noise"]}
+    for mode in modes:
+        settings[f"pgd-{mode}"] = alteration_settings(*levels, pgd_mode=mode,
+                                                      attack_batch_size=attack_batch_size)["pgd"]
+    return settings
 
 
 def zoo_rmqm(

@@ -107,13 +107,17 @@ def per_class_rmqm(per_class: pd.DataFrame) -> pd.DataFrame:
     return table.assign(spread=table.max(axis=1) - table.min(axis=1)).round(3)
 
 
-def step_verdicts(points: pd.DataFrame) -> pd.DataFrame:
+def step_verdicts(points: pd.DataFrame, results: str | os.PathLike | None = None) -> pd.DataFrame:
     """Does self-supervised training give larger (median ``B``) and steadier (median ``S_b``)
     steps than supervised training? One row per alteration and dimension.
 
     Each difference is computed once per seed (:func:`rmqm.stats.verdicts.family_contrast`)
     and summarised by its mean over seeds with a 95 % t-interval; a positive difference
     favours the paper (``S_b``'s sign is flipped: smaller is steadier).
+
+    Args:
+        results: when given, the table is also written to ``results/rmqm_step_verdicts.parquet``
+            (the results summary page reads it).
 
     Returns:
         ``perturbation, dim, seeds`` and, for each claim, the interval text and its verdict
@@ -130,7 +134,10 @@ def step_verdicts(points: pd.DataFrame) -> pd.DataFrame:
                      "larger steps": interval_verdict(b["ci_low"], b["ci_high"]),
                      "median S_b: sup. - self-sup.": format_interval(s["mean"], s["ci_low"], s["ci_high"], 4),
                      "steadier steps": interval_verdict(s["ci_low"], s["ci_high"])})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if results is not None:
+        table.to_parquet(Path(results) / "rmqm_step_verdicts.parquet")
+    return table
 
 
 def verdict_lines(verdict: pd.DataFrame) -> list[str]:

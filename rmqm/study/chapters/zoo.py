@@ -13,10 +13,15 @@ from rmqm.stats.intervals import per_seed, summarize_seeds, t_interval
 from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.common import interval_pivot, probe_columns
 from rmqm.training.checkpoints import load_model
+from rmqm.training.curves import plateau_table
 from rmqm.training.zoo import family_summary
 
-__all__ = ['build_zoo', 'zoo_headline', 'zoo_overview', 'training_curves', 'downstream_long', 'family_scores',
-           'zoo_reading']
+__all__ = ['INDIST_PROBES', 'build_zoo', 'headline_checkpoints', 'zoo_headline', 'zoo_overview', 'training_curves',
+           'learning_curves_long', 'plateau_summary', 'downstream_long', 'family_scores', 'zoo_reading']
+
+#: The in-distribution accuracy columns of the zoo table and their labels in the learning curves.
+INDIST_PROBES: dict[str, str] = {"indist_knn": "in-distribution k-NN", "indist_linear": "in-distribution linear"}
+_MODEL = ["method", "dim", "optimizer", "seed"]
 
 
 def build_zoo(
@@ -29,6 +34,9 @@ def build_zoo(
     arch: str,
     optimizers: Sequence[str],
     epochs: int,
+    checkpoints: Sequence[int] | None = None,
+    train_batch_size: int = 128,
+    accumulate: int = 1,
     n_train: int | None,
     time_budget_s: float | None,
     n_eval: int | None,
@@ -36,46 +44,119 @@ def build_zoo(
     device: str = "cpu",
     scheduler: str | None = None,
 ) -> pd.DataFrame:
-    """Train (or load from ``results/zoo``) every model of the zoo, score it with
-    :func:`rmqm.training.zoo.train_zoo` and write the table to ``results/zoo.parquet``.
+    """Train (or load from ``results/zoo``) every model of the zoo, score it at every
+    checkpoint with :func:`rmqm.training.zoo.train_zoo`, and write two tables:
+    ``results/zoo_checkpoints.parquet`` (every checkpoint: the learning curves) and
+    ``results/zoo.parquet`` (:func:`headline_checkpoints`: the model the later chapters measure).
 
     Each model is a job of the engine (:func:`rmqm.experiments.engine.run_zoo`), run where
     ``scheduler`` says (None: in this process).
 
+    Args:
+        epochs, checkpoints: train ``max(checkpoints)`` epochs (``epochs`` when None) and keep a
+            model after each checkpoint epoch.
+        train_batch_size, accumulate: images per step and steps per optimiser update.
+
     Returns:
-        the zoo table, one row per (method, dim, optimizer, seed) model.
+        the table of every checkpoint, one row per (method, dim, optimizer, seed, epoch).
     """
     results = Path(results)
     zoo = run_zoo(
-        methods, dims, seeds, data=data, arch=arch, optimizers=optimizers, epochs=epochs, n_train=n_train,
-        time_budget_s=time_budget_s, n_eval=n_eval, n_transfer=n_transfer, cache_dir=results / "zoo",
-        device=device, scheduler=scheduler,
+        methods, dims, seeds, data=data, arch=arch, optimizers=optimizers, epochs=epochs,
+        checkpoints=None if checkpoints is None else list(checkpoints), batch_size=train_batch_size,
+        accumulate=accumulate, n_train=n_train, time_budget_s=time_budget_s, n_eval=n_eval, n_transfer=n_transfer,
+        cache_dir=results / "zoo", device=device, scheduler=scheduler,
     )
-    zoo.to_parquet(results / "zoo.parquet")
+    zoo.to_parquet(results / "zoo_checkpoints.parquet")
+    headline_checkpoints(zoo).to_parquet(results / "zoo.parquet")
     return zoo
 
 
+def headline_checkpoints(zoo: pd.DataFrame) -> pd.DataFrame:
+    """The last checkpoint of every model (method, dim, optimizer, seed): the encoder the
+    later chapters measure. A zoo without an ``epoch`` column is returned as it is."""
+    if "epoch" not in zoo.columns:
+        return zoo
+    last = zoo.groupby(_MODEL)["epoch"].transform("max")
+    return zoo[zoo["epoch"] == last].reset_index(drop=True)
+
+
 def zoo_headline(zoo: pd.DataFrame) -> str:
-    """One line: how many models, encoders and seeds, the pretraining set, the transfer
-    tasks and how many models a time budget stopped early."""
+    """One line: how many models, encoders, seeds and checkpoints, the pretraining set, the
+    transfer tasks and how many models a time budget stopped early."""
     tasks = sorted({c.rsplit("_", 1)[0] for c in probe_columns(zoo)})
-    n_encoders = zoo.groupby(["method", "dim", "optimizer"]).ngroups
-    return (f"{len(zoo)} models ({n_encoders} encoders x {zoo['seed'].nunique()} seeds) pretrained on "
-            f"{zoo['data'].iloc[0]}; transfer tasks: {', '.join(tasks)}; "
-            f"{int(zoo['stopped_early'].sum())} stopped early by a time budget")
+    final = headline_checkpoints(zoo)
+    n_encoders = final.groupby(["method", "dim", "optimizer"]).ngroups
+    epochs = sorted(int(e) for e in zoo["epoch"].unique() if e > 0) if "epoch" in zoo.columns else []
+    kept = f"; checkpoints kept after epochs {epochs}" if epochs else ""
+    return (f"{len(final)} models ({n_encoders} encoders x {final['seed'].nunique()} seeds) pretrained on "
+            f"{zoo['data'].iloc[0]}{kept}; transfer tasks: {', '.join(tasks)}; "
+            f"{int(final['stopped_early'].sum())} stopped early by a time budget")
 
 
 def zoo_overview(zoo: pd.DataFrame) -> pd.DataFrame:
-    """The zoo's configuration, training and score columns, rounded to 3 digits."""
-    return zoo[["method", "family", "dim", "seed", "train_time_s", "epochs_completed", "final_loss",
-                *probe_columns(zoo), "rankme", "alpha_req"]].round(3)
+    """The zoo's configuration, training and score columns of the last checkpoints
+    (:func:`headline_checkpoints`), rounded to 3 digits."""
+    final = headline_checkpoints(zoo)
+    indist = [c for c in INDIST_PROBES if c in final.columns]
+    first = [c for c in ("method", "family", "dim", "seed", "epoch") if c in final.columns]
+    return final[[*first, "train_time_s", "final_loss", *indist, *probe_columns(final), "rankme",
+                  "alpha_req"]].round(3)
+
+
+def learning_curves_long(zoo: pd.DataFrame) -> pd.DataFrame:
+    """The in-distribution accuracies of every trained checkpoint in long form (the random
+    init, never trained, has no curve): ``method, dim, seed, epoch, probe`` (a label of
+    :data:`INDIST_PROBES`) and ``accuracy``.
+
+    Raises:
+        ValueError: the table has no ``epoch`` or in-distribution column, or no trained model.
+    """
+    missing = [c for c in ("epoch", *INDIST_PROBES) if c not in zoo.columns]
+    if missing:
+        raise ValueError(f"the zoo table lacks {missing}: train it with checkpoints (rmqm.training.zoo.train_zoo)")
+    trained = zoo[(zoo["family"] != "random") & (zoo["epoch"] > 0)]
+    if trained.empty:
+        raise ValueError("the zoo has no trained checkpoint: every model is a random init")
+    long = trained.melt(id_vars=["method", "dim", "seed", "epoch"], value_vars=list(INDIST_PROBES),
+                        var_name="probe", value_name="accuracy")
+    return long.assign(probe=long["probe"].map(INDIST_PROBES))
+
+
+def plateau_summary(zoo: pd.DataFrame, tolerance: float = 0.01) -> tuple[list[str], pd.DataFrame]:
+    """Did each trained encoder reach a plateau? (:func:`rmqm.training.curves.plateau_table` on
+    in-distribution k-NN accuracy: the last doubling of epochs gained less than ``tolerance``.)
+
+    Returns:
+        one line per dimension naming the encoders on a plateau and those still improving (with
+        their gain in points), and the plateau table of the trained encoders (rounded).
+    """
+    table = plateau_table(zoo, "indist_knn", tolerance)
+    table = table[table["family"] != "random"].reset_index(drop=True)
+    lines = []
+    for dim, rows in table.groupby("dim"):
+        def names(sub: pd.DataFrame) -> str:
+            return ", ".join(f"{r.method} ({100 * r.gain:+.1f} points, epoch {r.previous_epoch} -> {r.final_epoch})"
+                             for r in sub.itertuples()) or "none"
+        flat = rows[rows["plateau"]]
+        rising = rows[~rows["plateau"]]
+        lines.append(f"d={dim}: on a plateau (gain < {100 * tolerance:g} point of in-distribution k-NN accuracy "
+                     f"over the last doubling): {names(flat)}; still improving: {names(rising)}")
+    n_flat = int(table["plateau"].sum())
+    lines.append(f"{n_flat} of {len(table)} trained encoders are on a plateau at their last checkpoint."
+                 + ("" if n_flat == len(table) else " The others are compared before they have finished learning: "
+                    "read their numbers as those of partly trained encoders."))
+    keep = ["method", "dim", "optimizer", "previous_epoch", "final_epoch", "previous", "final", "gain", "n_seeds",
+            "plateau"]
+    return lines, table[keep].round(4)
 
 
 def training_curves(zoo: pd.DataFrame, zoo_dir: str | os.PathLike, window: int = 10) -> pd.DataFrame:
     """The training history of every trained model of the zoo, stacked.
 
     Args:
-        zoo: the zoo table (its ``name`` column names each checkpoint in ``zoo_dir``).
+        zoo: the zoo table (its ``name`` column names each checkpoint in ``zoo_dir``); the
+            history of each model's last checkpoint is drawn (it holds the earlier epochs).
         window: the per-step loss is smoothed by a trailing rolling mean over ``window`` steps.
 
     Returns:
@@ -86,7 +167,7 @@ def training_curves(zoo: pd.DataFrame, zoo_dir: str | os.PathLike, window: int =
         ValueError: no model of the zoo has a training history.
     """
     histories = []
-    for row in zoo.itertuples():
+    for row in headline_checkpoints(zoo).itertuples():
         h = load_model(row.name, zoo_dir).history
         if len(h):
             histories.append(h.assign(method=row.method, dim=f"d={row.dim}", seed=row.seed))
@@ -99,9 +180,9 @@ def training_curves(zoo: pd.DataFrame, zoo_dir: str | os.PathLike, window: int =
 
 
 def downstream_long(zoo: pd.DataFrame) -> pd.DataFrame:
-    """The zoo's accuracies in long form: ``method, family, dim, seed, task_probe, accuracy,
-    task, probe``, one row per model and ``<task>_<probe>`` column."""
-    acc = zoo.melt(id_vars=["method", "family", "dim", "seed"], value_vars=probe_columns(zoo),
+    """The zoo's accuracies (last checkpoints) in long form: ``method, family, dim, seed,
+    task_probe, accuracy, task, probe``, one row per model and ``<task>_<probe>`` column."""
+    acc = headline_checkpoints(zoo).melt(id_vars=["method", "family", "dim", "seed"], value_vars=probe_columns(zoo),
                    var_name="task_probe", value_name="accuracy")
     acc[["task", "probe"]] = acc["task_probe"].str.rsplit("_", n=1, expand=True)
     return acc
@@ -109,7 +190,7 @@ def downstream_long(zoo: pd.DataFrame) -> pd.DataFrame:
 
 def family_scores(zoo: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy and label-free scores per method family (:func:`family_summary`), rounded."""
-    summary = family_summary(zoo)
+    summary = family_summary(headline_checkpoints(zoo))
     keep = set(probe_columns(zoo)) | {"rankme", "alpha_req"}
     return summary[[c for c in summary.columns if c in keep]].round(3)
 
@@ -122,6 +203,7 @@ def zoo_reading(zoo: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
         encoder's 95 % t-interval; how often trained encoders beat random-init, when the zoo
         has both) and the table of each encoder's accuracy ``"mean [low, high]"`` per task.
     """
+    zoo = headline_checkpoints(zoo)
     main = [c for c in probe_columns(zoo) if c.endswith("_knn")]
     acc_ci = summarize_seeds(zoo, main, by=["method", "dim", "optimizer"], bounds=(0, 1))
     lines = []
