@@ -81,6 +81,7 @@ bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_pgd_trajectory.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_synbench.py
+	$(PY) benchmarks/bench_training_step.py --threads 1
 
 clean:
 	rm -rf build _build results .pytest_cache
