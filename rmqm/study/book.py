@@ -16,6 +16,7 @@ from rmqm._utils.provenance import hardware_summary
 from rmqm.study.browser_check import browser_missing, check_in_browser
 from rmqm.study.html_check import Problem, check_html_book
 from rmqm.study.manifest import MANIFEST, load_manifest
+from rmqm.study.substitutions import stage_substitutions
 
 __all__ = ['BookBuildFailed', 'BookCheckFailed', 'data_markdown', 'run_info_markdown', 'stage_book',
            'build_book', 'check_book']
@@ -162,7 +163,8 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     ``out_dir`` becomes the book's root: ``_config.yml``, ``_toc.yml``, ``book/`` (fresh
     copies), ``notebooks/`` (executed), ``_mathjax/mathjax`` (the local MathJax that
     ``_config.yml`` names through Sphinx's ``mathjax_path``) and
-    ``book/_generated/run_info.md`` (from the manifest).
+    ``book/_generated/run_info.md`` (from the manifest); the staged ``_config.yml`` gets the
+    run's numbers as MyST substitutions (:func:`rmqm.study.substitutions.stage_substitutions`).
     """
     root, out_dir = Path(root), Path(out_dir)
     for name in ("_config.yml", "_toc.yml"):
@@ -179,7 +181,9 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
                         ignore=shutil.ignore_patterns("*svg*", "node-main.js", "*full*"))
     gen = out_dir / "book" / "_generated"
     gen.mkdir(parents=True, exist_ok=True)
-    (gen / "run_info.md").write_text(run_info_markdown(load_manifest(out_dir / MANIFEST)))
+    manifest = load_manifest(out_dir / MANIFEST)
+    (gen / "run_info.md").write_text(run_info_markdown(manifest))
+    stage_substitutions(out_dir / "_config.yml", manifest.get("shared_parameters", {}))
     return out_dir
 
 

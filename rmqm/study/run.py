@@ -76,6 +76,8 @@ def run_study(
         runs = run_notebooks(prof, root / "notebooks", out_dir, force=force, progress=progress, log=log, root=root)
         html = None
         if build:
-            html = build_book(stage_book(root, out_dir), log=log)
+            # the reader checks' screenshots (every page, desktop and phone width) go to artifacts/
+            html = build_book(stage_book(root, out_dir), log=log,
+                              screenshots=root / "artifacts" / "screenshots" / prof.name)
             log(f"book built: {html / 'index.html'}")
     return StudyResult(runs, html)

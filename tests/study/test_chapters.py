@@ -78,7 +78,7 @@ def test_setup_styles_filters_and_creates_the_folder(tmp_path):
 
 
 def test_probe_columns_and_model_meta():
-    table = zoo_table()
+    table = zoo_table().assign(indist_knn=0.9, indist_linear=0.8)  # in-distribution: not a transfer task
     assert probe_columns(table) == ["digits_1nn", "digits_knn", "digits_linear", "faces_knn"]
     row = next(table.itertuples())
     assert model_meta(row) == dict(name="cross-entropy_s0", method="cross-entropy", family="supervised", dim=8,

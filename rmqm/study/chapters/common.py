@@ -26,6 +26,8 @@ __all__ = [
 ENCODER: tuple[str, ...] = ("method", "family", "dim", "optimizer")
 #: Probe suffixes of the zoo's downstream-accuracy columns ``<task>_<probe>``.
 PROBES: tuple[str, ...] = ("1nn", "knn", "linear")
+#: Prefix of the zoo's in-distribution accuracy columns (probes on the pretraining set's test images).
+INDIST = "indist"
 #: Range of a correlation coefficient and of a fraction (bounds of their t-intervals).
 CORRELATION: tuple[float, float] = (-1, 1)
 FRACTION: tuple[float, float] = (0, 1)
@@ -61,8 +63,9 @@ def setup(results_dir: str | os.PathLike) -> Path:
 
 
 def probe_columns(zoo: pd.DataFrame) -> list[str]:
-    """The downstream-accuracy columns ``<task>_<probe>`` of a zoo table, in table order."""
-    return [c for c in zoo.columns if c.rsplit("_", 1)[-1] in PROBES]
+    """The transfer-task accuracy columns ``<task>_<probe>`` of a zoo table, in table order
+    (the in-distribution ``indist_<probe>`` columns are not a transfer task)."""
+    return [c for c in zoo.columns if c.rsplit("_", 1)[-1] in PROBES and not c.startswith(f"{INDIST}_")]
 
 
 def model_meta(row: Any) -> dict[str, Any]:

@@ -96,12 +96,15 @@ def zoo_headline(zoo: pd.DataFrame) -> str:
 
 def zoo_overview(zoo: pd.DataFrame) -> pd.DataFrame:
     """The zoo's configuration, training and score columns of the last checkpoints
-    (:func:`headline_checkpoints`), rounded to 3 digits."""
+    (:func:`headline_checkpoints`), rounded to 3 digits; ``final_loss`` reads "not trained"
+    for the random init."""
     final = headline_checkpoints(zoo)
     indist = [c for c in INDIST_PROBES if c in final.columns]
     first = [c for c in ("method", "family", "dim", "seed", "epoch") if c in final.columns]
-    return final[[*first, "train_time_s", "final_loss", *indist, *probe_columns(final), "rankme",
-                  "alpha_req"]].round(3)
+    table = final[[*first, "train_time_s", "final_loss", *indist, *probe_columns(final), "rankme",
+                   "alpha_req"]].round(3)
+    # the random init has no training loss: say so rather than print nan
+    return table.assign(final_loss=table["final_loss"].astype(object).where(table["final_loss"].notna(), "not trained"))
 
 
 def learning_curves_long(zoo: pd.DataFrame) -> pd.DataFrame:
