@@ -14,7 +14,8 @@ from torch import nn
 
 from rmqm._utils.validation import check_int, check_real
 from rmqm.data.dataset import ImageDataset
-from rmqm.losses.contrastive import nt_xent_loss, semi_hard_triplet_loss, vicreg_loss
+from rmqm.losses.contrastive import nt_xent_loss, vicreg_loss
+from rmqm.losses.metric_learning import pair_triplet_loss, triplet_margin_loss
 from rmqm.training.augmentation import single_view, two_views
 from rmqm.training.methods import (
     HEAD_METHODS,
@@ -54,7 +55,10 @@ def method_loss(
     code, every method trains on augmented images drawn from ``generator``: the single-view
     (supervised) methods on :func:`rmqm.training.augmentation.single_view` (random perspective,
     p 0.5), the two-view methods on :func:`rmqm.training.augmentation.two_views` (a random
-    rotation and a random perspective, p 0.8).
+    rotation and a random perspective, p 0.8). The triplet losses are the reference's
+    (pytorch-metric-learning's semi-hard mined ``TripletMarginLoss``,
+    :mod:`rmqm.losses.metric_learning`); each loss is a mean over this batch, so the batch size
+    is part of the method (the reference: 64).
     """
     check_method(method)
     if method == "random-init":
@@ -64,11 +68,11 @@ def method_loss(
     if method in SUPERVISED_METHODS:
         z = encoder(single_view(images, generator))
         if method == "supervised-triplet":
-            return semi_hard_triplet_loss(z, labels, margin)
+            return triplet_margin_loss(z, labels, margin)
         assert head is not None  # checked above for the head methods
         loss = F.cross_entropy(head(z), labels)
         if method == "triplet-entropy":
-            loss = loss + semi_hard_triplet_loss(z, labels, margin)
+            loss = loss + triplet_margin_loss(z, labels, margin)
         return loss
     v1, v2 = two_views(images, generator)
     z = encoder(torch.cat([v1, v2]))
@@ -76,8 +80,7 @@ def method_loss(
     if method == "nt-xent":
         return nt_xent_loss(z1, z2, temperature)
     if method == "instance-triplet":
-        ids = torch.arange(images.shape[0], device=images.device)
-        return semi_hard_triplet_loss(z, torch.cat([ids, ids]), margin)
+        return pair_triplet_loss(z1, z2, margin)
     return vicreg_loss(z1, z2)
 
 

@@ -193,7 +193,7 @@ def test_fallback_is_loud_recorded_and_keyed_and_damaged_checkpoints_heal(tmp_pa
     assert run(nbs, out, {"data": "fashion-mnist"})[0] == ["cached"]
 
     # a checkpoint cut short while the zoo notebook is cached: the zoo reruns, quarantines and retrains it
-    ckpt = next((out / "results" / "zoo").glob("*.pt"))
+    ckpt = next((out / "results" / "zoo").glob("fashion-mnist_*.pt"))  # the zoo's own, not the fallback's
     ckpt.write_bytes(ckpt.read_bytes()[:100])
     statuses, logs = run(nbs, out, {"data": "fashion-mnist"})
     assert statuses == ["executed"]
