@@ -174,6 +174,7 @@ SCHEMA: dict[str, Parameter] = {
     "syn_epsilons": Parameter(non_empty_list(EPSILON), "SynBench robustness budgets (0: plain LDA)"),
     "syn_n_bootstrap": Parameter(integer(0), "bootstrap replicates of the SynBench score interval"),
     "syn_batch_size": Parameter(integer(1), "samples per encoder call in SynBench"),
+    "syn_n_directions": Parameter(integer(1), "random mean directions of the SynBench controls"),
     "probe_epsilons": Parameter(non_empty_list(EPSILON), "budgets of the robust probe on real data"),
     "probe_n": Parameter(integer(2), "images of the transfer task for the robust probe"),
     # 05 correlations

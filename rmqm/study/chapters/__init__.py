@@ -6,13 +6,14 @@
 - :mod:`~rmqm.study.chapters.ssl_vs_supervised`: 02, RMQM across the zoo;
 - :mod:`~rmqm.study.chapters.noise_vs_pgd`: 03, white noise against PGD;
 - :mod:`~rmqm.study.chapters.synbench`: 04, SynBench and the robust probe;
+- :mod:`~rmqm.study.chapters.controls`: 04, the calibration controls of SynBench;
 - :mod:`~rmqm.study.chapters.downstream`: 05, do the scores predict downstream accuracy?
 - :mod:`~rmqm.study.chapters.summary`: 00, the results summary (one table of the claims).
 
 The figures are drawn by :mod:`rmqm.plots`.
 """
 
-from rmqm.study.chapters import downstream, noise_vs_pgd, ssl_vs_supervised, summary, synbench, zoo
+from rmqm.study.chapters import controls, downstream, noise_vs_pgd, ssl_vs_supervised, summary, synbench, zoo
 from rmqm.study.chapters.common import (
     CORRELATION,
     ENCODER,
@@ -32,7 +33,7 @@ from rmqm.study.chapters.common import (
 )
 
 __all__ = [
-    'CORRELATION', 'ENCODER', 'FRACTION', 'PGD_MODE_LABELS', 'PROBES', 'downstream', 'interval_pivot',
+    'CORRELATION', 'ENCODER', 'FRACTION', 'PGD_MODE_LABELS', 'PROBES', 'controls', 'downstream', 'interval_pivot',
     'interval_text', 'load_zoo', 'model_meta', 'noise_vs_pgd', 'print_lines', 'probe_columns', 'seed_line', 'setup',
     'ssl_vs_supervised', 'study_settings', 'summary', 'synbench', 'zoo', 'zoo_rmqm',
 ]
