@@ -16,6 +16,7 @@ from rmqm._utils.provenance import hardware_summary
 from rmqm.study.browser_check import browser_missing, check_in_browser
 from rmqm.study.html_check import Problem, check_html_book
 from rmqm.study.manifest import MANIFEST, load_manifest
+from rmqm.study.number_check import check_numbers
 from rmqm.study.substitutions import stage_substitutions
 
 __all__ = ['BookBuildFailed', 'BookCheckFailed', 'data_markdown', 'run_info_markdown', 'stage_book',
@@ -200,11 +201,13 @@ def _jupyter_book_cmd() -> list[str]:
 def check_book(html: str | os.PathLike, *, screenshots: str | os.PathLike | None = None,
                browser: bool = True, log: Callable[[str], None] = print) -> list[Problem]:
     """The problems a reader of the built book would see: the static checks of every page
-    (:func:`rmqm.study.html_check.check_html_book`), then, where Chromium is installed and
+    (:func:`rmqm.study.html_check.check_html_book`), a sample of its numbers against the run's
+    results store next to it (:func:`rmqm.study.number_check.check_numbers`), then, where Chromium is installed and
     ``browser`` is true, the browser's (:func:`rmqm.study.browser_check.check_in_browser`, which
     saves ``<page>-{desktop,phone}.png`` into ``screenshots`` when given). A missing browser is
     logged, not an error: the static checks still run."""
     problems = check_html_book(html)
+    problems += check_numbers(html, Path(html).parent.parent / "results")  # build/<profile>/results
     if browser:
         missing = browser_missing()
         if missing:

@@ -60,9 +60,10 @@ def t_half_width(values) -> float:
 
 def test_setup_styles_filters_and_creates_the_folder(tmp_path):
     target = tmp_path / "a" / "results"
-    with warnings.catch_warnings(), matplotlib.rc_context():
+    with warnings.catch_warnings(), matplotlib.rc_context(), pd.option_context("display.max_colwidth", 50):
         out = setup(str(target))
         assert out == target and target.is_dir()
+        assert pd.get_option("display.max_colwidth") is None  # no claim cut to "..." in a table
         assert tuple(matplotlib.rcParams["figure.figsize"]) == (10.0, 4.5)
         assert matplotlib.rcParams["axes.titleweight"] == "bold"
         with warnings.catch_warnings(record=True) as caught:

@@ -16,6 +16,7 @@ from rmqm.experiments.store import ResultsStore
 from rmqm.plots.style import book_style
 from rmqm.stats.intervals import t_interval
 from rmqm.stats.verdicts import format_interval
+from rmqm.study.chapters.external import load_external
 
 __all__ = [
     'ENCODER', 'PROBES', 'CORRELATION', 'FRACTION', 'PGD_MODE_LABELS', 'setup', 'probe_columns', 'model_meta',
@@ -43,7 +44,8 @@ def setup(results_dir: str | os.PathLike) -> Path:
     """Prepare a study notebook and return its results folder.
 
     Applies the book's figure style (:func:`rmqm.plots.style.book_style`, which sets
-    matplotlib's process-wide rcParams), ignores :class:`tqdm.TqdmWarning` (the study's
+    matplotlib's process-wide rcParams), shows table cells in full (pandas'
+    ``display.max_colwidth``, process-wide), ignores :class:`tqdm.TqdmWarning` (the study's
     kernel has no ipywidgets and its progress bars are off) and creates ``results_dir``
     with its parents.
 
@@ -58,6 +60,7 @@ def setup(results_dir: str | os.PathLike) -> Path:
         raise NotADirectoryError(f"results_dir {results} exists and is not a folder")
     warnings.filterwarnings("ignore", category=TqdmWarning)
     book_style()
+    pd.set_option("display.max_colwidth", None)  # a table cell never shows a claim cut to "..."
     results.mkdir(parents=True, exist_ok=True)
     return results
 
@@ -134,10 +137,13 @@ def zoo_rmqm(
 
     Args:
         settings: alteration name -> keywords, from :func:`rmqm.experiments.cache.alteration_settings`.
+
+    The user encoders of the study (:func:`rmqm.study.chapters.external.load_external`) are
+    measured beside the zoo's checkpoints.
     """
     results = Path(results)
     return ZooRMQM(ResultsStore(results / "store"), results / "zoo", zoo["data"].iloc[0], n_points, settings,
-                   batch_size=batch_size, device=device)
+                   batch_size=batch_size, device=device, external=load_external(results, device))
 
 
 def interval_text(ci: pd.DataFrame, digits: int = 3, signed: bool = False) -> list[str]:

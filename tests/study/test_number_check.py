@@ -1,0 +1,76 @@
+"""The built pages' numbers against the results store (rmqm.study.number_check) on hand-made pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rmqm.study import number_check
+from rmqm.study.chapters import summary
+
+
+def write_results(results: Path) -> pd.DataFrame:
+    results.mkdir(parents=True)
+    verdicts = pd.DataFrame([dict(
+        claim="RMQM ranks encoders", endpoint="primary", analysis="per-task", score="rmqm_noise", baseline=None,
+        task="fashion-mnist", target="fashion-mnist_1nn", method="spearman", zoo=zoo, expected_sign="positive",
+        estimate=0.5, ci_low=0.1, ci_high=0.8, p_value=0.01, holm_family="primary", p_holm=0.02, verdict=verdict,
+        n_configs=14, n_seeds=3) for zoo, verdict in (("all encoders", "supported"), ("without random-init",
+                                                                                      "inconclusive"))])
+    verdicts.to_parquet(results / "verdicts.parquet")
+    pd.DataFrame({"method": ["a", "a", "b", "b"], "dim": 8, "optimizer": "adam", "seed": [0, 1, 0, 1]}).to_parquet(
+        results / "zoo.parquet")
+    return summary.summary_table(results)
+
+
+def write_pages(html: Path, table: pd.DataFrame, headline: str) -> None:
+    (html / "notebooks").mkdir(parents=True)
+    (html / number_check.SUMMARY_PAGE).write_text(f"<html><body>{table.to_html()}</body></html>")
+    (html / number_check.ZOO_PAGE).write_text(f"<html><body><pre>{headline}</pre></body></html>")
+
+
+def test_matching_pages_have_no_problem(tmp_path):
+    table = write_results(tmp_path / "results")
+    write_pages(tmp_path / "html", table, "4 models (2 encoders x 2 seeds) pretrained on mnist")
+    assert number_check.check_numbers(tmp_path / "html", tmp_path / "results") == []
+
+
+def test_a_changed_estimate_a_cut_claim_and_a_wrong_headline_are_caught(tmp_path):
+    table = write_results(tmp_path / "results")
+    shown = table.copy()
+    shown.loc[0, "estimate"] = "+0.60"
+    shown.loc[0, "claim"] = shown.loc[0, "claim"][:10] + "..."  # as pandas' default display.max_colwidth cuts it
+    text = shown.to_html()
+    (tmp_path / "html" / "notebooks").mkdir(parents=True)
+    (tmp_path / "html" / number_check.SUMMARY_PAGE).write_text(text)
+    (tmp_path / "html" / number_check.ZOO_PAGE).write_text("<p>5 models (2 encoders x 2 seeds)</p>")
+    problems = number_check.check_numbers(tmp_path / "html", tmp_path / "results")
+    details = "\n".join(str(p) for p in problems)
+    assert "estimate: the page says '+0.60', the results store gives '+0.50'" in details
+    assert "claim: the page says" in details and "..." in details
+    assert "the page says 5 models (2 encoders x 2 seeds), zoo.parquet has 4 (2 x 2)" in details
+    assert {p.kind for p in problems} == {"number-mismatch"}
+
+
+def test_missing_pages_or_results_are_skipped(tmp_path):
+    assert number_check.check_numbers(tmp_path / "html", tmp_path / "nothing") == []
+    (tmp_path / "results").mkdir()
+    assert number_check.check_numbers(tmp_path / "html", tmp_path / "results") == []
+
+
+def test_html_tables_collapse_whitespace(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text("<table><tr><th> a </th><td>1\n 2</td></tr></table><p>x  y</p>")
+    tables, text = number_check.html_tables(page)
+    assert tables == [[["a", "1 2"]]] and text.endswith("x y")
+
+
+@pytest.mark.parametrize("missing", ["table", "headline"])
+def test_pages_without_the_sampled_numbers_are_a_problem(tmp_path, missing):
+    table = write_results(tmp_path / "results")
+    write_pages(tmp_path / "html", table if missing != "table" else pd.DataFrame({"x": [1]}),
+                "no headline here" if missing == "headline" else "4 models (2 encoders x 2 seeds)")
+    problems = number_check.check_numbers(tmp_path / "html", tmp_path / "results")
+    assert len(problems) == 1 and problems[0].kind == "number-mismatch"
