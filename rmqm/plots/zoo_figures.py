@@ -36,7 +36,7 @@ def plot_training_curves(curves: pd.DataFrame) -> Any:
     return g.figure
 
 
-def plot_learning_curves(curves: pd.DataFrame) -> Any:
+def plot_learning_curves(curves: pd.DataFrame, plateaus: pd.DataFrame | None = None) -> Any:
     """In-distribution accuracy against training epoch (log2 axis), one panel per (probe,
     dimension), one line per method: the mean over seeds with a 95 % t-interval band
     clipped to [0, 1]. Training maturity as a measured axis: a flat end is a plateau.
@@ -44,6 +44,9 @@ def plot_learning_curves(curves: pd.DataFrame) -> Any:
     Args:
         curves: :func:`rmqm.study.chapters.zoo.learning_curves_long` (``epoch``,
             ``accuracy``, ``method``, ``probe``, ``dim``).
+        plateaus: optional table with ``method``, ``dim`` and a boolean ``plateau`` (e.g. the
+            one of :func:`rmqm.study.chapters.zoo.plateau_summary`); the methods not on a
+            plateau are named in each panel of their dimension ("still improving: ...").
 
     Returns:
         the matplotlib ``Figure``.
@@ -59,6 +62,12 @@ def plot_learning_curves(curves: pd.DataFrame) -> Any:
         ax.set_xscale("log", base=2)
     g.set_axis_labels("training epoch (checkpoint, log2 scale)", "accuracy (fraction)")
     g.set_titles("{row_name}, d={col_name}")
+    if plateaus is not None:
+        check_columns(plateaus, ["method", "dim", "plateau"], "plateaus")
+        for (_, dim), ax in g.axes_dict.items():
+            rising = sorted(plateaus.loc[(plateaus["dim"] == dim) & ~plateaus["plateau"].astype(bool), "method"])
+            ax.text(0.02, 0.02, "still improving: " + (", ".join(rising) if rising else "none"),
+                    transform=ax.transAxes, fontsize="x-small", va="bottom", ha="left", wrap=True)
     g.figure.suptitle("Learning curves: in-distribution accuracy at each checkpoint", y=1.02)
     return g.figure
 

@@ -60,6 +60,11 @@ def test_learning_curves_log2_epochs_one_panel_per_probe_and_dim():
     assert np.allclose(line.get_xdata(), [1, 2, 4]) and np.allclose(line.get_ydata(), [0.5, 0.75, 0.875])
     with pytest.raises(ValueError, match=r"learning curves lacks column\(s\) \['epoch'\]"):
         plots.plot_learning_curves(curves.drop(columns="epoch"))
+    plateaus = pd.DataFrame({"method": ["cross-entropy", "nt-xent"] * 2, "dim": [8, 8, 16, 16],
+                             "plateau": [True, False, True, True]})
+    fig = plots.plot_learning_curves(curves, plateaus)
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert notes == ["still improving: nt-xent", "still improving: none"] * 2
 
 
 def test_downstream_accuracy_panels_per_dim_and_task():
