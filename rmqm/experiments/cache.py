@@ -31,7 +31,7 @@ from rmqm.training.methods import own_attack_loss, reference_attack_semantics
 
 __all__ = [
     "RMQM_MODULES", "HEAD_LOSSES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table",
-    "cached_rmqm", "cached_synbench", "alteration_settings", "own_attack_keywords", "ZooRMQM",
+    "cached_rmqm", "cached_synbench", "alteration_settings", "own_attack_keywords", "ZooRMQM", "EXTERNAL_ATTACK",
 ]
 
 
@@ -99,6 +99,11 @@ def _object_identity(obj: Any) -> str | None:
     module = _rmqm_module(obj)
     name = getattr(obj, "__qualname__", type(obj).__qualname__)
     return f"{getattr(obj, '__module__', '?')}.{name}" + (f"@{code_fingerprint(module)}" if module else "")
+
+
+#: How the own-loss and reference PGD modes attack an encoder without a training loss (a user
+#: encoder of the study, :class:`ZooRMQM`'s ``external``): the label-free displacement mode.
+EXTERNAL_ATTACK: dict[str, str] = {"pgd_mode": "displacement", "attack_loss": "displacement"}
 
 
 #: Own attack losses that need the model's classifier head.
@@ -278,6 +283,10 @@ class ZooRMQM:
             setting with ``pgd_mode`` ``"own-loss"`` or ``"reference"`` and no ``attack_loss`` attacks
             each model with its own loss (:func:`own_attack_keywords`, with the model's head).
         batch_size, device: passed to ``measure_rmqm`` (a setting's own ``batch_size`` wins).
+        external: models that are not zoo checkpoints (the user's encoders of the study), by name,
+            looked up before ``zoo_dir``. They have no training loss: the ``"own-loss"`` and
+            ``"reference"`` modes attack them with the label-free ``"displacement"`` loss
+            (:data:`EXTERNAL_ATTACK`).
     """
 
     store: Any
@@ -287,6 +296,7 @@ class ZooRMQM:
     settings: Mapping[str, Mapping[str, Any]]
     batch_size: int = 256
     device: str = "cpu"
+    external: Mapping[str, TrainedModel] = field(default_factory=dict)
     _data: dict[int, Any] = field(default_factory=dict, init=False, repr=False)
 
     def data(self, seed: int) -> Any:
@@ -315,7 +325,7 @@ class ZooRMQM:
                  extra: Mapping[str, Any]) -> tuple[TrainedModel, dict[str, Any], dict[str, Any]]:
         if setting not in self.settings:
             raise ValueError(f"unknown alteration setting {setting!r}; have {sorted(self.settings)}")
-        model = load_model(name, Path(self.zoo_dir))
+        model = self.external[name] if name in self.external else load_model(name, Path(self.zoo_dir))
         data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": int(seed)}
         kwargs = {"batch_size": self.batch_size, **self.settings[setting], **extra, "seed": int(seed),
                   "device": self.device}
@@ -324,7 +334,9 @@ class ZooRMQM:
         if "attack_loss" in extra and "pgd_mode" not in extra:  # a loss for this call: its implied mode
             kwargs["pgd_mode"] = resolve_pgd_mode(None, extra["attack_loss"])
         mode = kwargs.get("pgd_mode")
-        if mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
+        if mode in ("own-loss", "reference") and "attack_loss" not in kwargs and name in self.external:
+            kwargs.update(EXTERNAL_ATTACK)  # a user encoder has no training loss
+        elif mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
             kwargs.update(own_attack_keywords(model.method, mode))
         if kwargs.get("attack_loss") in HEAD_LOSSES and model.head is not None and "head" not in kwargs:
             kwargs["head"] = model.head  # the cross-entropy and triplet-entropy attacks' classifier

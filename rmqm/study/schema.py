@@ -155,6 +155,10 @@ SCHEMA: dict[str, Parameter] = {
                                "seconds of training per model before it stops early (null: no limit)"),
     "n_eval": Parameter(integer(2), "test images for RankMe and alpha-ReQ"),
     "n_transfer": Parameter(optional(integer(2)), "subsample of each transfer set (null: all of it)"),
+    "encoders": Parameter(Rule("a list of encoder specs (mappings, or a built-in's name)",
+                               lambda v: isinstance(v, list) and all(isinstance(x, (dict, str)) for x in v)),
+                          "your own encoders, added to the study beside the zoo (each spec is checked by "
+                          "rmqm.study.encoders.check_profile_encoders before any notebook runs)"),
     # 02/03 RMQM
     "n_points": Parameter(integer(1), "test images of the pretraining set that are altered"),
     "n_noise_levels": Parameter(integer(3), "white-noise levels, including the clean one"),

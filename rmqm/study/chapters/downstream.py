@@ -27,6 +27,7 @@ from rmqm.stats.inference import paired_bootstrap_difference, two_level_bootstra
 from rmqm.stats.tasks import AGGREGATE, chance_normalised_mean, reference_pooled_correlation
 from rmqm.stats.verdicts import ExpectedSign, expected_sign_alpha_req, format_interval, verdict_table
 from rmqm.study.chapters.common import PROBES, load_zoo, probe_columns
+from rmqm.study.chapters.external import zoo_only
 
 __all__ = [
     'PRIMARY_TASK', 'PRIMARY_ENDPOINTS', 'CONFIG', 'ZOOS', 'ALPHA', 'CHANCE_CLASSES', 'INTERVAL', 'rmqm_column',
@@ -111,9 +112,10 @@ def primary_task(tasks: Sequence[str]) -> tuple[str, str]:
 
 
 def alpha_expectation(table: pd.DataFrame) -> ExpectedSign:
-    """alpha-ReQ's expected sign derived from the measured alphas
-    (:func:`rmqm.stats.verdicts.expected_sign_alpha_req`)."""
-    return expected_sign_alpha_req(table["alpha_req"])
+    """alpha-ReQ's expected sign derived from the measured alphas of the zoo
+    (:func:`rmqm.stats.verdicts.expected_sign_alpha_req`; the user encoders of the study,
+    :func:`rmqm.study.chapters.external.zoo_only`, do not change it)."""
+    return expected_sign_alpha_req(zoo_only(table)["alpha_req"])
 
 
 def score_labels(synbench_threshold: float, columns: Sequence[str] = (), alpha: ExpectedSign | None = None
@@ -147,15 +149,18 @@ def score_table(results: str | os.PathLike, synbench_threshold: float, synbench_
     for name in ("rmqm_scores.parquet", "synbench_scores.parquet"):
         if not (results / name).is_file():
             raise FileNotFoundError(f"no table {results / name}; run the notebooks this one depends on first")
-    rmqm = pd.read_parquet(results / "rmqm_scores.parquet").pivot_table(index="name", columns="perturbation",
-                                                                        values="rmqm")
-    table = zoo.merge(rmqm.rename(columns=rmqm_column).reset_index().rename_axis(columns=None), on="name")
+    # a model is (name, seed): a user encoder of the study has one name and a row per zoo seed
+    rmqm_scores = pd.read_parquet(results / "rmqm_scores.parquet")
+    on = ["name", "seed"] if "seed" in rmqm_scores.columns else ["name"]
+    rmqm = rmqm_scores.pivot_table(index=on, columns="perturbation", values="rmqm")
+    table = zoo.merge(rmqm.rename(columns=rmqm_column).reset_index().rename_axis(columns=None), on=on)
     synbench = pd.read_parquet(results / "synbench_scores.parquet")
     sel = synbench[np.isclose(synbench["threshold"], synbench_threshold)
                    & np.isclose(synbench["epsilon"], synbench_epsilon)]
     if sel.empty:
         raise ValueError(f"no SynBench score at threshold {synbench_threshold}, epsilon {synbench_epsilon}")
-    table = table.merge(sel[["name", "score"]].rename(columns={"score": "synbench"}), on="name")
+    on = ["name", "seed"] if "seed" in sel.columns else ["name"]
+    table = table.merge(sel[[*on, "score"]].rename(columns={"score": "synbench"}), on=on)
     alpha = alpha_expectation(table)
     table[ALPHA] = alpha.values(table) * (-1.0 if alpha.sign == "negative" else 1.0)
     table.to_parquet(results / "all_scores.parquet")
@@ -302,7 +307,7 @@ def endpoint_rows(table: pd.DataFrame, zoo: str, *, n_resamples: int = 2000, con
 
 
 def verdicts(table: pd.DataFrame, results: str | os.PathLike, *, n_resamples: int = 2000, confidence: float = 0.95,
-             alpha: float = 0.05, random_state: int = 0) -> pd.DataFrame:
+             alpha: float = 0.05, random_state: int = 0, include_encoders: bool = False) -> pd.DataFrame:
     """The verdict table of both :data:`ZOOS` (:func:`endpoint_rows`), Holm-adjusted within
     each endpoint tier (``holm_family``) by :func:`rmqm.stats.verdicts.verdict_table` at
     ``alpha``; a row without an estimate has verdict ``"not measurable"``. Primary rows
@@ -310,7 +315,11 @@ def verdicts(table: pd.DataFrame, results: str | os.PathLike, *, n_resamples: in
 
     The sign p-value of a bootstrap cannot fall below ``2 / (n_resamples + 1)``: a tier of
     ``m`` rows needs ``n_resamples`` well above ``2 m / alpha`` for any row to pass Holm.
+
+    The user encoders of the study (family ``external``) are left out unless ``include_encoders``
+    (:func:`rmqm.study.chapters.external.zoo_only`): they are points beside the zoo, not part of it.
     """
+    table = zoo_only(table, include_encoders)
     rows = [r for zoo in ZOOS for r in endpoint_rows(table, zoo, n_resamples=n_resamples, confidence=confidence,
                                                       random_state=random_state)]
     frame = pd.DataFrame(rows, columns=_COLUMNS)
@@ -326,7 +335,8 @@ def verdicts(table: pd.DataFrame, results: str | os.PathLike, *, n_resamples: in
     return out
 
 
-def reference_comparison(table: pd.DataFrame, verdict: pd.DataFrame, results: str | os.PathLike) -> pd.DataFrame:
+def reference_comparison(table: pd.DataFrame, verdict: pd.DataFrame, results: str | os.PathLike,
+                         include_encoders: bool = False) -> pd.DataFrame:
     """The reference notebook's statistic beside ours, for each RMQM setting: one Pearson r
     pooled over every transfer task of this zoo (each task's 1-NN accuracy divided by its
     largest, d > 3, the first seed; :func:`reference_pooled_correlation` -- the reference pools
@@ -335,8 +345,9 @@ def reference_comparison(table: pd.DataFrame, verdict: pd.DataFrame, results: st
 
     Returns:
         ``score, reference_tasks, reference_seed, reference_r, reference_n`` and per task
-        ``<task>: ours``.
+        ``<task>: ours``. The user encoders are left out unless ``include_encoders`` (as :func:`verdicts`).
     """
+    table = zoo_only(table, include_encoders)
     seed = sorted(table["seed"].unique())[0]
     tasks = transfer_tasks(table)
     rows = []

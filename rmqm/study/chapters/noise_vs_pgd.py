@@ -13,6 +13,7 @@ from rmqm.stats.correlations import rank_agreement
 from rmqm.stats.curves import relative_change_table
 from rmqm.stats.intervals import per_seed
 from rmqm.study.chapters.common import CORRELATION, ENCODER, FRACTION, seed_line
+from rmqm.study.chapters.external import zoo_only
 
 __all__ = ['FRESH', 'NESTED', 'noise_pgd_scores', 'alteration_agreement', 'relative_changes', 'noise_schedules',
            'schedule_summary', 'pgd_mode_table', 'mode_summary']
@@ -43,6 +44,7 @@ def alteration_agreement(scores: pd.DataFrame, noise: str = "noise", pgd: str = 
     Args:
         noise, pgd: the two columns of ``scores`` (:func:`noise_pgd_scores`) compared.
     """
+    scores = zoo_only(scores)  # the user encoders of the study are shown, not counted
     return _agreement_lines(scores, noise, pgd, f"Rank agreement of {noise} and {pgd} over the "
                             f"{scores.groupby(list(ENCODER)).ngroups} encoders of each seed:")
 
@@ -66,7 +68,7 @@ def relative_changes(levels: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
               .agg(median="median", p99=lambda v: v.quantile(0.99)).reset_index())
 
     def n_points(table: pd.DataFrame) -> pd.Series:
-        return table.drop_duplicates(["perturbation", "family", "name", "point"]).groupby(
+        return table.drop_duplicates(["perturbation", "family", "name", "seed", "point"]).groupby(
             ["perturbation", "family"]).size()
 
     counts = pd.DataFrame({"points with an infinite |r|": n_points(rc[~np.isfinite(rc["abs_rel_change"])]),
@@ -101,8 +103,9 @@ def schedule_summary(nested: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
         schedule, rounded to 3 digits.
     """
     wide = nested.pivot_table(index=_VARIANT_INDEX, columns="noise", values="rmqm").reset_index()
-    higher = per_seed(wide, lambda s: float((s[NESTED] > s[FRESH]).mean()))
-    agree = per_seed(wide, lambda s: rank_agreement(s[FRESH], s[NESTED]))
+    zoo = zoo_only(wide)  # the lines describe the zoo; the table shows the user encoders too
+    higher = per_seed(zoo, lambda s: float((s[NESTED] > s[FRESH]).mean()))
+    agree = per_seed(zoo, lambda s: rank_agreement(s[FRESH], s[NESTED]))
     lines = [seed_line(higher["value"], "fraction of encoders that nested noise scores higher", FRACTION),
              seed_line(agree["spearman"], "rank agreement of fresh and nested noise, Spearman rho", CORRELATION)]
     return lines, wide.groupby(["method", "dim", "optimizer"])[[FRESH, NESTED]].mean().round(3)
@@ -149,10 +152,11 @@ def mode_summary(modes: pd.DataFrame, reference: str) -> tuple[list[str], pd.Dat
         raise ValueError(f"reference mode {reference!r} is not among {labels}")
     wide = modes.pivot_table(index=_VARIANT_INDEX, columns="attack", values="rmqm").reset_index()
     lines: list[str] = []
-    if wide.groupby("seed").size().min() >= 3:
-        n = wide.groupby(["method", "dim", "optimizer"]).ngroups
+    zoo = zoo_only(wide)  # the lines describe the zoo; the table shows the user encoders too
+    if zoo.groupby("seed").size().min() >= 3:
+        n = zoo.groupby(["method", "dim", "optimizer"]).ngroups
         for other in labels:
             if other != reference:
-                lines += _agreement_lines(wide, reference, other,
+                lines += _agreement_lines(zoo, reference, other,
                                           f"rank agreement of {reference} and {other} over {n} encoders:")
     return lines, wide.groupby(["method", "dim", "optimizer"])[labels].mean().round(3)

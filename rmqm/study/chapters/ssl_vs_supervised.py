@@ -58,8 +58,9 @@ def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] | N
     settings = list(rmqm_of.settings) if settings is None else list(settings)
     if not settings:
         raise ValueError("give at least one alteration setting")
-    prefetch_rmqm(rmqm_of, [(row.name, row.seed, s) for row in zoo.itertuples() for s in settings],
-                  scheduler=scheduler)
+    # the engine's jobs load zoo checkpoints by name: the user encoders (rmqm_of.external) run here
+    prefetch_rmqm(rmqm_of, [(row.name, row.seed, s) for row in zoo.itertuples() for s in settings
+                            if row.name not in rmqm_of.external], scheduler=scheduler)
     summaries, points, levels = [], [], []
     for row in zoo.itertuples():
         for setting in settings:

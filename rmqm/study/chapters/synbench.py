@@ -20,7 +20,7 @@ from rmqm.metrics.robust_probe import evaluate_robust_probe
 from rmqm.stats.intervals import per_seed, summarize_seeds, t_interval
 from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.common import interval_pivot, model_meta
-from rmqm.training.checkpoints import load_model
+from rmqm.study.chapters.external import external_names, load_external, zoo_model
 
 __all__ = ['S_MAX', 'mean_scales', 'synbench_headline', 'synbench_zoo', 'synbench_intervals', 'synbench_score_table',
            'probe_task', 'normalized_features', 'robust_probe_zoo', 'robust_means', 'robust_table', 'tradeoff_summary']
@@ -73,8 +73,9 @@ def synbench_zoo(
     results = Path(results)
     store = ResultsStore(results / "store")
     parts: dict[str, list[pd.DataFrame]] = {"curves": [], "scores": [], "table": []}
+    external = load_external(results, device)  # the user encoders of the study, measured beside the zoo
     for row in zoo.itertuples():
-        model = load_model(row.name, results / "zoo")
+        model = zoo_model(row.name, results, external, device)
         shape = (int(model.train_info["in_channels"]), *map(int, model.train_info["input_size"]))
         t = cached_synbench(store, row.name, model.encoder, shape, s_values=s_values, epsilons=epsilons,
                             n_train=n_samples, n_test=n_samples, n_bootstrap=n_bootstrap,
@@ -137,8 +138,9 @@ def robust_probe_zoo(
     halves = {s: load_dataset(task, split=split, n=probe_n, seed=int(s)).split(0.5, seed=int(s))
               for s in sorted(zoo["seed"].unique())}
     rows = []
+    external = load_external(results, device)
     for row in zoo.itertuples():
-        model = load_model(row.name, results / "zoo")
+        model = zoo_model(row.name, results, external, device)
         train, test = halves[row.seed]
         res = evaluate_robust_probe(normalized_features(model, train, device), train.labels.numpy(),
                                     normalized_features(model, test, device), test.labels.numpy(), epsilons=epsilons)
@@ -166,8 +168,9 @@ def tradeoff_summary(robust: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
 
     Returns:
         three lines (the fraction of encoders that gain margin, the fraction that lose
-        accuracy, the median accuracy change; means over seeds with 95 % t-intervals) and the
-        mean accuracy lost and margin gained of each encoder, rounded to 3 digits.
+        accuracy, the median accuracy change; means over seeds with 95 % t-intervals; the zoo's
+        encoders only) and the mean accuracy lost and margin gained of each encoder (the user's
+        encoders too), rounded to 3 digits.
     """
     trade = robust.groupby(["method", "dim", "optimizer", "seed"]).apply(
         lambda g: pd.Series({
@@ -175,7 +178,8 @@ def tradeoff_summary(robust: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
             _GAINED: g.loc[g["epsilon"].idxmax(), "mean_certified_margin"]
             - g.loc[g["epsilon"].idxmin(), "mean_certified_margin"],
         }), include_groups=False).reset_index()
-    per = per_seed(trade, lambda s: {
+    mine = external_names(robust)  # the user encoders are shown, not counted among the zoo's encoders
+    per = per_seed(trade[~trade["method"].isin(mine)], lambda s: {
         "gains margin (fraction of encoders)": float((s[_GAINED] > 0).mean()),
         "costs accuracy (fraction of encoders)": float((s[_LOST] > 0).mean()),
         "median accuracy change": float(-s[_LOST].median()),

@@ -12,6 +12,7 @@ from rmqm.experiments.engine import run_zoo
 from rmqm.stats.intervals import per_seed, summarize_seeds, t_interval
 from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.common import interval_pivot, probe_columns
+from rmqm.study.chapters.external import zoo_only
 from rmqm.training.checkpoints import load_model
 from rmqm.training.curves import plateau_table
 from rmqm.training.zoo import family_summary
@@ -134,7 +135,7 @@ def plateau_summary(zoo: pd.DataFrame, tolerance: float = 0.01) -> tuple[list[st
         one line per dimension naming the encoders on a plateau and those still improving (with
         their gain in points), and the plateau table of the trained encoders (rounded).
     """
-    table = plateau_table(zoo, "indist_knn", tolerance)
+    table = plateau_table(zoo_only(zoo), "indist_knn", tolerance)  # the user encoders were not trained here
     table = table[table["family"] != "random"].reset_index(drop=True)
     lines = []
     for dim, rows in table.groupby("dim"):
@@ -170,7 +171,7 @@ def training_curves(zoo: pd.DataFrame, zoo_dir: str | os.PathLike, window: int =
         ValueError: no model of the zoo has a training history.
     """
     histories = []
-    for row in headline_checkpoints(zoo).itertuples():
+    for row in headline_checkpoints(zoo_only(zoo)).itertuples():  # the user encoders have no history here
         h = load_model(row.name, zoo_dir).history
         if len(h):
             histories.append(h.assign(method=row.method, dim=f"d={row.dim}", seed=row.seed))
@@ -199,14 +200,16 @@ def family_scores(zoo: pd.DataFrame) -> pd.DataFrame:
 
 
 def zoo_reading(zoo: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
-    """What the zoo's k-NN accuracies say, over seeds.
+    """What the zoo's k-NN accuracies say, over seeds (the user encoders of the study,
+    :mod:`~rmqm.study.chapters.external`, are in the table but not in the lines).
 
     Returns:
         the lines to print (range and best encoder per task; the median half-width of one
         encoder's 95 % t-interval; how often trained encoders beat random-init, when the zoo
         has both) and the table of each encoder's accuracy ``"mean [low, high]"`` per task.
     """
-    zoo = headline_checkpoints(zoo)
+    everything = headline_checkpoints(zoo)
+    zoo = zoo_only(everything)  # the lines describe the zoo; the table shows the user encoders too
     main = [c for c in probe_columns(zoo) if c.endswith("_knn")]
     acc_ci = summarize_seeds(zoo, main, by=["method", "dim", "optimizer"], bounds=(0, 1))
     lines = []
@@ -228,4 +231,5 @@ def zoo_reading(zoo: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
         lines.append(f"trained encoders beat the random-init network on average in "
                      f"{format_interval(m, lo, hi, 2, False)} of the k-NN tasks "
                      "(fraction; mean over seeds, 95 % t-interval)")
-    return lines, interval_pivot(acc_ci, ["method", "dim", "optimizer"], "metric")
+    shown = summarize_seeds(everything, main, by=["method", "dim", "optimizer"], bounds=(0, 1))
+    return lines, interval_pivot(shown, ["method", "dim", "optimizer"], "metric")
