@@ -34,8 +34,8 @@ from rmqm.study.encoders import EncoderSpec, load_encoder, parse_encoder_specs
 from rmqm.training.checkpoints import TrainedModel, load_model
 from rmqm.training.zoo import DATA_USED, evaluate_model
 
-__all__ = ["EXTERNAL", "RECORD", "add_encoders", "external_rows", "load_external", "zoo_model", "zoo_only",
-           "is_external", "external_names", "attack_notes", "encoder_table", "encoder_lines"]
+__all__ = ["EXTERNAL", "RECORD", "external_model", "add_encoders", "external_rows", "load_external", "zoo_model",
+           "zoo_only", "is_external", "external_names", "attack_notes", "encoder_table", "encoder_lines"]
 
 #: ``family`` (and ``optimizer``, ``arch``) of a user encoder's rows.
 EXTERNAL = "external"
@@ -48,7 +48,7 @@ def _shape(data: ImageDataset) -> tuple[int, tuple[int, int]]:
     return int(c), (int(h), int(w))
 
 
-def _external_model(spec: EncoderSpec, encoder: torch.nn.Module, in_channels: int,
+def external_model(spec: EncoderSpec, encoder: torch.nn.Module, in_channels: int,
                     size: Sequence[int], dim: int) -> TrainedModel:
     """A :class:`TrainedModel` view of a user encoder (no head, no history): what the chapters'
     code reads of a zoo model (``encoder``, ``method``, ``train_info`` channels and size)."""
@@ -127,7 +127,7 @@ def add_encoders(
     rows = []
     for spec in specs:
         name, encoder = load_encoder(spec, in_channels=in_channels, input_size=size, device=device)
-        model = _external_model(spec, encoder, in_channels, size, _dim(encoder, in_channels, size, device))
+        model = external_model(spec, encoder, in_channels, size, _dim(encoder, in_channels, size, device))
         scores = evaluate_model(model, transfer, eval_data, k=k, device=device)
         rows.append(external_rows(model, scores, data, seeds))
         record.append({"name": name, "kind": spec.kind, "index": spec.index, "options": spec.options,
@@ -152,7 +152,7 @@ def load_external(results: str | os.PathLike, device: str = "cpu") -> dict[str, 
         spec = EncoderSpec(item["name"], item["kind"], int(item["index"]), dict(item["options"]))
         size = tuple(item["input_size"])
         _, encoder = load_encoder(spec, in_channels=int(item["in_channels"]), input_size=size, device=device)
-        models[spec.name] = _external_model(spec, encoder, int(item["in_channels"]), size, int(item["dim"]))
+        models[spec.name] = external_model(spec, encoder, int(item["in_channels"]), size, int(item["dim"]))
     return models
 
 
