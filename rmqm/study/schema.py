@@ -187,6 +187,8 @@ SCHEMA: dict[str, Parameter] = {
     "synbench_epsilon": Parameter(EPSILON, "robustness budget of the SynBench score (one of syn_epsilons)"),
     "confidence": Parameter(real(0, 1, low_open=True, high_open=True), "level of the intervals of the verdicts"),
     "n_resamples": Parameter(integer(100), "two-level bootstrap replicates of each correlation"),
+    "include_encoders_in_stats": Parameter(Rule("true or false", lambda v: isinstance(v, bool)),
+                                           "count the user's encoders in notebook 05's correlations"),
 }
 
 

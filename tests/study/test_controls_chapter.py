@@ -46,6 +46,12 @@ def test_table_and_lines(measured):
     assert lines[1].startswith("the mean-pixel map, useless downstream, scores ")
 
 
+def test_small_sample_sizes_are_raised_to_what_the_identity_needs():
+    # 16 pixels: 18 samples at least, whatever is asked (fewer would make its covariance singular)
+    table = controls.synbench_controls((1, 4, 4), S_VALUES, [0.0], 4, n_directions=1)
+    assert table["score"].notna().all()
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="n_directions must be at least 1"):
         controls.synbench_controls((1, 4, 4), S_VALUES, [0.0], 64, n_directions=0)

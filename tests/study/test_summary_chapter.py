@@ -97,4 +97,5 @@ def test_summary_notebook_runs_last_and_opens_the_study():
 
 def test_downstream_notebook_declares_its_parameters():
     spec = next(s for s in discover_notebooks(ROOT / "notebooks") if s.name == "05_predicting_downstream")
-    assert spec.declared == ("synbench_threshold", "synbench_epsilon", "confidence", "n_resamples", "results_dir")
+    assert spec.declared == ("synbench_threshold", "synbench_epsilon", "confidence", "n_resamples",
+                             "include_encoders_in_stats", "results_dir")

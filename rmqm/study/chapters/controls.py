@@ -48,7 +48,9 @@ def synbench_controls(
     Args:
         input_shape: ``(C, H, W)`` of the zoo's inputs.
         s_values, epsilons, n_samples: the mixture grid, robustness budgets and train/test samples
-            per scale, as the zoo's SynBench (no bootstrap: the spread over directions is shown).
+            per scale, as the zoo's SynBench (no bootstrap: the spread over directions is shown); at
+            least ``D + 2`` samples are drawn (``D = C H W``) so that the identity's feature covariance
+            can be inverted.
         n_directions: random directions (seeds ``0 .. n_directions - 1``), at least 1.
         threshold: the threshold accuracy ``t`` of the score.
 
@@ -63,6 +65,7 @@ def synbench_controls(
         raise ValueError(f"n_directions must be at least 1; got {n_directions}")
     channels, height, width = (int(v) for v in input_shape)
     shape = (channels, height, width)
+    n_samples = max(int(n_samples), channels * height * width + 2)  # the identity's covariance must be invertible
     directions = {"all-ones": named_direction(shape, "all-ones")}
     directions.update({f"random-{i}": named_direction(shape, "random", seed=i) for i in range(int(n_directions))})
     rows = []
