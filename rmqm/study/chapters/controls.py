@@ -3,9 +3,7 @@ reference's all-ones mean direction and averaged over random directions."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,19 +11,13 @@ import pandas as pd
 from rmqm.metrics.synbench.directions import linear_encoder_scores, synbench_over_directions
 from rmqm.metrics.synbench.mixture import named_direction
 from rmqm.models.controls import CONTROL_ENCODERS
-from rmqm.training.checkpoints import load_model
 
-__all__ = ['ALL_ONES', 'RANDOM', 'zoo_input_shape', 'synbench_controls', 'control_table', 'control_lines']
+__all__ = ['ALL_ONES', 'RANDOM', 'CONTROL_SHAPE', 'synbench_controls', 'control_table', 'control_lines']
 
 #: The two mean-direction choices: the reference's all-ones direction and random unit directions.
 ALL_ONES, RANDOM = "all-ones (reference)", "random (mean over directions)"
-
-
-def zoo_input_shape(zoo: pd.DataFrame, results: str | os.PathLike) -> tuple[int, int, int]:
-    """``(C, H, W)`` of the zoo's inputs, from its first checkpoint in ``results/zoo``."""
-    info = load_model(zoo["name"].iloc[0], Path(results) / "zoo").train_info
-    height, width = (int(v) for v in info["input_size"])
-    return int(info["in_channels"]), height, width
+#: The input shape the book's controls run on: small, since the identity's feature covariance is D x D.
+CONTROL_SHAPE: tuple[int, int, int] = (1, 8, 8)
 
 
 def synbench_controls(
