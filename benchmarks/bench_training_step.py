@@ -9,8 +9,9 @@ and 28x28 images:
    backward and the Adam step -- over the bare step: forward of the same encoder on the same
    number of images (B, or 2B for the two-view methods), a plain mean-square loss, backward and
    the Adam step. Goal: <= 1.3. The augmentation's own time is printed beside it (the rest of
-   the difference is the loss: the semi-hard triplet mining of rmqm.losses costs O(P B) for P
-   anchor-positive pairs, about B^2 / 10 with 10 classes).
+   the difference is the loss: the reference's semi-hard mined triplet loss,
+   :func:`rmqm.losses.metric_learning.triplet_margin_loss`, builds a B x B x B mask of candidate
+   triplets, cheap at the reference's batch of 64 and costly at 256).
 2. with ``--epoch``: images per second of :func:`rmqm.training.pretraining.pretrain` over one
    MNIST-sized epoch (60,000 images, batch 256) per method, on MNIST when the ``mnist`` data set
    loads, else on random 28x28 images with random labels (the speed does not depend on the pixels).
