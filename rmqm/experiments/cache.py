@@ -15,10 +15,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import torch
 from torch import nn
 
-from rmqm._utils.hashing import code_fingerprint, module_digest
+from rmqm._utils.hashing import code_fingerprint, module_digest, tensors_digest
 from rmqm._utils.validation import check_choice, check_int
 from rmqm.data.registry import load_dataset
 from rmqm.experiments.sweep import run_sweep
@@ -179,7 +181,9 @@ def cached_synbench(
 
     The key holds ``model`` (a label), the encoder's
     :func:`~rmqm._utils.hashing.module_digest`, ``input_shape``, the keyword arguments
-    (which must include ``seed``) and the code fingerprint of :data:`SYNBENCH_MODULES`.
+    (which must include ``seed``) and the code fingerprint of :data:`SYNBENCH_MODULES`. A
+    ``direction`` given as an array (e.g. a PCA direction of real images) enters the key as
+    the :func:`~rmqm._utils.hashing.tensors_digest` of its float32 values; a name as it is.
 
     Returns:
         ``{"table", "scores", "raw", "curves"}`` of the :class:`~rmqm.metrics.synbench.evaluate.SynBenchResult`.
@@ -194,6 +198,10 @@ def cached_synbench(
         raise ValueError(f"input_shape must be (C, H, W); got {tuple(input_shape)}")
     shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
     kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in synbench_kwargs.items()}
+    direction = kwargs.get("direction")
+    if direction is not None and not isinstance(direction, str):
+        values = torch.as_tensor(np.asarray(direction, dtype=np.float32))
+        kwargs["direction"] = {"sha256": tensors_digest([("direction", values)]), "shape": list(values.shape)}
     base = {"kind": "synbench", "model": model, "input_shape": list(shape), **kwargs,
             "encoder": module_digest(encoder), "code": code_fingerprint(*SYNBENCH_MODULES)}
 

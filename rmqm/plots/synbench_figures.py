@@ -1,9 +1,8 @@
 """Figures of the SynBench chapter: the closed-form reference, each encoder's curves and
-scores, and the robust linear probe on a real task."""
+scores, the mean directions, and the robust linear probe under an input-space attack."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -15,7 +14,8 @@ from rmqm._utils.validation import check_columns
 from rmqm.metrics.synbench.mixture import expected_bound, raw_accuracy
 from rmqm.stats.intervals import t_errorbar
 
-__all__ = ['plot_synbench_reference', 'plot_synbench_curves', 'plot_synbench_scores', 'plot_robust_probe']
+__all__ = ['plot_synbench_reference', 'plot_synbench_curves', 'plot_synbench_scores', 'plot_direction_scores',
+           'plot_robust_attack']
 
 
 def plot_synbench_reference(s_max: float = 4.9, n: int = 200) -> Any:
@@ -98,23 +98,48 @@ def plot_synbench_scores(score_ci: pd.DataFrame, epsilon: float = 0.0) -> Any:
     return fig
 
 
-def plot_robust_probe(means: pd.DataFrame, task: str, epsilons: Sequence[float]) -> Any:
-    """Test accuracy against mean certified margin of the robust linear probe, one line per
-    method through its epsilons (in table order), one panel per dimension.
+def plot_direction_scores(directions: pd.DataFrame, threshold: float, epsilon: float = 0.0) -> Any:
+    """SynBench score of every encoder under each mean direction choice at ``threshold`` and
+    ``epsilon``: one point per encoder and choice (mean over seeds and, for the random choice,
+    directions), with the spread of the single runs as a 95 % interval of their values.
 
     Args:
-        means: :func:`rmqm.study.chapters.synbench.robust_means` (``mean_certified_margin``,
-            ``accuracy``, ``method``, ``dim``).
-        task: the real task's name; epsilons: the budgets (their range goes in the title).
+        directions: :func:`rmqm.study.chapters.synbench_claims.synbench_directions`
+            (``choice, threshold, epsilon, score, method, dim``).
 
     Returns:
         the matplotlib ``Figure``.
     """
-    check_columns(means, ["mean_certified_margin", "accuracy", "method", "dim"], "means")
-    g = sns.relplot(data=means, x="mean_certified_margin", y="accuracy", hue="method", col="dim", kind="line",
-                    marker="o", sort=False, height=3.5, aspect=1.2)
-    g.set_axis_labels("mean certified margin (normalised embedding units)", "test accuracy (fraction)")
+    check_columns(directions, ["choice", "threshold", "epsilon", "score", "method", "dim"], "directions")
+    at = directions[np.isclose(directions["threshold"], threshold) & np.isclose(directions["epsilon"], epsilon)]
+    at = at.assign(encoder=at["method"] + " d=" + at["dim"].astype(str))
+    order = at[at["choice"] == "all-ones"].groupby("encoder")["score"].mean().sort_values(ascending=False).index
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(order) + 1.5))
+    sns.pointplot(data=at, y="encoder", x="score", hue="choice", order=list(order), errorbar=("pi", 95),
+                  dodge=0.5, linestyle="none", marker="o", ax=ax)
+    ax.set_xlabel(f"SynBench score (t = {threshold:g}, epsilon = {epsilon:g})")
+    ax.set_ylabel("")
+    ax.set_title("The mean direction: all-ones (the reference's), first PCA axis of real images, random")
+    return fig
+
+
+def plot_robust_attack(attacks: pd.DataFrame, task: str, radius: float) -> Any:
+    """Robust accuracy under the input-space attack against the probe's epsilon, one line per
+    encoder (means over seeds), one panel per embedding dimension.
+
+    Args:
+        attacks: :func:`rmqm.study.chapters.synbench_claims.claim2_attacks`
+            (``epsilon, robust_accuracy, method, dim``).
+        task: the real task; radius: the attack's L-infinity radius (pixel units).
+
+    Returns:
+        the matplotlib ``Figure``.
+    """
+    check_columns(attacks, ["epsilon", "robust_accuracy", "method", "dim"], "attacks")
+    g = sns.relplot(data=attacks, x="epsilon", y="robust_accuracy", hue="method", col="dim", kind="line",
+                    marker="o", errorbar=None, height=3.5, aspect=1.1, facet_kws={"sharey": False})
+    g.set_axis_labels("epsilon of the robust probe", "robust accuracy (fraction)")
     g.set_titles("d = {col_name}")
-    g.figure.suptitle(f"Robust linear probing on {task}: epsilon from {min(epsilons)} to {max(epsilons)} "
+    g.figure.suptitle(f"{task}: accuracy under L-inf PGD of radius {radius:g} through encoder and probe "
                       "(means over seeds)", y=1.04)
     return g.figure

@@ -88,6 +88,13 @@ def book_substitutions(parameters: Mapping[str, Any]) -> dict[str, str]:
         "syn_n_samples": _number(get("syn_n_samples")),
         "syn_epsilons": _listing(p["syn_epsilons"]) if "syn_epsilons" in p else "(not set)",
         "syn_n_bootstrap": _number(get("syn_n_bootstrap")),
+        "syn_n_directions": _number(get("syn_n_directions")),
+        "syn_direction_n_test": _number(get("syn_direction_n_test")),
+        "probe_n": _number(get("probe_n")),
+        "attack_n": _number(get("attack_n")),
+        "attack_radius": _pixels(p["attack_radius"]) if "attack_radius" in p else "(not set)",
+        "attack_steps": _number(get("attack_steps")),
+        "added_encoders": _encoders(p["encoders"]) if "encoders" in p else "(not set)",
         "synbench_threshold": _number(get("synbench_threshold")),
         "synbench_epsilon": _number(get("synbench_epsilon")),
         "confidence_pct": _number(round(100 * float(p["confidence"]), 6)) if "confidence" in p else "(not set)",
@@ -100,6 +107,26 @@ def book_substitutions(parameters: Mapping[str, Any]) -> dict[str, str]:
     else:
         subs["syn_n_scales"] = subs["syn_s_range"] = "(not set)"
     return subs
+
+
+def _encoders(specs: Any) -> str:
+    """The ``encoders`` parameter in words: ``"lite0-imagenet-48px (efficientnet-lite0, ImageNet
+    weights, 48 px)"`` and the like; ``"none"`` for none."""
+    if not specs:
+        return "none"
+    words = []
+    for spec in specs:
+        if isinstance(spec, str):
+            words.append(spec)
+            continue
+        name = str(spec.get("name", spec.get("builtin", "encoder")))
+        if "builtin" in spec:
+            weights = "ImageNet weights" if spec.get("pretrained", True) else "random init"
+            size = f"{spec['input_size']} px" if "input_size" in spec else "native size"
+            words.append(f"{name} ({spec['builtin']}, {weights}, {size})")
+        else:
+            words.append(name)
+    return _listing(words)
 
 
 def stage_substitutions(config: str | os.PathLike, parameters: Mapping[str, Any]) -> dict[str, str]:

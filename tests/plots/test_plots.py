@@ -202,13 +202,26 @@ def test_synbench_scores_one_line_per_encoder():
         plots.plot_synbench_scores(ci, epsilon=0.5)
 
 
-def test_robust_probe_panels_and_title():
-    means = pd.DataFrame([dict(method=m, dim=d, epsilon=e, accuracy=0.9 - e, mean_certified_margin=0.1 + e)
-                          for m, _ in METHODS for d in (8, 16) for e in (0.0, 0.2)])
-    fig = plots.plot_robust_probe(means, "faces", [0.0, 0.2])
+def test_robust_attack_panels_and_title():
+    attacks = pd.DataFrame([dict(method=m, dim=d, epsilon=e, robust_accuracy=0.5 - e, seed=s)
+                            for m, _ in METHODS for d in (8, 16) for e in (0.0, 0.2) for s in (0, 1)])
+    fig = plots.plot_robust_attack(attacks, "faces", 0.03)
     assert titles(fig) == ["d = 8", "d = 16"]
-    assert fig._suptitle.get_text().startswith("Robust linear probing on faces: epsilon from 0.0 to 0.2")
-    assert fig.axes[0].get_ylabel() == "test accuracy (fraction)"
+    assert fig._suptitle.get_text().startswith("faces: accuracy under L-inf PGD of radius 0.03")
+    assert fig.axes[0].get_ylabel() == "robust accuracy (fraction)"
+    with pytest.raises(ValueError, match="robust_accuracy"):
+        plots.plot_robust_attack(attacks.drop(columns="robust_accuracy"), "faces", 0.03)
+
+
+def test_direction_scores_orders_by_all_ones():
+    rows = [dict(choice=c, threshold=0.7, epsilon=0.0, score=base + shift, method=m, dim=8)
+            for (m, _), base in zip(METHODS, (0.2, 0.9), strict=False)
+            for c, shift in (("all-ones", 0.0), ("pca", -0.1), ("random", 0.05))]
+    fig = plots.plot_direction_scores(pd.DataFrame(rows), 0.7)
+    (ax,) = fig.axes
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [f"{METHODS[1][0]} d=8", f"{METHODS[0][0]} d=8"]  # the higher all-ones score first
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["all-ones", "pca", "random"]
 
 
 def test_score_scatter_title():

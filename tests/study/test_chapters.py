@@ -25,6 +25,7 @@ from rmqm.study.chapters import (
     ssl_vs_supervised,
     study_settings,
     synbench,
+    synbench_claims,
     zoo,
     zoo_rmqm,
 )
@@ -342,28 +343,6 @@ def test_synbench_intervals_and_table():
     assert table.iloc[0, 0].startswith("0.600 [")
 
 
-def robust_table() -> pd.DataFrame:
-    rows = []
-    for seed in SEEDS:
-        for i in range(2):
-            for eps in (0.0, 0.2):
-                rows.append(dict(epsilon=eps, accuracy=0.9 - eps * (i + 1), mean_certified_margin=0.1 + eps,
-                                 method=f"m{i}", family="f", dim=8, optimizer="adam", seed=seed))
-    return pd.DataFrame(rows)
-
-
-def test_robust_means_table_and_tradeoff():
-    means = synbench.robust_means(robust_table())
-    assert len(means) == 4 and means["accuracy"].tolist() == pytest.approx([0.9, 0.7, 0.9, 0.5])
-    wide = synbench.robust_table(means)
-    assert wide.loc[("m1", 8, "adam"), ("accuracy", 0.2)] == 0.5
-    lines, trade = synbench.tradeoff_summary(robust_table())
-    assert lines == ["gains margin (fraction of encoders): 1.000 [1.000, 1.000] over 3 seeds",
-                     "costs accuracy (fraction of encoders): 1.000 [1.000, 1.000] over 3 seeds",
-                     "median accuracy change: -0.300 [-0.300, -0.300] over 3 seeds"]
-    assert trade.loc[("m1", 8, "adam")].tolist() == pytest.approx([0.4, 0.2])
-
-
 # --- end to end on a real tiny zoo ------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -420,7 +399,19 @@ def test_chapters_end_to_end_on_a_tiny_zoo(tiny_results):
     assert set(tables) == {"curves", "scores", "table"}
     pd.testing.assert_frame_equal(pd.read_parquet(results / "synbench_scores.parquet"), tables["scores"])
     assert set(tables["scores"]["seed"]) == {0, 1} and set(tables["curves"]["method"]) == set(table["method"])
-    robust, task = synbench.robust_probe_zoo(table, results, 200, [0.0, 0.2])
+    directions = synbench_claims.synbench_directions(table, results, tables["scores"], [1.0, 2.5], [0.0, 0.2], 32,
+                                                     16, 3, 64)
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "synbench_directions.parquet"), directions)
+    per = directions.groupby(["choice", "seed"])["direction"].nunique().to_dict()
+    assert per == {**{("all-ones", s): 1 for s in (0, 1)}, **{("pca", s): 1 for s in (0, 1)},
+                   **{("random", s): 2 for s in (0, 1)}}  # ceil(3 / 2) random directions per seed
+    assert directions["score"].notna().all()
+    summary = synbench_claims.direction_summary(directions, 0.7)
+    assert len(summary) == 3 and {"rank all-ones", "rank pca", "rank random"} <= set(summary.columns)
+    attacks, task = synbench_claims.claim2_attacks(table, results, 200, 20, [0.0, 0.2], 0.02, 3)
     assert task == synbench.probe_task("digits")[0]
-    assert len(robust) == 12 and robust["accuracy"].between(0, 1).all()
-    assert (robust["mean_certified_margin"] >= 0).all()
+    assert len(attacks) == 12 and (attacks["robust_accuracy"] <= attacks["accuracy"]).all()
+    again, _ = synbench_claims.claim2_attacks(table, results, 200, 20, [0.0, 0.2], 0.02, 3)  # from the store
+    pd.testing.assert_frame_equal(again, attacks)
+    guidance = synbench_claims.claim2_guidance(attacks, directions, 0.7)
+    assert len(guidance) == 6 * 3 and set(guidance["choice"]) == set(synbench_claims.DIRECTION_CHOICES)

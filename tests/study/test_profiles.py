@@ -34,7 +34,7 @@ FLAT = json.loads((Path(__file__).parent / "data" / "profiles_flat.json").read_t
 
 
 # ------------------------------------------------------------------ merging over a base
-@pytest.mark.parametrize("name", ["tiny", "default", "paper", "full"])
+@pytest.mark.parametrize("name", ["tiny", "default", "paper", "full", "pretrained"])
 def test_merged_profiles_equal_the_flat_copies(name):
     prof = load_profile(name, ROOT / "profiles")
     got = {"description": prof.description, "parameters": prof.parameters, "notebooks": prof.notebooks}
@@ -43,7 +43,7 @@ def test_merged_profiles_equal_the_flat_copies(name):
     assert prof.name == name
 
 
-@pytest.mark.parametrize("name", ["tiny", "paper", "full"])
+@pytest.mark.parametrize("name", ["tiny", "paper", "full", "pretrained"])
 def test_derived_profiles_state_only_what_differs_from_default(name):
     raw = yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text())
     base = yaml.safe_load((ROOT / "profiles" / "default.yaml").read_text())["parameters"]
@@ -123,7 +123,7 @@ def test_notebook_defaults_pass_the_schema():
         validate_profile(Profile(nb, values), check_device=False)
 
 
-@pytest.mark.parametrize("name", ["tiny", "default", "paper", "full"])
+@pytest.mark.parametrize("name", ["tiny", "default", "paper", "full", "pretrained"])
 def test_repository_profiles_pass_the_schema(name):
     prof = load_profile(name, ROOT / "profiles")
     assert set(prof.parameters) == set(SCHEMA)  # the merged profile states every parameter
@@ -160,7 +160,8 @@ GOOD = load_profile("tiny", ROOT / "profiles")
     ("checkpoints=[1, 4]", "the largest must equal epochs = 2"),
     ("syn_s_step=5", "a number in (0, 4.9]"),
     ("syn_epsilons=[0.0, 1.0]", "0 or a number in"),
-    ("probe_epsilons=[]", "a non-empty list"),
+    ("syn_epsilons=[]", "a non-empty list"),
+    ("attack_radius=0", "a number in (0, 1]"),
     ("syn_n_bootstrap=-1", "an integer >= 0"),
     ("synbench_threshold=0.72", "one of [0.6, 0.65"),
     ("synbench_epsilon=0.3", "one of syn_epsilons [0.0, 0.1, 0.2]"),

@@ -30,12 +30,14 @@ import torch
 from rmqm._utils.io import atomic_write_json
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import OFFLINE_DATASETS, load_dataset
+from rmqm.models.adapters import InputAdapter
 from rmqm.study.encoders import EncoderSpec, load_encoder, parse_encoder_specs
 from rmqm.training.checkpoints import TrainedModel, load_model
 from rmqm.training.zoo import DATA_USED, evaluate_model
 
 __all__ = ["EXTERNAL", "RECORD", "external_model", "add_encoders", "external_rows", "load_external", "zoo_model",
-           "zoo_only", "is_external", "external_names", "attack_notes", "encoder_table", "encoder_lines"]
+           "zoo_only", "native_input_shape", "is_external", "external_names", "attack_notes", "encoder_table",
+           "encoder_lines"]
 
 #: ``family`` (and ``optimizer``, ``arch``) of a user encoder's rows.
 EXTERNAL = "external"
@@ -162,6 +164,23 @@ def zoo_model(name: str, results: str | os.PathLike, external: Mapping[str, Trai
     :func:`load_external`), else the zoo checkpoint (:func:`rmqm.training.checkpoints.load_model`)."""
     found = (load_external(results, device) if external is None else external).get(name)
     return found if found is not None else load_model(name, Path(results) / "zoo", device=device)
+
+
+def native_input_shape(model: TrainedModel) -> tuple[int, int, int]:
+    """``(C, H, W)``: the input space of ``model``'s own encoder, where SynBench draws its mixture.
+
+    A zoo model: its training images. A user encoder wrapped in an
+    :class:`~rmqm.models.adapters.InputAdapter` that expects other channels or another size (a
+    built-in EfficientNet-Lite: 3 x ``input_size``): those, so that the adapter passes the
+    synthetic images through unchanged. Else the study's images.
+    """
+    channels = int(model.train_info["in_channels"])
+    size = tuple(int(v) for v in model.train_info["input_size"])
+    encoder = model.encoder
+    if isinstance(encoder, InputAdapter):
+        channels = int(encoder.in_channels or channels)
+        size = tuple(encoder.input_size or size)
+    return channels, int(size[0]), int(size[1])
 
 
 def is_external(table: pd.DataFrame) -> pd.Series:

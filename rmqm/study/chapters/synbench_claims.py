@@ -1,0 +1,333 @@
+"""Chapter 4, SynBench on its own ground: the mean direction, and the paper's two claims.
+
+* **Direction.** The reference draws its mixture along the all-ones direction, where the mean
+  pixel alone separates the classes. :func:`synbench_directions` scores every encoder of the study
+  also along the first principal component of real images and along seeded random unit
+  directions; :func:`direction_summary` shows the spread and which ranks change.
+* **Claim 1** ("the SynBench score matches linear probing performance"):
+  :func:`claim1_correlations` correlates each score (direction choice x threshold x epsilon) with
+  the linear-probe accuracy of every real task, over the zoo and the added encoders.
+* **Claim 2** ("SynBench guides robust linear probing"): :func:`claim2_attacks` fits the
+  epsilon-robust probe on a real task for every epsilon and attacks the input through encoder and
+  probe (:func:`rmqm.metrics.robust_attack.attack_robust_probes`); :func:`claim2_guidance`
+  compares the epsilon SynBench favours with the one that resists the attack best.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from rmqm._utils.hashing import module_digest
+from rmqm.data.dataset import ImageDataset
+from rmqm.data.registry import load_dataset
+from rmqm.experiments.cache import cached_synbench, cached_table
+from rmqm.experiments.store import ResultsStore
+from rmqm.metrics.robust_attack import attack_robust_probes
+from rmqm.metrics.synbench.mixture import pca_direction
+from rmqm.models.adapters import convert_channels, resize_images
+from rmqm.stats.tasks import per_task_correlations
+from rmqm.stats.verdicts import format_interval, interval_verdict
+from rmqm.study.chapters.common import model_meta
+from rmqm.study.chapters.external import load_external, native_input_shape, zoo_model
+from rmqm.study.chapters.synbench import probe_task
+
+__all__ = ["DIRECTION_CHOICES", "direction_plan", "real_pca_direction", "synbench_directions", "direction_summary",
+           "direction_lines", "claim1_table", "claim1_correlations", "claim1_lines", "claim2_attacks",
+           "claim2_guidance", "claim2_lines"]
+
+#: The mean directions every encoder is scored under.
+DIRECTION_CHOICES: tuple[str, ...] = ("all-ones", "pca", "random")
+ROBUST_ATTACK_MODULE = "rmqm.metrics.robust_attack"
+_KEYS = ["name", "method", "family", "dim", "optimizer", "seed"]
+
+
+def direction_plan(seeds: Sequence[int], n_directions: int) -> dict[int, list[int]]:
+    """Seeds of the random directions per zoo seed: ``n_directions`` split over ``seeds``
+    (``ceil(n / len(seeds))`` each, disjoint), so that each encoder is averaged over at least
+    ``n_directions`` directions and each seed's draws are its own.
+
+    Raises:
+        ValueError: no seeds, or ``n_directions < 1``.
+    """
+    seeds = sorted(int(s) for s in seeds)
+    if not seeds or n_directions < 1:
+        raise ValueError(f"need seeds and n_directions >= 1; got {seeds} and {n_directions}")
+    per = math.ceil(n_directions / len(seeds))
+    return {s: list(range(i * per, (i + 1) * per)) for i, s in enumerate(seeds)}
+
+
+def real_pca_direction(data: str, shape: Sequence[int], n: int = 1000, seed: int = 0) -> torch.Tensor:
+    """The first principal component (:func:`~rmqm.metrics.synbench.mixture.pca_direction`) of
+    ``n`` training images of ``data``, converted to ``shape = (C, H, W)`` as an encoder's
+    :class:`~rmqm.models.adapters.InputAdapter` converts them (channels, bilinear resize)."""
+    images = load_dataset(data, split="train", n=n, seed=seed).images
+    c, h, w = (int(v) for v in shape)
+    return pca_direction(resize_images(convert_channels(images, c), (h, w)))
+
+
+def synbench_directions(
+    zoo: pd.DataFrame,
+    results: str | os.PathLike,
+    all_ones: pd.DataFrame,
+    s_values: Sequence[float],
+    epsilons: Sequence[float],
+    n_train: int,
+    n_test: int,
+    n_directions: int,
+    batch_size: int,
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Every encoder of ``zoo`` (each seed) along the PCA direction of real images and along
+    random unit directions (:func:`direction_plan`), beside its all-ones scores; cached in the
+    store, written to ``results/synbench_directions.parquet``.
+
+    Args:
+        all_ones: the all-ones scores of :func:`rmqm.study.chapters.synbench.synbench_zoo`.
+        n_train, n_test: samples per mean scale of the direction runs (no bootstrap).
+
+    Returns:
+        ``choice`` (:data:`DIRECTION_CHOICES`), ``direction``, ``threshold, epsilon, score`` and
+        the zoo keys, one row per encoder, seed, direction, threshold and epsilon.
+    """
+    results = Path(results)
+    store = ResultsStore(results / "store")
+    external = load_external(results, device)
+    plan = direction_plan(zoo["seed"].unique(), n_directions)
+    data = str(zoo["data"].iloc[0])
+    pca: dict[tuple[int, ...], torch.Tensor] = {}
+    rows = [all_ones[["threshold", "epsilon", "score", *_KEYS]].assign(choice="all-ones", direction="all-ones")]
+    for row in zoo.itertuples():
+        model = zoo_model(row.name, results, external, device)
+        shape = native_input_shape(model)
+        if shape not in pca:
+            pca[shape] = real_pca_direction(data, shape)
+        runs: list[tuple[str, str, dict]] = [("pca", "pca", {"direction": pca[shape]})]
+        runs += [("random", f"random-{k}", {"direction": "random", "direction_seed": k}) for k in plan[int(row.seed)]]
+        for choice, label, direction in runs:
+            t = cached_synbench(store, row.name, model.encoder, shape, s_values=list(s_values),
+                                epsilons=list(epsilons), n_train=n_train, n_test=n_test, n_bootstrap=0,
+                                batch_size=batch_size, seed=int(row.seed), device=device, allow_rank_deficient=True,
+                                **direction)
+            rows.append(t["scores"][["threshold", "epsilon", "score"]].assign(
+                choice=choice, direction=label, **model_meta(row)))
+    table = pd.concat(rows, ignore_index=True)
+    table.to_parquet(results / "synbench_directions.parquet")
+    return table
+
+
+def _encoder_means(directions: pd.DataFrame, threshold: float, epsilon: float) -> pd.DataFrame:
+    at = directions[np.isclose(directions["threshold"], threshold) & np.isclose(directions["epsilon"], epsilon)]
+    return at.groupby(["method", "dim", "choice"])["score"].agg(["mean", "std", "min", "max", "count"]).reset_index()
+
+
+def direction_summary(directions: pd.DataFrame, threshold: float, epsilon: float = 0.0) -> pd.DataFrame:
+    """Per encoder at ``threshold`` and ``epsilon``: the mean score under each direction choice
+    (over seeds, and over the random directions), the spread (sd, min, max) over the random
+    directions, and the encoder's rank (1 = highest) under each choice."""
+    means = _encoder_means(directions, threshold, epsilon)
+    wide = means.pivot_table(index=["method", "dim"], columns="choice", values="mean")
+    wide = wide[[c for c in DIRECTION_CHOICES if c in wide.columns]]
+    spread = means[means["choice"] == "random"].set_index(["method", "dim"])[["std", "min", "max", "count"]]
+    spread.columns = [f"random {c}" if c != "count" else "random directions x seeds" for c in spread.columns]
+    ranks = wide.rank(ascending=False, method="min").astype(int).add_prefix("rank ")
+    return pd.concat([wide, spread, ranks], axis=1).round(3).sort_values("all-ones", ascending=False)
+
+
+def direction_lines(summary: pd.DataFrame) -> list[str]:
+    """Spearman rank agreement of the all-ones ranking with the PCA and random ones, and the
+    encoders whose rank moves most."""
+    lines = []
+    for other in ("pca", "random"):
+        if other not in summary.columns:
+            continue
+        constant = summary["all-ones"].nunique() < 2 or summary[other].nunique() < 2
+        rho = "undefined (a constant score)" if constant else \
+            f"{stats.spearmanr(summary['all-ones'], summary[other]).statistic:+.2f}"
+        moved = (summary["rank all-ones"] - summary[f"rank {other}"]).abs()
+        worst = moved.sort_values(ascending=False).head(3)
+        names = ", ".join(f"{m} d={d} ({int(summary.loc[(m, d), 'rank all-ones'])} -> "
+                          f"{int(summary.loc[(m, d), f'rank {other}'])})" for m, d in worst.index if worst[(m, d)] > 0)
+        lines.append(f"ranking under all-ones vs {other}: Spearman {rho} over {len(summary)} encoders; "
+                     f"largest moves: {names or 'none'}")
+    return lines
+
+
+def claim1_table(zoo: pd.DataFrame, directions: pd.DataFrame, thresholds: Sequence[float],
+                 epsilons: Sequence[float]) -> tuple[pd.DataFrame, list[str]]:
+    """The zoo table (every encoder and seed) with one score column per direction choice,
+    threshold and epsilon (a seed's random-direction score is the mean over its directions);
+    returns the table and the score columns' names."""
+    wide = zoo.copy()
+    names = []
+    for choice in DIRECTION_CHOICES:
+        for t in thresholds:
+            for eps in epsilons:
+                at = directions[(directions["choice"] == choice) & np.isclose(directions["threshold"], t)
+                                & np.isclose(directions["epsilon"], eps)]
+                if at.empty:
+                    continue
+                name = f"SynBench {choice} t={t:g} eps={eps:g}"
+                wide = wide.merge(at.groupby(["name", "seed"])["score"].mean().rename(name).reset_index(),
+                                  on=["name", "seed"], how="left")
+                names.append(name)
+    return wide, names
+
+
+def claim1_correlations(table: pd.DataFrame, scores: Sequence[str], tasks: Sequence[str], *,
+                        n_resamples: int, confidence: float = 0.95) -> pd.DataFrame:
+    """Spearman correlation of every score with every task's linear-probe accuracy over the
+    encoders of ``table`` (:func:`rmqm.stats.tasks.per_task_correlations`: seed-averaged,
+    two-level bootstrap, Holm over the whole table), with a ``verdict`` per row."""
+    corr = per_task_correlations(table, scores, tasks, acc_suffix="_linear", methods=("spearman",),
+                                 n_resamples=n_resamples, confidence=confidence)
+    side = [interval_verdict(lo, hi).split(":")[0] for lo, hi in zip(corr["ci_low"], corr["ci_high"], strict=True)]
+    corr["verdict"] = [v if p <= 1 - confidence and v in ("supported", "contradicted") else "inconclusive"
+                       for v, p in zip(side, corr["p_holm"], strict=True)]
+    return corr
+
+
+def claim1_lines(corr: pd.DataFrame, threshold: float, epsilon: float) -> list[str]:
+    """One line per direction choice at ``threshold`` and ``epsilon``: the correlation with each
+    task (estimate, interval, Holm-adjusted verdict)."""
+    lines = []
+    for choice in DIRECTION_CHOICES:
+        name = f"SynBench {choice} t={threshold:g} eps={epsilon:g}"
+        rows = corr[corr["score"] == name]
+        if rows.empty:
+            continue
+        parts = [f"{r.task} {format_interval(r.estimate, r.ci_low, r.ci_high)} ({r.verdict})"
+                 if np.isfinite(r.estimate) else f"{r.task} undefined (a constant score)" for r in rows.itertuples()]
+        lines.append(f"claim 1, {choice} direction, t = {threshold:g}, eps = {epsilon:g}: " + "; ".join(parts))
+    return lines
+
+
+def _attack_job(encoder: torch.nn.Module, train: ImageDataset, test: ImageDataset, attack_n: int,
+                epsilons: Sequence[float], radius: float, n_steps: int, seed: int, batch_size: int,
+                device: str) -> Callable[[], pd.DataFrame]:
+    """The computation of one :func:`claim2_attacks` entry, for :func:`cached_table`."""
+    def compute() -> pd.DataFrame:
+        return attack_robust_probes(encoder, train.images, train.labels, test.images[:attack_n],
+                                    test.labels[:attack_n], epsilons, radius=radius, n_steps=n_steps,
+                                    step_size=2.5 * radius / max(n_steps, 1), seed=seed,
+                                    batch_size=batch_size, device=device)
+    return compute
+
+
+def claim2_attacks(
+    zoo: pd.DataFrame,
+    results: str | os.PathLike,
+    probe_n: int,
+    attack_n: int,
+    epsilons: Sequence[float],
+    radius: float,
+    n_steps: int,
+    batch_size: int = 256,
+    device: str = "cpu",
+) -> tuple[pd.DataFrame, str]:
+    """The epsilon-robust probe of every encoder (each seed) on a real task, attacked in input
+    space: each seed subsamples ``probe_n`` images of :func:`probe_task`, fits the probes on one
+    half and attacks the first ``attack_n`` images of the other with L-inf PGD of ``radius`` and
+    ``n_steps`` steps of ``2.5 radius / n_steps`` through encoder, L2 normalisation and probe.
+    Cached in the store; written to ``results/robust_attack.parquet``.
+
+    Returns:
+        the table (:func:`rmqm.metrics.robust_attack.attack_robust_probes` columns plus the zoo
+        keys) and the task's name.
+    """
+    results = Path(results)
+    store = ResultsStore(results / "store")
+    task, split = probe_task(str(zoo["data"].iloc[0]))
+    external = load_external(results, device)
+    rows = []
+    for row in zoo.itertuples():
+        model = zoo_model(row.name, results, external, device)
+        seed = int(row.seed)
+        train, test = load_dataset(task, split=split, n=probe_n, seed=seed).split(0.5, seed=seed)
+        height, width = (int(v) for v in model.train_info["input_size"])
+        train, test = train.resized((height, width)), test.resized((height, width))
+        config = {"kind": "robust-attack", "model": row.name, "task": task, "split": split, "probe_n": int(probe_n),
+                  "attack_n": int(attack_n), "epsilons": [float(e) for e in epsilons], "radius": float(radius),
+                  "n_steps": int(n_steps), "seed": seed, "encoder": module_digest(model.encoder),
+                  "data": [train.fingerprint(), test.fingerprint()]}
+
+        attack = _attack_job(model.encoder, train, test, attack_n, epsilons, radius, n_steps, seed, batch_size, device)
+        rows.append(cached_table(store, config, attack, code=[ROBUST_ATTACK_MODULE]).assign(**model_meta(row)))
+    table = pd.concat(rows, ignore_index=True)
+    table.to_parquet(results / "robust_attack.parquet")
+    return table, task
+
+
+def _argmax_epsilon(frame: pd.DataFrame, value: str) -> float:
+    """The epsilon of the largest ``value`` (the smallest such epsilon on a tie)."""
+    best = frame[value].max()
+    return float(frame.loc[np.isclose(frame[value], best), "epsilon"].min())
+
+
+def claim2_guidance(attacks: pd.DataFrame, directions: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per encoder and seed: the epsilon SynBench favours (the largest score at ``threshold``,
+    per direction choice) and the epsilon whose probe resists the attack best, with the robust
+    accuracy each choice gets and what a choice at random would get (the mean over epsilons).
+
+    Returns:
+        one row per encoder, seed and direction choice: ``choice, synbench_epsilon,
+        best_epsilon, agree, robust_synbench, robust_best, robust_random, robust_plain`` (epsilon
+        0) and the zoo keys.
+    """
+    at = directions[np.isclose(directions["threshold"], threshold)]
+    syn = at.groupby(["name", "seed", "choice", "epsilon"])["score"].mean().reset_index()
+    rows = []
+    for (name, seed), attack in attacks.groupby(["name", "seed"]):
+        robust = attack.set_index("epsilon")["robust_accuracy"]
+        best = _argmax_epsilon(attack, "robust_accuracy")
+        meta = attack.iloc[0][_KEYS].to_dict()
+        for choice, scores in syn[(syn["name"] == name) & (syn["seed"] == seed)].groupby("choice"):
+            favoured = _argmax_epsilon(scores, "score")
+            rows.append({**meta, "choice": choice, "synbench_epsilon": favoured, "best_epsilon": best,
+                         "agree": bool(np.isclose(favoured, best)), "robust_synbench": float(robust[favoured]),
+                         "robust_best": float(robust[best]), "robust_random": float(robust.mean()),
+                         "robust_plain": float(robust.get(0.0, np.nan))})
+    return pd.DataFrame(rows)
+
+
+def claim2_lines(guidance: pd.DataFrame, confidence: float = 0.95, n_resamples: int = 10000,
+                 seed: int = 0) -> tuple[list[str], pd.DataFrame]:
+    """Claim 2's verdict per direction choice: the robust accuracy gained by SynBench's epsilon
+    over an epsilon chosen at random, mean over encoders with a bootstrap interval over
+    encoders (each encoder's gain averaged over its seeds first, so the interval covers both),
+    and how often SynBench names the best epsilon.
+
+    Returns:
+        the lines and a table per choice (``gain over random``, ``gain over eps 0``, ``regret``
+        against the best, ``agreement``, each ``mean [low, high]``, and the ``verdict``).
+    """
+    rows, lines = [], []
+    for choice, part in guidance.groupby("choice", sort=False):
+        per = part.assign(gain=part["robust_synbench"] - part["robust_random"],
+                          plain=part["robust_synbench"] - part["robust_plain"],
+                          regret=part["robust_best"] - part["robust_synbench"],
+                          agreement=part["agree"].astype(float))
+        per = per.groupby(["method", "dim"])[["gain", "plain", "regret", "agreement"]].mean()
+        out = {"choice": choice, "encoders": len(per)}
+        for column, label in (("gain", "gain over random"), ("plain", "gain over eps 0"),
+                              ("regret", "regret against best"), ("agreement", "agreement")):
+            values = per[column].to_numpy()
+            ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
+                                 method="percentile", random_state=seed).confidence_interval
+            out[label] = format_interval(float(values.mean()), float(ci.low), float(ci.high), 3,
+                                         signed=column in ("gain", "plain"))
+            out[f"_{column}"] = (float(values.mean()), float(ci.low), float(ci.high))
+        out["verdict"] = interval_verdict(out["_gain"][1], out["_gain"][2]).split(":")[0]
+        lines.append(f"claim 2, {choice} direction: SynBench's epsilon gains {out['gain over random']} robust "
+                     f"accuracy over a random choice ({out['verdict']}); it names the best epsilon in "
+                     f"{out['agreement']} of cases")
+        rows.append(out)
+    table = pd.DataFrame(rows)
+    return lines, table[[c for c in table.columns if not c.startswith("_")]]
