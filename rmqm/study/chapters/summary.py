@@ -59,12 +59,40 @@ def _step_rows(steps: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
+def _synbench_rows(claim1: pd.DataFrame | None, claim2: pd.DataFrame | None) -> pd.DataFrame:
+    """SynBench's two claims (notebook 04): claim 1 at the reference's threshold 0.7 and largest
+    epsilon, per direction choice, on each task; claim 2 per direction choice."""
+    rows = []
+    if claim1 is not None and len(claim1):
+        reference = claim1[claim1["score"].str.contains(" t=0.7 eps=")]
+        eps = reference["score"].str.rsplit("eps=", n=1).str[1].astype(float)
+        for r in reference[eps == eps.max()].itertuples():
+            finite = np.isfinite(r.ci_low) and np.isfinite(r.ci_high)
+            rows.append({"claim": f"SynBench matches linear probing on {r.task} ({r.score.removeprefix('SynBench ')})",
+                         "endpoint": "secondary",
+                         "estimate": f"{r.estimate:+.2f}" if np.isfinite(r.estimate) else "none",
+                         "interval": format_interval(r.estimate, r.ci_low, r.ci_high).split(" ", 1)[1]
+                         if finite else "none",
+                         "adjusted p": f"{r.p_holm:.4f} (Holm, SynBench claim 1 table)" if np.isfinite(r.p_holm)
+                         else "none",
+                         "verdict": r.verdict, "verdict without random-init": "not run"})
+    if claim2 is not None:
+        for _, r2 in claim2.iterrows():
+            estimate, _, interval = str(r2["gain over random"]).partition(" ")
+            rows.append({"claim": f"SynBench's epsilon beats a random one under attack ({r2['choice']} direction)",
+                         "endpoint": "secondary", "estimate": estimate, "interval": interval or "none",
+                         "adjusted p": f"none (bootstrap over {int(r2['encoders'])} encoders)",
+                         "verdict": r2["verdict"], "verdict without random-init": "not run"})
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
 def summary_table(results: str | os.PathLike) -> pd.DataFrame:
     """One row per claim, every cell text (a missing number reads "none", never "nan"): the
     primary endpoints first, then the secondary tests on the primary task (other RMQM settings,
     the baselines, the head-to-head differences, the partial correlations) from
     ``results/verdicts.parquet``, then, when ``results/rmqm_step_verdicts.parquet`` exists, the
-    RMQM paper's SSL-vs-supervised step claims.
+    RMQM paper's SSL-vs-supervised step claims, and when notebook 04 wrote them
+    (``synbench_claim1.parquet``, ``synbench_claim2.parquet``), SynBench's two claims.
 
     Returns:
         :data:`SUMMARY_COLUMNS`.
@@ -80,6 +108,9 @@ def summary_table(results: str | os.PathLike) -> pd.DataFrame:
     steps = results / "rmqm_step_verdicts.parquet"
     if steps.is_file():
         parts.append(_step_rows(pd.read_parquet(steps)))
+    claims = [results / f"synbench_claim{k}.parquet" for k in (1, 2)]
+    if any(path.is_file() for path in claims):
+        parts.append(_synbench_rows(*(pd.read_parquet(path) if path.is_file() else None for path in claims)))
     return pd.concat(parts, ignore_index=True)[list(SUMMARY_COLUMNS)]
 
 
