@@ -38,9 +38,22 @@ def test_number_formats():
     assert book_substitutions({})["syn_n_scales"] == "(not set)"
 
 
+def test_added_encoders_in_words():
+    encoders = [{"name": "lite0-imagenet-48px", "builtin": "efficientnet-lite0", "input_size": 48},
+                {"name": "lite0-random", "builtin": "efficientnet-lite0", "pretrained": False},
+                {"name": "mine", "factory": "m:f"}, "efficientnet-lite1"]
+    assert book_substitutions({"encoders": encoders})["added_encoders"] == (
+        "lite0-imagenet-48px (efficientnet-lite0, ImageNet weights, 48 px), lite0-random (efficientnet-lite0, "
+        "random init, native size), mine and efficientnet-lite1")
+    assert book_substitutions({"encoders": []})["added_encoders"] == "none"
+    assert book_substitutions({})["attack_radius"] == "(not set)"
+    assert book_substitutions({"attack_radius": 0.01})["attack_radius"] == "0.01"
+
+
 def test_every_key_the_pages_use_is_made():
     made = set(book_substitutions(load_profile("default", ROOT / "profiles").parameters))
-    used = {k for page in (ROOT / "book").glob("*.md") for k in re.findall(r"\{\{\s*(\w+)\s*\}\}", page.read_text())}
+    pages = [*(ROOT / "book").glob("*.md"), *(ROOT / "notebooks").glob("*.ipynb")]
+    used = {k for page in pages for k in re.findall(r"\{\{\s*(\w+)\s*\}\}", page.read_text())}
     assert used, "the methods page quotes the run's numbers through substitutions"
     assert used <= made, f"pages use substitutions no build makes: {sorted(used - made)}"
 

@@ -66,6 +66,35 @@ def test_summary_adds_the_step_claims_when_chapter_2_wrote_them(tmp_path):
     assert rows["adjusted p"].str.contains("t-interval over 3 seeds").all()
 
 
+def test_summary_adds_synbench_claims_when_chapter_4_wrote_them(tmp_path):
+    write_verdicts(tmp_path)
+    claim1 = pd.DataFrame([
+        dict(score=f"SynBench {c} t={t} eps={e}", task=task, estimate=est, ci_low=est - 0.2, ci_high=est + 0.2,
+             p_holm=0.01, verdict="supported" if est > 0.3 else "inconclusive")
+        for c, est in (("all-ones", 0.6), ("random", 0.1)) for t in (0.6, 0.7) for e in (0.0, 0.2)
+        for task in ("digits", "faces")])
+    claim1.loc[len(claim1)] = dict(score="SynBench pca t=0.7 eps=0.2", task="digits", estimate=np.nan,
+                                   ci_low=np.nan, ci_high=np.nan, p_holm=np.nan, verdict="inconclusive")
+    claim1.to_parquet(tmp_path / "synbench_claim1.parquet")
+    claim2 = pd.DataFrame([{"choice": "all-ones", "encoders": 16, "gain over random": "+0.040 [+0.010, +0.070]",
+                            "verdict": "supported"}])
+    claim2.to_parquet(tmp_path / "synbench_claim2.parquet")
+    table = summary.summary_table(tmp_path)
+    rows = table[table["claim"].str.startswith("SynBench")]
+    # claim 1 at the reference's t = 0.7 and the largest epsilon only, every task, then claim 2
+    assert rows["claim"].tolist() == [
+        "SynBench matches linear probing on digits (all-ones t=0.7 eps=0.2)",
+        "SynBench matches linear probing on faces (all-ones t=0.7 eps=0.2)",
+        "SynBench matches linear probing on digits (random t=0.7 eps=0.2)",
+        "SynBench matches linear probing on faces (random t=0.7 eps=0.2)",
+        "SynBench matches linear probing on digits (pca t=0.7 eps=0.2)",
+        "SynBench's epsilon beats a random one under attack (all-ones direction)"]
+    assert rows.iloc[0][["estimate", "interval", "verdict"]].tolist() == ["+0.60", "[+0.40, +0.80]", "supported"]
+    assert rows.iloc[4][["estimate", "interval", "adjusted p"]].tolist() == ["none"] * 3
+    assert rows.iloc[5][["estimate", "interval"]].tolist() == ["+0.040", "[+0.010, +0.070]"]
+    assert rows.iloc[5]["adjusted p"] == "none (bootstrap over 16 encoders)"
+
+
 def test_summary_without_verdicts_names_the_notebook(tmp_path):
     with pytest.raises(FileNotFoundError, match="05_predicting_downstream"):
         summary.summary_table(tmp_path)
