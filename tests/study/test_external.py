@@ -191,14 +191,15 @@ def test_tiny_study_shows_a_checkpoint_and_a_factory_encoder_in_every_chapter(tm
     results = tmp_path / "build" / "tiny" / "results"
     names = {"my-ckpt", "my-factory"}
     for table in ("zoo.parquet", "zoo_checkpoints.parquet", "rmqm_scores.parquet", "synbench_scores.parquet",
-                  "all_scores.parquet"):
+                  "synbench_directions.parquet", "robust_attack.parquet", "all_scores.parquet"):
         frame = pd.read_parquet(results / table)
         assert names <= set(frame["name"]), table
         assert set(frame.loc[frame["name"].isin(names), "family"]) == {external.EXTERNAL}, table
     rmqm = pd.read_parquet(results / "rmqm_scores.parquet")
     assert set(rmqm.loc[rmqm["name"].isin(names), "perturbation"]) == set(rmqm["perturbation"])  # every mode
-    robust = pd.read_parquet(results / "robust_probe.parquet")
-    assert names <= set(robust["method"])
+    claim1 = pd.read_parquet(results / "synbench_claim1.parquet")  # SynBench's claims count every encoder
+    zoo_configs = pd.read_parquet(results / "zoo.parquet").groupby(["method", "dim", "optimizer"]).ngroups
+    assert claim1["n_configs"].max() == zoo_configs
     verdicts = pd.read_parquet(results / "verdicts.parquet")  # the zoo's statistics: without them
     zoo_seeds = pd.read_parquet(results / "zoo.parquet")
     n_zoo = zoo_seeds[zoo_seeds["family"] != external.EXTERNAL].groupby(["method", "dim", "optimizer"]).ngroups
