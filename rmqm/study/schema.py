@@ -179,6 +179,7 @@ SCHEMA: dict[str, Parameter] = {
     "syn_n_bootstrap": Parameter(integer(0), "bootstrap replicates of the SynBench score interval"),
     "syn_batch_size": Parameter(integer(1), "samples per encoder call in SynBench"),
     "syn_n_directions": Parameter(integer(1), "random mean directions each encoder and control is scored under"),
+    "syn_direction_n_train": Parameter(integer(4), "SynBench train samples per s of the PCA and random-direction runs"),
     "syn_direction_n_test": Parameter(integer(1), "SynBench test samples per s of the PCA and random-direction runs"),
     "probe_n": Parameter(integer(4), "images of the transfer task for the robust probes (half fit, half test)"),
     "attack_n": Parameter(integer(1), "test images attacked through encoder and robust probe (claim 2)"),

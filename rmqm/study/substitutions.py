@@ -89,6 +89,7 @@ def book_substitutions(parameters: Mapping[str, Any]) -> dict[str, str]:
         "syn_epsilons": _listing(p["syn_epsilons"]) if "syn_epsilons" in p else "(not set)",
         "syn_n_bootstrap": _number(get("syn_n_bootstrap")),
         "syn_n_directions": _number(get("syn_n_directions")),
+        "syn_direction_n_train": _number(get("syn_direction_n_train")),
         "syn_direction_n_test": _number(get("syn_direction_n_test")),
         "probe_n": _number(get("probe_n")),
         "attack_n": _number(get("attack_n")),

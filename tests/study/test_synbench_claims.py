@@ -20,8 +20,10 @@ KEYS = dict(family="f", optimizer="adam")
 
 
 def test_direction_plan_splits_the_directions_over_the_seeds():
-    assert claims.direction_plan([2, 0, 1], 10) == {0: [0, 1, 2, 3], 1: [4, 5, 6, 7], 2: [8, 9, 10, 11]}
+    assert claims.direction_plan([2, 0, 1], 10) == {0: [0, 1, 2, 3], 1: [4, 5, 6], 2: [7, 8, 9]}
+    assert claims.direction_plan([0, 1, 2], 9) == {0: [0, 1, 2], 1: [3, 4, 5], 2: [6, 7, 8]}
     assert claims.direction_plan([5], 3) == {5: [0, 1, 2]}
+    assert claims.direction_plan([0, 1, 2], 2) == {0: [0], 1: [1], 2: []}
     with pytest.raises(ValueError, match="n_directions >= 1"):
         claims.direction_plan([0], 0)
     with pytest.raises(ValueError, match="need seeds"):

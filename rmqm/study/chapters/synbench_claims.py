@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -50,9 +49,10 @@ _KEYS = ["name", "method", "family", "dim", "optimizer", "seed"]
 
 
 def direction_plan(seeds: Sequence[int], n_directions: int) -> dict[int, list[int]]:
-    """Seeds of the random directions per zoo seed: ``n_directions`` split over ``seeds``
-    (``ceil(n / len(seeds))`` each, disjoint), so that each encoder is averaged over at least
-    ``n_directions`` directions and each seed's draws are its own.
+    """Seeds of the random directions per zoo seed: ``n_directions`` split over ``seeds`` as
+    evenly as possible (the first ``n % len(seeds)`` seeds take one more; disjoint), so that each
+    encoder is averaged over exactly ``n_directions`` directions, each seed's on its own draws (a
+    seed gets none when there are more seeds than directions).
 
     Raises:
         ValueError: no seeds, or ``n_directions < 1``.
@@ -60,8 +60,9 @@ def direction_plan(seeds: Sequence[int], n_directions: int) -> dict[int, list[in
     seeds = sorted(int(s) for s in seeds)
     if not seeds or n_directions < 1:
         raise ValueError(f"need seeds and n_directions >= 1; got {seeds} and {n_directions}")
-    per = math.ceil(n_directions / len(seeds))
-    return {s: list(range(i * per, (i + 1) * per)) for i, s in enumerate(seeds)}
+    counts = [n_directions // len(seeds) + (i < n_directions % len(seeds)) for i in range(len(seeds))]
+    starts = [sum(counts[:i]) for i in range(len(seeds))]
+    return {s: list(range(start, start + count)) for s, start, count in zip(seeds, starts, counts, strict=True)}
 
 
 def real_pca_direction(data: str, shape: Sequence[int], n: int = 1000, seed: int = 0) -> torch.Tensor:
@@ -229,7 +230,7 @@ def claim2_attacks(
     epsilons: Sequence[float],
     radius: float,
     n_steps: int,
-    batch_size: int = 256,
+    batch_size: int = 64,
     device: str = "cpu",
 ) -> tuple[pd.DataFrame, str]:
     """The epsilon-robust probe of every encoder (each seed) on a real task, attacked in input
