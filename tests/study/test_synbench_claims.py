@@ -12,6 +12,7 @@ from torch import nn
 from rmqm.experiments.cache import cached_synbench
 from rmqm.experiments.store import ResultsStore
 from rmqm.models.adapters import InputAdapter
+from rmqm.study.chapters import synbench
 from rmqm.study.chapters import synbench_claims as claims
 from rmqm.study.chapters.external import native_input_shape
 from rmqm.training.checkpoints import TrainedModel
@@ -89,6 +90,22 @@ def test_direction_summary_ranks_and_spread():
     lines = claims.direction_lines(summary)
     assert lines[0].startswith("ranking under all-ones vs pca: Spearman -1.00 over 2 encoders")
     assert "a d=8 (1 -> 2)" in lines[0]
+
+
+def test_direction_lines_count_the_zero_scores():
+    rows = direction_rows()
+    rows.loc[rows["choice"] == "random", "score"] = 0.0
+    lines = claims.direction_lines(claims.direction_summary(rows, 0.7), rows)
+    assert lines[0] == "runs that score exactly 0: all-ones 0%, pca 0%, random 100%"
+    assert "Spearman undefined (a constant score)" in lines[2]
+
+
+def test_largest_scale_lines_name_the_probe_accuracy_there():
+    table = pd.DataFrame([dict(s=s, epsilon=0.0, accuracy=acc + 0.01 * seed, method=m, dim=8, seed=seed)
+                          for m, acc in (("a", 0.9), ("b", 0.55)) for s in (1.0, 4.9) for seed in (0, 2)])
+    (line,) = synbench.largest_scale_lines(table)
+    assert line.startswith("at the largest mean scale s = 4.9 (raw Bayes accuracy 1.0000)")
+    assert line.endswith("lowest first: b d=8 0.560, a d=8 0.910")
 
 
 def test_claim1_table_averages_a_seeds_random_directions():

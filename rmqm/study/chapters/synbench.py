@@ -14,12 +14,13 @@ import pandas as pd
 from rmqm.data.registry import transfer_tasks
 from rmqm.experiments.cache import cached_synbench
 from rmqm.experiments.store import ResultsStore
+from rmqm.metrics.synbench.mixture import raw_accuracy
 from rmqm.stats.intervals import summarize_seeds
 from rmqm.study.chapters.common import interval_pivot, model_meta
 from rmqm.study.chapters.external import load_external, native_input_shape, zoo_model
 
-__all__ = ['S_MAX', 'mean_scales', 'synbench_headline', 'synbench_zoo', 'synbench_intervals', 'synbench_score_table',
-           'probe_task']
+__all__ = ['S_MAX', 'mean_scales', 'synbench_headline', 'synbench_zoo', 'largest_scale_lines', 'synbench_intervals',
+           'synbench_score_table', 'probe_task']
 
 #: Largest mean scale ``s`` of the synthetic mixtures (the reference's).
 S_MAX = 4.9
@@ -82,6 +83,20 @@ def synbench_zoo(
     out = {key: pd.concat(tables, ignore_index=True) for key, tables in parts.items()}
     out["scores"].to_parquet(results / "synbench_scores.parquet")
     return out
+
+
+def largest_scale_lines(table: pd.DataFrame, epsilon: float = 0.0) -> list[str]:
+    """What the linear probe keeps at the largest mean scale ``s`` (where the raw Bayes
+    accuracy ``Phi(s)`` is highest): one line naming that accuracy and each encoder's mean test
+    accuracy over seeds there, lowest first (a score near 0 means the probe on the features
+    never reaches the thresholds). ``table``: the ``"table"`` of :func:`synbench_zoo`."""
+    s_max = float(table["s"].max())
+    at = table[np.isclose(table["s"], s_max) & np.isclose(table["epsilon"], epsilon)]
+    means = at.groupby(["method", "dim"])["accuracy"].mean().sort_values()
+    raw = float(raw_accuracy(s_max))
+    parts = ", ".join(f"{m} d={d} {a:.3f}" for (m, d), a in means.items())
+    return [f"at the largest mean scale s = {s_max:g} (raw Bayes accuracy {raw:.4f}), the probe's test accuracy on "
+            f"the features (epsilon {epsilon:g}, mean over seeds), lowest first: {parts}"]
 
 
 def synbench_intervals(scores: pd.DataFrame) -> pd.DataFrame:

@@ -142,10 +142,16 @@ def direction_summary(directions: pd.DataFrame, threshold: float, epsilon: float
     return pd.concat([wide, spread, ranks], axis=1).round(3).sort_values("all-ones", ascending=False)
 
 
-def direction_lines(summary: pd.DataFrame) -> list[str]:
+def direction_lines(summary: pd.DataFrame, directions: pd.DataFrame | None = None) -> list[str]:
     """Spearman rank agreement of the all-ones ranking with the PCA and random ones, and the
-    encoders whose rank moves most."""
+    encoders whose rank moves most; with ``directions`` (the runs of :func:`synbench_directions`
+    at the summary's threshold and epsilon) first the share of runs that score exactly 0 under
+    each choice (a rank among many zeros is a tie)."""
     lines = []
+    if directions is not None and len(directions):
+        zero = directions.groupby("choice")["score"].apply(lambda s: float((s == 0).mean()))
+        lines.append("runs that score exactly 0: " + ", ".join(
+            f"{c} {zero[c]:.0%}" for c in DIRECTION_CHOICES if c in zero.index))
     for other in ("pca", "random"):
         if other not in summary.columns:
             continue
