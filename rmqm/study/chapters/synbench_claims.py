@@ -254,10 +254,12 @@ def claim2_attacks(
     task, split = probe_task(str(zoo["data"].iloc[0]))
     external = load_external(results, device)
     rows = []
+    halves = {int(s): load_dataset(task, split=split, n=probe_n, seed=int(s)).split(0.5, seed=int(s))
+              for s in sorted(zoo["seed"].unique())}  # one subsample per seed, shared by its encoders
     for row in zoo.itertuples():
         model = zoo_model(row.name, results, external, device)
         seed = int(row.seed)
-        train, test = load_dataset(task, split=split, n=probe_n, seed=seed).split(0.5, seed=seed)
+        train, test = halves[seed]
         height, width = (int(v) for v in model.train_info["input_size"])
         train, test = train.resized((height, width)), test.resized((height, width))
         config = {"kind": "robust-attack", "model": row.name, "task": task, "split": split, "probe_n": int(probe_n),
