@@ -17,6 +17,7 @@ from rmqm.study.browser_check import browser_missing, check_in_browser
 from rmqm.study.html_check import Problem, check_html_book
 from rmqm.study.manifest import MANIFEST, load_manifest
 from rmqm.study.number_check import check_numbers
+from rmqm.study.profiles import RESERVED_PARAMETERS
 from rmqm.study.substitutions import stage_substitutions
 
 __all__ = ['BookBuildFailed', 'BookCheckFailed', 'data_markdown', 'run_info_markdown', 'stage_book',
@@ -102,6 +103,18 @@ def data_markdown(data_used: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+def _notebook_parameter_lines(nbs: Mapping[str, Any], shared: Mapping[str, Any]) -> list[str]:
+    """The parameters each notebook ran with that are not the profile's shared values (its own
+    overrides): the book leaves the injected-parameters cells out, so they are stated here."""
+    rows = [[f"`{name}`", f"`{k}`", f"`{json.dumps(v, default=repr)}`"]
+            for name, e in nbs.items() for k, v in sorted((e.get("parameters") or {}).items())
+            if k not in RESERVED_PARAMETERS and (k not in shared or shared[k] != v)]
+    if not rows:
+        return ["Every notebook ran with the profile parameters below (no notebook overrides them).", ""]
+    return ["### Parameters of one notebook only", "",
+            _md_table(["notebook", "parameter", "value"], rows), ""]
+
+
 def run_info_markdown(manifest: Mapping[str, Any]) -> str:
     """The generated part of the reproducibility page: profile, the data actually used
     (with a warning on a fallback), parameters, wall times, package versions and hardware
@@ -135,6 +148,7 @@ def run_info_markdown(manifest: Mapping[str, Any]) -> str:
         _md_table(["parameter", "value"], [[f"`{k}`", f"`{json.dumps(v, default=repr)}`"]
                                            for k, v in sorted(shared.items())]),
         "",
+        *_notebook_parameter_lines(nbs, shared),
         "### Package versions (at book build time)",
         "",
         _md_table(["package", "version"], _versions()),
