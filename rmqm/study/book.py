@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from rmqm._utils.provenance import hardware_summary
+from rmqm.study.abstract import stage_abstract
 from rmqm.study.browser_check import browser_missing, check_in_browser
 from rmqm.study.html_check import Problem, check_html_book
 from rmqm.study.manifest import MANIFEST, load_manifest
 from rmqm.study.number_check import check_numbers
 from rmqm.study.profiles import RESERVED_PARAMETERS
-from rmqm.study.substitutions import stage_substitutions
+from rmqm.study.substitutions import build_substitutions, stage_substitutions
 
 __all__ = ['BookBuildFailed', 'BookCheckFailed', 'data_markdown', 'run_info_markdown', 'stage_book',
            'build_book', 'check_book']
@@ -178,8 +179,10 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     ``out_dir`` becomes the book's root: ``_config.yml``, ``_toc.yml``, ``book/`` (fresh
     copies), ``notebooks/`` (executed), ``_mathjax/mathjax`` (the local MathJax that
     ``_config.yml`` names through Sphinx's ``mathjax_path``) and
-    ``book/_generated/run_info.md`` (from the manifest); the staged ``_config.yml`` gets the
-    run's numbers as MyST substitutions (:func:`rmqm.study.substitutions.stage_substitutions`).
+    ``book/_generated/run_info.md`` (from the manifest), the overview figure and claim tables
+    (:func:`rmqm.study.abstract.stage_abstract`, from ``out_dir/results``); the staged
+    ``_config.yml`` gets the run's parameters, its results' counts and verdicts and the commit it
+    was built from as MyST substitutions (:func:`rmqm.study.substitutions.stage_substitutions`).
     """
     root, out_dir = Path(root), Path(out_dir)
     for name in ("_config.yml", "_toc.yml"):
@@ -198,7 +201,9 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     gen.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out_dir / MANIFEST)
     (gen / "run_info.md").write_text(run_info_markdown(manifest))
-    stage_substitutions(out_dir / "_config.yml", manifest.get("shared_parameters", {}))
+    found = stage_abstract(out_dir / "results", gen)  # overview.png, claims_*.md
+    stage_substitutions(out_dir / "_config.yml", manifest.get("shared_parameters", {}),
+                        {**found, **build_substitutions(root, manifest)})
     return out_dir
 
 
