@@ -18,6 +18,7 @@ from rmqm.study.browser_check import browser_missing, check_in_browser
 from rmqm.study.html_check import Problem, check_html_book
 from rmqm.study.manifest import MANIFEST, load_manifest
 from rmqm.study.number_check import check_numbers
+from rmqm.study.pdf import check_pdf, pdf_missing, print_book, toc_pages
 from rmqm.study.profiles import RESERVED_PARAMETERS
 from rmqm.study.substitutions import build_substitutions, stage_substitutions
 
@@ -239,7 +240,7 @@ def check_book(html: str | os.PathLike, *, screenshots: str | os.PathLike | None
 
 
 def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = print, check: bool = True,
-               screenshots: str | os.PathLike | None = None) -> Path:
+               screenshots: str | os.PathLike | None = None, pdf: bool = True) -> Path:
     """Run ``jupyter-book build <book_root> -W -n --keep-going``; check the pages; return the HTML folder.
 
     With ``check`` (the default) the built pages go through :func:`check_book`; any problem fails
@@ -247,6 +248,10 @@ def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = pri
     unexplained ``nan`` or a figure without alt text is as much a defect of the book as a broken
     reference. The HTML stays in place for inspection. Screenshots go to ``screenshots``
     (default ``<book_root>/_build/screenshots``; ``make book`` passes ``artifacts/screenshots``).
+    With ``pdf`` (the default) and Chromium and poppler-utils installed, the book is also printed
+    to ``<html>/rmqm-study.pdf`` (:func:`rmqm.study.pdf.print_book`, linked from the intro) and,
+    with ``check``, the PDF is checked too (:func:`rmqm.study.pdf.check_pdf`); where the tools
+    are missing the PDF is skipped with a message.
 
     Raises:
         BookBuildFailed: the build exited non-zero; the message quotes its warnings.
@@ -263,10 +268,20 @@ def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = pri
             "jupyter-book build failed:\n" + "\n".join((warnings or text.splitlines())[-40:])
         )
     html = book_root / "_build" / "html"
+    problems: list[Problem] = []
     if check:
         log("checking the built pages (rmqm.study.html_check, rmqm.study.browser_check)")
         shots = Path(screenshots) if screenshots is not None else book_root / "_build" / "screenshots"
         problems = check_book(html, screenshots=shots, log=log)
-        if problems:
-            raise BookCheckFailed(html, problems)
+    if pdf:
+        missing = pdf_missing()
+        if missing:
+            log(f"PDF of the book skipped: {missing}")
+        else:
+            printed, titles = print_book(html, toc_pages(book_root))
+            log(f"PDF of the book: {printed}")
+            if check:
+                problems += check_pdf(printed, titles)
+    if problems:
+        raise BookCheckFailed(html, problems)
     return html

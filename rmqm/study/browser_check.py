@@ -51,7 +51,7 @@ from typing import Any
 from rmqm.study.html_check import Problem, html_pages
 
 __all__ = ["WIDTHS", "HEIGHT_BUDGETS", "MAX_SHOT_HEIGHT", "browser_missing", "check_in_browser", "screenshot_name",
-           "serve_folder"]
+           "serve_folder", "start_browser", "wait_for_mathjax"]
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 #: name -> (width, height, mobile) in CSS pixels; the phone is an iPhone 12-15 sized screen
@@ -184,6 +184,17 @@ def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
         srv.server_close()
 
 
+def wait_for_mathjax(driver: Any, timeout_s: float) -> str:
+    """Wait until MathJax has typeset the loaded page: ``"ok"``, ``"none"`` (the page loads no
+    MathJax), ``"timeout"`` or ``"failed: <error>"``."""
+    return str(driver.execute_async_script(_WAIT_FOR_MATHJAX, timeout_s))
+
+
+def start_browser() -> Any:
+    """A headless Chromium driven by Selenium, offline (the caller quits it); see :func:`browser_missing`."""
+    return _driver()
+
+
 def _driver() -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -212,7 +223,7 @@ def _screenshot(driver: Any, path: Path, width: int) -> None:
 def _check_loaded(driver: Any, page: str, width: str, timeout_s: float,
                   height_budget: int | None = None) -> list[Problem]:
     problems = []
-    state = driver.execute_async_script(_WAIT_FOR_MATHJAX, timeout_s)
+    state = wait_for_mathjax(driver, timeout_s)
     if state == "timeout" or str(state).startswith("failed"):
         problems.append(Problem(page, "mathjax-timeout", f"{width}: MathJax did not finish ({state})"))
     for error in driver.execute_script(_MATHJAX_ERRORS):
