@@ -121,6 +121,10 @@ def test_book_collects_pages_and_names_them(tmp_path):
 ROOT = Path(__file__).resolve().parents[2]
 WIDE_WORDS = " ".join(f"verdict_without_random_init_{i}" for i in range(12))
 WIDE_ROW = "<tr>" + "".join(f"<td>{w}</td>" for w in WIDE_WORDS.split()) + "</tr>"
+# a finding as a table should be: four columns, which the book's stylesheet wraps into a phone's column
+CLAIM_ROW = ("<tr><th>claim</th><th>estimate</th><th>interval</th><th>verdict</th></tr><tr><td>self-supervised "
+             "encoders take steadier steps (pgd-reference, d = 16)</td><td>+0.2997</td><td>[+0.0781, +0.5212]</td>"
+             "<td>supported</td></tr>")
 
 
 def browser_page(folder: Path, name: str, body: str, css: str = "") -> str:
@@ -141,6 +145,7 @@ def planted(tmp_path_factory) -> dict[str, list[Problem]]:
         pytest.skip(f"no browser check: {browser_missing()}")
     folder = tmp_path_factory.mktemp("planted")
     scroll_css = "table.s{display:block;max-width:100%;overflow-x:auto} pre{overflow-x:auto}"
+    book_css = (ROOT / "book" / "_static" / "rmqm.css").read_text()
     pages = {
         "clean": browser_page(folder, "clean.html", "<p>A short page.</p><table><tr><td>a</td><td>0.91</td></tr>"
                               "</table><div class='highlight'><pre>make book</pre></div>"
@@ -162,8 +167,14 @@ def planted(tmp_path_factory) -> dict[str, list[Problem]]:
                                "</pre></div></div></div>"),
         # the book's own stylesheet makes the same wide table and code wrap in the column
         "book-css": browser_page(folder, "book-css.html", f"<div class='cell_output'><table class='dataframe'>"
-                                 f"{WIDE_ROW}</table></div><div class='highlight'><pre>{WIDE_WORDS}</pre></div>",
-                                 (ROOT / "book" / "_static" / "rmqm.css").read_text()),
+                                 f"{CLAIM_ROW}</table></div><div class='highlight'><pre>{WIDE_WORDS}</pre></div>"
+                                 # a Markdown table: Sphinx puts each cell's text in a paragraph
+                                 f"<table class='table'>{CLAIM_ROW.replace('<td>', '<td><p>')}</table>"
+                                 f"<p>commit {'0123456789abcdef' * 5}</p>", book_css),
+        # twelve 30-letter words side by side cannot fit a column without splitting words, which
+        # the stylesheet refuses (a number must never be split): the check still fails
+        "book-css-too-wide": browser_page(folder, "book-css-too-wide.html", f"<table class='dataframe'>{WIDE_ROW}"
+                                          "</table>", book_css),
     }
     problems = check_in_browser(folder, sorted(pages.values()))
     return {key: [p for p in problems if p.page == page] for key, page in pages.items()}
@@ -199,3 +210,5 @@ def test_browser_stdout_headline_found(planted):
 
 def test_book_css_wraps_wide_tables_and_code(planted):
     assert planted["book-css"] == []
+    too_wide = planted["book-css-too-wide"]
+    assert [p.kind for p in too_wide if p.kind == "wide-element"] == ["wide-element", "wide-element"], too_wide
