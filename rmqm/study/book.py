@@ -70,6 +70,11 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _utc(stamp: Any) -> str:
+    """``2026-12-06T03:37:45+00:00`` -> ``2026-12-06 03:37:45`` (breakable on a phone; the column says UTC)."""
+    return str(stamp).replace("T", " ").split("+")[0]
+
+
 def _short(digest: Any) -> str:
     return f"`{str(digest)[:16]}`" if digest else "-"
 
@@ -134,7 +139,7 @@ def run_info_markdown(manifest: Mapping[str, Any]) -> str:
         "",
         _md_table(
             ["notebook", "wall time (s)", "finished (UTC)", "cache key"],
-            [[f"`{name}`", f"{float(e.get('wall_s', 0.0)):.1f}", e.get("finished", ""),
+            [[f"`{name}`", f"{float(e.get('wall_s', 0.0)):.1f}", _utc(e.get("finished", "")),
               f"`{str(e.get('key', ''))[:12]}`"] for name, e in nbs.items()]
             + [["**total**", f"**{total:.1f}**", "", ""]],
         ),
