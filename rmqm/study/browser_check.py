@@ -220,9 +220,20 @@ def _screenshot(driver: Any, path: Path, width: int) -> None:
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
+#: Ends every CSS transition and animation at once: the theme slides its sidebars in on load,
+#: and a page measured or photographed mid-slide is not the page a reader sees a moment later.
+_SETTLE = """
+const s = document.createElement('style');
+s.textContent = '*, *::before, *::after { transition: none !important; animation: none !important; }';
+document.head.appendChild(s);
+return document.documentElement.offsetHeight;
+"""
+
+
 def _check_loaded(driver: Any, page: str, width: str, timeout_s: float,
                   height_budget: int | None = None) -> list[Problem]:
     problems = []
+    driver.execute_script(_SETTLE)
     state = wait_for_mathjax(driver, timeout_s)
     if state == "timeout" or str(state).startswith("failed"):
         problems.append(Problem(page, "mathjax-timeout", f"{width}: MathJax did not finish ({state})"))
