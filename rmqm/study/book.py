@@ -13,11 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from rmqm._utils.provenance import hardware_summary
+from rmqm.study.abstract import stage_abstract
 from rmqm.study.browser_check import browser_missing, check_in_browser
 from rmqm.study.html_check import Problem, check_html_book
 from rmqm.study.manifest import MANIFEST, load_manifest
 from rmqm.study.number_check import check_numbers
-from rmqm.study.substitutions import stage_substitutions
+from rmqm.study.pdf import check_pdf, pdf_missing, print_book, toc_pages
+from rmqm.study.profiles import RESERVED_PARAMETERS
+from rmqm.study.substitutions import build_substitutions, stage_substitutions
 
 __all__ = ['BookBuildFailed', 'BookCheckFailed', 'data_markdown', 'run_info_markdown', 'stage_book',
            'build_book', 'check_book']
@@ -67,6 +70,11 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _utc(stamp: Any) -> str:
+    """``2026-12-06T03:37:45+00:00`` -> ``2026-12-06 03:37:45`` (breakable on a phone; the column says UTC)."""
+    return str(stamp).replace("T", " ").split("+")[0]
+
+
 def _short(digest: Any) -> str:
     return f"`{str(digest)[:16]}`" if digest else "-"
 
@@ -102,6 +110,18 @@ def data_markdown(data_used: Mapping[str, Any]) -> list[str]:
     return parts
 
 
+def _notebook_parameter_lines(nbs: Mapping[str, Any], shared: Mapping[str, Any]) -> list[str]:
+    """The parameters each notebook ran with that are not the profile's shared values (its own
+    overrides): the book leaves the injected-parameters cells out, so they are stated here."""
+    rows = [[f"`{name}`", f"`{k}`", f"`{json.dumps(v, default=repr)}`"]
+            for name, e in nbs.items() for k, v in sorted((e.get("parameters") or {}).items())
+            if k not in RESERVED_PARAMETERS and (k not in shared or shared[k] != v)]
+    if not rows:
+        return ["Every notebook ran with the profile parameters below (no notebook overrides them).", ""]
+    return ["### Parameters of one notebook only", "",
+            _md_table(["notebook", "parameter", "value"], rows), ""]
+
+
 def run_info_markdown(manifest: Mapping[str, Any]) -> str:
     """The generated part of the reproducibility page: profile, the data actually used
     (with a warning on a fallback), parameters, wall times, package versions and hardware
@@ -119,7 +139,7 @@ def run_info_markdown(manifest: Mapping[str, Any]) -> str:
         "",
         _md_table(
             ["notebook", "wall time (s)", "finished (UTC)", "cache key"],
-            [[f"`{name}`", f"{float(e.get('wall_s', 0.0)):.1f}", e.get("finished", ""),
+            [[f"`{name}`", f"{float(e.get('wall_s', 0.0)):.1f}", _utc(e.get("finished", "")),
               f"`{str(e.get('key', ''))[:12]}`"] for name, e in nbs.items()]
             + [["**total**", f"**{total:.1f}**", "", ""]],
         ),
@@ -135,6 +155,7 @@ def run_info_markdown(manifest: Mapping[str, Any]) -> str:
         _md_table(["parameter", "value"], [[f"`{k}`", f"`{json.dumps(v, default=repr)}`"]
                                            for k, v in sorted(shared.items())]),
         "",
+        *_notebook_parameter_lines(nbs, shared),
         "### Package versions (at book build time)",
         "",
         _md_table(["package", "version"], _versions()),
@@ -164,8 +185,10 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     ``out_dir`` becomes the book's root: ``_config.yml``, ``_toc.yml``, ``book/`` (fresh
     copies), ``notebooks/`` (executed), ``_mathjax/mathjax`` (the local MathJax that
     ``_config.yml`` names through Sphinx's ``mathjax_path``) and
-    ``book/_generated/run_info.md`` (from the manifest); the staged ``_config.yml`` gets the
-    run's numbers as MyST substitutions (:func:`rmqm.study.substitutions.stage_substitutions`).
+    ``book/_generated/run_info.md`` (from the manifest), the overview figure and claim tables
+    (:func:`rmqm.study.abstract.stage_abstract`, from ``out_dir/results``); the staged
+    ``_config.yml`` gets the run's parameters, its results' counts and verdicts and the commit it
+    was built from as MyST substitutions (:func:`rmqm.study.substitutions.stage_substitutions`).
     """
     root, out_dir = Path(root), Path(out_dir)
     for name in ("_config.yml", "_toc.yml"):
@@ -184,7 +207,9 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     gen.mkdir(parents=True, exist_ok=True)
     manifest = load_manifest(out_dir / MANIFEST)
     (gen / "run_info.md").write_text(run_info_markdown(manifest))
-    stage_substitutions(out_dir / "_config.yml", manifest.get("shared_parameters", {}))
+    found = stage_abstract(out_dir / "results", gen)  # overview.png, claims_*.md
+    stage_substitutions(out_dir / "_config.yml", manifest.get("shared_parameters", {}),
+                        {**found, **build_substitutions(root, manifest)})
     return out_dir
 
 
@@ -220,7 +245,7 @@ def check_book(html: str | os.PathLike, *, screenshots: str | os.PathLike | None
 
 
 def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = print, check: bool = True,
-               screenshots: str | os.PathLike | None = None) -> Path:
+               screenshots: str | os.PathLike | None = None, pdf: bool = True) -> Path:
     """Run ``jupyter-book build <book_root> -W -n --keep-going``; check the pages; return the HTML folder.
 
     With ``check`` (the default) the built pages go through :func:`check_book`; any problem fails
@@ -228,6 +253,10 @@ def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = pri
     unexplained ``nan`` or a figure without alt text is as much a defect of the book as a broken
     reference. The HTML stays in place for inspection. Screenshots go to ``screenshots``
     (default ``<book_root>/_build/screenshots``; ``make book`` passes ``artifacts/screenshots``).
+    With ``pdf`` (the default) and Chromium and poppler-utils installed, the book is also printed
+    to ``<html>/rmqm-study.pdf`` (:func:`rmqm.study.pdf.print_book`, linked from the intro) and,
+    with ``check``, the PDF is checked too (:func:`rmqm.study.pdf.check_pdf`); where the tools
+    are missing the PDF is skipped with a message.
 
     Raises:
         BookBuildFailed: the build exited non-zero; the message quotes its warnings.
@@ -244,10 +273,20 @@ def build_book(book_root: str | os.PathLike, *, log: Callable[[str], None] = pri
             "jupyter-book build failed:\n" + "\n".join((warnings or text.splitlines())[-40:])
         )
     html = book_root / "_build" / "html"
+    problems: list[Problem] = []
     if check:
         log("checking the built pages (rmqm.study.html_check, rmqm.study.browser_check)")
         shots = Path(screenshots) if screenshots is not None else book_root / "_build" / "screenshots"
         problems = check_book(html, screenshots=shots, log=log)
-        if problems:
-            raise BookCheckFailed(html, problems)
+    if pdf:
+        missing = pdf_missing()
+        if missing:
+            log(f"PDF of the book skipped: {missing}")
+        else:
+            printed, titles = print_book(html, toc_pages(book_root))
+            log(f"PDF of the book: {printed}")
+            if check:
+                problems += check_pdf(printed, titles)
+    if problems:
+        raise BookCheckFailed(html, problems)
     return html

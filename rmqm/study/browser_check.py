@@ -19,6 +19,20 @@ the reader sees its TeX;
 ``overflow``  ``document.documentElement.scrollWidth > clientWidth``; the detail names the visible
 elements reaching furthest right (a heuristic to start looking from: MathJax's hidden assistive
 MathML is left out, a formula is named by its ``mjx-container`` and section);
+``wide-element``  a visible table, code box (``pre``, ``div.highlight``, ``div.cell_output``) or
+figure (``figure``, ``img``) that is cut or scrolls inside the column: its own ``scrollWidth``
+exceeds its ``clientWidth`` (the reader would have to scroll the box sideways), or its right
+edge lies beyond the right edge of the text column (``article``, else ``main``). A wide box is
+a defect even in a scrollable container: the reader of a printed page or a phone never sees
+what is off to the right, so nothing is exempt. Elements not rendered (inside a folded cell) are
+not measured;
+``too-tall``  ``document.documentElement.scrollHeight`` above the width's budget in
+:data:`HEIGHT_BUDGETS`;
+``stdout``  a visible block of a notebook's standard output (myst-nb's ``div.output.stream``):
+printed text is not prose, so a headline or a result left in ``print`` output is one the reader
+must read in a monospace box (and scroll). Rule: stdout may only appear inside a folded cell
+(tags ``hide-output`` or ``hide-cell``), where it is not rendered until the reader opens it; a
+result belongs in a sentence with glued numbers, a Markdown table or a figure;
 ``load-error``  the page did not load.
 """
 
@@ -36,12 +50,21 @@ from typing import Any
 
 from rmqm.study.html_check import Problem, html_pages
 
-__all__ = ["WIDTHS", "MAX_SHOT_HEIGHT", "browser_missing", "check_in_browser", "screenshot_name", "serve_folder"]
+__all__ = ["WIDTHS", "HEIGHT_BUDGETS", "MAX_SHOT_HEIGHT", "browser_missing", "check_in_browser", "screenshot_name",
+           "serve_folder", "start_browser", "wait_for_mathjax"]
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 #: name -> (width, height, mobile) in CSS pixels; the phone is an iPhone 12-15 sized screen
 WIDTHS: Mapping[str, tuple[int, int, bool]] = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
 MAX_SHOT_HEIGHT = 12_000
+#: The tallest page (CSS px of ``scrollHeight``) per width. At 1280 px, 12,000 px is about 13
+#: screens of 900 px: a chapter that makes its argument in prose with a few figures and small
+#: tables (the QuantEcon lectures' pattern) reads in that; a page taller than that is a dump of
+#: tables or printed output, which belongs behind a fold or in a CSV download. The phone budget is
+#: twice the desktop one: the text column is about half as wide (390 against ~750 px, so
+#: twice the lines) while figures shrink with the column; the book's text pages measured 1.3 to
+#: 1.7 times their desktop height on the phone.
+HEIGHT_BUDGETS: Mapping[str, int] = {"desktop": 12_000, "phone": 24_000}
 
 _WAIT_FOR_MATHJAX = """
 const done = arguments[arguments.length - 1], limit = arguments[0] * 1000, start = Date.now();
@@ -90,6 +113,41 @@ return [root.scrollWidth, width, wide];
 """
 
 
+_WIDE = """
+const column = document.querySelector('article') || document.querySelector('main') || document.body;
+const edge = column.getBoundingClientRect().right;
+// a folded cell (a closed <details>) keeps its layout boxes in Chromium but shows nothing
+const rendered = e => e.getClientRects().length > 0 && e.clientWidth > 0 && !e.closest('details:not([open])')
+  && getComputedStyle(e).visibility !== 'hidden';
+const out = [], flagged = new Set();  // flagged: boxes reported
+for (const e of column.querySelectorAll('table, pre, div.highlight, div.cell_output, figure, img')) {
+  if (!rendered(e)) { continue; }
+  // report the outermost offender only: a cut pre inside a cut div.highlight is one problem
+  let up = e.parentElement;
+  while (up && !flagged.has(up)) { up = up.parentElement; }
+  if (up) { continue; }
+  const right = e.getBoundingClientRect().right, scroll = e.scrollWidth - e.clientWidth;
+  if (scroll > 1 || right > edge + 1) {
+    const section = e.closest('section[id]');
+    const name = e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+      (e.classList.length ? '.' + Array.from(e.classList).slice(0, 2).join('.') : '') +
+      (section ? ' in section #' + section.id : '');
+    flagged.add(e);
+    out.push(name + (scroll > 1 ? ': content ' + e.scrollWidth + ' px wide in a ' + e.clientWidth + ' px box'
+                                : ': reaches ' + Math.round(right - edge) + ' px past the column'));
+  }
+}
+return out;
+"""
+
+_STDOUT = """
+return Array.from(document.querySelectorAll('div.output.stream, div.output.text_plain.stream'))
+  .filter(e => e.getClientRects().length > 0 && e.offsetHeight > 0 && !e.closest('details:not([open])'))
+  .map(e => { const s = e.closest('section[id]');
+    return [s ? s.id : '', e.textContent.trim().split('\\n')[0].slice(0, 100)]; });
+"""
+
+
 def screenshot_name(page: str, width: str) -> str:
     """``book/methods.html``, ``phone`` -> ``book_methods-phone.png``."""
     stem = page[:-5] if page.endswith(".html") else page
@@ -126,6 +184,17 @@ def serve_folder(folder: str | os.PathLike) -> Iterator[str]:
         srv.server_close()
 
 
+def wait_for_mathjax(driver: Any, timeout_s: float) -> str:
+    """Wait until MathJax has typeset the loaded page: ``"ok"``, ``"none"`` (the page loads no
+    MathJax), ``"timeout"`` or ``"failed: <error>"``."""
+    return str(driver.execute_async_script(_WAIT_FOR_MATHJAX, timeout_s))
+
+
+def start_browser() -> Any:
+    """A headless Chromium driven by Selenium, offline (the caller quits it); see :func:`browser_missing`."""
+    return _driver()
+
+
 def _driver() -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -151,9 +220,21 @@ def _screenshot(driver: Any, path: Path, width: int) -> None:
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
-def _check_loaded(driver: Any, page: str, width: str, timeout_s: float) -> list[Problem]:
+#: Ends every CSS transition and animation at once: the theme slides its sidebars in on load,
+#: and a page measured or photographed mid-slide is not the page a reader sees a moment later.
+_SETTLE = """
+const s = document.createElement('style');
+s.textContent = '*, *::before, *::after { transition: none !important; animation: none !important; }';
+document.head.appendChild(s);
+return document.documentElement.offsetHeight;
+"""
+
+
+def _check_loaded(driver: Any, page: str, width: str, timeout_s: float,
+                  height_budget: int | None = None) -> list[Problem]:
     problems = []
-    state = driver.execute_async_script(_WAIT_FOR_MATHJAX, timeout_s)
+    driver.execute_script(_SETTLE)
+    state = wait_for_mathjax(driver, timeout_s)
     if state == "timeout" or str(state).startswith("failed"):
         problems.append(Problem(page, "mathjax-timeout", f"{width}: MathJax did not finish ({state})"))
     for error in driver.execute_script(_MATHJAX_ERRORS):
@@ -167,6 +248,19 @@ def _check_loaded(driver: Any, page: str, width: str, timeout_s: float) -> list[
         scroll, client, wide = overflow
         problems.append(Problem(page, "overflow", f"{width}: the page is {scroll} px wide in a {client} px "
                                 f"window (scrolls sideways); widest: {', '.join(wide) or '?'}"))
+    for wide_box in driver.execute_script(_WIDE):
+        problems.append(Problem(page, "wide-element", f"{width}: {wide_box} (cut or scrolled sideways "
+                                "in the column: wrap it, shorten it or fold it)"))
+    if height_budget is not None:
+        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+        if height > height_budget:
+            problems.append(Problem(page, "too-tall", f"{width}: the page is {height:,} px tall, over the budget "
+                                    f"of {height_budget:,} px (rmqm.study.browser_check.HEIGHT_BUDGETS): fold "
+                                    "or move tables and printed output"))
+    for section, line in driver.execute_script(_STDOUT):
+        problems.append(Problem(page, "stdout", f"{width}: printed output shown unfolded"
+                                + (f" in section #{section}" if section else "") + f": {line!r} (write it "
+                                "as a sentence with glued numbers, or fold the cell with hide-output)"))
     return problems
 
 
@@ -181,6 +275,8 @@ def check_in_browser(
     *,
     widths: Mapping[str, tuple[int, int, bool]] = WIDTHS,
     timeout_s: float = 30.0,
+    height_budgets: Mapping[str, int] | None = HEIGHT_BUDGETS,
+    heights: dict[tuple[str, str], int] | None = None,
 ) -> list[Problem]:
     """Load each page of a built book in headless Chromium at each width; the problems found.
 
@@ -191,6 +287,10 @@ def check_in_browser(
         screenshots: a folder for ``<page>-<width>.png`` (created); None: no screenshots.
         widths: name -> (width, height, mobile emulation), CSS pixels.
         timeout_s: how long to wait for MathJax on one page.
+        height_budgets: width name -> the tallest page allowed (``too-tall``); a width not
+            named, or None, has no budget.
+        heights: when given, filled with ``(page, width name) -> scrollHeight`` (CSS px) of
+            every page loaded, for reports of page heights.
 
     Raises:
         RuntimeError: Chromium, its driver or selenium is missing (:func:`browser_missing` says
@@ -218,7 +318,11 @@ def check_in_browser(
                     except Exception as err:  # selenium's TimeoutException and WebDriverException
                         problems.append(Problem(page, "load-error", f"{name}: {type(err).__name__}: {err}"))
                         continue
-                    problems += _check_loaded(driver, page, name, timeout_s)
+                    budget = (height_budgets or {}).get(name)
+                    problems += _check_loaded(driver, page, name, timeout_s, budget)
+                    if heights is not None:
+                        heights[(page, name)] = int(driver.execute_script(
+                            "return document.documentElement.scrollHeight"))
                     if shots is not None:
                         _screenshot(driver, shots / screenshot_name(page, name), width)
     finally:

@@ -7,7 +7,11 @@ notebooks wrote to ``results/``:
   (claim, endpoint, estimate, interval, adjusted p, verdict) against
   :func:`rmqm.study.chapters.summary.summary_table` recomputed from ``results/``;
 - the model zoo page (``notebooks/01_model_zoo.html``): its headline "N models (E encoders x S
-  seeds)" against ``results/zoo.parquet``.
+  seeds)" against ``results/zoo.parquet``;
+- the intro (``book/intro.html``): the abstract's counts ("tested N claims: S are supported, C
+  contradicted and I inconclusive") and each primary endpoint's estimate and verdict against
+  :func:`rmqm.study.abstract.abstract_substitutions` of the recomputed summary table (a book
+  staged from another build's results would disagree).
 
 Each disagreement is a :class:`rmqm.study.html_check.Problem` of kind ``number-mismatch``.
 """
@@ -21,13 +25,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from rmqm.study.abstract import abstract_substitutions
 from rmqm.study.chapters.summary import SUMMARY_COLUMNS, summary_table
 from rmqm.study.html_check import Problem
 
-__all__ = ["SUMMARY_PAGE", "ZOO_PAGE", "html_tables", "check_numbers"]
+__all__ = ["SUMMARY_PAGE", "ZOO_PAGE", "INTRO_PAGE", "html_tables", "check_numbers"]
 
 SUMMARY_PAGE = "notebooks/00_results_summary.html"
 ZOO_PAGE = "notebooks/01_model_zoo.html"
+INTRO_PAGE = "book/intro.html"
+_COUNTS = re.compile(r"tested (\d+) claims: (\d+) are supported, (\d+) contradicted and (\d+) inconclusive")
 
 
 class _Tables(HTMLParser):
@@ -113,10 +120,34 @@ def _zoo_problems(html: Path, results: Path) -> list[Problem]:
     return []
 
 
+def _abstract_problems(html: Path, results: Path) -> list[Problem]:
+    page = html / INTRO_PAGE
+    if not page.is_file() or not (results / "verdicts.parquet").is_file():
+        return []
+    want = abstract_substitutions(summary_table(results))
+    _, text = html_tables(page)
+    found = _COUNTS.search(text)
+    if found is None:
+        return [Problem(INTRO_PAGE, "number-mismatch", "no 'tested N claims: S are supported, C contradicted and "
+                        "I inconclusive' sentence in the abstract")]
+    problems = []
+    expected = tuple(want[k] for k in ("n_claims", "n_supported", "n_contradicted", "n_inconclusive"))
+    if found.groups() != expected:
+        problems.append(Problem(INTRO_PAGE, "number-mismatch", f"the abstract counts {found.groups()} (claims, "
+                                f"supported, contradicted, inconclusive), the results store gives {expected}"))
+    for paper in ("rmqm", "synbench"):
+        quoted = (f"{want[f'primary_{paper}']} (Holm-adjusted p {want[f'primary_{paper}_p']}): "
+                  f"{want[f'primary_{paper}_verdict']}")
+        if want[f"primary_{paper}_verdict"] != "not run" and quoted not in text:
+            problems.append(Problem(INTRO_PAGE, "number-mismatch", f"the abstract does not say {quoted!r} "
+                                    f"for {want[f'primary_{paper}_claim']!r} (what the results store gives)"))
+    return problems
+
+
 def check_numbers(html: str | os.PathLike, results: str | os.PathLike) -> list[Problem]:
     """Compare the sampled numbers of the built pages in ``html`` with the tables in ``results``
     (see the module docstring); pages or tables that are not there are skipped."""
     html, results = Path(html), Path(results)
     if not results.is_dir():
         return []
-    return _summary_problems(html, results) + _zoo_problems(html, results)
+    return _summary_problems(html, results) + _zoo_problems(html, results) + _abstract_problems(html, results)

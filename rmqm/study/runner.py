@@ -57,9 +57,9 @@ __all__ = ['MANIFEST', 'BuildFolderBusy', 'NotebookFailed', 'NotebookRun', 'data
 
 
 #: Tags the runner puts on papermill's parameter cells so that the book hides them:
-#: the notebook's defaults are removed (they are overridden), the injected values are
-#: folded behind a toggle.
-_HIDE_TAGS = {"parameters": "remove-cell", "injected-parameters": "hide-cell"}
+#: the notebook's defaults are removed (they are overridden), and so are the injected values
+#: (a second toggle above every chapter's first code cell; the reproducibility page lists them).
+_HIDE_TAGS = {"parameters": "remove-cell", "injected-parameters": "remove-cell"}
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

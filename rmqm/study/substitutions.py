@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +21,7 @@ import yaml
 
 from rmqm.study.chapters.synbench import mean_scales
 
-__all__ = ["book_substitutions", "stage_substitutions"]
+__all__ = ["book_substitutions", "build_substitutions", "source_commit", "stage_substitutions"]
 
 
 def _number(value: Any) -> str:
@@ -110,6 +111,35 @@ def book_substitutions(parameters: Mapping[str, Any]) -> dict[str, str]:
     return subs
 
 
+def source_commit(root: str | os.PathLike) -> str:
+    """The git commit the checkout ``root`` is at (40 hex digits), with ``" plus uncommitted
+    changes"`` when its tracked files differ from it; ``"unknown (not a git checkout)"`` where
+    git or the repository is missing."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=True, timeout=30).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + (" plus uncommitted changes" if dirty else "")
+
+
+def build_substitutions(root: str | os.PathLike, manifest: Mapping[str, Any]) -> dict[str, str]:
+    """What the book was built from: ``build_commit`` (:func:`source_commit` of ``root``),
+    ``build_profile`` (the manifest's profile) and ``rmqm_version`` (the installed package's)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        rmqm_version = version("rmqm")
+    except PackageNotFoundError:
+        rmqm_version = "unknown (rmqm is not installed)"
+    return {"build_commit": source_commit(root), "build_profile": str(manifest.get("profile", "unknown")),
+            "rmqm_version": rmqm_version}
+
+
 def _encoders(specs: Any) -> str:
     """The ``encoders`` parameter in words: ``"lite0-imagenet-48px (efficientnet-lite0, ImageNet
     weights, 48 px)"`` and the like; ``"none"`` for none."""
@@ -130,9 +160,12 @@ def _encoders(specs: Any) -> str:
     return _listing(words)
 
 
-def stage_substitutions(config: str | os.PathLike, parameters: Mapping[str, Any]) -> dict[str, str]:
-    """Write :func:`book_substitutions` of ``parameters`` into the staged book config
-    ``config`` (``parse: myst_substitutions``), keeping every other setting; returns them.
+def stage_substitutions(config: str | os.PathLike, parameters: Mapping[str, Any],
+                        extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Write :func:`book_substitutions` of ``parameters``, and the ``extra`` ones (the build's
+    results and identity: :func:`rmqm.study.abstract.abstract_substitutions`,
+    :func:`build_substitutions`), into the staged book config ``config`` (``parse:
+    myst_substitutions``), keeping every other setting; returns them.
 
     Raises:
         FileNotFoundError: ``config`` does not exist.
@@ -141,7 +174,7 @@ def stage_substitutions(config: str | os.PathLike, parameters: Mapping[str, Any]
     if not path.is_file():
         raise FileNotFoundError(f"book config {path} is missing")
     data = yaml.safe_load(path.read_text()) or {}
-    subs = book_substitutions(parameters)
+    subs = {**book_substitutions(parameters), **(extra or {})}
     parse = data.setdefault("parse", {})
     parse["myst_substitutions"] = {**(parse.get("myst_substitutions") or {}), **subs}
     path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))

@@ -27,6 +27,7 @@ pytest.importorskip("jupyter_book")
 from rmqm.study.book import BookCheckFailed, build_book, stage_book
 from rmqm.study.browser_check import WIDTHS, browser_missing, check_in_browser, screenshot_name
 from rmqm.study.html_check import check_html_book
+from rmqm.study.pdf import PDF_NAME, pdf_missing
 from rmqm.study.run import run_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.book]
@@ -87,7 +88,7 @@ def test_every_notebook_executed_with_figures_and_tables(book):
         assert tables, f"{run.name} produced no result table"
         assert not errors and not stderr, f"{run.name}: {errors or stderr}"
         tags = [t for c in nb["cells"] for t in c["metadata"].get("tags", [])]
-        assert "remove-cell" in tags and "hide-cell" in tags  # parameter cells hidden in the book
+        assert tags.count("remove-cell") == 2  # both parameter cells left out of the book
     manifest = json.loads((book["out"] / "study.json").read_text())
     assert {n: e["status"] for n, e in manifest["notebooks"].items()} == {r.name: "ok" for r in runs}
 
@@ -123,6 +124,8 @@ def test_html_pages_exist_and_link(book):
             if url.scheme in ("mailto", "data", "javascript") or not url.path:
                 continue
             target = (html / page).parent / url.path
+            if target.name == PDF_NAME and pdf_missing():
+                continue  # the PDF is skipped where Chromium or poppler-utils is missing
             assert target.resolve().exists(), f"{page}: broken link {value}"
     repro = (html / "book" / "reproducibility.html").read_text()
     for run in book["runs"]:
@@ -244,6 +247,15 @@ def test_pages_load_in_chromium_offline(book, server, browser):
         except OSError as err:
             problems.append(f"broken link {link}: {err}")
     assert not problems, "\n".join(problems)
+
+
+def test_pdf_of_the_book(book):
+    """The whole book printed to one PDF (its checks are among the book's problems), linked from the intro."""
+    if pdf_missing():
+        pytest.skip(f"no PDF: {pdf_missing()}")
+    pdf = book["html"] / PDF_NAME
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 100_000
+    assert f'href="../{PDF_NAME}"' in (book["html"] / "book" / "intro.html").read_text()
 
 
 def test_book_has_no_reader_problems(book):

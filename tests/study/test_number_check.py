@@ -74,3 +74,28 @@ def test_pages_without_the_sampled_numbers_are_a_problem(tmp_path, missing):
                 "no headline here" if missing == "headline" else "4 models (2 encoders x 2 seeds)")
     problems = number_check.check_numbers(tmp_path / "html", tmp_path / "results")
     assert len(problems) == 1 and problems[0].kind == "number-mismatch"
+
+
+def intro(counts: str, rmqm: str) -> str:
+    return (f"<html><body><article><p><strong>What this build found.</strong> We ... and {counts}, and 0 could "
+            f"not be measured. RMQM's primary endpoint, \u201cRMQM ranks encoders\u201d, comes out at {rmqm}</p>"
+            "</article></body></html>")
+
+
+def test_abstract_counts_and_primary_endpoint_checked(tmp_path):
+    write_results(tmp_path / "results")  # one claim, the primary endpoint: +0.50 [+0.10, +0.80], supported
+    (tmp_path / "html" / "book").mkdir(parents=True)
+    page = tmp_path / "html" / number_check.INTRO_PAGE
+    page.write_text(intro("tested 1 claims: 1 are supported, 0 contradicted and 0 inconclusive",
+                          "+0.50 [+0.10, +0.80] (Holm-adjusted p 0.0200): <strong>supported</strong>."))
+    assert number_check.check_numbers(tmp_path / "html", tmp_path / "results") == []
+    # a book staged from another build's results: other counts, another estimate
+    page.write_text(intro("tested 3 claims: 1 are supported, 0 contradicted and 2 inconclusive",
+                          "+0.40 [+0.10, +0.80] (Holm-adjusted p 0.0200): <strong>supported</strong>."))
+    details = [p.detail for p in number_check.check_numbers(tmp_path / "html", tmp_path / "results")]
+    assert details[0] == ("the abstract counts ('3', '1', '0', '2') (claims, supported, contradicted, "
+                          "inconclusive), the results store gives ('1', '1', '0', '0')")
+    assert "+0.50 [+0.10, +0.80] (Holm-adjusted p 0.0200): supported" in details[1] and len(details) == 2
+    page.write_text("<html><body><p>No abstract.</p></body></html>")
+    assert [p.detail for p in number_check.check_numbers(tmp_path / "html", tmp_path / "results")] == [
+        "no 'tested N claims: S are supported, C contradicted and I inconclusive' sentence in the abstract"]

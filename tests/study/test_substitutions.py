@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from rmqm.study.abstract import abstract_substitutions
 from rmqm.study.chapters.synbench import mean_scales
 from rmqm.study.profiles import load_profile
-from rmqm.study.substitutions import book_substitutions, stage_substitutions
+from rmqm.study.substitutions import book_substitutions, build_substitutions, source_commit, stage_substitutions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,6 +55,7 @@ def test_added_encoders_in_words():
 
 def test_every_key_the_pages_use_is_made():
     made = set(book_substitutions(load_profile("default", ROOT / "profiles").parameters))
+    made |= set(abstract_substitutions(None)) | set(build_substitutions(ROOT, {"profile": "default"}))
     pages = [*(ROOT / "book").glob("*.md"), *(ROOT / "notebooks").glob("*.ipynb")]
     used = {k for page in pages for k in re.findall(r"\{\{\s*(\w+)\s*\}\}", page.read_text())}
     assert used, "the methods page quotes the run's numbers through substitutions"
@@ -69,3 +73,34 @@ def test_stage_substitutions_keeps_the_rest_of_the_config(tmp_path):
     assert data["parse"]["myst_substitutions"]["n_seeds"] == "2"
     with pytest.raises(FileNotFoundError, match="book config .* is missing"):
         stage_substitutions(tmp_path / "nope.yml", {})
+
+
+def test_stage_substitutions_adds_the_results_and_identity(tmp_path):
+    config = tmp_path / "_config.yml"
+    config.write_text("title: T\n")
+    subs = stage_substitutions(config, {"zoo_seeds": [0]}, {"n_claims": "3", "build_profile": "tiny"})
+    staged = yaml.safe_load(config.read_text())["parse"]["myst_substitutions"]
+    assert staged["n_claims"] == subs["n_claims"] == "3" and staged["build_profile"] == "tiny"
+    assert staged["n_seeds"] == "1"
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_source_commit_names_the_commit_and_uncommitted_changes(tmp_path):
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    assert source_commit(tmp_path) == "unknown (not a git checkout)"
+    git("init", "-q")
+    (tmp_path / "a.txt").write_text("1")
+    git("add", "a.txt")
+    git("commit", "-qm", "one")
+    head = git("rev-parse", "HEAD")
+    assert source_commit(tmp_path) == head and len(head) == 40
+    (tmp_path / "b.txt").write_text("untracked files do not count")
+    assert source_commit(tmp_path) == head
+    (tmp_path / "a.txt").write_text("2")
+    assert source_commit(tmp_path) == head + " plus uncommitted changes"
+    subs = build_substitutions(tmp_path, {"profile": "tiny"})
+    assert subs["build_commit"] == head + " plus uncommitted changes" and subs["build_profile"] == "tiny"
+    assert build_substitutions(tmp_path, {})["build_profile"] == "unknown"
