@@ -76,6 +76,7 @@ def crossed_zoo(table: pd.DataFrame, columns: Sequence[str], config_cols: Sequen
     values = table[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     keep = ~np.isnan(values).any(axis=1) if allow_inf else np.isfinite(values).all(axis=1)
     rows = table.loc[keep].reset_index(drop=True)
+    rows[config_cols] = rows[config_cols].astype(object).where(rows[config_cols].notna(), "<NA>")  # NaN != NaN
     values = values[keep]
     configs = sorted(set(map(tuple, rows[config_cols].itertuples(index=False, name=None))), key=repr)
     if len(configs) < 3:

@@ -257,7 +257,7 @@ def crossed_bootstrap(
     random_state: int = 0,
     strata_col: str | None = None,
     covariate: str | None = None,
-    max_undefined: float = 0.01,
+    max_undefined: float = 0.05,
 ) -> BootstrapResult:
     """Seed-label-wise correlation of ``score`` with ``target`` across configurations (the
     estimand of :mod:`rmqm.stats.crossed`), with a crossed bootstrap interval and a
@@ -318,7 +318,7 @@ def paired_bootstrap_difference(
     confidence: float = 0.95,
     interval: str = "percentile",
     random_state: int = 0,
-    max_undefined: float = 0.01,
+    max_undefined: float = 0.05,
 ) -> BootstrapResult:
     """``r(score, target) - r(baseline, target)`` (each as in :func:`crossed_bootstrap`) on the
     same encoders, with a percentile (or BCa) interval from the *same* crossed resamples for

@@ -96,7 +96,8 @@ def _family(raw: Any, index: int) -> Family:
             raise ValueError(f"family {raw['id']!r}: radii must be a non-empty list of numbers in (0, 1); "
                              f"got {radii!r}")
     settings = tuple(sorted((k, _frozen(v)) for k, v in raw.items() if k not in _COMMON))
-    return Family(*(str(raw[k]) for k in ("id", "label", "claim", "chapter", "kind", "expected_sign")), settings)
+    return Family(str(raw["id"]), str(raw["label"]), str(raw["claim"]), str(raw["chapter"]), str(kind),
+                  str(raw["expected_sign"]), settings)
 
 
 def load_endpoints(path: str | os.PathLike | None = None) -> Endpoints:
