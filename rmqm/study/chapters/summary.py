@@ -28,11 +28,14 @@ from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.families import family_verdicts
 from rmqm.study.endpoints import Endpoints, last_commit, load_endpoints
 
-__all__ = ['SUMMARY_COLUMNS', 'Html', 'summary_table', 'summary_lines', 'summary_html', 'endpoints_note']
+__all__ = ['SUMMARY_COLUMNS', 'PAGE_COLUMNS', 'Html', 'summary_table', 'summary_lines', 'page_rows', 'summary_html',
+           'endpoints_note']
 
 #: The columns of :func:`summary_table` (the long form, one row per confirmatory test).
 SUMMARY_COLUMNS: tuple[str, ...] = ("family", "family label", "test", "estimate", "interval", "p", "p (Holm)",
                                     "n_valid", "verdict", "detectable", "without one method", "note")
+#: The columns of each family's table on the page (:func:`page_rows` gives their text).
+PAGE_COLUMNS: tuple[str, ...] = ("test", "estimate [95 %]", "p, Holm p, valid", "verdict")
 _BADGE = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#6e7781", "not measurable": "#bc4c00",
           "unadjusted": "#0969da"}
 
@@ -170,6 +173,26 @@ def endpoints_note(endpoints: Endpoints | None = None) -> str:
             f"commit {last_commit(endpoints.path)}")
 
 
+def _cells(r: pd.Series) -> list[tuple[str, str]]:
+    """The four cells of a page row as (text a reader sees, HTML)."""
+    extra = "; ".join(x for x in (f"detects {r['detectable']}" if r["detectable"] else "",
+                                  f"without one method {r['without one method']}" if r["without one method"] else "",
+                                  r["note"]) if x)
+    p = f"{r['p']} Holm {r['p (Holm)']}; {r['n_valid']} valid"
+    verdict = f"{r['verdict']} {extra}".strip()
+    estimate = f"{r['estimate']} {r['interval']}"
+    return [(r["test"], html.escape(r["test"])), (estimate, estimate),
+            (p, f"{html.escape(r['p'])} <br>Holm {r['p (Holm)']}; {r['n_valid']} valid"),
+            (verdict, f"{_badge(r['verdict'])} <br><small>{html.escape(extra)}</small>")]
+
+
+def page_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The text of every family table row the page shows (:data:`PAGE_COLUMNS`), in page order,
+    whitespace collapsed (what :mod:`rmqm.study.number_check` reads back from the HTML)."""
+    rows = [[" ".join(text.split()) for text, _ in _cells(r)] for _, r in table.iterrows()]
+    return pd.DataFrame(rows, columns=list(PAGE_COLUMNS))
+
+
 def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Html:
     """The page's body: per family a heading line (label, claim, counts) and a four-column table
     (test; estimate and interval; p with its Monte-Carlo error, Holm p and valid resamples;
@@ -184,17 +207,10 @@ def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Htm
         counts = ", ".join(f"{n} {w}" for w, n in part["verdict"].value_counts().items())
         parts.append(f"<p><b>{html.escape(str(label))}</b>: {html.escape(claims.get(fam, ''))} "
                      f"<i>({len(part)} tests: {html.escape(counts)}; Holm within this family)</i></p>")
-        body = []
-        for _, r in part.iterrows():
-            extra = "; ".join(x for x in (f"detects {r['detectable']}" if r["detectable"] else "",
-                                          f"without one method {r['without one method']}"
-                                          if r["without one method"] else "", r["note"]) if x)
-            body.append(f"<tr><td>{html.escape(r['test'])}</td><td>{r['estimate']} {r['interval']}</td>"
-                        f"<td>{html.escape(r['p'])}<br>Holm {r['p (Holm)']}; {r['n_valid']} valid</td>"
-                        f"<td>{_badge(r['verdict'])}<br><small>{html.escape(extra)}</small></td></tr>")
-        parts.append(f"<table {style}><thead><tr><th style=\"width:22%\">test</th><th style=\"width:22%\">"
-                     f"estimate [95 %]</th><th style=\"width:24%\">p, Holm p, valid</th><th>verdict</th></tr>"
-                     f"</thead><tbody>{''.join(body)}</tbody></table>")
+        body = ["<tr>" + "".join(f"<td>{cell}</td>" for _, cell in _cells(r)) + "</tr>" for _, r in part.iterrows()]
+        head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(PAGE_COLUMNS, ("22%", "22%", "24%", "32%"),
+                                                                                     strict=True))
+        parts.append(f"<table {style}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
     data = base64.b64encode(table.to_csv(index=False).encode()).decode()
     parts.append(f'<p><a download="summary_long.csv" href="data:text/csv;base64,{data}">Download the long form '
                  f"(CSV, {len(table)} rows)</a>. Families: {html.escape(endpoints_note(endpoints))}.</p></div>")

@@ -19,7 +19,8 @@ from rmqm.training.curves import plateau_table
 from rmqm.training.zoo import family_summary
 
 __all__ = ['INDIST_PROBES', 'build_zoo', 'headline_checkpoints', 'zoo_headline', 'zoo_overview', 'training_curves',
-           'learning_curves_long', 'plateau_summary', 'downstream_long', 'family_scores', 'zoo_reading', 'seed_variance']
+           'learning_curves_long', 'plateau_summary', 'downstream_long', 'family_scores', 'zoo_reading',
+           'seed_variance']
 
 #: The in-distribution accuracy columns of the zoo table and their labels in the learning curves.
 INDIST_PROBES: dict[str, str] = {"indist_knn": "in-distribution k-NN", "indist_linear": "in-distribution linear"}
