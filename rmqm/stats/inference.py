@@ -24,6 +24,7 @@ from scipy import stats
 from rmqm._utils.validation import check_choice, check_columns, check_confidence, check_int
 from rmqm.stats.crossed import (
     CrossedZoo,
+    capped_z,
     chunked,
     crossed_statistic,
     crossed_zoo,
@@ -94,14 +95,19 @@ def fisher_z(r: float | np.ndarray) -> np.ndarray:
         return np.arctanh(np.asarray(r, dtype=np.float64))
 
 
-def fisher_z_mean(rs: Sequence[float] | np.ndarray, confidence: float = 0.95) -> FisherZMean:
+def fisher_z_mean(rs: Sequence[float] | np.ndarray, confidence: float = 0.95,
+                  n_items: int | None = None) -> FisherZMean:
     """Mean of correlation coefficients (one per seed) on the Fisher-z scale, with the Student-t
     interval of the mean of ``z = arctanh(r)`` mapped back by ``tanh`` (so it lies in ``(-1, 1)``
     without clipping).
 
-    NaN coefficients (a constant column in one seed) are left out. Coefficients of exactly
-    ``+/-1`` have an infinite z: when every coefficient is the same the estimate and interval
-    are that value; otherwise an infinite mean gives ``+/-1`` and an undefined (NaN) interval.
+    NaN coefficients (a constant column in one seed) are left out. With ``n_items`` (the
+    configurations each coefficient is taken over) ``|r|`` is capped first at
+    ``1 - 12 / (n (n^2 - 1))`` (:func:`rmqm.stats.crossed.capped_z`: the estimand of
+    :func:`crossed_bootstrap`), so one perfect seed cannot make the mean exactly +1. Without it,
+    coefficients of exactly ``+/-1`` have an infinite z: when every coefficient is the same the
+    estimate and interval are that value; otherwise an infinite mean gives ``+/-1`` and an
+    undefined (NaN) interval.
 
     Returns:
         :class:`FisherZMean`; ``low = high = nan`` for fewer than 2 finite coefficients and
@@ -118,6 +124,8 @@ def fisher_z_mean(rs: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
     n = int(r.size)
     if n == 0:
         return FisherZMean(float("nan"), float("nan"), float("nan"), 0, confidence)
+    if n_items is not None:
+        r = np.tanh(capped_z(r, check_int(n_items, "n_items", low=3)))
     if np.all(r == r[0]):
         return FisherZMean(float(r[0]), *((float(r[0]),) * 2 if n > 1 else (float("nan"),) * 2), n, confidence)
     z = fisher_z(r)

@@ -15,6 +15,7 @@ from scipy import stats
 from rmqm.stats import (
     crossed_bootstrap,
     detectable_effect,
+    fisher_z_mean,
     interaction_contrast,
     leave_one_out,
     tie_weights,
@@ -80,6 +81,9 @@ def test_one_perfect_seed_does_not_make_the_mean_one():
     res = crossed_bootstrap(table, "score", "acc", n_resamples=20)
     assert res.estimate < 0.999 and res.estimate == pytest.approx(brute_statistic(table))
     assert capped_z(np.array(1.0), 8) == pytest.approx(np.arctanh(1 - 12 / (8 * 63)))
+    per_seed = [stats.spearmanr(score[:, s], acc[:, s])[0] for s in range(3)]
+    assert fisher_z_mean(per_seed).estimate == 1.0  # uncapped: one perfect seed decides
+    assert fisher_z_mean(per_seed, n_items=8).estimate == pytest.approx(res.estimate)
 
 
 def test_infinite_scores_are_ranked_not_dropped():
