@@ -213,6 +213,7 @@ def chunked(fn: Callable[[int, int], tuple[np.ndarray, np.ndarray]], n: int) -> 
 
 
 def undefined_reason(n_undefined: int, n_resamples: int, share_zero: float) -> str:
-    """``"31% of resamples undefined (a constant vector under some seed); 83% of scores are 0"``."""
-    return (f"{n_undefined / max(n_resamples, 1):.0%} of resamples undefined (a constant vector under some seed); "
+    """``"31% of resamples undefined (a constant score or target under some seed); 83% of scores are 0"``."""
+    return (f"{n_undefined / max(n_resamples, 1):.0%} of resamples undefined (a constant score or target under some "
+            f"seed); "
             f"{share_zero:.0%} of scores are exactly 0")

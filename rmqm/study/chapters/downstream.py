@@ -109,16 +109,17 @@ def chance_levels(tasks: Sequence[str], classes: Callable[[str], int] = _registr
 
 
 def primary_task(tasks: Sequence[str]) -> tuple[str, str]:
-    """The task of the primary endpoints and a sentence saying which it is and why.
+    """The task of the exploratory head-to-head, partial and within-d rows and a sentence saying
+    which it is and why (the confirmatory families test every task).
 
     Raises:
         ValueError: no task."""
     if not tasks:
         raise ValueError("the zoo has no transfer task (no <task>_<probe> columns)")
     if PRIMARY_TASK in tasks:
-        return PRIMARY_TASK, f"The primary task is {PRIMARY_TASK}, as declared."
-    return tasks[0], (f"This zoo has no {PRIMARY_TASK} task, so the primary endpoints fall back to its first "
-                      f"transfer task, {tasks[0]}.")
+        return PRIMARY_TASK, f"The head-to-head, partial and within-d rows use {PRIMARY_TASK}, as declared."
+    return tasks[0], (f"This zoo has no {PRIMARY_TASK} task, so the head-to-head, partial and within-d rows use "
+                      f"its first transfer task, {tasks[0]}.")
 
 
 def alpha_expectation(table: pd.DataFrame) -> ExpectedSign:

@@ -42,15 +42,15 @@ def result_row(res: Any, reason: str = "the zoo is too small for this test") -> 
 def family_verdicts(rows: pd.DataFrame, alpha: float) -> pd.DataFrame:
     """``rows`` with ``p_holm`` and ``verdict``: Holm within each confirmatory ``family``
     (:func:`rmqm.stats.verdicts.verdict_table` at ``alpha``), a not measurable row counted in
-    its family's size with ``p = 1`` (it cannot pass, and it does not shrink the correction)
-    and given the verdict ``"not measurable"``; exploratory rows get no adjusted p and the
+    its family's size with ``p = 1`` (it cannot pass, and it does not shrink the correction),
+    given no adjusted p and the verdict ``"not measurable"``; exploratory rows get no adjusted p and the
     verdict ``"exploratory"``."""
     out = rows.copy()
     out["p_holm"], out["verdict"] = np.nan, EXPLORATORY
     for _, part in out[out["family"] != EXPLORATORY].groupby("family", sort=False):
         usable = part["measurable"].astype(bool) & np.isfinite(part["p_value"].astype(float))
         judged = verdict_table(part.assign(p_value=np.where(usable, part["p_value"], 1.0)), alpha=alpha)
-        out.loc[part.index, "p_holm"] = judged["p_holm"].to_numpy()
+        out.loc[part.index, "p_holm"] = np.where(usable, judged["p_holm"], np.nan)  # counted, not adjusted
         out.loc[part.index, "verdict"] = np.where(usable, judged["verdict"], "not measurable")
     return out
 
