@@ -76,7 +76,7 @@ def plot_correlations(
 def plot_verdict_forest(verdicts: pd.DataFrame, labels: Mapping[str, str] | None = None, *,
                         zoo: str = "all encoders", method: str = "spearman",
                         analyses: Sequence[str] = ("per task",),
-                        endpoints: Sequence[str] = ("primary", "secondary")) -> Any:
+                        endpoints: Sequence[str] = ("primary", "secondary", "confirmatory")) -> Any:
     """Forest plot of a verdict table: each test's estimate with its interval, one row per
     score x task (x baseline), primary endpoints drawn larger and in colour, the verdict
     written at the right.
@@ -108,9 +108,9 @@ def plot_verdict_forest(verdicts: pd.DataFrame, labels: Mapping[str, str] | None
     y = np.arange(len(rows))
     est, low, high = (rows[c].astype(float).to_numpy() for c in ("estimate", "ci_low", "ci_high"))
     err = np.nan_to_num(np.clip([est - low, high - est], 0, None))
-    primary = (rows["endpoint"] == "primary").to_numpy()
+    primary = rows["endpoint"].isin(["primary", "confirmatory"]).to_numpy()
     for mask, fmt, color, size, label in ((~primary, "o", "grey", 4.0, "secondary / exploratory"),
-                                          (primary, "D", "C3", 7.0, "primary endpoint")):
+                                          (primary, "D", "C3", 7.0, "primary / confirmatory")):
         if mask.any():
             ax.errorbar(est[mask], y[mask], xerr=err[:, mask], fmt=fmt, color=color, markersize=size, capsize=2,
                         linestyle="none", label=label)
@@ -119,7 +119,7 @@ def plot_verdict_forest(verdicts: pd.DataFrame, labels: Mapping[str, str] | None
     ax.set_yticks(y, names, fontsize="small")
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set(xlim=(-1.05, 1.05), xlabel=f"{method.capitalize()} correlation, seed mean (Fisher z),\n"
-           "two-level bootstrap interval")
+           "bootstrap interval")
     ax.invert_yaxis()
     right = ax.twinx()  # the verdicts, as tick labels on the right (inside the figure's layout)
     right.set_ylim(ax.get_ylim())

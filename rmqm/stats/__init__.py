@@ -1,6 +1,7 @@
 """Statistics over seeds and encoders: t-intervals, correlations, contrasts, verdicts, and the
-inference a sceptical reviewer asks for (two-level bootstrap, partial and within-dim
-correlations, paired differences, Holm adjustment, per-task tables)."""
+inference a sceptical reviewer asks for (crossed bootstrap and configuration permutations,
+partial and within-dim correlations, paired differences, interactions, Holm adjustment, power,
+per-task tables)."""
 
 from rmqm.stats.confounds import PartialCorrelation, partial_correlation, within_dim_correlations
 from rmqm.stats.correlations import (
@@ -11,9 +12,11 @@ from rmqm.stats.correlations import (
     seed_correlations,
 )
 from rmqm.stats.curves import level_bands, relative_change_table
+from rmqm.stats.design import Interaction, interaction_contrast, tie_weights, uniform_tie_choice, variance_breakdown
 from rmqm.stats.inference import (
     BootstrapResult,
     FisherZMean,
+    crossed_bootstrap,
     fisher_z,
     fisher_z_mean,
     paired_bootstrap_difference,
@@ -21,6 +24,7 @@ from rmqm.stats.inference import (
     two_level_bootstrap,
 )
 from rmqm.stats.intervals import per_seed, summarize_seeds, t_errorbar, t_interval
+from rmqm.stats.power import DetectableEffect, detectable_effect, leave_one_out, leave_one_out_text
 from rmqm.stats.tasks import (
     AGGREGATE,
     ReferencePooled,
@@ -46,4 +50,6 @@ __all__ = [
     "paired_bootstrap_difference", "seed_means", "PartialCorrelation", "partial_correlation",
     "within_dim_correlations", "holm", "verdict_table", "ExpectedSign", "expected_sign_alpha_req", "AGGREGATE",
     "ReferencePooled", "reference_pooled_correlation", "chance_normalised_mean", "per_task_correlations",
+    "crossed_bootstrap", "Interaction", "interaction_contrast", "tie_weights", "uniform_tie_choice",
+    "variance_breakdown", "DetectableEffect", "detectable_effect", "leave_one_out", "leave_one_out_text",
 ]

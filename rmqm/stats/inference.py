@@ -1,18 +1,19 @@
 """Inference for score-accuracy correlations over an encoder zoo: Fisher-z means over seeds,
-two-level (configuration, seed) bootstrap intervals and p-values, paired differences, partial and
-within-dimension correlations.
+crossed (configuration x seed label) bootstrap intervals, configuration-permutation p-values and
+paired differences.
 
-The unit of the zoo is an encoder *configuration* (e.g. ``(method, dim)``) trained with several
-seeds; rows are ``configuration x seed``. A correlation "over the zoo" is taken across the
-configurations of one seed, then averaged over seeds on the Fisher-z scale (``arctanh``, mean,
-``tanh``; Fisher 1921). Resampling configurations *and* seeds within them (a two-level, or
-hierarchical, bootstrap; Davison & Hinkley 1997, sec. 3.8) carries both the choice of encoders
-and the run-to-run noise into the interval.
+The unit of the zoo is an encoder *configuration* (e.g. ``(method, dim)``) trained under several
+seed labels; a seed fixes the training subset and test points of *every* configuration, so seeds
+are crossed with configurations. A correlation "over the zoo" is taken across the configurations
+of one seed label, then averaged over seeds on the Fisher-z scale (``arctanh`` of ``|r|`` capped,
+mean, ``tanh``; Fisher 1921). Resampling whole configurations with their seed labels intact
+(:mod:`rmqm.stats.crossed`) carries the choice of encoders into the interval and keeps the
+pairing that makes a seed's shared shift cancel; permuting configurations gives the p-value.
 """
 
 from __future__ import annotations
 
-import warnings
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,17 +22,25 @@ import pandas as pd
 from scipy import stats
 
 from rmqm._utils.validation import check_choice, check_columns, check_confidence, check_int
+from rmqm.stats.crossed import (
+    CrossedZoo,
+    capped_z,
+    chunked,
+    crossed_statistic,
+    crossed_zoo,
+    permutation_indices,
+    undefined_reason,
+)
 
 __all__ = [
-    'METHODS', 'INTERVALS', 'FisherZMean', 'BootstrapResult', 'fisher_z', 'fisher_z_mean', 'two_level_bootstrap',
-    'paired_bootstrap_difference', 'seed_means',
+    'METHODS', 'INTERVALS', 'FisherZMean', 'BootstrapResult', 'fisher_z', 'fisher_z_mean', 'crossed_bootstrap',
+    'two_level_bootstrap', 'paired_bootstrap_difference', 'seed_means',
 ]
 
 #: Coefficients the functions of this module take.
 METHODS: tuple[str, ...] = ("spearman", "pearson")
 #: Bootstrap intervals: percentile, or bias-corrected and accelerated (jackknife over configurations).
 INTERVALS: tuple[str, ...] = ("percentile", "bca")
-_CHUNK = 256  # resamples evaluated at once (bounds the memory of the (B, C, S) arrays)
 
 
 @dataclass(frozen=True)
@@ -47,11 +56,15 @@ class FisherZMean:
 
 @dataclass(frozen=True)
 class BootstrapResult:
-    """A two-level bootstrap estimate (see :func:`two_level_bootstrap`).
+    """A crossed bootstrap estimate (see :func:`crossed_bootstrap`).
 
-    ``estimate`` is the statistic on the data; ``low, high`` its ``interval`` (percentile or BCa);
-    ``p_value`` the two-sided bootstrap sign p-value for "statistic = 0"; ``n_valid`` the
-    resamples with a defined statistic (of ``n_resamples``).
+    ``estimate`` is the statistic on the data; ``low, high`` its ``interval`` (percentile or BCa)
+    over ``n_resamples`` crossed resamples, ``n_valid`` of them defined and ``n_undefined`` with
+    a constant vector under some seed (kept as "no association"); ``p_value`` the two-sided
+    ``p_method`` p-value ("permutation": configurations permuted, ``exact`` or Monte Carlo with
+    standard error ``p_se`` over ``n_permutations``); ``measurable`` False (with a ``reason``)
+    when too many resamples are undefined; ``share_zero`` the share of scores exactly 0;
+    ``n_dropped`` the rows left out (non-finite where a finite value is needed).
     """
     estimate: float
     low: float
@@ -64,6 +77,15 @@ class BootstrapResult:
     method: str
     confidence: float
     interval: str
+    p_se: float = float("nan")
+    n_permutations: int = 0
+    exact: bool = False
+    p_method: str = "permutation"
+    n_undefined: int = 0
+    share_zero: float = float("nan")
+    n_dropped: int = 0
+    measurable: bool = True
+    reason: str = ""
 
 
 def fisher_z(r: float | np.ndarray) -> np.ndarray:
@@ -73,14 +95,19 @@ def fisher_z(r: float | np.ndarray) -> np.ndarray:
         return np.arctanh(np.asarray(r, dtype=np.float64))
 
 
-def fisher_z_mean(rs: Sequence[float] | np.ndarray, confidence: float = 0.95) -> FisherZMean:
+def fisher_z_mean(rs: Sequence[float] | np.ndarray, confidence: float = 0.95,
+                  n_items: int | None = None) -> FisherZMean:
     """Mean of correlation coefficients (one per seed) on the Fisher-z scale, with the Student-t
     interval of the mean of ``z = arctanh(r)`` mapped back by ``tanh`` (so it lies in ``(-1, 1)``
     without clipping).
 
-    NaN coefficients (a constant column in one seed) are left out. Coefficients of exactly
-    ``+/-1`` have an infinite z: when every coefficient is the same the estimate and interval
-    are that value; otherwise an infinite mean gives ``+/-1`` and an undefined (NaN) interval.
+    NaN coefficients (a constant column in one seed) are left out. With ``n_items`` (the
+    configurations each coefficient is taken over) ``|r|`` is capped first at
+    ``1 - 12 / (n (n^2 - 1))`` (:func:`rmqm.stats.crossed.capped_z`: the estimand of
+    :func:`crossed_bootstrap`), so one perfect seed cannot make the mean exactly +1. Without it,
+    coefficients of exactly ``+/-1`` have an infinite z: when every coefficient is the same the
+    estimate and interval are that value; otherwise an infinite mean gives ``+/-1`` and an
+    undefined (NaN) interval.
 
     Returns:
         :class:`FisherZMean`; ``low = high = nan`` for fewer than 2 finite coefficients and
@@ -97,6 +124,8 @@ def fisher_z_mean(rs: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
     n = int(r.size)
     if n == 0:
         return FisherZMean(float("nan"), float("nan"), float("nan"), 0, confidence)
+    if n_items is not None:
+        r = np.tanh(capped_z(r, check_int(n_items, "n_items", low=3)))
     if np.all(r == r[0]):
         return FisherZMean(float(r[0]), *((float(r[0]),) * 2 if n > 1 else (float("nan"),) * 2), n, confidence)
     z = fisher_z(r)
@@ -107,118 +136,64 @@ def fisher_z_mean(rs: Sequence[float] | np.ndarray, confidence: float = 0.95) ->
     return FisherZMean(float(np.tanh(mean)), float(np.tanh(mean - half)), float(np.tanh(mean + half)), n, confidence)
 
 
-# ---------------------------------------------------------------- the zoo as arrays
+# ---------------------------------------------------------------- crossed resampling (rmqm.stats.crossed)
 
 
-@dataclass(frozen=True)
-class _Zoo:
-    """Finite rows of a zoo: ``packed[c, j, k]`` the ``k``-th column of the ``j``-th seed of
-    configuration ``c`` (NaN past ``counts[c]``), ``seed_of[c, j]`` that seed's label."""
-    packed: np.ndarray
-    counts: np.ndarray
-    seed_of: np.ndarray
+def _evaluate(zoo: CrossedZoo, idx: np.ndarray, perm: np.ndarray | None, pair: tuple[int, int], method: str,
+              stratified: bool, covariate: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The statistic of resampled zoos: configurations ``idx`` (``(B, C)``, each with all its
+    seeds) and, for a permutation, the score column taken from configurations ``perm[b]``."""
+    v = zoo.values[idx]  # (B, C, S, k)
+    x = v[..., pair[0]] if perm is None else zoo.values[idx[np.arange(len(idx))[:, None], perm], :, pair[0]]
+    strata = zoo.strata[idx] if stratified else None
+    cov = None if covariate is None else v[..., covariate]
+    return crossed_statistic(x, v[..., pair[1]], method=method, strata=strata, covariate=cov)
 
 
-def _zoo(table: pd.DataFrame, columns: Sequence[str], config_cols: Sequence[str], seed_col: str) -> _Zoo:
-    """Check ``table`` and pack the rows where every one of ``columns`` is finite.
-
-    Raises:
-        ValueError: a missing column, a repeated (configuration, seed) row, or fewer than 3
-            configurations with a finite row.
-    """
-    config_cols = list(config_cols)
-    check_columns(table, [*columns, *config_cols, seed_col])
-    keys = [*config_cols, seed_col]
-    repeated = table.duplicated(subset=keys)
-    if repeated.any():
-        raise ValueError(f"{int(repeated.sum())} rows repeat a ({', '.join(keys)}) combination; "
-                         "give each configuration x seed one row (add the column that tells them apart to config_cols)")
-    values = table[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    keep = np.isfinite(values).all(axis=1)
-    rows = table.loc[keep, keys].reset_index(drop=True)
-    values = values[keep]
-    groups = list(rows.groupby(config_cols, sort=True).indices.values()) if len(rows) else []
-    if len(groups) < 3:
-        raise ValueError(f"need at least 3 configurations ({', '.join(config_cols)}) with finite {list(columns)}; "
-                         f"got {len(groups)}")
-    counts = np.array([len(g) for g in groups])
-    packed = np.full((len(groups), counts.max(), len(columns)), np.nan)
-    seed_of = np.empty((len(groups), counts.max()), dtype=object)
-    for c, g in enumerate(groups):
-        g = g[np.argsort(rows[seed_col].to_numpy()[g], kind="stable")]
-        packed[c, :len(g)] = values[g]
-        seed_of[c, :len(g)] = rows[seed_col].to_numpy()[g]
-    return _Zoo(packed, counts, seed_of)
+def _chunk(zoo: CrossedZoo, idx: np.ndarray, perm: np.ndarray | None, pair: tuple[int, int], method: str,
+           stratified: bool, covariate: int | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_evaluate` of resamples ``start:stop``."""
+    return _evaluate(zoo, idx[start:stop], None if perm is None else perm[start:stop], pair, method, stratified,
+                     covariate)
 
 
-def _corr(x: np.ndarray, y: np.ndarray, method: str) -> np.ndarray:
-    """Correlation along axis 1 of ``(B, C, ...)`` arrays; NaN where a column is constant."""
-    if method == "spearman":
-        x, y = stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)
-    xc = x - x.mean(axis=1, keepdims=True)
-    yc = y - y.mean(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = (xc * yc).sum(axis=1) / np.sqrt((xc * xc).sum(axis=1) * (yc * yc).sum(axis=1))
-    r = np.clip(r, -1.0, 1.0)  # rounding only: |r| <= 1 exactly in exact arithmetic
-    return np.where((np.ptp(x, axis=1) == 0) | (np.ptp(y, axis=1) == 0), np.nan, r)
+def _bootstrap_draws(zoo: CrossedZoo, pairs: Sequence[tuple[int, int]], method: str, n: int, rng: np.random.Generator,
+                     stratified: bool, covariate: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, len(pairs))`` statistics of crossed bootstrap resamples (configurations with
+    replacement, within strata when ``stratified``) and ``(n,)`` undefined flags (any pair)."""
+    c = len(zoo.configs)
+    idx = rng.integers(0, c, size=(n, c))
+    if stratified:  # draw each configuration from its own stratum
+        for g in np.unique(zoo.strata):
+            members = np.flatnonzero(zoo.strata == g)
+            idx[:, members] = members[rng.integers(0, len(members), size=(n, len(members)))]
+    stats_, undefined = [], np.zeros(n, dtype=bool)
+    for pair in pairs:
+        t, u = chunked(functools.partial(_chunk, zoo, idx, None, pair, method, stratified, covariate), n)
+        stats_.append(np.where(np.isfinite(t), t, 0.0))
+        undefined |= u | ~np.isfinite(t)
+    return np.column_stack(stats_), undefined
 
 
-def _fisher(r: np.ndarray) -> np.ndarray:
-    """Fisher-z mean over the last axis, NaN coefficients left out; NaN when none is left
-    or when ``+1`` and ``-1`` both occur."""
-    z = fisher_z(r)
-    with warnings.catch_warnings(), np.errstate(invalid="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
-        return np.tanh(np.nanmean(z, axis=-1))
-
-
-def _seed_statistic(zoo: _Zoo, pairs: Sequence[tuple[int, int]], method: str) -> np.ndarray:
-    """The statistic on the data, one per ``(x, y)`` column pair: the correlation across the
-    configurations that have each seed (at least 3), Fisher-z averaged over seeds."""
-    seeds = pd.unique(zoo.seed_of[~pd.isna(zoo.seed_of)].ravel())
-    per_seed = np.full((len(pairs), len(seeds)), np.nan)
-    for s, seed in enumerate(seeds):
-        c, j = np.nonzero(zoo.seed_of == seed)
-        if len(c) < 3:
-            continue
-        v = zoo.packed[c, j][None]  # (1, C_s, k)
-        for p, (a, b) in enumerate(pairs):
-            per_seed[p, s] = _corr(v[..., a], v[..., b], method)[0]
-    return _fisher(per_seed)
-
-
-def _bootstrap(zoo: _Zoo, pairs: Sequence[tuple[int, int]], method: str, n_resamples: int,
-               rng: np.random.Generator) -> np.ndarray:
-    """``(n_resamples, len(pairs))`` statistics of two-level resamples: configurations drawn with
-    replacement, then for each drawn configuration ``S`` seeds drawn with replacement from its
-    own (``S`` the most seeds of any configuration); replicate ``j`` takes the ``j``-th drawn
-    seed of every configuration, its correlation runs across configurations, and the
-    replicates are Fisher-z averaged. Every pair uses the same resamples."""
-    n_configs, n_seeds = zoo.packed.shape[:2]
-    out = np.empty((n_resamples, len(pairs)))
-    for start in range(0, n_resamples, _CHUNK):
-        b = min(_CHUNK, n_resamples - start)
-        configs = rng.integers(0, n_configs, size=(b, n_configs))
-        seeds = (rng.random((b, n_configs, n_seeds)) * zoo.counts[configs][..., None]).astype(np.int64)
-        v = zoo.packed[configs[..., None], seeds]  # (b, C, S, k)
-        for p, (a, c) in enumerate(pairs):
-            out[start:start + b, p] = _fisher(_corr(v[..., a], v[..., c], method))
-    return out
-
-
-def _jackknife(zoo: _Zoo, pairs: Sequence[tuple[int, int]], method: str) -> np.ndarray:
-    """``(C, len(pairs))`` statistics of the zoo with configuration ``c`` (all its seeds) left out."""
-    keep = np.ones(len(zoo.counts), dtype=bool)
-    out = np.empty((len(zoo.counts), len(pairs)))
-    for c in range(len(zoo.counts)):
-        keep[c] = False
-        out[c] = _seed_statistic(_Zoo(zoo.packed[keep], zoo.counts[keep], zoo.seed_of[keep]), pairs, method)
-        keep[c] = True
-    return out
+def _permutation_p(zoo: CrossedZoo, estimate: float, method: str, n: int, rng: np.random.Generator, stratified: bool,
+                   covariate: int | None) -> tuple[float, float, int, bool]:
+    """Two-sided permutation p-value of the statistic of columns ``(0, 1)``: ``#{|T*| >= |T|} / P``
+    over all permutations (exact; the identity among them) or ``(1 + #) / (P + 1)`` over ``P``
+    random ones with its standard error ``sqrt(p (1 - p) / P)``."""
+    strata = zoo.strata if stratified else np.zeros(len(zoo.configs), dtype=np.int64)
+    perm, exact = permutation_indices(strata, n, rng)
+    idx = np.tile(np.arange(len(zoo.configs)), (len(perm), 1))
+    t, _ = chunked(functools.partial(_chunk, zoo, idx, perm, (0, 1), method, stratified, covariate), len(perm))
+    t = np.where(np.isfinite(t), t, 0.0)
+    hits = int(np.sum(np.abs(t) >= abs(estimate) - 1e-12))
+    if exact:
+        return hits / len(perm), 0.0, len(perm), True
+    p = (1 + hits) / (len(perm) + 1)
+    return float(p), float(np.sqrt(p * (1 - p) / len(perm))), len(perm), False
 
 
 def _interval(estimate: float, boot: np.ndarray, jack: np.ndarray | None, confidence: float) -> tuple[float, float]:
-    """Percentile interval of ``boot`` (finite), or BCa (Efron 1987) when ``jack`` (the
+    """Percentile interval of ``boot``, or BCa (Efron 1987) when ``jack`` (the
     leave-one-configuration-out statistics) is given: bias ``z0 = Phi^-1((#{t* < t} + #{t* = t} / 2) / B)``,
     acceleration ``a = sum d^3 / (6 (sum d^2)^1.5)`` with ``d = mean(jack) - jack`` (0 when all
     ``d`` vanish), quantiles ``Phi(z0 + (z0 + z) / (1 - a (z0 + z)))``."""
@@ -236,19 +211,19 @@ def _interval(estimate: float, boot: np.ndarray, jack: np.ndarray | None, confid
     return float(low), float(high)
 
 
-def _summary(estimate: float, boot: np.ndarray, jack: np.ndarray | None,
-             confidence: float) -> tuple[float, float, float, int]:
-    """Interval ``(low, high)`` (:func:`_interval`), the two-sided sign p-value and the number of
-    finite resamples. ``p = min(1, 2 min((1 + #{t* <= 0}) / (B + 1), (1 + #{t* >= 0}) / (B + 1)))``:
-    twice the smaller share of resamples on either side of 0, with the +1 that keeps a
-    Monte-Carlo p-value above 0 (Davison & Hinkley 1997, eq. 4.11); it cannot fall below
-    ``2 / (B + 1)``, so ``n_resamples`` must be large when many tests are Holm-adjusted."""
-    boot = boot[np.isfinite(boot)]
-    if boot.size == 0 or not np.isfinite(estimate):
-        return float("nan"), float("nan"), float("nan"), int(boot.size)
-    low, high = _interval(estimate, boot, jack, confidence)
+def _jackknife(zoo: CrossedZoo, pairs: Sequence[tuple[int, int]], method: str, stratified: bool,
+               covariate: int | None) -> np.ndarray:
+    """``(C, len(pairs))`` statistics with configuration ``c`` (all its seeds) left out."""
+    c = len(zoo.configs)
+    idx = np.array([np.delete(np.arange(c), i) for i in range(c)])
+    return np.column_stack([_evaluate(zoo, idx, None, pair, method, stratified, covariate)[0] for pair in pairs])
+
+
+def _sign_p(boot: np.ndarray) -> float:
+    """Two-sided bootstrap sign p-value, ``min(1, 2 min((1 + #{t* <= 0}), (1 + #{t* >= 0})) / (B + 1))``
+    (Davison & Hinkley 1997, eq. 4.11): the inverted percentile interval, not a test of a null."""
     below, above = (1 + np.sum(boot <= 0)) / (boot.size + 1), (1 + np.sum(boot >= 0)) / (boot.size + 1)
-    return low, high, float(min(1.0, 2 * min(below, above))), int(boot.size)
+    return float(min(1.0, 2 * min(below, above)))
 
 
 def _check_bootstrap(method: str, n_resamples: int, confidence: float, interval: str) -> float:
@@ -258,7 +233,24 @@ def _check_bootstrap(method: str, n_resamples: int, confidence: float, interval:
     return check_confidence(confidence)
 
 
-def two_level_bootstrap(
+def _result(zoo: CrossedZoo, estimate: float, point_undefined: bool, boot: np.ndarray, undefined: np.ndarray,
+            jack: np.ndarray | None, p: tuple[float, float, int, bool, str], method: str, confidence: float,
+            interval: str, max_undefined: float) -> BootstrapResult:
+    n = boot.size
+    low, high = _interval(estimate, boot, jack, confidence) if np.isfinite(estimate) else (float("nan"),) * 2
+    n_undefined = int(undefined.sum())
+    measurable = bool(np.isfinite(estimate) and not point_undefined and n_undefined <= max_undefined * n)
+    reason = "" if measurable else ("no seed with 3 configurations" if not np.isfinite(estimate) else
+                                    ("the data have a constant vector under a seed; " if point_undefined else "")
+                                    + undefined_reason(n_undefined, n, zoo.share_zero))
+    present = ~np.isnan(zoo.values[..., 0])
+    return BootstrapResult(float(estimate), low, high, p[0], len(zoo.configs), int(present.sum(axis=1).max()), n,
+                           n - n_undefined, method, confidence, interval, p_se=p[1], n_permutations=p[2], exact=p[3],
+                           p_method=p[4], n_undefined=n_undefined, share_zero=zoo.share_zero,
+                           n_dropped=zoo.n_dropped, measurable=measurable, reason=reason)
+
+
+def crossed_bootstrap(
     table: pd.DataFrame,
     score: str,
     target: str,
@@ -267,44 +259,58 @@ def two_level_bootstrap(
     seed_col: str = "seed",
     method: str = "spearman",
     n_resamples: int = 2000,
+    n_permutations: int | None = None,
     confidence: float = 0.95,
     interval: str = "percentile",
     random_state: int = 0,
+    strata_col: str | None = None,
+    covariate: str | None = None,
+    max_undefined: float = 0.05,
 ) -> BootstrapResult:
-    """Seed-averaged correlation of ``score`` with ``target`` across configurations, with a
-    two-level bootstrap interval and p-value.
+    """Seed-label-wise correlation of ``score`` with ``target`` across configurations (the
+    estimand of :mod:`rmqm.stats.crossed`), with a crossed bootstrap interval and a
+    configuration-permutation p-value.
 
-    Statistic: for each seed, the ``method`` correlation across the configurations that have
-    that seed; then the Fisher-z mean over seeds (:func:`fisher_z_mean`). Resampling:
-    configurations with replacement, then seeds with replacement within each drawn
-    configuration (see ``_bootstrap``; with one seed per configuration this is the ordinary
-    paired bootstrap of rows). Seeds of different configurations are treated as exchangeable.
-    Resampling both levels with replacement makes the interval, if anything, a little wide
-    (Davison & Hinkley 1997, sec. 3.8). ``interval="percentile"`` takes the quantiles of the
-    resampled statistics; ``"bca"`` corrects them for bias and skewness (Efron 1987) with a
-    jackknife over configurations, which matters for Spearman coefficients near +/-1, whose
-    resamples (with tied, repeated configurations) lie mostly below the estimate.
-    ``p_value`` is the two-sided bootstrap sign p-value for "correlation = 0": twice the
-    smaller share of resampled statistics on either side of 0 (+1 corrected), not a
-    permutation test.
+    Statistic: per seed label, the ``method`` correlation across the configurations that have
+    it (within each stratum of ``strata_col``, pooled with weights ``n - 3``; partial on
+    ``covariate`` when given), ``|r|`` capped before Fisher z, mean over seeds, ``tanh``.
+    Interval: configurations resampled with replacement (within strata), each keeping all its
+    seeds under their labels; percentile, or BCa with a jackknife over configurations.
+    ``p_value``: the score permuted across configurations (within strata), the same permutation
+    for every seed label; exact when the permutations number at most ``n_permutations``
+    (default ``n_resamples``), else Monte Carlo with standard error ``p_se``.
 
-    NaN handling: rows where ``score`` or ``target`` is not a finite number are left out; a
-    resample whose statistic is undefined (a constant column in every replicate) is skipped
-    (``n_valid`` counts the others).
+    Undefined resamples (a constant vector under some seed, e.g. many SynBench scores of 0) are
+    kept with ``z = 0`` for that seed and counted in ``n_undefined`` (``n_valid`` the others);
+    more than ``max_undefined`` of them, or an undefined estimate, make the row not
+    ``measurable``, with the ``reason``. NaN rows are left out; ``+/-inf`` are ranked for
+    Spearman and counted in ``n_dropped`` for Pearson.
 
     Raises:
         ValueError: a missing column (named), a repeated (configuration, seed) row, fewer than
-            3 configurations with finite values, an unknown ``method``, a bad ``confidence``.
+            3 configurations with values, an unknown ``method``, a bad ``confidence``.
         TypeError: a non-integer ``n_resamples``.
     """
     confidence = _check_bootstrap(method, n_resamples, confidence, interval)
-    zoo = _zoo(table, [score, target], config_cols, seed_col)
-    estimate = float(_seed_statistic(zoo, [(0, 1)], method)[0])
-    boot = _bootstrap(zoo, [(0, 1)], method, n_resamples, np.random.default_rng(random_state))[:, 0]
-    jack = _jackknife(zoo, [(0, 1)], method)[:, 0] if interval == "bca" else None
-    low, high, p, valid = _summary(estimate, boot, jack, confidence)
-    return BootstrapResult(estimate, low, high, p, len(zoo.counts), int(zoo.counts.max()), int(n_resamples), valid,
-                           method, confidence, interval)
+    n_perm = check_int(n_resamples if n_permutations is None else n_permutations, "n_permutations", low=1)
+    columns = [score, target, *([covariate] if covariate else [])]
+    zoo = crossed_zoo(table, columns, config_cols, seed_col, allow_inf=method == "spearman", strata_col=strata_col)
+    stratified, cov = strata_col is not None, (2 if covariate else None)
+    every = np.arange(len(zoo.configs))[None]
+    point, point_undefined = _evaluate(zoo, every, None, (0, 1), method, stratified, cov)
+    rng = np.random.default_rng(random_state)
+    boot, undefined = _bootstrap_draws(zoo, [(0, 1)], method, n_resamples, rng, stratified, cov)
+    jack = _jackknife(zoo, [(0, 1)], method, stratified, cov)[:, 0] if interval == "bca" else None
+    estimate = float(point[0])
+    p = ((*_permutation_p(zoo, estimate, method, n_perm, rng, stratified, cov), "permutation")
+         if np.isfinite(estimate) else (float("nan"), float("nan"), 0, False, "permutation"))
+    return _result(zoo, estimate, bool(point_undefined[0]), boot[:, 0], undefined, jack, p, method, confidence,
+                   interval, max_undefined)
+
+
+#: The crossed bootstrap under its former name (the nested two-level resampler it replaces broke
+#: the seed pairing of the crossed design).
+two_level_bootstrap = crossed_bootstrap
 
 
 def paired_bootstrap_difference(
@@ -320,30 +326,31 @@ def paired_bootstrap_difference(
     confidence: float = 0.95,
     interval: str = "percentile",
     random_state: int = 0,
+    max_undefined: float = 0.05,
 ) -> BootstrapResult:
-    """``r(score, target) - r(baseline, target)`` (each as in :func:`two_level_bootstrap`) on
-    the same encoders, with a percentile (or BCa) interval and two-sided sign p-value for "difference
-    = 0" from the *same* two-level resamples for both coefficients (so their covariance is
-    kept). Rows where any of the three columns is not finite are left out of both.
-
-    With one seed per configuration this is :func:`scipy.stats.bootstrap` with
-    ``paired=True``; with several it needs the two-level resampling scipy does not do, so
-    the resampling is this module's own in both cases (one code path, one random stream).
+    """``r(score, target) - r(baseline, target)`` (each as in :func:`crossed_bootstrap`) on the
+    same encoders, with a percentile (or BCa) interval from the *same* crossed resamples for
+    both coefficients (so their covariance is kept). There is no permutation null for a
+    difference of two correlations, so ``p_value`` is the bootstrap sign p-value
+    (``p_method = "bootstrap sign"``: the inverted percentile interval), for exploratory use.
+    Rows where any of the three columns is NaN are left out of both.
 
     Raises:
-        ValueError: as :func:`two_level_bootstrap`.
+        ValueError: as :func:`crossed_bootstrap`.
     """
     confidence = _check_bootstrap(method, n_resamples, confidence, interval)
-    zoo = _zoo(table, [score, baseline, target], config_cols, seed_col)
+    zoo = crossed_zoo(table, [score, baseline, target], config_cols, seed_col, allow_inf=method == "spearman")
     pairs = [(0, 2), (1, 2)]
-    point = _seed_statistic(zoo, pairs, method)
-    boot = _bootstrap(zoo, pairs, method, n_resamples, np.random.default_rng(random_state))
-    estimate = float(point[0] - point[1])
-    jack = _jackknife(zoo, pairs, method) if interval == "bca" else None
-    low, high, p, valid = _summary(estimate, boot[:, 0] - boot[:, 1], None if jack is None else jack[:, 0] - jack[:, 1],
-                                   confidence)
-    return BootstrapResult(estimate, low, high, p, len(zoo.counts), int(zoo.counts.max()), int(n_resamples), valid,
-                           method, confidence, interval)
+    every = np.arange(len(zoo.configs))[None]
+    point = [_evaluate(zoo, every, None, pair, method, False, None) for pair in pairs]
+    boot, undefined = _bootstrap_draws(zoo, pairs, method, n_resamples, np.random.default_rng(random_state), False,
+                                       None)
+    diff = boot[:, 0] - boot[:, 1]
+    estimate = float(point[0][0][0] - point[1][0][0])
+    jack = _jackknife(zoo, pairs, method, False, None) if interval == "bca" else None
+    p = (_sign_p(diff) if np.isfinite(estimate) else float("nan"), float("nan"), 0, False, "bootstrap sign")
+    return _result(zoo, estimate, bool(point[0][1][0] or point[1][1][0]), diff, undefined,
+                   None if jack is None else jack[:, 0] - jack[:, 1], p, method, confidence, interval, max_undefined)
 
 
 # ---------------------------------------------------------------- one row per configuration

@@ -1,5 +1,5 @@
 """Score-accuracy correlations per transfer task: the reference notebook's pooled statistic, and
-the per-task table with two-level bootstrap intervals and Holm-adjusted p-values that replaces it.
+the per-task table with crossed bootstrap intervals, permutation p-values and Holm-adjusted p-values that replaces it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from rmqm._utils.validation import check_choice, check_columns, check_confidence, check_int, check_real
-from rmqm.stats.inference import METHODS, two_level_bootstrap
+from rmqm.stats.inference import METHODS, crossed_bootstrap
 from rmqm.stats.verdicts import holm
 
 __all__ = ['AGGREGATE', 'ReferencePooled', 'reference_pooled_correlation', 'chance_normalised_mean',
@@ -125,15 +125,17 @@ def per_task_correlations(
     config_cols: Sequence[str] = ("method", "dim"),
     seed_col: str = "seed",
     n_resamples: int = 1000,
+    n_permutations: int | None = None,
     confidence: float = 0.95,
     interval: str = "percentile",
     random_state: int = 0,
 ) -> pd.DataFrame:
-    """Every score x task x method correlation (:func:`two_level_bootstrap`: seed-averaged
-    Fisher-z correlation across configurations, two-level percentile or BCa ``interval``,
-    bootstrap sign p-value), with Holm-adjusted p over the whole table. The sign p-value cannot
-    fall below ``2 / (n_resamples + 1)``: with ``m`` rows Holm needs ``n_resamples`` well above
-    ``2 m / alpha`` (e.g. 10 000 for 40 rows) for any row to pass.
+    """Every score x task x method correlation (:func:`crossed_bootstrap`: seed-label-wise
+    Fisher-z correlation across configurations, crossed percentile or BCa ``interval``,
+    configuration-permutation p-value with its Monte-Carlo error ``p_se``), with Holm-adjusted
+    p over the whole table. A Monte-Carlo p cannot fall below ``1 / (n_permutations + 1)``
+    (``n_permutations`` defaults to ``n_resamples``); a row with too many undefined resamples
+    has ``measurable = False`` and its ``reason``.
 
     With ``chance`` (a chance level per task), each score is also correlated with the
     chance-normalised mean accuracy (:func:`chance_normalised_mean`), in rows of ``kind =
@@ -144,10 +146,10 @@ def per_task_correlations(
 
     Returns:
         ``score, task, target, kind, method, estimate, ci_low, ci_high, p_value, p_holm,
-        n_configs, n_seeds, n_valid``.
+        n_configs, n_seeds, n_valid, p_se, measurable, reason``.
 
     Raises:
-        ValueError: a missing column, an unknown method, and as :func:`two_level_bootstrap`.
+        ValueError: a missing column, an unknown method, and as :func:`crossed_bootstrap`.
     """
     scores = [scores] if isinstance(scores, str) else list(scores)
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -164,13 +166,14 @@ def per_task_correlations(
     for score in scores:
         for task, target, kind in targets:
             for method in methods:
-                res = two_level_bootstrap(table, score, target, config_cols=config_cols, seed_col=seed_col,
-                                          method=method, n_resamples=n_resamples, confidence=confidence,
-                                          interval=interval, random_state=random_state)
+                res = crossed_bootstrap(table, score, target, config_cols=config_cols, seed_col=seed_col,
+                                        method=method, n_resamples=n_resamples, n_permutations=n_permutations,
+                                        confidence=confidence, interval=interval, random_state=random_state)
                 rows.append({"score": score, "task": task, "target": target, "kind": kind, "method": method,
                              "estimate": res.estimate, "ci_low": res.low, "ci_high": res.high,
                              "p_value": res.p_value, "n_configs": res.n_configs, "n_seeds": res.n_seeds,
-                             "n_valid": res.n_valid})
+                             "n_valid": res.n_valid, "p_se": res.p_se, "measurable": res.measurable,
+                             "reason": res.reason})
     out = pd.DataFrame(rows)
     out.insert(out.columns.get_loc("p_value") + 1, "p_holm", holm(out["p_value"].to_numpy(dtype=np.float64)))
     return out

@@ -3,9 +3,9 @@
 A sample, read from the rendered HTML as a reader would read it and compared with the tables the
 notebooks wrote to ``results/``:
 
-- the results summary page (``notebooks/00_results_summary.html``): every row of its table
-  (claim, endpoint, estimate, interval, adjusted p, verdict) against
-  :func:`rmqm.study.chapters.summary.summary_table` recomputed from ``results/``;
+- the results summary page (``notebooks/00_results_summary.html``): every row of its family tables
+  (test, estimate and interval, p, Holm p and valid resamples, verdict) against
+  :func:`rmqm.study.chapters.summary.page_rows` of the summary recomputed from ``results/``;
 - the model zoo page (``notebooks/01_model_zoo.html``): its headline "N models (E encoders x S
   seeds)" against ``results/zoo.parquet``;
 - the intro (``book/intro.html``): the abstract's counts ("tested N claims: S are supported, C
@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from rmqm.study.abstract import abstract_substitutions
-from rmqm.study.chapters.summary import SUMMARY_COLUMNS, summary_table
+from rmqm.study.chapters.summary import PAGE_COLUMNS, page_rows, summary_table
 from rmqm.study.html_check import Problem
 
 __all__ = ["SUMMARY_PAGE", "ZOO_PAGE", "INTRO_PAGE", "html_tables", "check_numbers"]
@@ -81,14 +81,13 @@ def _summary_problems(html: Path, results: Path) -> list[Problem]:
     page = html / SUMMARY_PAGE
     if not page.is_file():
         return []
-    expected = summary_table(results)
+    expected = page_rows(summary_table(results))
     tables, _ = html_tables(page)
-    header = list(SUMMARY_COLUMNS)
-    shown = next((t for t in tables if t and all(col in t[0] for col in header)), None)
-    if shown is None:
+    header = list(PAGE_COLUMNS)
+    shown = [t for t in tables if t and t[0] == header]
+    if not shown:
         return [Problem(SUMMARY_PAGE, "number-mismatch", "no table with the summary's columns on the page")]
-    columns = shown[0]
-    rows = [dict(zip(columns[-len(r):], r, strict=True)) for r in shown[1:] if len(r) >= len(header)]
+    rows = [dict(zip(header, r, strict=True)) for t in shown for r in t[1:] if len(r) == len(header)]
     problems = []
     if len(rows) != len(expected):
         problems.append(Problem(SUMMARY_PAGE, "number-mismatch",
@@ -97,7 +96,7 @@ def _summary_problems(html: Path, results: Path) -> list[Problem]:
         for col in header:
             if str(row.get(col, "")).strip() != str(want[col]).strip():
                 problems.append(Problem(SUMMARY_PAGE, "number-mismatch",
-                                        f"row {i} ({want['claim']}), {col}: the page says {row.get(col)!r}, "
+                                        f"row {i} ({want['test']}), {col}: the page says {row.get(col)!r}, "
                                         f"the results store gives {want[col]!r}"))
     return problems
 

@@ -77,9 +77,11 @@ def test_fisher_z_mean_leaves_out_nan_and_rejects_out_of_range():
 def test_monotone_zoo_gives_one_with_an_interval_at_one():
     table = zoo(noise=0.0).assign(score=lambda t: np.exp(t["acc"]))  # a monotone function row by row
     res = two_level_bootstrap(table, "score", "acc", n_resamples=FAST, random_state=1)
-    assert res.estimate == pytest.approx(1.0)
-    assert res.low == pytest.approx(1.0) and res.high == pytest.approx(1.0)
-    assert res.p_value == pytest.approx(2 / (res.n_valid + 1))
+    cap = 1 - 12 / (24 * (24 ** 2 - 1))  # |r| capped at one adjacent swap from perfect before Fisher z
+    assert res.estimate == pytest.approx(cap)
+    assert res.low == pytest.approx(cap) and res.high == pytest.approx(cap)
+    assert res.p_value == pytest.approx(1 / (FAST + 1)) and not res.exact  # no permutation reaches it
+    assert res.p_se == pytest.approx(np.sqrt(res.p_value * (1 - res.p_value) / FAST))
     assert (res.n_configs, res.n_seeds) == (24, 3)
 
 
@@ -276,7 +278,7 @@ def test_per_task_correlations_table():
     out = per_task_correlations(table, ["score", "noise"], ["t1", "t2"], n_resamples=50,
                                 chance={"t1": 0.1, "t2": 0.02})
     assert list(out.columns) == ["score", "task", "target", "kind", "method", "estimate", "ci_low", "ci_high",
-                                 "p_value", "p_holm", "n_configs", "n_seeds", "n_valid"]
+                                 "p_value", "p_holm", "n_configs", "n_seeds", "n_valid", "p_se", "measurable", "reason"]
     assert len(out) == 2 * 3 * 2
     np.testing.assert_allclose(out["p_holm"], holm(out["p_value"]))
     agg = out[out["kind"] == "aggregate"]
@@ -302,7 +304,8 @@ def test_with_one_seed_per_configuration_it_is_the_paired_row_bootstrap():
 def test_bca_interval_is_defined_in_degenerate_cases_and_brackets_a_real_estimate():
     table = zoo(noise=0.0).assign(score=lambda t: np.exp(t["acc"]))
     perfect = two_level_bootstrap(table, "score", "acc", n_resamples=FAST, interval="bca")
-    assert (perfect.low, perfect.high) == pytest.approx((1.0, 1.0)) and perfect.interval == "bca"
+    cap = 1 - 12 / (24 * (24 ** 2 - 1))
+    assert (perfect.low, perfect.high) == pytest.approx((cap, cap)) and perfect.interval == "bca"
     same = paired_bootstrap_difference(zoo(), "score", "score", "acc", n_resamples=FAST, interval="bca")
     assert (same.estimate, same.low, same.high) == (0.0, 0.0, 0.0)
     res = two_level_bootstrap(zoo(noise=0.8), "score", "acc", n_resamples=FAST, interval="bca")
@@ -311,8 +314,9 @@ def test_bca_interval_is_defined_in_degenerate_cases_and_brackets_a_real_estimat
         two_level_bootstrap(table, "score", "acc", n_resamples=FAST, interval="basic")
 
 
-def test_a_constant_score_gives_no_coefficient():
+def test_a_constant_score_is_no_association_and_not_measurable():
     table = zoo().assign(flat=0.1)
     for method in ("pearson", "spearman"):
         res = two_level_bootstrap(table, "flat", "acc", method=method, n_resamples=20)
-        assert np.isnan(res.estimate) and np.isnan(res.low) and res.n_valid == 0
+        assert res.estimate == 0.0 and res.n_valid == 0 and res.n_undefined == 20
+        assert not res.measurable and "100% of resamples undefined" in res.reason

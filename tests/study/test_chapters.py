@@ -155,6 +155,16 @@ def test_zoo_reading_names_the_best_encoder_and_the_random_baseline():
     assert len(zoo.zoo_reading(no_random)[0]) == 3  # no baseline line without random-init
 
 
+def test_seed_variance_splits_an_additive_zoo_exactly():
+    out = zoo.seed_variance(zoo_table()).set_index("quantity")
+    assert list(out.index) == ["digits_1nn", "digits_knn", "digits_linear", "faces_knn", "rankme", "alpha_req"]
+    # rankme = 10 level + seed: configuration variance 10^2 var(level) = 7, seed variance 1, no interaction
+    assert out.loc["rankme", "seed shift %"] == pytest.approx(12.5)
+    assert out.loc["rankme", "configuration %"] == pytest.approx(87.5)
+    assert (out["configuration x seed %"].abs() < 1e-9).all()
+    assert out.loc["alpha_req", "seed shift %"] == 0.0 and out.loc["digits_1nn", "configurations x seeds"] == "3 x 3"
+
+
 # --- 02 ssl vs supervised ---------------------------------------------------------------
 
 def summaries_table() -> pd.DataFrame:

@@ -14,11 +14,12 @@ from rmqm.study.chapters import summary
 def write_results(results: Path) -> pd.DataFrame:
     results.mkdir(parents=True)
     verdicts = pd.DataFrame([dict(
-        claim="RMQM ranks encoders", endpoint="primary", analysis="per-task", score="rmqm_noise", baseline=None,
-        task="fashion-mnist", target="fashion-mnist_1nn", method="spearman", zoo=zoo, expected_sign="positive",
-        estimate=0.5, ci_low=0.1, ci_high=0.8, p_value=0.01, holm_family="primary", p_holm=0.02, verdict=verdict,
-        n_configs=14, n_seeds=3) for zoo, verdict in (("all encoders", "supported"), ("without random-init",
-                                                                                      "inconclusive"))])
+        claim="RMQM ranks encoders", family="rmqm-noise", endpoint="confirmatory", analysis="per task",
+        score="rmqm_noise", baseline="", task=task, target=f"{task}_1nn", method="spearman", zoo="all encoders",
+        encoders="without", expected_sign="positive", estimate=0.5, ci_low=0.1, ci_high=0.8, p_value=0.01,
+        p_se=0.001, p_method="permutation", n_valid=1000, n_resamples=1000, measurable=True, reason="", n_configs=14,
+        n_seeds=3, p_holm=0.02, verdict=verdict, detectable="", leave_one_out="")
+        for task, verdict in (("fashion-mnist", "supported"), ("digits", "inconclusive"))])
     verdicts.to_parquet(results / "verdicts.parquet")
     pd.DataFrame({"method": ["a", "a", "b", "b"], "dim": 8, "optimizer": "adam", "seed": [0, 1, 0, 1]}).to_parquet(
         results / "zoo.parquet")
@@ -27,7 +28,8 @@ def write_results(results: Path) -> pd.DataFrame:
 
 def write_pages(html: Path, table: pd.DataFrame, headline: str) -> None:
     (html / "notebooks").mkdir(parents=True)
-    (html / number_check.SUMMARY_PAGE).write_text(f"<html><body>{table.to_html()}</body></html>")
+    body = summary.summary_html(table) if "family" in table.columns else table.to_html()
+    (html / number_check.SUMMARY_PAGE).write_text(f"<html><body>{body}</body></html>")
     (html / number_check.ZOO_PAGE).write_text(f"<html><body><pre>{headline}</pre></body></html>")
 
 
@@ -41,15 +43,16 @@ def test_a_changed_estimate_a_cut_claim_and_a_wrong_headline_are_caught(tmp_path
     table = write_results(tmp_path / "results")
     shown = table.copy()
     shown.loc[0, "estimate"] = "+0.60"
-    shown.loc[0, "claim"] = shown.loc[0, "claim"][:10] + "..."  # as pandas' default display.max_colwidth cuts it
-    text = shown.to_html()
+    shown.loc[0, "test"] = shown.loc[0, "test"][:5] + "..."  # a cut label
+    text = summary.summary_html(shown)
     (tmp_path / "html" / "notebooks").mkdir(parents=True)
     (tmp_path / "html" / number_check.SUMMARY_PAGE).write_text(text)
     (tmp_path / "html" / number_check.ZOO_PAGE).write_text("<p>5 models (2 encoders x 2 seeds)</p>")
     problems = number_check.check_numbers(tmp_path / "html", tmp_path / "results")
     details = "\n".join(str(p) for p in problems)
-    assert "estimate: the page says '+0.60', the results store gives '+0.50'" in details
-    assert "claim: the page says" in details and "..." in details
+    assert "estimate [95 %]: the page says '+0.60 [+0.10, +0.80]', the results store gives '+0.50 [+0.10, +0.80]'" \
+        in details
+    assert "test: the page says" in details and "..." in details
     assert "the page says 5 models (2 encoders x 2 seeds), zoo.parquet has 4 (2 x 2)" in details
     assert {p.kind for p in problems} == {"number-mismatch"}
 

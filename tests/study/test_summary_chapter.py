@@ -1,8 +1,11 @@
-"""The results summary page: its table from the results store, its sentences, its notebook."""
+"""The results summary page: one section per confirmatory family from the results store, Holm
+within each, its HTML (no index, wrapping, a CSV download), its sentences, its notebook."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,102 +14,102 @@ import pytest
 import yaml
 
 from rmqm.study.chapters import ssl_vs_supervised, summary
+from rmqm.study.endpoints import load_endpoints
 from rmqm.study.notebooks import discover_notebooks, execution_order
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def verdict_row(claim, endpoint, zoo, estimate, low, high, p_holm, verdict, analysis="per task", task="digits"):
-    return dict(claim=claim, endpoint=endpoint, analysis=analysis, score="s", baseline="", task=task,
-                target=f"{task}_1nn", method="spearman", zoo=zoo, expected_sign="positive", estimate=estimate,
-                ci_low=low, ci_high=high, p_value=p_holm / 2, holm_family=endpoint, p_holm=p_holm, verdict=verdict,
-                n_configs=10, n_seeds=3)
+def verdict_row(family, task, estimate, low, high, p, p_holm, verdict, encoders="without", **kw):
+    row = dict(claim=f"claim on {task}", family=family, endpoint="exploratory" if family == "exploratory"
+               else "confirmatory", analysis="per task", score="s", baseline="", task=task, target=f"{task}_1nn",
+               method="spearman", zoo="all encoders", encoders=encoders, expected_sign="positive",
+               estimate=estimate, ci_low=low, ci_high=high, p_value=p, p_se=0.001, p_method="permutation",
+               n_valid=1000, n_resamples=1000, measurable=True, reason="", n_configs=14, n_seeds=3, p_holm=p_holm,
+               verdict=verdict, detectable="", leave_one_out="+0.40 to +0.70 (lowest without vicreg)")
+    return {**row, **kw}
 
 
 def write_verdicts(folder: Path) -> None:
     rows = [
-        verdict_row("B on digits", "secondary", "all encoders", -0.5, -0.9, -0.1, 0.01, "contradicted"),
-        verdict_row("A on digits", "primary", "all encoders", 0.8, 0.5, 0.95, 0.004, "supported"),
-        verdict_row("A on digits", "secondary", "without random-init", 0.3, -0.2, 0.7, 0.6, "inconclusive"),
-        verdict_row("C on digits", "secondary", "all encoders", np.nan, np.nan, np.nan, np.nan, "not measurable"),
-        verdict_row("A on faces", "secondary", "all encoders", 0.1, -0.4, 0.5, 1.0, "inconclusive", task="faces"),
-        verdict_row("D on digits", "exploratory", "all encoders", 0.9, 0.8, 0.99, 0.01, "supported"),
+        verdict_row("rmqm-noise", "digits", 0.8, 0.5, 0.95, 0.002, 0.006, "supported"),
+        verdict_row("rmqm-noise", "faces", 0.1, -0.4, 0.5, 0.6, 1.0, "inconclusive", detectable="r >= +0.55 (80 % power)"),
+        verdict_row("rmqm-noise", "mnist", np.nan, np.nan, np.nan, np.nan, 1.0, "not measurable", measurable=False,
+                    reason="31% of resamples undefined (a constant vector under some seed); 83% of scores are exactly 0"),
+        verdict_row("synbench-reference", "digits", -0.5, -0.9, -0.1, 0.01, 0.02, "contradicted"),
+        verdict_row("synbench-reference", "digits", -0.4, -0.8, 0.1, 0.2, 0.2, "inconclusive", encoders="with"),
+        verdict_row("exploratory", "digits", 0.9, 0.8, 0.99, 0.01, np.nan, "exploratory"),
     ]
     pd.DataFrame(rows).to_parquet(folder / "verdicts.parquet")
 
 
-def test_summary_table_puts_the_primary_endpoints_first(tmp_path):
+def test_summary_table_has_one_section_per_family_in_the_declared_order(tmp_path):
     write_verdicts(tmp_path)
     table = summary.summary_table(tmp_path)
     assert list(table.columns) == list(summary.SUMMARY_COLUMNS)
-    # primary task only, primary and secondary only, primary first
-    assert table["claim"].tolist() == ["A on digits (spearman)", "B on digits (spearman)", "C on digits (spearman)"]
-    first = table.iloc[0]
-    assert first["endpoint"] == "primary" and first["estimate"] == "+0.80"
-    assert first["interval"] == "[+0.50, +0.95]" and first["adjusted p"] == "0.0040 (Holm, primary)"
-    assert first["verdict"] == "supported" and first["verdict without random-init"] == "inconclusive"
-    assert table.iloc[1]["verdict without random-init"] == "not run"
-    assert table.iloc[2][["estimate", "interval", "adjusted p"]].tolist() == ["none"] * 3
+    assert list(dict.fromkeys(table["family"])) == [f.id for f in load_endpoints().families]
+    noise = table[table["family"] == "rmqm-noise"]
+    assert noise["test"].tolist() == ["digits", "faces", "mnist"]  # the exploratory row is not here
+    first = noise.iloc[0]
+    assert (first["estimate"], first["interval"], first["p"], first["p (Holm)"], first["n_valid"]) == (
+        "+0.80", "[+0.50, +0.95]", "0.0020 ± 0.0010", "0.0060", "1000/1000")
+    assert noise.iloc[1]["detectable"] == "r >= +0.55 (80 % power)"
+    assert noise.iloc[2]["verdict"] == "not measurable" and "83% of scores are exactly 0" in noise.iloc[2]["note"]
+    assert table[table["family"] == "synbench-reference"]["test"].tolist() == ["digits", "digits + added encoders"]
+    # the families no chapter reported say so, and nothing reads "nan"
+    steps = table[table["family"] == "rmqm-steps"]
+    assert steps["test"].tolist() == ["no test in this build"] and steps["verdict"].iloc[0] == "not measurable"
     assert not table.astype(str).apply(lambda c: c.str.contains("nan")).any().any()
+    assert pd.read_csv(tmp_path / "summary_long.csv").shape == table.shape
 
 
-def test_summary_adds_the_step_claims_when_chapter_2_wrote_them(tmp_path):
+def test_a_family_file_gets_holm_within_the_family(tmp_path):
+    write_verdicts(tmp_path)
+    pd.DataFrame({"label": ["r = 0.003", "r = 0.01", "r = 0.03"], "estimate": [0.02, 0.05, -0.01],
+                  "ci_low": [0.01, 0.02, -0.05], "ci_high": [0.03, 0.08, 0.03], "p_value": [0.01, 0.02, 0.5],
+                  "p_se": [0.0, 0.0, 0.0]}).to_parquet(tmp_path / "family_synbench-claim2.parquet")
+    rows = summary.summary_table(tmp_path).query("family == 'synbench-claim2'")
+    assert rows["p (Holm)"].tolist() == ["0.0300", "0.0400", "0.5000"]
+    assert rows["verdict"].tolist() == ["supported", "supported", "inconclusive"]
+    assert rows["p"].iloc[0] == "0.0100 (exact)"
+
+
+def test_summary_shows_the_step_and_claim2_tables_as_unadjusted(tmp_path):
     write_verdicts(tmp_path)
     points = pd.DataFrame([dict(perturbation="noise", dim=8, seed=s, family=f, B=b + 0.01 * s, S_b=sb)
                            for s in range(3) for f, b, sb in (("self-supervised", 0.5, 0.1), ("supervised", 0.2, 0.3))
                            for _ in range(2)])
-    steps = ssl_vs_supervised.step_verdicts(points)
-    steps.to_parquet(tmp_path / "rmqm_step_verdicts.parquet")
+    ssl_vs_supervised.step_verdicts(points).to_parquet(tmp_path / "rmqm_step_verdicts.parquet")
+    pd.DataFrame([{"choice": "all-ones", "encoders": 16, "gain over random": "+0.040 [+0.010, +0.070]",
+                   "verdict": "supported"}]).to_parquet(tmp_path / "synbench_claim2.parquet")
     table = summary.summary_table(tmp_path)
-    rows = table[table["claim"].str.startswith("self-supervised encoders")]
-    assert rows["claim"].tolist() == ["self-supervised encoders take larger steps (noise, d = 8)",
-                                      "self-supervised encoders take steadier steps (noise, d = 8)"]
-    assert rows["estimate"].tolist() == ["+0.3000", "+0.2000"]
-    assert rows["verdict"].tolist() == ["supported", "supported"]
-    assert rows["adjusted p"].str.contains("t-interval over 3 seeds").all()
+    steps = table[table["family"] == "rmqm-steps"]
+    assert steps["test"].tolist() == ["noise: larger steps", "noise: steadier steps"]
+    assert steps["verdict"].tolist() == ["unadjusted: supported"] * 2
+    assert steps["note"].str.contains("Student-t over 3 seeds").all()
+    claim2 = table[table["family"] == "synbench-claim2"].iloc[0]
+    assert (claim2["estimate"], claim2["interval"], claim2["verdict"]) == ("+0.040", "[+0.010, +0.070]",
+                                                                          "unadjusted: supported")
+    assert "declared radii 0.003, 0.01, 0.03" in claim2["note"]
 
 
-def test_summary_adds_synbench_claims_when_chapter_4_wrote_them(tmp_path):
+def test_summary_html_is_compact_and_carries_the_long_form(tmp_path):
     write_verdicts(tmp_path)
-    claim1 = pd.DataFrame([
-        dict(score=f"SynBench {c} t={t} eps={e}", task=task, estimate=est, ci_low=est - 0.2, ci_high=est + 0.2,
-             p_holm=0.01, verdict="supported" if est > 0.3 else "inconclusive")
-        for c, est in (("all-ones", 0.6), ("random", 0.1)) for t in (0.6, 0.7) for e in (0.0, 0.2)
-        for task in ("digits", "faces")])
-    claim1.loc[len(claim1)] = dict(score="SynBench pca t=0.7 eps=0.2", task="digits", estimate=np.nan,
-                                   ci_low=np.nan, ci_high=np.nan, p_holm=np.nan, verdict="inconclusive")
-    claim1.to_parquet(tmp_path / "synbench_claim1.parquet")
-    claim2 = pd.DataFrame([{"choice": "all-ones", "encoders": 16, "gain over random": "+0.040 [+0.010, +0.070]",
-                            "verdict": "supported"}])
-    claim2.to_parquet(tmp_path / "synbench_claim2.parquet")
     table = summary.summary_table(tmp_path)
-    rows = table[table["claim"].str.startswith("SynBench")]
-    # claim 1 at the reference's t = 0.7 and the largest epsilon only, every task, then claim 2
-    assert rows["claim"].tolist() == [
-        "SynBench matches linear probing on digits (all-ones t=0.7 eps=0.2)",
-        "SynBench matches linear probing on faces (all-ones t=0.7 eps=0.2)",
-        "SynBench matches linear probing on digits (random t=0.7 eps=0.2)",
-        "SynBench matches linear probing on faces (random t=0.7 eps=0.2)",
-        "SynBench matches linear probing on digits (pca t=0.7 eps=0.2)",
-        "SynBench's epsilon beats a random one under attack (all-ones direction)"]
-    assert rows.iloc[0][["estimate", "interval", "verdict"]].tolist() == ["+0.60", "[+0.40, +0.80]", "supported"]
-    assert rows.iloc[4][["estimate", "interval", "adjusted p"]].tolist() == ["none"] * 3
-    assert rows.iloc[5][["estimate", "interval"]].tolist() == ["+0.040", "[+0.010, +0.070]"]
-    assert rows.iloc[5]["adjusted p"] == "none (bootstrap over 16 encoders)"
+    page = summary.summary_html(table)
+    assert page._repr_html_() == page
+    assert page.count("<table") == 4 and "table-layout:fixed" in page and "overflow-wrap:anywhere" in page
+    assert "<th></th>" not in page and ">0<" not in page  # no pandas index
+    csv = re.search(r'href="data:text/csv;base64,([^"]+)"', page).group(1)
+    assert base64.b64decode(csv).decode() == table.to_csv(index=False)
+    assert load_endpoints().sha256 in page and "last changed in commit" in page
+    assert summary.summary_lines(table)[0] == "RMQM (noise) vs 1-NN: 3 tests, 1 supported, 1 inconclusive, " \
+                                              "1 not measurable."
 
 
 def test_summary_without_verdicts_names_the_notebook(tmp_path):
     with pytest.raises(FileNotFoundError, match="05_predicting_downstream"):
         summary.summary_table(tmp_path)
-
-
-def test_summary_lines_print_the_table_numbers(tmp_path):
-    write_verdicts(tmp_path)
-    table = summary.summary_table(tmp_path)
-    lines = summary.summary_lines(table)
-    assert lines[0] == ("Primary endpoint, A on digits (spearman): +0.80 [+0.50, +0.95], adjusted p 0.0040 "
-                        "(Holm, primary): supported (without random-init: inconclusive).")
-    assert lines[-1] == "Of the 2 secondary claims, 0 supported, 1 contradicted, 0 inconclusive, 1 not measurable."
 
 
 def test_summary_notebook_runs_last_and_opens_the_study():

@@ -1,12 +1,14 @@
-"""Chapter 5, do task-free scores predict downstream accuracy? Per-task endpoints declared
-before the results, two-level bootstrap intervals, Holm-adjusted p-values, head-to-head tests
-against the label-free baselines, and the reference notebook's own statistic beside them.
+"""Chapter 5, do task-free scores predict downstream accuracy? The pre-registered confirmatory
+families (``book/endpoints.yaml``: RMQM under noise against 1-NN accuracy per task; SynBench at
+the reference's setting against linear-probe accuracy per task, without and with the added
+encoders), Holm within each family, crossed bootstrap intervals and configuration-permutation
+p-values; everything else exploratory (estimate and interval, no verdict); the reference
+notebook's own statistic beside them.
 
-The verdict table (``results/verdicts.parquet``) has one row per test: ``claim, endpoint
-(primary/secondary/exploratory), analysis, score, baseline, task, target, method, zoo,
-expected_sign, estimate, ci_low, ci_high, p_value, holm_family, p_holm, verdict, n_configs,
-n_seeds``. Holm runs within each endpoint tier (the two primary endpoints, the secondary rows,
-the exploratory rows), so an exploratory grid cannot dilute a primary endpoint.
+The verdict table (``results/verdicts.parquet``) has one row per test: ``claim, family, endpoint
+(confirmatory/exploratory), analysis, score, baseline, task, target, method, zoo, encoders,
+expected_sign``, the fields of :data:`rmqm.study.chapters.families.RESULT_FIELDS`, ``p_holm,
+verdict, detectable, leave_one_out``.
 """
 
 from __future__ import annotations
@@ -19,28 +21,36 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from rmqm.data.registry import load_dataset
-from rmqm.stats.confounds import partial_correlation, within_dim_correlations
-from rmqm.stats.inference import paired_bootstrap_difference, two_level_bootstrap
+from rmqm.stats.inference import crossed_bootstrap, paired_bootstrap_difference
 from rmqm.stats.tasks import AGGREGATE, chance_normalised_mean, reference_pooled_correlation
-from rmqm.stats.verdicts import ExpectedSign, expected_sign_alpha_req, format_interval, verdict_table
+from rmqm.stats.verdicts import ExpectedSign, expected_sign_alpha_req, format_interval
 from rmqm.study.chapters.common import PROBES, load_zoo, probe_columns
 from rmqm.study.chapters.external import zoo_only
+from rmqm.study.chapters.families import (
+    EXPLORATORY,
+    RESULT_FIELDS,
+    family_lines,
+    family_verdicts,
+    result_row,
+    sensitivity,
+    verdict_view,
+)
+from rmqm.study.endpoints import Endpoints, load_endpoints
 
 __all__ = [
-    'PRIMARY_TASK', 'PRIMARY_ENDPOINTS', 'CONFIG', 'ZOOS', 'ALPHA', 'CHANCE_CLASSES', 'INTERVAL', 'rmqm_column',
+    'PRIMARY_TASK', 'CONFIG', 'ZOOS', 'ALPHA', 'SYNBENCH_REFERENCE', 'CHANCE_CLASSES', 'INTERVAL', 'rmqm_column',
     'score_columns', 'transfer_tasks', 'chance_levels', 'primary_task', 'alpha_expectation', 'score_labels',
     'score_table', 'score_headline', 'score_overview', 'endpoint_rows', 'verdicts', 'reference_comparison',
-    'primary_lines', 'verdict_view',
+    'family_lines', 'verdict_view',
 ]
 
-#: The primary endpoints, declared before any result: per paper, (score, probe); Spearman
-#: over the zoo's configurations (seeds averaged on the Fisher-z scale) on :data:`PRIMARY_TASK`,
-#: all encoders (random-init included, as in the RMQM paper's zoo), two-level bootstrap interval.
+#: The task of the exploratory head-to-head, partial and within-dimension rows (the confirmatory
+#: families of ``book/endpoints.yaml`` test every task).
 PRIMARY_TASK = "fashion-mnist"
-PRIMARY_ENDPOINTS: dict[str, tuple[str, str]] = {"RMQM": ("rmqm_noise", "1nn"), "SynBench": ("synbench", "linear")}
+#: The column of SynBench at the setting of the ``synbench-reference`` family.
+SYNBENCH_REFERENCE = "synbench_reference"
 #: The columns that name a configuration (one encoder up to its seed) for the bootstrap.
 CONFIG: tuple[str, ...] = ("method", "dim", "optimizer")
 #: The two zoos every analysis runs on: all encoders, and without the random-init ones.
@@ -50,11 +60,11 @@ ALPHA = "alpha_req_oriented"
 #: Classes of each known transfer task (chance level 1 / n); others are read from the registry.
 CHANCE_CLASSES: dict[str, int] = {"fashion-mnist": 10, "mnist": 10, "animal-mnist": 10, "digits": 10, "faces": 2,
                                   "textures": 3, "kmnist": 10, "cifar10": 10, "caltech101": 101}
-#: The bootstrap interval of every row (percentile of the two-level resamples).
+#: The bootstrap interval of every row (percentile of the crossed resamples).
 INTERVAL = "percentile"
 _RMQM_ORDER = ("noise", "pgd-reference", "pgd-own-loss", "pgd-displacement", "pgd")
-_COLUMNS = ["claim", "endpoint", "analysis", "score", "baseline", "task", "target", "method", "zoo", "expected_sign",
-            "estimate", "ci_low", "ci_high", "p_value", "n_configs", "n_seeds"]
+_COLUMNS = ["claim", "family", "endpoint", "analysis", "score", "baseline", "task", "target", "method", "zoo",
+            "encoders", "expected_sign", *RESULT_FIELDS]
 
 
 def rmqm_column(perturbation: str) -> str:
@@ -67,7 +77,7 @@ def score_columns(table: pd.DataFrame) -> list[str]:
     the order of the RMQM settings), then ``synbench``, ``rankme`` and :data:`ALPHA`."""
     order = {rmqm_column(p): i for i, p in enumerate(_RMQM_ORDER)}
     rmqm = sorted((c for c in table.columns if c.startswith("rmqm_")), key=lambda c: (order.get(c, 99), c))
-    return [*rmqm, *(c for c in ("synbench", "rankme", ALPHA) if c in table.columns)]
+    return [*rmqm, *(c for c in ("synbench", SYNBENCH_REFERENCE, "rankme", ALPHA) if c in table.columns)]
 
 
 def transfer_tasks(table: pd.DataFrame) -> list[str]:
@@ -99,16 +109,17 @@ def chance_levels(tasks: Sequence[str], classes: Callable[[str], int] = _registr
 
 
 def primary_task(tasks: Sequence[str]) -> tuple[str, str]:
-    """The task of the primary endpoints and a sentence saying which it is and why.
+    """The task of the exploratory head-to-head, partial and within-d rows and a sentence saying
+    which it is and why (the confirmatory families test every task).
 
     Raises:
         ValueError: no task."""
     if not tasks:
         raise ValueError("the zoo has no transfer task (no <task>_<probe> columns)")
     if PRIMARY_TASK in tasks:
-        return PRIMARY_TASK, f"The primary task is {PRIMARY_TASK}, as declared."
-    return tasks[0], (f"This zoo has no {PRIMARY_TASK} task, so the primary endpoints fall back to its first "
-                      f"transfer task, {tasks[0]}.")
+        return PRIMARY_TASK, f"The head-to-head, partial and within-d rows use {PRIMARY_TASK}, as declared."
+    return tasks[0], (f"This zoo has no {PRIMARY_TASK} task, so the head-to-head, partial and within-d rows use "
+                      f"its first transfer task, {tasks[0]}.")
 
 
 def alpha_expectation(table: pd.DataFrame) -> ExpectedSign:
@@ -121,7 +132,8 @@ def alpha_expectation(table: pd.DataFrame) -> ExpectedSign:
 def score_labels(synbench_threshold: float, columns: Sequence[str] = (), alpha: ExpectedSign | None = None
                  ) -> dict[str, str]:
     """Readable names of the scores (axis labels, claims); ``alpha`` names the orientation of :data:`ALPHA`."""
-    labels = {"synbench": f"SynBench (t = {synbench_threshold})", "rankme": "RankMe (effective rank)",
+    labels = {"synbench": f"SynBench (t = {synbench_threshold})", SYNBENCH_REFERENCE: "SynBench (reference setting)",
+              "rankme": "RankMe (effective rank)",
               ALPHA: "alpha-ReQ" + ("" if alpha is None else " (-|alpha - 1|)" if alpha.column != alpha.source
                                     else " (-alpha)" if alpha.sign == "negative" else " (alpha)")}
     for c in columns:
@@ -132,13 +144,16 @@ def score_labels(synbench_threshold: float, columns: Sequence[str] = (), alpha: 
     return labels
 
 
-def score_table(results: str | os.PathLike, synbench_threshold: float, synbench_epsilon: float) -> pd.DataFrame:
+def score_table(results: str | os.PathLike, synbench_threshold: float, synbench_epsilon: float,
+                endpoints: Endpoints | None = None) -> pd.DataFrame:
     """The zoo with every model's task-free scores; written to ``results/all_scores.parquet``.
 
     Adds ``rmqm_<perturbation>`` (:func:`rmqm_column`) for each perturbation of
     ``rmqm_scores.parquet``, ``synbench`` (at ``synbench_threshold`` and ``synbench_epsilon``)
-    and :data:`ALPHA`: alpha-ReQ transformed by :func:`alpha_expectation` and multiplied by -1
-    when its expected sign is negative, so that every score's claim is a positive correlation.
+    :data:`SYNBENCH_REFERENCE` (at the threshold and epsilon of the ``synbench-reference`` family of
+    ``endpoints``, default ``book/endpoints.yaml``, when notebook 04 computed them) and :data:`ALPHA`:
+    alpha-ReQ transformed by :func:`alpha_expectation` and multiplied by -1 when its expected sign
+    is negative, so that every score's claim is a positive correlation.
 
     Raises:
         FileNotFoundError: a table is missing (run the notebooks it depends on first).
@@ -161,6 +176,11 @@ def score_table(results: str | os.PathLike, synbench_threshold: float, synbench_
         raise ValueError(f"no SynBench score at threshold {synbench_threshold}, epsilon {synbench_epsilon}")
     on = ["name", "seed"] if "seed" in sel.columns else ["name"]
     table = table.merge(sel[[*on, "score"]].rename(columns={"score": "synbench"}), on=on)
+    ref = (endpoints or load_endpoints()).family("synbench-reference")
+    at = synbench[np.isclose(synbench["threshold"], ref.get("threshold")) & np.isclose(synbench["epsilon"],
+                                                                                        ref.get("epsilon"))]
+    if len(at):
+        table = table.merge(at[[*on, "score"]].rename(columns={"score": SYNBENCH_REFERENCE}), on=on, how="left")
     alpha = alpha_expectation(table)
     table[ALPHA] = alpha.values(table) * (-1.0 if alpha.sign == "negative" else 1.0)
     table.to_parquet(results / "all_scores.parquet")
@@ -188,7 +208,8 @@ def _name(score: str) -> str:
     if score.startswith("rmqm_"):
         setting = score[5:].replace("_", " ")
         return "RMQM (" + ("white noise" if setting == "noise" else setting.replace("pgd", "PGD")) + ")"
-    return {"synbench": "SynBench", "rankme": "RankMe", ALPHA: "alpha-ReQ"}.get(score, score)
+    return {"synbench": "SynBench", SYNBENCH_REFERENCE: "SynBench (reference setting)", "rankme": "RankMe",
+            ALPHA: "alpha-ReQ"}.get(score, score)
 
 
 def _target_name(task: str, probe: str) -> str:
@@ -200,16 +221,18 @@ def _target_name(task: str, probe: str) -> str:
 
 def _probe(score: str) -> str:
     """The probe each score's paper judges it by: linear for SynBench, 1-NN for the others."""
-    return "linear" if score == "synbench" else "1nn"
+    return "linear" if score in ("synbench", SYNBENCH_REFERENCE) else "1nn"
 
 
-def _endpoint(score: str, task: str, probe: str, zoo: str, primary: str) -> str:
-    primaries = set(PRIMARY_ENDPOINTS.values())
-    if (score, probe) in primaries and task == primary and zoo == ZOOS[0]:
-        return "primary"
-    if probe == _probe(score) and task != AGGREGATE:
-        return "secondary"
-    return "exploratory"
+def _family(endpoints: Endpoints, score: str, task: str, probe: str, zoo: str, method: str) -> str:
+    """The confirmatory family a per-task row belongs to, or :data:`EXPLORATORY`."""
+    for f in endpoints.families:
+        column = SYNBENCH_REFERENCE if f.id == "synbench-reference" else f.get("score")
+        if (f.kind == "correlation" and score == column and probe == f.get("probe") and task != AGGREGATE
+                and zoo in f.get("zoos", ZOOS[:1])
+                and method == "spearman"):
+            return f.id
+    return EXPLORATORY
 
 
 def _safe(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -221,42 +244,26 @@ def _safe(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return None
 
 
-def _boot_row(res: Any) -> dict[str, Any]:
-    if res is None:
-        return dict.fromkeys(("estimate", "ci_low", "ci_high", "p_value", "n_configs", "n_seeds"), np.nan)
-    return {"estimate": res.estimate, "ci_low": res.low, "ci_high": res.high, "p_value": res.p_value,
-            "n_configs": res.n_configs, "n_seeds": res.n_seeds}
-
-
-def _partial_row(table: pd.DataFrame, score: str, target: str, confidence: float) -> dict[str, Any]:
-    """Spearman partial correlation on log d, with the Fisher interval ``tanh(z -/+ q sqrt(1.06 / (n - 4)))``
-    (NaN when the zoo has one dimension or too few configurations)."""
-    if table["dim"].nunique() < 2:  # one dimension: nothing to control
-        return _boot_row(None)
-    res = _safe(partial_correlation, table, score, target, ("log_dim",), config_cols=CONFIG)
-    if res is None or not np.isfinite(res.r):
-        return _boot_row(None)
-    z, se = np.arctanh(np.clip(res.r, -0.999999, 0.999999)), np.sqrt(1.06 / max(res.n - 4, 1))
-    q = float(stats.norm.ppf((1 + confidence) / 2))
-    low, high = float(np.tanh(z - q * se)), float(np.tanh(z + q * se))  # |r| = 1: the interval reaches it
-    return {"estimate": res.r, "ci_low": min(low, res.r), "ci_high": max(high, res.r),
-            "p_value": res.p_value, "n_configs": res.n, "n_seeds": table["seed"].nunique()}
-
-
 def endpoint_rows(table: pd.DataFrame, zoo: str, *, n_resamples: int = 2000, confidence: float = 0.95,
-                  random_state: int = 0) -> list[dict[str, Any]]:
-    """The tests of one zoo (``zoo`` one of :data:`ZOOS`), before Holm:
+                  random_state: int = 0, endpoints: Endpoints | None = None,
+                  with_encoders: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """The tests of one zoo (``zoo`` one of :data:`ZOOS`), before Holm, each by
+    :func:`rmqm.stats.inference.crossed_bootstrap` (one estimand: per seed label, capped Fisher z,
+    mean over seeds):
 
-    - per task: every score x task x probe, Spearman (:func:`two_level_bootstrap`);
-      Pearson too for the two primary pairs (the RMQM paper's coefficient), exploratory;
-    - the chance-normalised mean accuracy over tasks (:data:`AGGREGATE`), beside them, exploratory;
-    - on the primary task: each RMQM setting and SynBench against RankMe and against
-      alpha-ReQ (:func:`paired_bootstrap_difference`, ``r(score) - r(baseline)``), secondary;
-    - partial correlation on log d (Spearman) of the primary pairs and RankMe, secondary;
-      their within-dimension correlations pooled on the Fisher-z scale, exploratory.
+    - per task: every score x task x probe, Spearman; Pearson too for each score with its own
+      paper's probe, exploratory; the rows a family of ``endpoints`` declares are confirmatory;
+    - with ``with_encoders`` (the zoo and the added encoders): the ``synbench-reference`` rows
+      again on it (``encoders = "with"``), confirmatory when the family declares them;
+    - the chance-normalised mean accuracy over tasks (:data:`AGGREGATE`), exploratory;
+    - on the primary task: each RMQM setting and SynBench against RankMe and alpha-ReQ
+      (:func:`paired_bootstrap_difference`), the partial correlation on log d (a covariate
+      partialled within each seed) and the within-dimension correlation (strata pooled within
+      each seed), exploratory.
 
-    A test the zoo is too small for (e.g. fewer than 3 configurations) is a row of NaN.
+    A test the zoo is too small for is a row of NaN, not measurable.
     """
+    endpoints = endpoints or load_endpoints()
     sub = _zoo(table, zoo)
     tasks, scores = transfer_tasks(table), score_columns(table)
     primary = primary_task(tasks)[0]
@@ -265,11 +272,12 @@ def endpoint_rows(table: pd.DataFrame, zoo: str, *, n_resamples: int = 2000, con
     chance = chance_levels(tasks)
     rows: list[dict[str, Any]] = []
 
-    def add(claim: str, endpoint: str, analysis: str, score: str, task: str, target: str, method: str,
-            values: dict[str, Any], baseline: str = "") -> None:
-        rows.append({"claim": claim, "endpoint": endpoint, "analysis": analysis, "score": score, "baseline": baseline,
-                     "task": task, "target": target, "method": method, "zoo": zoo, "expected_sign": "positive",
-                     **values})
+    def add(claim: str, family: str, analysis: str, score: str, task: str, target: str, method: str,
+            values: dict[str, Any], baseline: str = "", encoders: str = "without") -> None:
+        rows.append({"claim": claim, "family": family, "endpoint": "exploratory" if family == EXPLORATORY
+                     else "confirmatory", "analysis": analysis, "score": score, "baseline": baseline, "task": task,
+                     "target": target, "method": method, "zoo": zoo, "encoders": encoders,
+                     "expected_sign": "positive", **values})
 
     for probe in PROBES:
         aggregate = chance_normalised_mean(sub, tasks, chance, acc_suffix=f"_{probe}")
@@ -277,60 +285,67 @@ def endpoint_rows(table: pd.DataFrame, zoo: str, *, n_resamples: int = 2000, con
         for score in scores:
             for task in [*tasks, AGGREGATE]:
                 target = f"{AGGREGATE}_{probe}" if task == AGGREGATE else f"{task}_{probe}"
-                endpoint = _endpoint(score, task, probe, zoo, primary)
-                methods = ["spearman", "pearson"] if (score, probe) in PRIMARY_ENDPOINTS.values() else ["spearman"]
-                for method in methods:
-                    res = _safe(two_level_bootstrap, frame, score, target, method=method, **kw)
+                for method in ["spearman", "pearson"] if probe == _probe(score) else ["spearman"]:
+                    res = _safe(crossed_bootstrap, frame, score, target, method=method, **kw)
                     add(f"{_name(score)} ranks encoders by {_target_name(task, probe)}",
-                        endpoint if method == "spearman" else "exploratory",
+                        _family(endpoints, score, task, probe, zoo, method),
                         "chance-normalised aggregate" if task == AGGREGATE else "per task", score, task, target,
-                        method, _boot_row(res))
-    for score in [c for c in scores if c.startswith("rmqm_") or c == "synbench"]:
+                        method, result_row(res))
+    ref = endpoints.family("synbench-reference")
+    if with_encoders is not None and "with" in ref.get("encoders", ()) and SYNBENCH_REFERENCE in scores:
+        for task in tasks:
+            target = f"{task}_{ref.get('probe')}"
+            res = _safe(crossed_bootstrap, _zoo(with_encoders, zoo), SYNBENCH_REFERENCE, target, **kw)
+            add(f"{_name(SYNBENCH_REFERENCE)} ranks encoders and the added encoders by "
+                f"{_target_name(task, ref.get('probe'))}", _family(endpoints, SYNBENCH_REFERENCE, task,
+                                                                    ref.get("probe"), zoo, "spearman"),
+                "per task", SYNBENCH_REFERENCE, task, target, "spearman", result_row(res), encoders="with")
+    for score in [c for c in scores if c.startswith("rmqm_") or c in ("synbench", SYNBENCH_REFERENCE)]:
         target = f"{primary}_{_probe(score)}"
         for baseline in ("rankme", ALPHA):
             res = _safe(paired_bootstrap_difference, sub, score, baseline, target, **kw)
             add(f"{_name(score)} predicts {_target_name(primary, _probe(score))} better than {_name(baseline)}",
-                "secondary",
-                "paired difference", score, primary, target, "spearman", _boot_row(res), baseline)
-    for score, probe in [*PRIMARY_ENDPOINTS.values(), ("rankme", "1nn")]:
-        target = f"{primary}_{probe}"
-        add(f"{_name(score)} ranks encoders by {_target_name(primary, probe)} at a fixed log d", "secondary",
-            "partial on log d", score, primary, target, "spearman", _partial_row(sub, score, target, confidence))
-        within = _safe(within_dim_correlations, sub, score, target, config_cols=CONFIG, confidence=confidence)
-        pooled = within.iloc[-1] if within is not None else None
-        add(f"{_name(score)} ranks encoders by {_target_name(primary, probe)} within each d", "exploratory",
-            "within dim (pooled)", score, primary, target, "spearman",
-            _boot_row(None) if pooled is None else {
-                "estimate": pooled["r"], "ci_low": pooled["ci_low"], "ci_high": pooled["ci_high"],
-                "p_value": pooled["p_value"], "n_configs": int(pooled["n"]), "n_seeds": sub["seed"].nunique()})
+                EXPLORATORY, "paired difference", score, primary, target, "spearman", result_row(res), baseline)
+    for score in [c for c in ("rmqm_noise", "synbench", "rankme") if c in scores]:
+        target = f"{primary}_{_probe(score)}"
+        one_dim = sub["dim"].nunique() < 2
+        res = None if one_dim else _safe(crossed_bootstrap, sub.assign(log_dim=np.log(sub["dim"].astype(float))),
+                                         score, target, covariate="log_dim", **kw)
+        add(f"{_name(score)} ranks encoders by {_target_name(primary, _probe(score))} at a fixed log d",
+            EXPLORATORY, "partial on log d", score, primary, target, "spearman",
+            result_row(res, "one dimension: nothing to control" if one_dim else "the zoo is too small for this test"))
+        res = _safe(crossed_bootstrap, sub, score, target, strata_col="dim", **kw)
+        add(f"{_name(score)} ranks encoders by {_target_name(primary, _probe(score))} within each d", EXPLORATORY,
+            "within dim (pooled)", score, primary, target, "spearman", result_row(res))
     return rows
 
 
 def verdicts(table: pd.DataFrame, results: str | os.PathLike, *, n_resamples: int = 2000, confidence: float = 0.95,
-             alpha: float = 0.05, random_state: int = 0, include_encoders: bool = False) -> pd.DataFrame:
-    """The verdict table of both :data:`ZOOS` (:func:`endpoint_rows`), Holm-adjusted within
-    each endpoint tier (``holm_family``) by :func:`rmqm.stats.verdicts.verdict_table` at
-    ``alpha``; a row without an estimate has verdict ``"not measurable"``. Primary rows
-    first. Written to ``results/verdicts.parquet``.
-
-    The sign p-value of a bootstrap cannot fall below ``2 / (n_resamples + 1)``: a tier of
-    ``m`` rows needs ``n_resamples`` well above ``2 m / alpha`` for any row to pass Holm.
+             alpha: float | None = None, random_state: int = 0, include_encoders: bool = False,
+             endpoints: Endpoints | None = None, n_sim: int = 300) -> pd.DataFrame:
+    """The verdict table of both :data:`ZOOS` (:func:`endpoint_rows`): Holm within each
+    confirmatory family of ``endpoints`` (default ``book/endpoints.yaml``) at ``alpha`` (default
+    the file's), no verdict for exploratory rows, and for confirmatory rows the detectable effect
+    and leave-one-method-out range (:func:`rmqm.study.chapters.families.sensitivity`, ``n_sim``
+    simulated zoos per row). Confirmatory rows first. Written to ``results/verdicts.parquet``.
 
     The user encoders of the study (family ``external``) are left out unless ``include_encoders``
-    (:func:`rmqm.study.chapters.external.zoo_only`): they are points beside the zoo, not part of it.
+    (:func:`rmqm.study.chapters.external.zoo_only`); the ``synbench-reference`` family also
+    tests them beside the zoo (``encoders = "with"``) when its file declares it.
     """
-    table = zoo_only(table, include_encoders)
+    endpoints = endpoints or load_endpoints()
+    alpha = endpoints.alpha if alpha is None else alpha
+    full, table = table, zoo_only(table, include_encoders)
+    has_external = len(full) > len(zoo_only(full))
     rows = [r for zoo in ZOOS for r in endpoint_rows(table, zoo, n_resamples=n_resamples, confidence=confidence,
-                                                      random_state=random_state)]
-    frame = pd.DataFrame(rows, columns=_COLUMNS)
-    parts = []
-    for tier in ("primary", "secondary", "exploratory"):
-        part = frame[frame["endpoint"] == tier]
-        if len(part):
-            parts.append(verdict_table(part, alpha=alpha).assign(holm_family=tier))
-    out = pd.concat(parts, ignore_index=True)
-    out.loc[~np.isfinite(out["estimate"].astype(float)), "verdict"] = "not measurable"
-    out = out[[*_COLUMNS[:14], "holm_family", "p_holm", "verdict", "n_configs", "n_seeds"]]
+                                                      random_state=random_state, endpoints=endpoints,
+                                                      with_encoders=full if has_external else None)]
+    frame = family_verdicts(pd.DataFrame(rows, columns=_COLUMNS), alpha)
+    frames = {(z, e): _zoo(full if e == "with" else table, z) for z in ZOOS for e in ("without", "with")}
+    frame = sensitivity(frame, lambda r: frames[(r["zoo"], r["encoders"])], config_cols=CONFIG, alpha=alpha,
+                        n_sim=n_sim, random_state=random_state)
+    frame["_order"] = frame["endpoint"].map({"confirmatory": 0, "exploratory": 1})
+    out = frame.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
     out.to_parquet(Path(results) / "verdicts.parquet")
     return out
 
@@ -365,35 +380,3 @@ def reference_comparison(table: pd.DataFrame, verdict: pd.DataFrame, results: st
     out = pd.DataFrame(rows)
     out.to_parquet(Path(results) / "reference_comparison.parquet")
     return out
-
-
-def primary_lines(verdict: pd.DataFrame, labels: dict[str, str]) -> list[str]:
-    """One sentence per primary endpoint: estimate, interval, raw and Holm p, verdict."""
-    lines = []
-    for _, r in verdict[verdict["endpoint"] == "primary"].iterrows():
-        lines.append(f"{labels.get(r['score'], r['score'])} vs {r['target']} ({r['method']}, {r['zoo']}): "
-                     f"{format_interval(r['estimate'], r['ci_low'], r['ci_high'])}, p = {r['p_value']:.4f}, "
-                     f"Holm p = {r['p_holm']:.4f} -> {r['verdict']} ({r['n_configs']:.0f} configurations x "
-                     f"{r['n_seeds']:.0f} seeds)")
-    return lines
-
-
-def _number(value: float, spec: str) -> str:
-    """``format(value, spec)``, or ``"none"`` for a missing (NaN) number."""
-    return format(value, spec) if np.isfinite(value) else "none"
-
-
-def verdict_view(verdict: pd.DataFrame, analysis: str | None = None, endpoint: str | None = None) -> pd.DataFrame:
-    """Rows of a :func:`verdicts` table as a reader's table: ``claim, zoo, endpoint, estimate,
-    interval, p, p (Holm), verdict`` as text (a missing number reads "none"), optionally one
-    ``analysis`` or ``endpoint`` only."""
-    rows = verdict[((verdict["analysis"] == analysis) if analysis else True)
-                   & ((verdict["endpoint"] == endpoint) if endpoint else True)]
-    return pd.DataFrame({
-        "claim": rows["claim"], "zoo": rows["zoo"], "endpoint": rows["endpoint"],
-        "estimate": [_number(e, "+.2f") for e in rows["estimate"].astype(float)],
-        "interval": [format_interval(e, lo, hi).partition(" ")[2] or "none"
-                     for e, lo, hi in rows[["estimate", "ci_low", "ci_high"]].astype(float).to_numpy()],
-        "p": [_number(p, ".4f") for p in rows["p_value"].astype(float)],
-        "p (Holm)": [_number(p, ".4f") for p in rows["p_holm"].astype(float)],
-        "verdict": rows["verdict"]}).reset_index(drop=True)

@@ -1,98 +1,121 @@
-"""The results summary page: one table of the study's claims (claim, endpoint, estimate,
-interval, adjusted p, verdict) read from the results store, and sentences whose numbers come
-from that table."""
+"""The results summary page: one section per pre-registered confirmatory family
+(``book/endpoints.yaml``), Holm within it, read from the results store; compact HTML tables with
+verdict badges and a downloadable long form, and sentences whose numbers come from that table.
+
+Sources of each family's rows:
+
+- ``verdicts.parquet`` (chapter 5): its confirmatory rows (``family`` column);
+- ``family_<id>.parquet`` (any chapter; the contract for a family's tests): ``label, estimate,
+  ci_low, ci_high, p_value`` and optionally ``p_se, n_valid, n_resamples, measurable, reason,
+  detectable, leave_one_out``; Holm runs here, within the family;
+- otherwise the chapters' own tables, which carry no p-value: ``rmqm_step_verdicts.parquet``
+  (chapter 2; Student-t intervals over seeds) and ``synbench_claim2.parquet`` (chapter 4; a
+  bootstrap over encoders), shown with their unadjusted verdicts and marked so.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rmqm.stats.verdicts import format_interval
+from rmqm.study.chapters.families import family_verdicts
+from rmqm.study.endpoints import Endpoints, last_commit, load_endpoints
 
-__all__ = ['SUMMARY_COLUMNS', 'summary_table', 'summary_lines']
+__all__ = ['SUMMARY_COLUMNS', 'PAGE_COLUMNS', 'Html', 'summary_table', 'summary_lines', 'page_rows', 'summary_html',
+           'endpoints_note']
 
-#: The columns of :func:`summary_table`.
-SUMMARY_COLUMNS: tuple[str, ...] = ("claim", "endpoint", "estimate", "interval", "adjusted p", "verdict",
-                                    "verdict without random-init")
-_ORDER = {"primary": 0, "secondary": 1, "exploratory": 2}
-
-
-def _verdict_rows(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """Primary and secondary rows of the primary task (all encoders), with the verdict of the
-    same test without the random-init encoders beside them."""
-    primary = verdicts[verdicts["endpoint"] == "primary"]
-    task = primary["task"].iloc[0] if len(primary) else None
-    keys = ["claim", "analysis", "score", "baseline", "target", "method"]
-    main = verdicts[(verdicts["zoo"] == "all encoders") & verdicts["endpoint"].isin(["primary", "secondary"])
-                    & ((verdicts["task"] == task) if task is not None else True)]
-    other = verdicts[verdicts["zoo"] == "without random-init"][[*keys, "verdict"]]
-    main = main.merge(other.rename(columns={"verdict": "verdict without random-init"}), on=keys, how="left")
-    main = main.sort_values("endpoint", key=lambda s: s.map(_ORDER), kind="stable")
-    return pd.DataFrame({
-        "claim": main["claim"] + " (" + main["method"].astype(str) + ")",
-        "endpoint": main["endpoint"],
-        "estimate": [f"{e:+.2f}" if np.isfinite(e) else "none" for e in main["estimate"].astype(float)],
-        "interval": [format_interval(e, lo, hi).split(" ", 1)[1] if np.isfinite(lo) and np.isfinite(hi) else "none"
-                     for e, lo, hi in main[["estimate", "ci_low", "ci_high"]].astype(float).to_numpy()],
-        "adjusted p": [f"{p:.4f} (Holm, {fam})" if np.isfinite(p) else "none"
-                       for p, fam in zip(main["p_holm"].astype(float), main["holm_family"], strict=True)],
-        "verdict": main["verdict"],
-        "verdict without random-init": main["verdict without random-init"].fillna("not run"),
-    })
+#: The columns of :func:`summary_table` (the long form, one row per confirmatory test).
+SUMMARY_COLUMNS: tuple[str, ...] = ("family", "family label", "test", "estimate", "interval", "p", "p (Holm)",
+                                    "n_valid", "verdict", "detectable", "without one method", "note")
+#: The columns of each family's table on the page (:func:`page_rows` gives their text).
+PAGE_COLUMNS: tuple[str, ...] = ("test", "estimate [95 %]", "p, Holm p, valid", "verdict")
+_BADGE = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#6e7781", "not measurable": "#bc4c00",
+          "unadjusted": "#0969da"}
 
 
-def _step_rows(steps: pd.DataFrame) -> pd.DataFrame:
-    """The RMQM paper's SSL-vs-supervised claims (:func:`rmqm.study.chapters.ssl_vs_supervised.step_verdicts`)."""
+class Html(str):
+    """A string a notebook displays as HTML."""
+
+    def _repr_html_(self) -> str:
+        return str(self)
+
+
+def _num(value: Any, spec: str) -> str:
+    return format(float(value), spec) if value is not None and np.isfinite(float(value)) else "none"
+
+
+def _row(family: str, label: str, test: str, r: Any, note: str = "") -> dict[str, str]:
+    """A summary row from a record with the fields of a verdict row (missing ones read "none")."""
+    get = (lambda k, d=np.nan: r.get(k, d)) if isinstance(r, dict) else (lambda k, d=np.nan: getattr(r, k, d))
+    est, low, high = (float(get(k)) for k in ("estimate", "ci_low", "ci_high"))
+    p, se = float(get("p_value")), float(get("p_se"))
+    verdict = str(get("verdict", "inconclusive"))
+    reason = str(get("reason", "") or "")
+    valid, total = get("n_valid"), get("n_resamples")
+    return {"family": family, "family label": label, "test": test, "estimate": _num(est, "+.2f"),
+            "interval": format_interval(est, low, high).partition(" ")[2] or "none",
+            "p": _num(p, ".4f") + (f" ± {se:.4f}" if np.isfinite(p) and np.isfinite(se) and se > 0 else
+                                   " (exact)" if np.isfinite(p) and se == 0 else ""),
+            "p (Holm)": _num(get("p_holm"), ".4f"),
+            "n_valid": f"{float(valid):.0f}/{float(total):.0f}" if np.isfinite(float(total)) and float(total) > 0
+            else "none",
+            "verdict": verdict, "detectable": str(get("detectable", "") or ""),
+            "without one method": str(get("leave_one_out", "") or ""),
+            "note": reason if verdict == "not measurable" else note}
+
+
+def _from_verdicts(verdicts: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
+    rows = verdicts[verdicts.get("family", pd.Series("", index=verdicts.index)) == fam.id]
+    return [_row(fam.id, fam.label, f"{r.task}" + ("" if r.encoders == "without" else " + added encoders"),
+                 r, "" if r.p_method == "permutation" else f"p: {r.p_method}") for r in rows.itertuples()]
+
+
+def _from_family_file(frame: pd.DataFrame, fam: Any, alpha: float) -> list[dict[str, str]]:
+    frame = frame.assign(family=fam.id, expected_sign=fam.expected_sign,
+                         measurable=frame.get("measurable", pd.Series(True, index=frame.index)))
+    judged = family_verdicts(frame, alpha)
+    return [_row(fam.id, fam.label, str(r["label"]), r.to_dict()) for _, r in judged.iterrows()]
+
+
+def _from_steps(steps: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
+    """Chapter 2's step table (per alteration and d, t-intervals over seeds): one row per alteration
+    and claim, the per-d intervals in the test label; no p-value, so no Holm."""
     rows = []
-    for _, r in steps.iterrows():
+    for setting, part in steps.groupby("perturbation", sort=False):
         for claim, value in (("larger steps", "median B: self-sup. - sup."),
                              ("steadier steps", "median S_b: sup. - self-sup.")):
-            text = str(r[value])
-            estimate, _, interval = text.partition(" ")
-            rows.append({"claim": f"self-supervised encoders take {claim} ({r['perturbation']}, d = {r['dim']})",
-                         "endpoint": "secondary", "estimate": estimate, "interval": interval or "none",
-                         "adjusted p": f"none (t-interval over {int(r['seeds'])} seeds)",
-                         "verdict": str(r[claim]).split(":")[0], "verdict without random-init": "not run"})
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+            words = [str(v).split(":")[0] for v in part[claim]]
+            word = words[0] if len(set(words)) == 1 else "inconclusive"
+            dims = "; ".join(f"d = {d}: {v}" for d, v in zip(part["dim"], part[value], strict=True))
+            rows.append({**_row(fam.id, fam.label, f"{setting}: {claim}", {"verdict": f"unadjusted: {word}"},
+                                f"no p-value from chapter 2; Student-t over {int(part['seeds'].min())} seeds "
+                                f"(unadjusted); {dims}")})
+    return rows
 
 
-def _synbench_rows(claim1: pd.DataFrame | None, claim2: pd.DataFrame | None) -> pd.DataFrame:
-    """SynBench's two claims (notebook 04): claim 1 at the reference's threshold 0.7 and largest
-    epsilon, per direction choice, on each task; claim 2 per direction choice."""
-    rows = []
-    if claim1 is not None and len(claim1):
-        reference = claim1[claim1["score"].str.contains(" t=0.7 eps=")]
-        eps = reference["score"].str.rsplit("eps=", n=1).str[1].astype(float)
-        for r in reference[eps == eps.max()].itertuples():
-            finite = np.isfinite(r.ci_low) and np.isfinite(r.ci_high)
-            rows.append({"claim": f"SynBench matches linear probing on {r.task} ({r.score.removeprefix('SynBench ')})",
-                         "endpoint": "secondary",
-                         "estimate": f"{r.estimate:+.2f}" if np.isfinite(r.estimate) else "none",
-                         "interval": format_interval(r.estimate, r.ci_low, r.ci_high).split(" ", 1)[1]
-                         if finite else "none",
-                         "adjusted p": f"{r.p_holm:.4f} (Holm, SynBench claim 1 table)" if np.isfinite(r.p_holm)
-                         else "none",
-                         "verdict": r.verdict, "verdict without random-init": "not run"})
-    if claim2 is not None:
-        for _, r2 in claim2.iterrows():
-            estimate, _, interval = str(r2["gain over random"]).partition(" ")
-            rows.append({"claim": f"SynBench's epsilon beats a random one under attack ({r2['choice']} direction)",
-                         "endpoint": "secondary", "estimate": estimate, "interval": interval or "none",
-                         "adjusted p": f"none (bootstrap over {int(r2['encoders'])} encoders)",
-                         "verdict": r2["verdict"], "verdict without random-init": "not run"})
-    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+def _from_claim2(claim2: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
+    radii = ", ".join(str(r) for r in fam.get("radii", ()))
+    out = []
+    for _, r in claim2.iterrows():
+        est, _, interval = str(r["gain over random"]).partition(" ")
+        row = _row(fam.id, fam.label, f"{r['choice']} direction", {"verdict": f"unadjusted: {r['verdict']}"},
+                   f"no p-value from chapter 4; bootstrap over {int(r['encoders'])} encoders (unadjusted); "
+                   f"declared radii {radii}: chapter 4 reports its profile's radius only")
+        out.append({**row, "estimate": est or "none", "interval": interval or "none"})
+    return out
 
 
-def summary_table(results: str | os.PathLike) -> pd.DataFrame:
-    """One row per claim, every cell text (a missing number reads "none", never "nan"): the
-    primary endpoints first, then the secondary tests on the primary task (other RMQM settings,
-    the baselines, the head-to-head differences, the partial correlations) from
-    ``results/verdicts.parquet``, then, when ``results/rmqm_step_verdicts.parquet`` exists, the
-    RMQM paper's SSL-vs-supervised step claims, and when notebook 04 wrote them
-    (``synbench_claim1.parquet``, ``synbench_claim2.parquet``), SynBench's two claims.
+def summary_table(results: str | os.PathLike, endpoints: Endpoints | None = None) -> pd.DataFrame:
+    """One row per confirmatory test, family by family in the order of ``endpoints`` (default
+    ``book/endpoints.yaml``), every cell text (a missing number reads "none"); a family no
+    chapter reported has one row saying so. Also written to ``results/summary_long.csv``.
 
     Returns:
         :data:`SUMMARY_COLUMNS`.
@@ -101,30 +124,94 @@ def summary_table(results: str | os.PathLike) -> pd.DataFrame:
         FileNotFoundError: no ``verdicts.parquet`` (run notebook 05 first).
     """
     results = Path(results)
+    endpoints = endpoints or load_endpoints()
     path = results / "verdicts.parquet"
     if not path.is_file():
         raise FileNotFoundError(f"no verdict table {path}; the notebook 05_predicting_downstream writes it")
-    parts = [_verdict_rows(pd.read_parquet(path))]
-    steps = results / "rmqm_step_verdicts.parquet"
-    if steps.is_file():
-        parts.append(_step_rows(pd.read_parquet(steps)))
-    claims = [results / f"synbench_claim{k}.parquet" for k in (1, 2)]
-    if any(path.is_file() for path in claims):
-        parts.append(_synbench_rows(*(pd.read_parquet(path) if path.is_file() else None for path in claims)))
-    return pd.concat(parts, ignore_index=True)[list(SUMMARY_COLUMNS)]
+    verdicts = pd.read_parquet(path)
+    rows: list[dict[str, str]] = []
+    for fam in endpoints.families:
+        own = results / f"family_{fam.id}.parquet"
+        if own.is_file():
+            part = _from_family_file(pd.read_parquet(own), fam, endpoints.alpha)
+        elif fam.kind == "correlation":
+            part = _from_verdicts(verdicts, fam)
+        elif fam.kind == "steps" and (results / "rmqm_step_verdicts.parquet").is_file():
+            part = _from_steps(pd.read_parquet(results / "rmqm_step_verdicts.parquet"), fam)
+        elif fam.kind == "claim2" and (results / "synbench_claim2.parquet").is_file():
+            part = _from_claim2(pd.read_parquet(results / "synbench_claim2.parquet"), fam)
+        else:
+            part = []
+        rows += part or [_row(fam.id, fam.label, "no test in this build", {"verdict": "not measurable"}) |
+                         {"note": f"{fam.chapter} reported no row of this family"}]
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    table.to_csv(results / "summary_long.csv", index=False)
+    return table
 
 
 def summary_lines(table: pd.DataFrame) -> list[str]:
-    """Sentences with the numbers of a :func:`summary_table`: each primary endpoint's estimate,
-    interval, adjusted p and verdict, then how many of the other claims are supported,
-    contradicted or inconclusive."""
+    """One sentence per family: its claim label, how many tests, and the verdicts counted
+    (Holm within the family; "unadjusted" where the chapter gave no p-value)."""
     lines = []
-    for _, r in table[table["endpoint"] == "primary"].iterrows():
-        lines.append(f"Primary endpoint, {r['claim']}: {r['estimate']} {r['interval']}, adjusted p "
-                     f"{r['adjusted p']}: {r['verdict']} (without random-init: {r['verdict without random-init']}).")
-    rest = table[table["endpoint"] != "primary"]
-    counts = rest["verdict"].value_counts()
-    lines.append(f"Of the {len(rest)} secondary claims, " + ", ".join(
-        f"{int(counts.get(w, 0))} {w}" for w in ("supported", "contradicted", "inconclusive", "not measurable")
-        if counts.get(w, 0) or w != "not measurable") + ".")
+    for label, part in table.groupby("family label", sort=False):
+        counts = part["verdict"].value_counts()
+        lines.append(f"{label}: {len(part)} test{'s' * (len(part) != 1)}, "
+                     + ", ".join(f"{n} {w}" for w, n in counts.items()) + ".")
     return lines
+
+
+def _badge(verdict: str) -> str:
+    color = _BADGE.get(verdict.split(":")[0], _BADGE["inconclusive"])
+    return (f'<span style="background:{color};color:#fff;border-radius:0.6em;padding:0 0.45em;'
+            f'white-space:nowrap">{html.escape(verdict)}</span>')
+
+
+def endpoints_note(endpoints: Endpoints | None = None) -> str:
+    """``"book/endpoints.yaml: SHA-256 <hash>, last changed in commit <hash> (<date>)"``."""
+    endpoints = endpoints or load_endpoints()
+    return (f"book/endpoints.yaml (version {endpoints.version}): SHA-256 {endpoints.sha256}, last changed in "
+            f"commit {last_commit(endpoints.path)}")
+
+
+def _cells(r: pd.Series) -> list[tuple[str, str]]:
+    """The four cells of a page row as (text a reader sees, HTML)."""
+    extra = "; ".join(x for x in (f"detects {r['detectable']}" if r["detectable"] else "",
+                                  f"without one method {r['without one method']}" if r["without one method"] else "",
+                                  r["note"]) if x)
+    p = f"{r['p']} Holm {r['p (Holm)']}; {r['n_valid']} valid"
+    verdict = f"{r['verdict']} {extra}".strip()
+    estimate = f"{r['estimate']} {r['interval']}"
+    return [(r["test"], html.escape(r["test"])), (estimate, estimate),
+            (p, f"{html.escape(r['p'])} <br>Holm {r['p (Holm)']}; {r['n_valid']} valid"),
+            (verdict, f"{_badge(r['verdict'])} <br><small>{html.escape(extra)}</small>")]
+
+
+def page_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The text of every family table row the page shows (:data:`PAGE_COLUMNS`), in page order,
+    whitespace collapsed (what :mod:`rmqm.study.number_check` reads back from the HTML)."""
+    rows = [[" ".join(text.split()) for text, _ in _cells(r)] for _, r in table.iterrows()]
+    return pd.DataFrame(rows, columns=list(PAGE_COLUMNS))
+
+
+def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Html:
+    """The page's body: per family a heading line (label, claim, counts) and a four-column table
+    (test; estimate and interval; p with its Monte-Carlo error, Holm p and valid resamples;
+    verdict badge with the detectable effect and the leave-one-method-out range), fixed layout
+    and wrapping cells so that nothing is cut at 390 px; then the long form as a CSV download."""
+    endpoints = endpoints or load_endpoints()
+    claims = {f.id: f.claim for f in endpoints.families}
+    style = ('style="table-layout:fixed;width:100%;border-collapse:collapse;font-size:0.85em;'
+             'overflow-wrap:anywhere;word-break:break-word"')
+    parts = ['<div class="rmqm-summary" style="max-width:100%;overflow-wrap:anywhere">']
+    for (fam, label), part in table.groupby(["family", "family label"], sort=False):
+        counts = ", ".join(f"{n} {w}" for w, n in part["verdict"].value_counts().items())
+        parts.append(f"<p><b>{html.escape(str(label))}</b>: {html.escape(claims.get(fam, ''))} "
+                     f"<i>({len(part)} tests: {html.escape(counts)}; Holm within this family)</i></p>")
+        body = ["<tr>" + "".join(f"<td>{cell}</td>" for _, cell in _cells(r)) + "</tr>" for _, r in part.iterrows()]
+        head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(PAGE_COLUMNS, ("22%", "22%", "24%", "32%"),
+                                                                                     strict=True))
+        parts.append(f"<table {style}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    data = base64.b64encode(table.to_csv(index=False).encode()).decode()
+    parts.append(f'<p><a download="summary_long.csv" href="data:text/csv;base64,{data}">Download the long form '
+                 f"(CSV, {len(table)} rows)</a>. Families: {html.escape(endpoints_note(endpoints))}.</p></div>")
+    return Html("".join(parts))

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from rmqm.experiments.engine import run_zoo
+from rmqm.stats.design import variance_breakdown
 from rmqm.stats.intervals import per_seed, summarize_seeds, t_interval
 from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.common import interval_pivot, probe_columns
@@ -18,7 +19,8 @@ from rmqm.training.curves import plateau_table
 from rmqm.training.zoo import family_summary
 
 __all__ = ['INDIST_PROBES', 'build_zoo', 'headline_checkpoints', 'zoo_headline', 'zoo_overview', 'training_curves',
-           'learning_curves_long', 'plateau_summary', 'downstream_long', 'family_scores', 'zoo_reading']
+           'learning_curves_long', 'plateau_summary', 'downstream_long', 'family_scores', 'zoo_reading',
+           'seed_variance']
 
 #: The in-distribution accuracy columns of the zoo table and their labels in the learning curves.
 INDIST_PROBES: dict[str, str] = {"indist_knn": "in-distribution k-NN", "indist_linear": "in-distribution linear"}
@@ -233,3 +235,27 @@ def zoo_reading(zoo: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
                      "(fraction; mean over seeds, 95 % t-interval)")
     shown = summarize_seeds(everything, main, by=["method", "dim", "optimizer"], bounds=(0, 1))
     return lines, interval_pivot(shown, ["method", "dim", "optimizer"], "metric")
+
+
+def seed_variance(zoo: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """How much of each accuracy (and label-free score) is seed: the configuration x seed
+    variance breakdown (:func:`rmqm.stats.design.variance_breakdown`) of the zoo's last
+    checkpoints, user encoders left out. ``columns`` default: the k-NN, 1-NN and linear
+    accuracies, RankMe and alpha-ReQ.
+
+    Returns:
+        ``quantity, configurations x seeds, configuration %, seed shift %, configuration x seed %``
+        (shares of the variance; a seed shift is shared by every encoder of one seed and cancels in
+        a within-seed comparison, the configuration x seed part does not).
+    """
+    zoo = zoo_only(headline_checkpoints(zoo))
+    if columns is None:
+        columns = [c for c in probe_columns(zoo) if c.endswith(("_knn", "_1nn", "_linear"))]
+        columns += [c for c in ("rankme", "alpha_req") if c in zoo.columns]
+    out = variance_breakdown(zoo, list(columns), config_cols=["method", "dim", "optimizer"])
+    return pd.DataFrame({
+        "quantity": out["column"], "configurations x seeds": [f"{c} x {s}" for c, s in
+                                                              zip(out["n_configs"], out["n_seeds"], strict=True)],
+        "configuration %": (100 * out["share_config"]).round(1),
+        "seed shift %": (100 * out["share_seed_shift"]).round(1),
+        "configuration x seed %": (100 * (out["share_seed"] - out["share_seed_shift"])).round(1)})
