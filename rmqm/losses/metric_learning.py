@@ -44,6 +44,10 @@ def triplet_margin_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 0
     and the result is the mean of the non-zero ones (PML's ``AvgNonZeroReducer``), ``0`` (with a
     zero gradient) when there is none.
 
+    Cost: ``O(P B)`` time and memory for the ``P`` anchor-positive pairs (``2B`` for the instance
+    triplet's ``[ref; query]``, about ``B^2 / C`` for ``C`` balanced classes), not the ``O(B^3)``
+    of a mask over all ``(a, p, n)``; the mined triplets and their order are those of that mask.
+
     Args:
         z: ``(B, d)`` embeddings (normalised here).
         labels: ``(B,)`` integer labels.
@@ -61,8 +65,11 @@ def triplet_margin_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 0
     dist = torch.cdist(zn, zn)
     same = labels[:, None] == labels[None, :]
     pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=z.device)
-    gap = dist[:, None, :] - dist[:, :, None]  # [a, p, n] = D_an - D_ap
-    mined = pos[:, :, None] & ~same[:, None, :] & (gap > 0) & (gap <= margin)
+    # P x B, not B x B x B: one row per anchor-positive pair (in the row-major order of the B^3 mask,
+    # so that the mined losses come out in the same order), one column per candidate negative
+    a, p = pos.nonzero(as_tuple=True)
+    gap = dist[a] - dist[a, p][:, None]  # [pair, n] = D_an - D_ap
+    mined = ~same[a] & (gap > 0) & (gap <= margin)
     losses = F.relu(margin - gap[mined])
     nonzero = losses[losses > 0]
     return nonzero.mean() if nonzero.numel() else z.sum() * 0.0
