@@ -46,7 +46,8 @@ def triplet_margin_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 0
 
     Cost: ``O(P B)`` time and memory for the ``P`` anchor-positive pairs (``2B`` for the instance
     triplet's ``[ref; query]``, about ``B^2 / C`` for ``C`` balanced classes), not the ``O(B^3)``
-    of a mask over all ``(a, p, n)``; the mined triplets and their order are those of that mask.
+    of a mask over all ``(a, p, n)``; the same mined triplets and, up to the order of the sums,
+    the same loss and gradient.
 
     Args:
         z: ``(B, d)`` embeddings (normalised here).
@@ -65,14 +66,22 @@ def triplet_margin_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 0
     dist = torch.cdist(zn, zn)
     same = labels[:, None] == labels[None, :]
     pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=z.device)
-    # P x B, not B x B x B: one row per anchor-positive pair (in the row-major order of the B^3 mask,
-    # so that the mined losses come out in the same order), one column per candidate negative
+    # P x B, not B x B x B: one row per anchor-positive pair, one column per candidate negative.
+    # The mining needs no gradient; the loss is then a weighted sum of distances:
+    # sum over kept (a, p, n) of (margin + D_ap - D_an) = sum_pairs c_ap (margin + D_ap) - sum_an w_an D_an,
+    # with c_ap the pair's kept negatives and w_an the kept pairs of anchor a that use n.
     a, p = pos.nonzero(as_tuple=True)
-    gap = dist[a] - dist[a, p][:, None]  # [pair, n] = D_an - D_ap
-    mined = ~same[a] & (gap > 0) & (gap <= margin)
-    losses = F.relu(margin - gap[mined])
-    nonzero = losses[losses > 0]
-    return nonzero.mean() if nonzero.numel() else z.sum() * 0.0
+    d_ap = dist[a, p]
+    with torch.no_grad():
+        gap = dist.index_select(0, a) - d_ap[:, None]  # [pair, n] = D_an - D_ap
+        # mined (semi-hard: 0 < gap <= margin) with a non-zero loss (margin - gap > 0: gap < margin)
+        keep = (gap > 0) & (gap < margin) & ~same.index_select(0, a)
+        per_pair = keep.sum(1).to(dist.dtype)
+        per_an = torch.zeros_like(dist).index_add_(0, a, keep.to(dist.dtype))
+        count = float(per_pair.sum())
+    if not count:
+        return z.sum() * 0.0
+    return ((per_pair * (margin + d_ap)).sum() - (per_an * dist).sum()) / count
 
 
 def triplet_entropy_loss(z: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,
