@@ -2,9 +2,10 @@
 
 Plain :class:`tqdm.tqdm` on ``stderr``, not ``tqdm.auto``: the notebook bar needs ipywidgets,
 which the project does not install (``tqdm.auto`` warns on import in such a kernel). In a Jupyter
-kernel, ``sys.stderr`` goes to the notebook's output and is echoed by ipykernel to the kernel
-process's own stderr, which is the console that runs papermill; the book merges the ``\\r``
-updates of a stream into its last state (myst-nb's ``nb_merge_streams``).
+kernel the bar writes to the process's file descriptor 2, which ipykernel forwards both to the
+notebook's output and to the console that runs papermill (its ``sys.stderr`` object reaches the
+notebook only: the kernel is started ``quiet``); the book merges the ``\\r`` updates of a stream
+into its last state (myst-nb's ``nb_merge_streams``).
 
 The rule for showing a bar (:func:`progress_enabled`): the caller's ``enabled`` flag, then the
 environment variable ``RMQM_PROGRESS`` (``0``/``false``/``off``/``no`` hides every bar, ``1``/
@@ -63,6 +64,15 @@ def describe(config: Mapping[str, Any], keys: Sequence[str] = LABEL_KEYS) -> str
     return " ".join(str(config[k]) for k in keys if k in config and not isinstance(config[k], (Mapping, list)))
 
 
+def _stream() -> Any:
+    """``sys.stderr``; in an ipykernel that captures file descriptor 2 (its default), the process's
+    own ``sys.__stderr__``: the kernel forwards what reaches that descriptor both to the notebook
+    and to the console that started it (its ``sys.stderr`` object reaches the notebook only)."""
+    if getattr(sys.stderr, "_original_stdstream_copy", None) is not None and sys.__stderr__ is not None:
+        return sys.__stderr__
+    return sys.stderr
+
+
 def progress_bar(iterable: Iterable[T] | None = None, *, desc: str, total: int | None = None, unit: str = "it",
                  enabled: bool = True, leave: bool = True, **kwargs: Any) -> tqdm:
     """A plain :class:`tqdm.tqdm` on ``sys.stderr`` named ``desc``, hidden by :func:`progress_enabled`.
@@ -73,7 +83,7 @@ def progress_bar(iterable: Iterable[T] | None = None, *, desc: str, total: int |
         total: the number of items (default: ``len(iterable)`` where it has one).
         unit, leave, **kwargs: as :class:`tqdm.tqdm`.
     """
-    stream = sys.stderr
+    stream = _stream()
     interactive = bool(getattr(stream, "isatty", lambda: False)())
     kwargs.setdefault("mininterval", 0.1 if interactive else NON_TTY_INTERVAL_S)
     return tqdm(iterable, desc=desc, total=total, unit=unit, leave=leave, file=stream,
