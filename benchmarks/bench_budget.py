@@ -294,7 +294,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "budget.csv", index=False)
-    plot(table, out / "budget.png", f"stage / floor, median of {args.repeats}; {machine}")
+    plot(table, out / "budget.png", f"stage / floor, median of {args.repeats}\n{machine}")
     print(f"wrote {out / 'budget.csv'} and {out / 'budget.png'}; machine: {machine}")
 
 
