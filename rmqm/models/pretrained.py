@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from rmqm._utils.device import resolve_device
+from rmqm.data.samples import load_imagenet_samples
 from rmqm.models.encoder import Encoder
 
 __all__ = [
@@ -305,8 +306,6 @@ def imagenet_gate(encoder: PretrainedEncoder, input_size: int, *, samples: Any =
         raise TypeError(f"imagenet_gate needs a PretrainedEncoder (it reads the ImageNet head); got "
                         f"{type(encoder).__name__}")
     if samples is None:
-        from rmqm.data.samples import load_imagenet_samples
-
         samples = load_imagenet_samples(int(input_size))
     device = next(encoder.parameters()).device
     with torch.inference_mode():
