@@ -30,6 +30,7 @@ from rmqm.plots.synbench_figures import (
     plot_synbench_curves,
     plot_synbench_reference,
     plot_synbench_scores,
+    plot_width_penalty,
 )
 from rmqm.plots.zoo_figures import plot_downstream_accuracy, plot_learning_curves, plot_training_curves
 
@@ -38,6 +39,7 @@ __all__ = [
     'plot_distance_curves', 'plot_downstream_accuracy', 'plot_learning_curves', 'plot_noise_schedules',
     'plot_noise_vs_pgd',
     'plot_point_statistics', 'plot_relative_change_spikes', 'plot_rmqm_bars', 'plot_direction_scores',
+    'plot_width_penalty',
     'plot_robust_attack',
     'plot_score_scatter', 'plot_synbench', 'plot_synbench_curves', 'plot_synbench_reference', 'plot_synbench_scores',
     'plot_training_curves', 'plot_verdict_forest',

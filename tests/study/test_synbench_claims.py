@@ -228,3 +228,28 @@ def test_claim1_strata_by_width_and_without_added_encoders():
                                                                          "zoo d=64": 4})).all()
     lines = claims.claim1_lines(corr, 0.7, 0.0, kind="corrected")
     assert lines[0].startswith("claim 1, all encoders (8 encoders), corrected score, random direction")
+
+
+def test_lossless_penalty_lines_and_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rmqm.plots import plot_width_penalty
+
+    penalty = synbench.lossless_penalty([0.7, 1.4, 2.1, 2.8, 3.5, 4.2, 4.9], 0.7, 1536)
+    assert {1000, 1536, 16000} <= set(penalty["n_train"]) and set(penalty["width"]) == {16, 64, 256, 768, 1280}
+    at = penalty[penalty["n_train"] == 1536].set_index("width")
+    assert at.loc[1280, "reference"] < 0.8 < at.loc[16, "reference"]  # the width penalty
+    assert np.isnan(penalty.query("width == 1280 and n_train == 1000")["corrected"]).all()  # n <= d + 3
+    (line,) = synbench.lossless_lines(penalty, 1536)
+    assert line.startswith("lossless encoder at n = 1536 train samples per scale, t = 0.7") and "d = 1280: 0." in line
+    fig = plot_width_penalty(penalty, 0.7, n_study=1536)
+    assert len(fig.axes[0].get_lines()) == 2 * 5 + 2
+
+
+def test_gate_survey_table_or_a_note():
+    table = synbench.gate_survey(sizes=(48,))
+    if "note" in table.columns:
+        assert table["note"].iloc[0].startswith("gate not measured")
+    else:
+        assert table.iloc[0].to_dict() == {**table.iloc[0].to_dict(), "input_size": 48, "passes": False}

@@ -38,8 +38,9 @@ def synbench_controls(
 ) -> pd.DataFrame:
     """SynBench of every control encoder (:data:`rmqm.models.controls.CONTROL_ENCODERS`) under the
     all-ones mean direction, under ``n_directions`` seeded random unit directions orthogonal to
-    all-ones and under as many isotropic ones, beside the score each is expected to get (:func:`rmqm.metrics.synbench.directions.linear_encoder_scores`
-    of the separation it keeps; the constant-plus-noise control keeps none).
+    all-ones and under as many isotropic ones, beside the score each is expected to get
+    (:func:`rmqm.metrics.synbench.directions.linear_encoder_scores` of the separation it keeps; the
+    constant-plus-noise control keeps none).
 
     Args:
         input_shape: ``(C, H, W)`` of the zoo's inputs.
