@@ -24,7 +24,7 @@ from rmqm.stats.inference import paired_bootstrap_difference
 from rmqm.stats.verdicts import format_interval, interval_verdict
 
 __all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "claim1_differences", "claim1_difference_lines", "claim2_guidance",
-           "claim2_lines"]
+           "claim2_lines", "detectable_gain"]
 
 #: The mean directions every encoder is scored under: the reference's, random unit directions orthogonal
 #: to all-ones (no mean-pixel shortcut) and isotropic random ones.
@@ -142,3 +142,32 @@ def claim2_lines(guidance: pd.DataFrame, confidence: float = 0.95, n_resamples: 
         rows.append(out)
     table = pd.DataFrame(rows)
     return lines, table[[c for c in table.columns if not c.startswith("_")]]
+
+
+def detectable_gain(guidance: pd.DataFrame, confidence: float = 0.95, power: float = 0.8,
+                    n_encoders: Sequence[int] | None = None) -> pd.DataFrame:
+    """The smallest mean gain over a random epsilon that claim 2's test would detect, per direction
+    choice: ``(z_{(1+confidence)/2} + z_power) sd / sqrt(n)`` (normal approximation of the test on
+    the mean of ``n`` per-encoder gains; ``sd`` the observed sd of the gains, an encoder counted once).
+
+    Args:
+        guidance: :func:`claim2_guidance`.
+        n_encoders: encoder counts to evaluate (default 3 to 4 times the study's, and the study's).
+
+    Returns:
+        ``choice, n_encoders, detectable, sd, observed, n_study`` (``observed`` the study's mean gain).
+
+    Raises:
+        ValueError: ``power`` or ``confidence`` outside (0, 1).
+    """
+    if not (0 < power < 1 and 0 < confidence < 1):
+        raise ValueError(f"power and confidence must lie in (0, 1); got {power} and {confidence}")
+    z = stats.norm.ppf((1 + confidence) / 2) + stats.norm.ppf(power)
+    rows = []
+    for choice, part in guidance.groupby("choice", sort=False):
+        gains = (part["robust_synbench"] - part["robust_random"]).groupby([part["method"], part["dim"]]).mean()
+        n_study, sd = len(gains), float(gains.std(ddof=1)) if len(gains) > 1 else float("nan")
+        counts = sorted({*range(3, 4 * max(n_study, 3) + 1), n_study} if n_encoders is None else set(n_encoders))
+        rows += [{"choice": choice, "n_encoders": int(n), "detectable": z * sd / np.sqrt(n), "sd": sd,
+                  "observed": float(gains.mean()), "n_study": n_study} for n in counts if n >= 2]
+    return pd.DataFrame(rows)

@@ -15,7 +15,7 @@ from rmqm.metrics.synbench.mixture import expected_bound, raw_accuracy
 from rmqm.stats.intervals import t_errorbar
 
 __all__ = ['plot_synbench_reference', 'plot_synbench_curves', 'plot_synbench_scores', 'plot_direction_scores',
-           'plot_robust_attack', 'plot_width_penalty']
+           'plot_robust_attack', 'plot_width_penalty', 'plot_detectable_gain']
 
 
 def plot_synbench_reference(s_max: float = 4.9, n: int = 200) -> Any:
@@ -174,5 +174,29 @@ def plot_width_penalty(penalty: pd.DataFrame, threshold: float, epsilon: float =
            ylabel=f"score of a lossless encoder (t = {threshold:g})",
            title="Lossless encoders: the reference score falls with width / n")
     ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_detectable_gain(detectable: pd.DataFrame) -> Any:
+    """Claim 2's detectable effect: the smallest mean robust-accuracy gain over a random epsilon the
+    test would detect (80 % power by default) against the number of encoders, one line per direction
+    choice, with the study's encoder count and its observed mean gain (absolute value) marked.
+
+    Args:
+        detectable: :func:`rmqm.experiments.synbench_claims.detectable_gain`.
+
+    Returns:
+        the matplotlib ``Figure``.
+    """
+    check_columns(detectable, ["choice", "n_encoders", "detectable", "observed", "n_study"], "detectable")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (choice, part), colour in zip(detectable.groupby("choice", sort=False), sns.color_palette(), strict=False):
+        ax.plot(part["n_encoders"], part["detectable"], color=colour, label=f"{choice}: detectable gain")
+        ax.plot(part["n_study"].iloc[0], abs(part["observed"].iloc[0]), "o", color=colour,
+                label=f"{choice}: |observed gain| at the study's encoders")
+    ax.set(xlabel="number of encoders (each counted once)", ylabel="robust-accuracy gain over a random epsilon",
+           title="Claim 2: the effect its test can detect")
+    ax.legend(fontsize="x-small")
     fig.tight_layout()
     return fig

@@ -253,3 +253,25 @@ def test_gate_survey_table_or_a_note():
         assert table["note"].iloc[0].startswith("gate not measured")
     else:
         assert table.iloc[0].to_dict() == {**table.iloc[0].to_dict(), "input_size": 48, "passes": False}
+
+
+def test_detectable_gain_shrinks_with_the_square_root_of_the_encoder_count():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scipy import stats as st
+
+    from rmqm.plots import plot_detectable_gain
+
+    best = {"a": 0.1, "b": 0.2, "c": 0.0, "d": 0.1}
+    favoured = {"a": 0.1, "b": 0.0, "c": 0.0, "d": 0.2}  # right for a and c: gains +0.2, -0.1, +0.2, -0.1
+    guidance = claims.claim2_guidance(attack_rows(best), synbench_favours(favoured), 0.7)
+    table = claims.detectable_gain(guidance, n_encoders=[4, 16])
+    sd = np.std([0.2, -0.1, 0.2, -0.1], ddof=1)
+    z = st.norm.ppf(0.975) + st.norm.ppf(0.8)
+    assert table["detectable"].tolist() == pytest.approx([z * sd / 2, z * sd / 4])
+    assert table["n_study"].iloc[0] == 4 and table["observed"].iloc[0] == pytest.approx(0.05)
+    fig = plot_detectable_gain(claims.detectable_gain(guidance))
+    assert len(fig.axes[0].get_lines()) == 2
+    with pytest.raises(ValueError, match="power"):
+        claims.detectable_gain(guidance, power=1.0)

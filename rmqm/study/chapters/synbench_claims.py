@@ -42,6 +42,7 @@ from rmqm.experiments.synbench_claims import (
     claim1_differences,
     claim2_guidance,
     claim2_lines,
+    detectable_gain,
 )
 from rmqm.metrics.robust_attack import attack_robust_probes
 from rmqm.stats.tasks import per_task_correlations
@@ -52,7 +53,8 @@ from rmqm.study.chapters.synbench import probe_task
 
 __all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "direction_plan", "synbench_directions", "direction_summary",
            "direction_lines", "claim1_table", "claim1_correlations", "claim1_lines", "claim1_strata",
-           "claim1_differences", "claim1_difference_lines", "claim2_attacks", "claim2_guidance", "claim2_lines"]
+           "claim1_differences", "claim1_difference_lines", "claim2_attacks", "claim2_guidance", "claim2_lines",
+           "detectable_gain"]
 
 ROBUST_ATTACK_MODULE = "rmqm.metrics.robust_attack"
 _KEYS = ["name", "method", "family", "dim", "optimizer", "seed"]
