@@ -71,8 +71,9 @@ def claim1_difference_lines(differences: pd.DataFrame) -> list[str]:
     lines = []
     for choice, part in differences.groupby("choice", sort=False):
         parts = [f"{r.task} {format_interval(r.difference, r.ci_low, r.ci_high)} ({r.verdict})"
-                 for r in part.itertuples()]
-        lines.append(f"claim 1, rho({choice}) - rho(all-ones), {part['kind'].iloc[0]} score, paired bootstrap over "
+                 if np.isfinite(r.difference) else f"{r.task} undefined (a constant score)" for r in part.itertuples()]
+        lines.append(f"claim 1, rho({choice}) - rho(all-ones), {SCORE_KINDS[part['kind'].iloc[0]]} score, paired "
+                     "bootstrap over "
                      f"{int(part['n_configs'].max())} encoders: " + "; ".join(parts))
     return lines
 

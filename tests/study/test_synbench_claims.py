@@ -275,3 +275,13 @@ def test_detectable_gain_shrinks_with_the_square_root_of_the_encoder_count():
     assert len(fig.axes[0].get_lines()) == 2
     with pytest.raises(ValueError, match="power"):
         claims.detectable_gain(guidance, power=1.0)
+
+
+def test_lossless_lines_one_per_distinct_size_and_undefined_differences_say_so():
+    penalty = synbench.lossless_penalty([0.7, 2.8, 4.9], 0.7, [256, 128, 256])
+    lines = synbench.lossless_lines(penalty, [256, 128, 256])
+    assert [line.split(" train")[0] for line in lines] == ["lossless encoder at n = 256", "lossless encoder at n = 128"]
+    table = ranked_table().assign(**{"corrected random t=0.7": 0.5})  # a constant score: no correlation
+    diff = claims.claim1_differences(table, ["digits"], 0.7, n_resamples=200)
+    line = claims.claim1_difference_lines(diff)[1]
+    assert "digits undefined (a constant score)" in line and "corrected score, paired bootstrap" in line

@@ -123,23 +123,29 @@ def probe_task(pretraining: str) -> tuple[str, str]:
     return task, "all" if task in _NO_TEST_SPLIT else "test"
 
 
-def lossless_penalty(s_values: Sequence[float], threshold: float, n_study: int, seed: int = 0) -> pd.DataFrame:
+def lossless_penalty(s_values: Sequence[float], threshold: float, n_study: int | Sequence[int],
+                     seed: int = 0) -> pd.DataFrame:
     """:func:`rmqm.metrics.synbench.width.width_penalty` of lossless encoders at
     :data:`~rmqm.metrics.synbench.width.WIDTHS` and the train sample sizes
-    :data:`~rmqm.metrics.synbench.width.SAMPLE_SIZES` plus the study's ``n_study``, on the
-    study's mean scales, at ``threshold`` and epsilon 0 (seconds: no encoder pass)."""
-    sizes = sorted({*SAMPLE_SIZES, int(n_study)})
-    return width_penalty(WIDTHS, sizes, s_values, thresholds=[threshold], seed=seed)
+    :data:`~rmqm.metrics.synbench.width.SAMPLE_SIZES` plus the study's ``n_study`` (one or several),
+    on the study's mean scales, at ``threshold`` and epsilon 0 (seconds: no encoder pass)."""
+    study = [int(n_study)] if isinstance(n_study, (int, np.integer)) else [int(n) for n in n_study]
+    return width_penalty(WIDTHS, sorted({*SAMPLE_SIZES, *study}), s_values, thresholds=[threshold], seed=seed)
 
 
-def lossless_lines(penalty: pd.DataFrame, n_study: int) -> list[str]:
-    """One line: each width's reference and corrected score of a lossless encoder at the study's
-    sample size (what the claims' corrected score removes)."""
-    at = penalty[(penalty["n_train"] == int(n_study)) & np.isclose(penalty["epsilon"], 0.0)]
-    parts = ", ".join(f"d = {r.width}: {r.reference:.3f} -> {r.corrected:.3f}" for r in at.itertuples())
-    t = float(at["threshold"].iloc[0]) if len(at) else float("nan")
-    return [f"lossless encoder at n = {int(n_study)} train samples per scale, t = {t:g}, reference -> corrected "
-            f"score (1 is right): {parts}"]
+def lossless_lines(penalty: pd.DataFrame, n_study: int | Sequence[int]) -> list[str]:
+    """One line per distinct sample size of ``n_study``: each width's reference and corrected
+    score of a lossless encoder there (what the claims' corrected score removes; ``nan``: the
+    corrected score is undefined, ``n <= d + 3``)."""
+    sizes = [int(n_study)] if isinstance(n_study, (int, np.integer)) else list(dict.fromkeys(int(n) for n in n_study))
+    lines = []
+    for n in sizes:
+        at = penalty[(penalty["n_train"] == n) & np.isclose(penalty["epsilon"], 0.0)]
+        parts = ", ".join(f"d = {r.width}: {r.reference:.3f} -> {r.corrected:.3f}" for r in at.itertuples())
+        t = float(at["threshold"].iloc[0]) if len(at) else float("nan")
+        lines.append(f"lossless encoder at n = {n} train samples per scale, t = {t:g}, reference -> corrected "
+                     f"score (1 is right): {parts}")
+    return lines
 
 
 def gate_survey(names: Sequence[str] = ("efficientnet-lite0",), sizes: Sequence[int] = GATE_SIZES[:7]) -> pd.DataFrame:
