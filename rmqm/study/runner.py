@@ -25,10 +25,11 @@ from typing import Any
 import nbformat
 
 from rmqm._utils.hashing import file_digest
-from rmqm._utils.io import atomic_write_json
+from rmqm._utils.io import atomic_write_json, contained
 from rmqm._utils.provenance import hardware_summary
 from rmqm.data.registry import available_datasets, data_record
-from rmqm.study.encoders import parse_encoder_specs
+from rmqm.study.allow_code import code_allowed, factory_refusals
+from rmqm.study.encoders import EncoderSpecError, parse_encoder_specs
 from rmqm.study.manifest import (
     MANIFEST,
     BuildFolderBusy,
@@ -188,6 +189,8 @@ def encoder_sources(value: Any, root: str | os.PathLike) -> dict[str, str | None
             path = Path(spec.options["checkpoint"])
             out[spec.name] = file_digest(path) if path.is_file() else None
         elif spec.kind == "factory":
+            if not code_allowed():  # finding a dotted module imports its package: that runs code
+                raise EncoderSpecError(factory_refusals(value))
             source = _module_file(str(spec.options["factory"]).partition(":")[0], Path(root))
             out[spec.name] = None if source is None else file_digest(source)
         else:
@@ -271,15 +274,16 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
     from papermill.exceptions import PapermillExecutionError
     from tqdm.auto import tqdm
 
-    nb_out = out_dir / "notebooks"
-    results_dir = (out_dir / "results").resolve()
-    nb_out.mkdir(parents=True, exist_ok=True)
-    results_dir.mkdir(parents=True, exist_ok=True)
     specs = execution_order(discover_notebooks(notebooks_dir))
     check_profile(profile, specs)
+    nb_out = contained(out_dir / "notebooks", out_dir, "notebooks/")
+    results_dir = contained(out_dir / "results", out_dir, "results/")
+    manifest_path = contained(out_dir / MANIFEST, out_dir, MANIFEST)
+    outputs = {spec.name: contained(nb_out / spec.path.name, out_dir, "executed notebook") for spec in specs}
+    nb_out.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
 
     tag = f"[{profile.name}]"
-    manifest_path = out_dir / MANIFEST
     manifest = load_manifest(manifest_path, repair=True, log=log)
     library = library_fingerprint()
     manifest.update(profile=profile.name, description=profile.description,
@@ -299,7 +303,7 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         key = cache_key(spec, params, upstream, library=library, data=data or None)
         inputs = {"parameters": _digest({k: v for k, v in params.items() if k not in reserved}),
                   "library": library, "data": _digest(data), "upstream": upstream}
-        output = nb_out / spec.path.name
+        output = outputs[spec.name]
         entry = manifest["notebooks"].get(spec.name, {})
         reason = "forced" if force else _stale_reason(entry, key, inputs, output, manifest, spec.name, results_dir)
         if reason is None:
