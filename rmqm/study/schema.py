@@ -15,11 +15,11 @@ import math
 import numbers
 import os
 import socket
-from urllib.parse import urlsplit
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 
@@ -35,7 +35,7 @@ from rmqm.training.methods import METHODS, OPTIMIZERS
 __all__ = [
     "Rule", "Parameter", "integer", "real", "seed", "non_empty_text", "one_of", "optional", "non_empty_list",
     "EPSILON", "MAX_SEED", "SIGMA_MAX", "STEP_SIZE", "PGD_EPSILON", "SCHEMA", "parameter_problems",
-    "scheduler_problem", "validate_profile", "folder_problem", "check_output_folder",
+    "scheduler_problem", "knn_k_problem", "validate_profile", "path_problem", "folder_problem", "check_output_folder",
 ]
 
 
@@ -219,6 +219,20 @@ SCHEMA: dict[str, Parameter] = {
 }
 
 
+def knn_k_problem(k: int, n_eval: int | None, n_transfer: int | None = None) -> str | None:
+    """Why a k-NN probe with ``k`` neighbours cannot run as asked (None when it can): each probe
+    fits on the train half, ``floor(n / 2)`` points, of ``n_eval`` test images and of each
+    ``n_transfer`` subsample (:func:`rmqm.metrics.probes.evaluate_probes`), and ``k`` must
+    not exceed it (it would silently become a vote of every point)."""
+    given = [(name, int(n)) for name, n in (("n_eval", n_eval), ("n_transfer", n_transfer)) if n is not None]
+    bad = [(n // 2, name, n) for name, n in given if n // 2 < k]
+    if not bad:
+        return None
+    m, name, n = min(bad)
+    return (f"k = {k} neighbours, but the k-NN probe trains on {m} points (the train half of {name} = {n}); "
+            f"give k <= {m} or a larger {name}")
+
+
 def parameter_problems(values: Mapping[str, Any], *, prefix: str = "") -> list[str]:
     """One line per value of ``values`` that :data:`SCHEMA` refuses (unknown names are skipped).
 
@@ -247,7 +261,7 @@ def _checkpoint_problems(profile: Profile) -> list[str]:
             "last checkpoint); set epochs to max(checkpoints)"]
 
 
-def scheduler_problem(address: str, timeout_s: float = 2.0) -> str | None:
+def scheduler_problem(address: Any, timeout_s: float = 2.0) -> str | None:
     """Why the Dask scheduler ``address`` (``tcp://host:port``) cannot be reached (None when a
     TCP connection opens within ``timeout_s``; nothing is sent). Other schedulers: None."""
     if not isinstance(address, str) or "://" not in address:
@@ -327,17 +341,26 @@ def _name_max(folder: Path) -> int:
     return 255
 
 
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot name a file or folder here (None when it can): it is empty, or one of
+    its names is longer than the file system allows. Nothing is read but the limit."""
+    if not str(path).strip():
+        return "the path is empty (give a name, e.g. . for this folder)"
+    limit = _name_max(Path(path).absolute())
+    long = next((part for part in Path(path).parts if len(os.fsencode(part)) > limit), None)
+    if long is not None:
+        return f"the name {long[:40]}... is {len(os.fsencode(long))} bytes long; this file system allows {limit}"
+    return None
+
+
 def folder_problem(folder: Path) -> str | None:
     """Why ``folder`` cannot be created or written in (None when it can); nothing is created.
 
-    An empty path, a component longer than the file system allows, a file in the way and a
-    missing permission are problems."""
-    if not str(folder).strip():
-        return "the path is empty (give a folder, e.g. . for this one)"
-    limit = _name_max(Path(folder).absolute())
-    long = next((part for part in Path(folder).parts if len(os.fsencode(part)) > limit), None)
-    if long is not None:
-        return f"the name {long[:40]}... is {len(os.fsencode(long))} bytes long; this file system allows {limit}"
+    An empty path or too long a name (:func:`path_problem`), a file in the way and a missing
+    permission are problems."""
+    problem = path_problem(folder)
+    if problem is not None:
+        return problem
     if folder.exists():
         if not folder.is_dir():
             return f"{folder} is a file, not a folder"
@@ -362,7 +385,8 @@ def check_output_folder(path: str | os.PathLike, what: str = "") -> Path:
             user may not write there; the message names ``path`` and the reason.
     """
     if not str(path).strip():
-        raise ValueError(f"cannot write {what + ' ' if what else ''}to an empty path; give a folder, e.g. . for this one")
+        raise ValueError(f"cannot write {what + ' ' if what else ''}to an empty path; give a folder "
+                         "(e.g. . for this one)")
     folder = Path(path)
     problem = folder_problem(folder.absolute())
     if problem is not None:
