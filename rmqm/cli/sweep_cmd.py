@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from rmqm._utils.io import save_table
-from rmqm.cli.common import int_arg, output_file_arg, output_folder_arg
+from rmqm.cli.common import output_file_arg, output_folder_arg
 from rmqm.experiments.sweep import EXECUTORS, load_grid, resolve_job, run_sweep
 from rmqm.metrics.rmqm.attacks import PGD_MODES
 from rmqm.study.schema import scheduler_problem
@@ -49,7 +49,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="where jobs run (default: %(default)s)")
     parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
                         help="Dask scheduler address, e.g. tcp://host:8786 (implies --executor dask)")
-    parser.add_argument("--workers", type=int_arg(1), default=None, help="pool size / LocalCluster workers")
+    parser.add_argument("--workers", type=int, default=None, help="pool size / LocalCluster workers")
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise")
     parser.add_argument("--out", type=output_file_arg(), default=None,
                         help="also write the table to this .csv or .parquet file")
