@@ -13,9 +13,8 @@
   returns an ``nn.Module`` or ``(module, info)``. A plain module gets the study's images as they
   are (``(B, C, H, W)`` in ``[0, 1]``, the study's channels and size); ``info`` may give
   ``in_channels`` (1 or 3), ``input_size`` (int or ``[H, W]``) and per-channel ``mean``/``std``, and the
-  images are then converted, resized and normalised to them. The module must be importable by
-  the Python that runs the study (installed, or on ``PYTHONPATH``). **A factory runs code**: it is
-  refused, before any import, unless allowed (``--allow-code``, ``RMQM_ALLOW_CODE=1``: :mod:`rmqm.study.allow_code`).
+  images are then converted, resized and normalised to them. The module must be importable (installed,
+  or on ``PYTHONPATH``). **A factory runs code**: refused unless allowed (:mod:`rmqm.study.allow_code`).
 * **built-in** ``{builtin: efficientnet-lite0}`` or ``{name: efficientnet-lite0}``: one of
   :data:`rmqm.models.pretrained.PRETRAINED_ENCODERS`; optional ``pretrained`` (default true; false:
   the random-init twin of ``seed``) and ``input_size`` (default: its native size).
