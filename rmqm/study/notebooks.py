@@ -145,8 +145,8 @@ def check_profile(profile: Profile, specs: Sequence[NotebookSpec]) -> None:
         unknown = sorted(set(values) - set(by_name[nb].declared) - set(RESERVED_PARAMETERS))
         if unknown:
             raise ValueError(
-                f"parameter(s) {[f'{nb}.{k}' for k in unknown]} of profile {profile.name!r} are not declared by "
-                f"notebook {nb}; its parameters: {sorted(by_name[nb].declared)}"
+                f"notebook {nb} declares no parameter(s) {unknown} (profile {profile.name!r} sets "
+                f"{[f'{nb}.{k}' for k in unknown]}); its parameters cell declares {sorted(by_name[nb].declared)}"
             )
 
 

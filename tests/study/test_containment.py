@@ -110,7 +110,7 @@ def test_an_empty_or_too_long_build_folder_is_one_clean_error(repo: Path, tmp_pa
 
 
 @pytest.mark.parametrize("override, match", [
-    ("02_b.n_pointz=3", r"\['02_b.n_pointz'\].*not declared by notebook 02_b"),
+    ("02_b.n_pointz=3", r"notebook 02_b declares no parameter\(s\) \['n_pointz'\].*\['02_b.n_pointz'\]"),
     ("results_dir=/tmp/elsewhere", "results_dir: set by the runner"),
     ("profile=other", "profile: set by the runner"),
     ("01_a.results_dir=x", "01_a.results_dir: set by the runner"),
