@@ -94,6 +94,12 @@ def test_study_set_values_fail_before_any_notebook(override: str, expected: str,
     assert expected in err and not (tmp_path / "b").exists() and not (REPO / "pwned").exists()
 
 
+def test_a_sweep_grid_nested_5000_deep_is_one_clean_line(capsys, place: Path, tmp_path_factory) -> None:
+    grid = tmp_path_factory.mktemp("grid") / "deep.yaml"
+    grid.write_text("axes: {seed: " + "[" * 5000 + "]" * 5000 + "}\n")
+    assert "nested too deeply" in refused(["sweep", str(grid), "--no-progress"], capsys, place)
+
+
 def test_ctrl_c_exits_130_with_one_line(capsys, place: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import rmqm.cli.study_cmd
 
