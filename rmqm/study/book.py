@@ -178,7 +178,7 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike, *,
     root, out_dir = Path(root), Path(out_dir)
     if build_dir is not None:
         contained(out_dir, build_dir, "the book")
-    for name in ("_config.yml", "_toc.yml", "book", "_mathjax"):
+    for name in ("_config.yml", "_toc.yml", "book", "_mathjax", "_mathjax/mathjax"):
         contained(out_dir / name, out_dir, name)
     for name in ("_config.yml", "_toc.yml"):
         if not (root / name).is_file():

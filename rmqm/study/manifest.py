@@ -23,6 +23,7 @@ from typing import Any
 import filelock
 
 from rmqm._utils.hashing import file_digest
+from rmqm._utils.io import contained
 from rmqm.study.notebooks import read_notebook
 
 __all__ = ['MANIFEST', 'LOCK', 'DATA_USED', 'BuildFolderBusy', 'build_lock', 'new_manifest', 'load_manifest',
@@ -55,10 +56,11 @@ def build_lock(out_dir: str | os.PathLike) -> Iterator[Path]:
 
     Raises:
         BuildFolderBusy: another run holds it; the message says what to do.
+        ValueError: its lock file is a link that resolves outside ``out_dir``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / LOCK
+    path = contained(out_dir / LOCK, out_dir, LOCK)
     lock = filelock.FileLock(str(path), timeout=0, is_singleton=True)
     try:
         lock.acquire()

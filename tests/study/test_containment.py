@@ -61,7 +61,7 @@ def test_profile_names_must_be_plain_labels(name: str) -> None:
         Profile(name)
 
 
-@pytest.mark.parametrize("site", ["notebooks", "results", "study.json", "notebooks/02_b.ipynb"])
+@pytest.mark.parametrize("site", ["notebooks", "results", "study.json", "notebooks/02_b.ipynb", ".lock"])
 def test_each_runner_write_site_that_resolves_outside_is_refused(repo: Path, tmp_path: Path, site: str) -> None:
     out_dir = tmp_path / "build" / "small"
     outside = tmp_path / "outside"
@@ -76,7 +76,7 @@ def test_each_runner_write_site_that_resolves_outside_is_refused(repo: Path, tmp
     assert tree(outside) == before
 
 
-@pytest.mark.parametrize("site", ["_config.yml", "_toc.yml", "book", "_mathjax"])
+@pytest.mark.parametrize("site", ["_config.yml", "_toc.yml", "book", "_mathjax", "_mathjax/mathjax"])
 def test_each_book_write_and_delete_site_that_resolves_outside_is_refused(tmp_path: Path, site: str) -> None:
     out_dir = tmp_path / "build" / "small"
     out_dir.mkdir(parents=True)
@@ -84,7 +84,8 @@ def test_each_book_write_and_delete_site_that_resolves_outside_is_refused(tmp_pa
     (outside / "book").mkdir(parents=True)
     (outside / "_config.yml").write_text("title: mine\n")
     (outside / "book" / "page.md").write_text("# mine\n")
-    (out_dir / site).symlink_to(outside / ("book" if site in ("book", "_mathjax") else "_config.yml"))
+    (out_dir / site).parent.mkdir(parents=True, exist_ok=True)
+    (out_dir / site).symlink_to(outside / ("book" if site.startswith(("book", "_mathjax")) else "_config.yml"))
     before = tree(outside)
     with pytest.raises(ValueError, match="outside the build folder"):
         stage_book(tmp_path / "no-root-needed", out_dir)
