@@ -125,10 +125,10 @@ def encode_record(frame: pd.DataFrame, meta: Mapping[str, Any]) -> pa.Table:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
         raise TypeError(f"rows cannot be stored as Parquet (mixed or unsupported column types): {err}") from None
-    meta = json.loads(json.dumps(meta, allow_nan=False))  # as it will be read back
-    meta["content_sha256"] = content_digest(table, meta)
+    stored: dict[str, Any] = json.loads(json.dumps(meta, allow_nan=False))  # as it will be read back
+    stored["content_sha256"] = content_digest(table, stored)
     return table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(meta, allow_nan=False).encode("utf-8")}
+        {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(stored, allow_nan=False).encode("utf-8")}
     )
 
 
