@@ -348,12 +348,15 @@ class ZooRMQM:
         if "attack_loss" in extra and "pgd_mode" not in extra:  # a loss for this call: its implied mode
             kwargs["pgd_mode"] = resolve_pgd_mode(None, extra["attack_loss"])
         mode = kwargs.get("pgd_mode")
+        factors = {k: kwargs.pop(k) for k in FACTORS if k in kwargs}
+        method = kwargs.get("attack_loss", "displacement")
         if mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
-            factors = {k: kwargs.pop(k) for k in FACTORS if k in kwargs}
-            if name in self.external:
-                kwargs.update(EXTERNAL_ATTACK)  # a user encoder has no training loss
+            if name in self.external:  # a user encoder has no training loss
+                method, mode, factors = EXTERNAL_ATTACK["attack_loss"], EXTERNAL_ATTACK["pgd_mode"], {}
             else:
-                kwargs.update(own_attack_keywords(model.method, mode, **factors))
-        if kwargs.get("attack_loss") in HEAD_LOSSES and model.head is not None and "head" not in kwargs:
-            kwargs["head"] = model.head  # the classifier of the attacks that need one
+                method = model.method
+        spec = resolve_attack(method, mode, **factors)  # the one decision: loss, mode, switches, head
+        kwargs.update(spec.keywords())
+        if spec.needs_head and model.head is not None and "head" not in kwargs:
+            kwargs["head"] = model.head
         return model, data_config, kwargs

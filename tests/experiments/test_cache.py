@@ -186,10 +186,20 @@ def test_alteration_settings_name_the_pgd_mode_and_the_noise_schedule():
         cache.alteration_settings(*base, noise_schedule="stale")
     with pytest.raises(ValueError, match="does not fit"):
         cache.alteration_settings(*base, "nt-xent", pgd_mode="displacement")
+    # the random init is attacked with NT-Xent; its clean view is redrawn every step, its result not rotated
     assert cache.own_attack_keywords("random-init", "reference") == {
-        "pgd_mode": "reference", "attack_loss": "nt-xent", "augment_output": False, "augment_gradient": False}
+        "pgd_mode": "reference", "attack_loss": "nt-xent", "augment_output": False, "augment_gradient": True,
+        "restarts": True, "rotation": "batch"}
     assert cache.own_attack_keywords("supervised-triplet", "own-loss") == {
-        "pgd_mode": "own-loss", "attack_loss": "supervised-triplet"}
+        "pgd_mode": "own-loss", "attack_loss": "supervised-triplet", "augment_output": False,
+        "augment_gradient": False, "restarts": False, "rotation": "image"}
+    assert cache.own_attack_keywords("cross-entropy", "reference", restarts=False)["restarts"] is False
+    cell = cache.alteration_settings(*base, pgd_mode="reference", factors={"augment_output": False})
+    assert cell["pgd"]["augment_output"] is False and "attack_loss" not in cell["pgd"]
+    with pytest.raises(ValueError, match="unknown attack factors"):
+        cache.alteration_settings(*base, pgd_mode="reference", factors={"flip": True})
+    with pytest.raises(ValueError, match="belong to pgd mode 'reference'"):
+        cache.alteration_settings(*base, pgd_mode="own-loss", factors={"restarts": True})
 
 
 @pytest.fixture(scope="module")
