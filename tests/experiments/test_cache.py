@@ -238,3 +238,15 @@ def test_zoo_rmqm_keys_hold_the_pgd_mode_and_each_models_own_loss(tmp_path, tiny
     tables = {s: rmqm_of(names["cross-entropy"], 0, s)["summary"] for s in ("own", "ref")}
     rmqm_of(names["cross-entropy"], 0, "ref")
     assert len(calls) == 2 and not tables["own"].equals(tables["ref"])
+
+
+def test_n_points_beyond_the_test_set_attacks_it_whole_and_in_order(tmp_path):
+    # the full profile's n_points (10000 on MNIST) keeps the test set whole and in its order, as the
+    # reference's DataLoader(test, batch_size=128, shuffle=False): the same images for every seed
+    from rmqm.data.registry import load_dataset
+
+    rmqm_of = cache.ZooRMQM(ResultsStore(tmp_path / "store"), tmp_path, "digits", 10**6, {})
+    whole = load_dataset("digits", split="test")
+    for seed in (0, 1):
+        data = rmqm_of.data(seed)
+        assert torch.equal(data.images, whole.images) and torch.equal(data.labels, whole.labels)
