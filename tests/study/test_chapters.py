@@ -478,3 +478,12 @@ def test_claim_headline_puts_the_artefact_free_settings_first():
     lines = ssl_vs_supervised.claim_headline(verdict)
     assert lines[0].startswith("pgd-own-loss (artefact-free): steadier steps contradicted in 1 of 1")
     assert lines[1].startswith("pgd-reference (what the paper computed): steadier steps supported in 1 of 1")
+
+
+def test_factorial_headline_with_one_seed_says_there_is_no_interval():
+    factors = ["augment_output", "augment_gradient"]
+    ablation, points = _ablation_points(factors, lambda cell: 0.3 * cell["augment_output"], seeds=(0,))
+    gaps = ssl_vs_supervised.factorial_gaps(points, ablation.cells)
+    effects = ssl_vs_supervised.factorial_effect_table(gaps, ablation.factors)
+    text = ssl_vs_supervised.factorial_headline(gaps, effects, ablation.factors)
+    assert "output rotation contributes +0.300 (no interval: fewer than two seeds)" in text

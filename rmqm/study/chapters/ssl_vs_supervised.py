@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rmqm.experiments.cache import ZooRMQM
@@ -298,6 +299,8 @@ def factorial_headline(gaps: pd.DataFrame, effects: pd.DataFrame, factors: Seque
         return format_interval(*_over_seeds(g.groupby("seed")["gap"].mean()), 3)
 
     def word(row: pd.Series) -> str:
+        if not (np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"])):
+            return f"{row['interval']} (no interval: fewer than two seeds)"
         clear = row["ci_low"] > 0 or row["ci_high"] < 0
         return f"{row['interval']}{'' if clear else ' (unresolved: the interval includes 0)'}"
 
@@ -310,7 +313,7 @@ def factorial_headline(gaps: pd.DataFrame, effects: pd.DataFrame, factors: Seque
     if len(inter):
         text += " Interactions whose interval excludes 0: " + "; ".join(
             f"{r['effect']} {r['interval']}" for _, r in inter.iterrows()) + "."
-    elif len(factors) > 1:
+    elif len(factors) > 1 and np.isfinite(effects["ci_low"]).all():
         text += " No interaction's interval excludes 0, so the contributions add up within their intervals."
     sens = effects[effects["effect"] == FACTOR_LABELS["rotation"]]
     if len(sens):
