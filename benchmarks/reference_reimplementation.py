@@ -249,6 +249,7 @@ def main() -> None:
                  "RMQM": s["rmqm"]}
             rows += [{"model": kind, "seed": seed, "impl": impl, **vals} for impl, vals in
                      (("reimplementation", r), ("project", p))]
+            print(f"  {kind} seed {seed}: " + ", ".join(f"{k} {r[k]:.4f} vs {p[k]:.4f}" for k in STATS), flush=True)
         print(f"{kind}: {time.perf_counter() - start:.0f} s", flush=True)
     table = pd.DataFrame(rows)
     long = table.melt(["model", "seed", "impl"], list(STATS), "statistic")
