@@ -17,6 +17,7 @@ thread count is fixed per job by ``threads_per_job``.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -160,9 +161,15 @@ def prefetch_rmqm(
     lacks, as jobs of the engine; afterwards ``rmqm_of(name, seed, setting)`` reads them.
 
     Returns:
-        The number of requests.
+        The number of distinct measurements requested.
     """
-    keys = [rmqm_of.key(name, seed, setting) for name, seed, setting in requests]
+    keys, seen = [], set()
+    for name, seed, setting in requests:
+        key = rmqm_of.key(name, seed, setting)
+        text = json.dumps(key, sort_keys=True, default=str)
+        if text not in seen:  # two settings that resolve to one attack for a model (e.g. an
+            seen.add(text)    # ablation factor that does not apply to its loss) are one job
+            keys.append(key)
     if keys:
         job = functools.partial(zoo_rmqm_job, zoo_dir=str(rmqm_of.zoo_dir))
         run_sweep(keys, job, rmqm_of.store, progress=True, tables=RMQM_TABLES,

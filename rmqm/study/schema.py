@@ -26,7 +26,7 @@ import torch
 from rmqm._utils.device import resolve_device
 from rmqm.data.registry import available_datasets
 from rmqm.experiments.engine import engine_options
-from rmqm.metrics.rmqm import PGD_MODES
+from rmqm.metrics.rmqm import FACTORS, PGD_MODES
 from rmqm.metrics.synbench import DEFAULT_S_VALUES, DEFAULT_THRESHOLDS, MIN_POSITIVE_EPSILON
 from rmqm.models.backbones import ARCHITECTURES
 from rmqm.study.profiles import RESERVED_PARAMETERS, Profile
@@ -191,6 +191,9 @@ SCHEMA: dict[str, Parameter] = {
     "pgd_epsilon": Parameter(PGD_EPSILON, "PGD L-infinity radius (pixel units)"),
     "pgd_modes": Parameter(non_empty_list(one_of(PGD_MODES)),
                            "PGD modes measured: reference (the reference's pipeline), own-loss, displacement"),
+    "pgd_factors": Parameter(non_empty_list(one_of(FACTORS)),
+                             "factors of the chapter-2 attack ablation: augment_output, augment_gradient, restarts "
+                             "(two levels each) and rotation (a per-image sensitivity cell)"),
     "attack_batch_size": Parameter(optional(integer(1)),
                                    "images per PGD batch (the own losses are batch means; null: batch_size)"),
     "batch_size": Parameter(integer(1), "images per encoder call when measuring RMQM"),
