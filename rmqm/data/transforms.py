@@ -2,7 +2,8 @@
 perspective as pure functions of a ``torch.Generator`` (one ``F.grid_sample`` call per batch).
 
 The RMQM reference code trains every MNIST encoder on torchvision augmentations
-(/work/shared/methods/rmqm.md, "What the reference code does in training"): single-view methods on
+(the reference repository ByteFuse/representation-manifold-quality-metric, its MNIST training scripts):
+single-view methods on
 ``RandomPerspective(distortion_scale=0.5, p=0.5)``, two-view methods on ``RandomRotation(15)`` for
 one view and ``RandomPerspective(0.5, p=0.8)`` for the other. torchvision draws one set of
 parameters per image from the global RNG and warps images one at a time; here every image of the

@@ -74,8 +74,9 @@ LENET_HIDDEN: tuple[int, ...] = (512, 512, 512)
 
 
 class LeNet(_FeaturesHead):
-    """The reference code's MNIST encoder (/work/shared/methods/rmqm.md, "What the reference code
-    does in training"): conv 1->6 5x5, ReLU, 2x2 max-pool, conv 6->16 5x5, ReLU, 2x2 max-pool,
+    """The reference code's MNIST encoder (``src/models.py`` of
+    the reference repository ByteFuse/representation-manifold-quality-metric): conv 1->6 5x5, ReLU, 2x2 max-pool,
+    conv 6->16 5x5, ReLU, 2x2 max-pool,
     flatten (16 x 4 x 4 = 256 on 28x28 input) -> Linear 512, ReLU, Linear 512, ReLU, Linear 512,
     ReLU, Linear ``dim``; no batch norm.
 

@@ -1,11 +1,11 @@
 """The reference code's training views: which augmentation each pretraining method sees.
 
-/work/shared/methods/rmqm.md, "What the reference code does in training": EVERY method is trained
-on augmented images, with no pixel noise. Single-view methods (cross-entropy, triplet-entropy,
-supervised triplet) see ``RandomPerspective(distortion_scale=0.5, p=0.5)``; two-view methods
-(NT-Xent, instance triplet, and VICReg here) see ``RandomRotation(15)`` for one view and
-``RandomPerspective(0.5, p=0.8)`` for the other. The batched, seeded implementations are in
-:mod:`rmqm.data.transforms`.
+The reference code (the reference repository ByteFuse/representation-manifold-quality-metric, its
+MNIST training scripts) trains EVERY method on augmented images, with no pixel noise. Single-view
+methods (cross-entropy, triplet-entropy, supervised triplet) see
+``RandomPerspective(distortion_scale=0.5, p=0.5)``; two-view methods (NT-Xent, instance triplet, and
+VICReg here) see ``RandomRotation(15)`` for one view and ``RandomPerspective(0.5, p=0.8)`` for the
+other. The batched, seeded implementations are in :mod:`rmqm.data.transforms`.
 
 :func:`augment` (crop, flip, jitter, noise) is no longer used in training; it stays as the view
 that the sweep jobs and ``rmqm measure`` hand to the NT-Xent attack (``measure_rmqm(augment=...)``).

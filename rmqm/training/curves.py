@@ -5,7 +5,8 @@ and checkpoint epoch. :func:`learning_curves` averages its scores over seeds per
 :func:`plateau_table` asks, per (method, dim, optimizer), whether the last doubling of training
 (the previous checkpoint to the final one, e.g. 12 -> 25 epochs) still moved a score by at least
 ``tolerance``. The reference trains 25 epochs once per configuration
-(/work/shared/methods/rmqm.md); this is how one checks that its encoders are trained out.
+(its MNIST training scripts in the reference repository ByteFuse/representation-manifold-quality-metric);
+this is how one checks that its encoders are trained out.
 """
 
 from __future__ import annotations

@@ -67,7 +67,8 @@ def point_statistics(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor,
       notebook does (pandas ``dropna`` on each series separately): ``S_a`` is NaN where some
       ``r^a`` is non-finite, ``S_b`` where some ``r^b`` is.
     - ``drop="joint"``: a point with any non-finite relative change in either series loses both
-      (the library's rule before the per-series default; /work/shared/methods/rmqm.md's reading).
+      (the library's rule before the per-series default; one reading of the reference notebook's
+      row-wise ``dropna``).
 
     Args:
         a, b: ``(N, L - 1)`` distances from the original and step sizes (levels 1..L-1).
