@@ -57,7 +57,8 @@ def add_zoo_arguments(parser: Any) -> Any:
     g.add_argument("--batch-size", type=int_arg(2), default=128)
     g.add_argument("--n-train", type=int_arg(0), default=TINY_ZOO["n_train"], help="training images (0: all)")
     g.add_argument("--time-budget", type=real_arg(0), default=TINY_ZOO["time_budget_s"],
-                   help="seconds of training per model before it stops early (0: no limit)")
+                   help="seconds of training per model before it stops early (default and 0: no limit; a limit makes "
+                        "the models depend on the machine's speed)")
     g.add_argument("--n-eval", type=int_arg(2), default=TINY_ZOO["n_eval"],
                    help="test points of the pretraining set for RankMe and alpha-ReQ")
     g.add_argument("--n-transfer", type=int_arg(2), default=None, help="subsample each transfer set")

@@ -381,7 +381,7 @@ def default_encoder(
     """The study's default CPU encoder: a :class:`rmqm.models.backbones.TinyCNN` trained on ``data``.
 
     Loads the checkpoint cached under its config in ``cache_dir``, or trains it (Adam,
-    lr 1e-3, batch 128, at most 60 s of training) on ``n_train`` images of the train split
+    lr 1e-3, batch 128, a fixed number of epochs: no wall-clock budget) on ``n_train`` images of the train split
     and saves it. Falls back to ``"digits"`` with a
     :class:`~rmqm.data.dataset.DataFallbackWarning` when Fashion-MNIST is missing.
     """

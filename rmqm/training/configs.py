@@ -29,12 +29,12 @@ def model_config(
     seed: int = 0,
     temperature: float = 0.07,
     margin: float = 0.5,
-    time_budget_s: float | None = 60.0,
+    time_budget_s: float | None = None,
 ) -> dict[str, Any]:
     """A validated training config (the key under which the model is cached).
 
     ``width`` only applies to ``arch="tiny"``; ``time_budget_s`` stops training early
-    (None: no limit); ``accumulate`` batches of ``batch_size`` make one optimiser step (the
+    (None, the default: no limit, so the config alone determines the model); ``accumulate`` batches of ``batch_size`` make one optimiser step (the
     reference: 64 x 8). Defaults follow the reference: Adam, lr 1e-3, NT-Xent temperature
     0.07, triplet margin 0.5.
 
