@@ -13,7 +13,7 @@ chapter 4) carries an *unadjusted* verdict: it is shown, and counted apart from 
   family (:func:`rmqm.plots.overview.plot_claims_overview`);
 - ``abstract_families.md``: one bullet per family (:func:`family_sentences`), included by the intro;
 - ``claims_rmqm.md``, ``claims_synbench.md``: per family of each paper its sentence and a Markdown
-  table (test, estimate [interval], Holm p, verdict), included by ``book/report.md``;
+  table (test, estimate [interval], verdict with its Holm p), included by ``book/report.md``;
 - ``train_times.md``: the zoo's training wall times (:func:`training_times_markdown`), included by
   ``book/reproducibility.md``: load-dependent, so never among the results;
 
@@ -146,8 +146,8 @@ def _esc(v: object) -> str:
 
 def claims_markdown(table: pd.DataFrame, paper: str) -> str:
     """Per confirmatory family of one paper (``"rmqm"`` or ``"synbench"``: the families whose id
-    starts with :data:`PAPERS` ``[paper]``): its sentence and a Markdown table (test, estimate
-    [interval], Holm p, verdict); a sentence when there is none.
+    starts with :data:`PAPERS` ``[paper]``): its sentence and a three-column Markdown table (test, estimate
+    [interval], verdict with its Holm p); a sentence when there is none.
 
     Raises:
         ValueError: an unknown ``paper``.
@@ -160,12 +160,12 @@ def claims_markdown(table: pd.DataFrame, paper: str) -> str:
     sentences = dict(family_sentences(rows))
     out = []
     for fam, part in rows.groupby("family", sort=False):
-        out += [f"**{_esc(sentences[str(fam)])}**", "", "| test | estimate [interval] | Holm p | verdict |",
-                "|---|---|---|---|"]
+        out += [f"**{_esc(sentences[str(fam)])}**", "", "| test | estimate [interval] | verdict (Holm p) |",
+                "|---|---|---|"]
         for _, r in part.iterrows():
             interval = "" if str(r["interval"]) == "none" else f" {r['interval']}"
-            out.append(f"| {_esc(r['test'])} | {_esc(r['estimate'])}{_esc(interval)} | {_esc(r['p (Holm)'])} | "
-                       f"{_esc(r['verdict'])} |")
+            holm = "" if str(r["p (Holm)"]) == "none" else f" ({r['p (Holm)']})"
+            out.append(f"| {_esc(r['test'])} | {_esc(r['estimate'])}{_esc(interval)} | {_esc(r['verdict'])}{holm} |")
         out.append("")
     return "\n".join(out)
 

@@ -92,7 +92,9 @@ def table(df: pd.DataFrame, columns: Sequence[str] | Mapping[str, str] | None = 
           round: int | Mapping[str, int] | None = 2, *, caption: str | None = None) -> Html:  # noqa: A002
     """A compact HTML table of ``df``: no index, the chosen ``columns`` (a list, or a mapping
     column -> header), floats rounded, cells that wrap (fixed layout, 100 % of the column), so
-    nothing is cut at 1280 or 390 px.
+    nothing is cut at 1280 px; each cell carries its header as ``data-label``, so that on a
+    phone the book's stylesheet (``book/_static/rmqm.css``, class ``rmqm-finding``) stacks each
+    row as a card of "header: value" lines instead of cutting columns at 390 px.
 
     Args:
         df: the table (its index is not shown: make a column of it first if it carries meaning).
@@ -117,9 +119,10 @@ def table(df: pd.DataFrame, columns: Sequence[str] | Mapping[str, str] | None = 
     digits = {c: (round.get(c) if isinstance(round, Mapping) else round) for c in names}
     head = "".join(f'<th style="text-align:left;padding:0.2em 0.4em">{html.escape(str(h))}</th>'
                    for h in names.values())
+    labels = {c: html.escape(str(h), quote=True) for c, h in names.items()}
     body = "".join(
-        "<tr>" + "".join(f'<td style="padding:0.2em 0.4em">{html.escape(_cell(v, digits[c]))}</td>'
-                         for c, v in zip(names, row, strict=True)) + "</tr>"
+        "<tr>" + "".join(f'<td data-label="{labels[c]}" style="padding:0.2em 0.4em">'
+                         f"{html.escape(_cell(v, digits[c]))}</td>" for c, v in zip(names, row, strict=True)) + "</tr>"
         for row in df[list(names)].itertuples(index=False, name=None))
     cap = f'<caption style="caption-side:top;text-align:left">{html.escape(caption)}</caption>' if caption else ""
     style = ('style="table-layout:fixed;width:100%;max-width:100%;border-collapse:collapse;font-size:0.85em;'

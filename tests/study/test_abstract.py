@@ -108,9 +108,9 @@ def test_abstract_counts_per_verdict_and_family():
 def test_claims_markdown_per_paper():
     rmqm = claims_markdown(summary(), "rmqm").splitlines()
     assert rmqm[0].startswith("**RMQM (noise) vs 1-NN, 3 tests")
-    assert rmqm[2] == "| test | estimate [interval] | Holm p | verdict |"
-    assert f"| {PRIMARY_TASK} | +0.62 [+0.20, +0.90] | 0.0200 | supported |" in rmqm
-    assert "| noise: larger steps | none | none | unadjusted: supported |" in rmqm
+    assert rmqm[2] == "| test | estimate [interval] | verdict (Holm p) |"
+    assert f"| {PRIMARY_TASK} | +0.62 [+0.20, +0.90] | supported (0.0200) |" in rmqm
+    assert "| noise: larger steps | none | unadjusted: supported |" in rmqm
     synbench = claims_markdown(summary(), "synbench")
     assert "faces \\| a pipe" in synbench  # a pipe in a test label does not split the cell
     assert claims_markdown(summary().iloc[:0], "rmqm") == "No claim about it was tested in this build.\n"

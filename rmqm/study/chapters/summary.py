@@ -216,10 +216,13 @@ def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Htm
         counts = ", ".join(f"{n} {w}" for w, n in part["verdict"].value_counts().items())
         parts.append(f"<p><b>{html.escape(str(label))}</b>: {html.escape(claims.get(fam, ''))} "
                      f"<i>({len(part)} tests: {html.escape(counts)}; Holm within this family)</i></p>")
-        body = ["<tr>" + "".join(f"<td>{cell}</td>" for _, cell in _cells(r)) + "</tr>" for _, r in part.iterrows()]
+        body = ["<tr>" + "".join(f'<td data-label="{html.escape(col, quote=True)}">{cell}</td>'
+                                 for col, (_, cell) in zip(PAGE_COLUMNS, _cells(r), strict=True)) + "</tr>"
+                for _, r in part.iterrows()]
         head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(PAGE_COLUMNS, ("22%", "22%", "24%", "32%"),
                                                                                      strict=True))
-        parts.append(f"<table {style}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        rows = "".join(body)
+        parts.append(f'<table class="rmqm-finding" {style}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
     data = base64.b64encode(table.to_csv(index=False).encode()).decode()
     parts.append(f'<p><a download="summary_long.csv" href="data:text/csv;base64,{data}">Download the long form '
                  f"(CSV, {len(table)} rows)</a>. Families: {html.escape(endpoints_note(endpoints))}.</p></div>")
