@@ -24,7 +24,7 @@ help:
 	@echo "make synbench    - SynBench score table of the default encoder"
 	@echo "make zoo         - train the tiny model zoo and print its downstream table"
 	@echo "make book        - run the study notebooks (PROFILE=$(PROFILE)) and build the Jupyter Book"
-	@echo "make bench       - run the speed benchmarks in benchmarks/"
+	@echo "make bench       - run the speed benchmarks in benchmarks/ (time budget: build/bench/budget.csv, .png)"
 
 # Exact versions from the lock, then rmqm itself without resolving anything again.
 # The stamp makes a rerun skip this until pyproject.toml, the lock or $(NODEPS) changes.
@@ -79,6 +79,7 @@ book: install system-deps
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
+	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_budget.py --threads 1 --out build/bench --train-batch-256
 	$(PY) benchmarks/bench_pgd_trajectory.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_synbench.py
 	$(PY) benchmarks/bench_training_step.py --threads 1

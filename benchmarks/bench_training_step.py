@@ -10,8 +10,8 @@ and 28x28 images:
    number of images (B, or 2B for the two-view methods), a plain mean-square loss, backward and
    the Adam step. Goal: <= 1.3. The augmentation's own time is printed beside it (the rest of
    the difference is the loss: the reference's semi-hard mined triplet loss,
-   :func:`rmqm.losses.metric_learning.triplet_margin_loss`, builds a B x B x B mask of candidate
-   triplets, cheap at the reference's batch of 64 and costly at 256).
+   :func:`rmqm.losses.metric_learning.triplet_margin_loss`, mines over the P anchor-positive pairs
+   x B candidate negatives; a B x B x B mask made the triplet methods 7-30x the bare step at 256).
 2. with ``--epoch``: images per second of :func:`rmqm.training.pretraining.pretrain` over one
    MNIST-sized epoch (60,000 images, batch 256) per method, on MNIST when the ``mnist`` data set
    loads, else on random 28x28 images with random labels (the speed does not depend on the pixels).

@@ -163,6 +163,6 @@ def prefetch_rmqm(
     keys = [rmqm_of.key(name, seed, setting) for name, seed, setting in requests]
     if keys:
         job = functools.partial(zoo_rmqm_job, zoo_dir=str(rmqm_of.zoo_dir))
-        run_sweep(keys, job, rmqm_of.store, progress=False, tables=RMQM_TABLES,
+        run_sweep(keys, job, rmqm_of.store, progress=True, tables=RMQM_TABLES,
                   **engine_options(scheduler, max_workers, threads_per_job))
     return len(keys)

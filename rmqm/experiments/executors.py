@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
 
 from rmqm._utils.hashing import config_hash
+from rmqm._utils.progress import describe
 from rmqm._utils.provenance import provenance
 from rmqm.experiments.store import ResultsStore
 
@@ -107,6 +108,7 @@ class Recorder:
 def run_serial(todo: list[dict[str, Any]], job_fn: JobFn, threads: int | None, rec: Recorder) -> None:
     """Run the jobs one after the other in this process."""
     for config in todo:
+        rec.bar.set_postfix_str(describe(config))  # the job now running, on its bar
         try:
             outcome = execute_job(job_fn, config, threads)
         except Exception as err:  # noqa: BLE001 - reported or re-raised by the recorder

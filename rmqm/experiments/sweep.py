@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel without ipywidgets
 
 from rmqm._utils.hashing import canonical_config, code_fingerprint, config_hash
+from rmqm._utils.progress import progress_bar
 from rmqm.experiments.executors import JobFn, Recorder, run_dask, run_process, run_serial
 from rmqm.experiments.store import ResultsStore
 
@@ -235,8 +235,8 @@ def run_sweep(
             raise ValueError("with tables, the configs must not hold a 'table' entry (the store adds it)")
     keys = (lambda c: [c]) if tables is None else (lambda c: [{**c, "table": name} for name in tables])
     todo = [c for c in configs if not all(store.has(k) for k in keys(c))]
-    bar = tqdm(
-        total=len(configs), initial=len(configs) - len(todo), disable=not progress,
+    bar = progress_bar(
+        total=len(configs), initial=len(configs) - len(todo), enabled=progress,
         unit="job", desc=f"sweep ({executor})",
     )
     rec = Recorder(store, bar, on_error, tables)

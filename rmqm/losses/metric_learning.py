@@ -44,6 +44,11 @@ def triplet_margin_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 0
     and the result is the mean of the non-zero ones (PML's ``AvgNonZeroReducer``), ``0`` (with a
     zero gradient) when there is none.
 
+    Cost: ``O(P B)`` time and memory for the ``P`` anchor-positive pairs (``2B`` for the instance
+    triplet's ``[ref; query]``, about ``B^2 / C`` for ``C`` balanced classes), not the ``O(B^3)``
+    of a mask over all ``(a, p, n)``; the same mined triplets and, up to the order of the sums,
+    the same loss and gradient.
+
     Args:
         z: ``(B, d)`` embeddings (normalised here).
         labels: ``(B,)`` integer labels.
@@ -61,11 +66,22 @@ def triplet_margin_loss(z: torch.Tensor, labels: torch.Tensor, margin: float = 0
     dist = torch.cdist(zn, zn)
     same = labels[:, None] == labels[None, :]
     pos = same & ~torch.eye(len(labels), dtype=torch.bool, device=z.device)
-    gap = dist[:, None, :] - dist[:, :, None]  # [a, p, n] = D_an - D_ap
-    mined = pos[:, :, None] & ~same[:, None, :] & (gap > 0) & (gap <= margin)
-    losses = F.relu(margin - gap[mined])
-    nonzero = losses[losses > 0]
-    return nonzero.mean() if nonzero.numel() else z.sum() * 0.0
+    # P x B, not B x B x B: one row per anchor-positive pair, one column per candidate negative.
+    # The mining needs no gradient; the loss is then a weighted sum of distances:
+    # sum over kept (a, p, n) of (margin + D_ap - D_an) = sum_pairs c_ap (margin + D_ap) - sum_an w_an D_an,
+    # with c_ap the pair's kept negatives and w_an the kept pairs of anchor a that use n.
+    a, p = pos.nonzero(as_tuple=True)
+    d_ap = dist[a, p]
+    with torch.no_grad():
+        gap = dist.index_select(0, a) - d_ap[:, None]  # [pair, n] = D_an - D_ap
+        # mined (semi-hard: 0 < gap <= margin) with a non-zero loss (margin - gap > 0: gap < margin)
+        keep = (gap > 0) & (gap < margin) & ~same.index_select(0, a)
+        per_pair = keep.sum(1).to(dist.dtype)
+        per_an = torch.zeros_like(dist).index_add_(0, a, keep.to(dist.dtype))
+        count = float(per_pair.sum())
+    if not count:
+        return z.sum() * 0.0
+    return ((per_pair * (margin + d_ap)).sum() - (per_an * dist).sum()) / count
 
 
 def triplet_entropy_loss(z: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor,

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rmqm._utils.progress import progress_bar
 from rmqm._utils.validation import check_int, check_real
 from rmqm.data.dataset import ImageDataset
 from rmqm.losses.contrastive import nt_xent_loss, vicreg_loss
@@ -152,15 +153,13 @@ def pretrain(
         accumulate: batches per optimiser step (>= 1).
         optimizer: ``"adam"`` or ``"sgd-nesterov"``; ``lr`` its learning rate.
         temperature: NT-Xent temperature; ``margin``: triplet margin.
-        progress: show a tqdm bar with the running loss.
+        progress: show a bar with the running loss (:func:`rmqm._utils.progress.progress_bar`).
         checkpoint_epochs: epoch counts in ``[1, epochs]`` after which ``on_checkpoint(e, result)``
             is called with the models in eval mode (they return to train mode afterwards) and
             the :class:`PretrainResult` so far. When the time budget stops training early, it is
             called once for each checkpoint not reached, with the stopped models (a run of that
             many epochs would have stopped there too).
     """
-    from tqdm.auto import tqdm
-
     check_method(method)
     check_real(lr, "learning rate lr", low=0.0, low_open=True)
     check_real(temperature, "temperature", low=0.0, low_open=True)
@@ -214,7 +213,7 @@ def pretrain(
 
     for m in modules:
         m.train()
-    bar = tqdm(total=epochs * steps_per_epoch, desc=method, disable=not progress, leave=False)
+    bar = progress_bar(total=epochs * steps_per_epoch, desc=method, enabled=progress, leave=False)
     try:
         for epoch in range(epochs):
             order = torch.randperm(n, generator=shuffle_gen)
@@ -239,7 +238,7 @@ def pretrain(
                 elapsed = time.perf_counter() - start
                 rows.append((step, epoch, total, elapsed))
                 bar.update(1)
-                bar.set_postfix(loss=f"{total:.4f}")
+                bar.set_postfix(loss=f"{total:.4f}", refresh=False)
                 if time_budget_s is not None and elapsed >= time_budget_s and step < epochs * steps_per_epoch:
                     stopped = True
                     break

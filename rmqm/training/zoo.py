@@ -13,6 +13,7 @@ import pandas as pd
 
 from rmqm._utils.hashing import code_fingerprint
 from rmqm._utils.io import atomic_write_json
+from rmqm._utils.progress import progress_bar
 from rmqm._utils.validation import check_int
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import OFFLINE_DATASETS, data_record, load_dataset
@@ -169,8 +170,6 @@ def train_zoo(
         ``<task>_1nn``, ``<task>_knn``, ``<task>_linear`` per transfer task, ``indist_knn``,
         ``indist_linear``, ``rankme`` and ``alpha_req``.
     """
-    from tqdm.auto import tqdm
-
     def kwargs_for(name: str) -> dict[str, Any]:  # root/download only reach file-backed loaders
         return {} if name in OFFLINE_DATASETS else data_kwargs
 
@@ -206,7 +205,7 @@ def train_zoo(
         return cache["eval"]
 
     rows = []
-    bar = tqdm(configs, desc="zoo", disable=not progress)
+    bar = progress_bar(configs, desc="zoo", enabled=progress)
     for config in bar:
         bar.set_postfix_str(model_name(config))
         needs_training = retrain or not all(

@@ -100,3 +100,55 @@ def test_equal_to_pytorch_metric_learning(seed):
     assert float(pair_nt_xent_loss(ref, query, 0.07)) == pytest.approx(float(want), rel=1e-9)
     want = losses.TripletMarginLoss(margin=0.5)(emb, lab, miner(emb, lab))
     assert float(pair_triplet_loss(ref, query, 0.5)) == pytest.approx(float(want), rel=1e-9)
+
+
+def _brute_force_triplet_margin_loss(z: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+    """The B x B x B reference: a mask over every (a, p, n) (the implementation before the P x B one)."""
+    zn = F.normalize(z, dim=1)
+    dist = torch.cdist(zn, zn)
+    same = labels[:, None] == labels[None, :]
+    pos = same & ~torch.eye(len(labels), dtype=torch.bool)
+    gap = dist[:, None, :] - dist[:, :, None]  # [a, p, n] = D_an - D_ap
+    mined = pos[:, :, None] & ~same[:, None, :] & (gap > 0) & (gap <= margin)
+    losses = F.relu(margin - gap[mined])
+    nonzero = losses[losses > 0]
+    return nonzero.mean() if nonzero.numel() else z.sum() * 0.0
+
+
+def _batches():
+    g = torch.Generator().manual_seed(7)
+    for dtype in (torch.float32, torch.float64):
+        for b, d, c in [(64, 16, 10), (33, 4, 3), (40, 2, 20), (16, 8, 2)]:
+            yield f"random-{b}-{d}-{c}-{dtype}", torch.randn(b, d, generator=g, dtype=dtype), \
+                torch.randint(0, c, (b,), generator=g)
+        z = torch.randn(12, 3, generator=g, dtype=dtype)
+        yield f"duplicated-embeddings-{dtype}", torch.cat([z, z, 2 * z]), torch.randint(0, 3, (36,), generator=g)
+        # ties: points on a coarse grid of angles, so that many distances are exactly equal
+        angles = torch.randint(0, 8, (30,), generator=g).to(dtype) * (math.pi / 4)
+        yield f"grid-ties-{dtype}", torch.stack([angles.cos(), angles.sin()], 1), \
+            torch.randint(0, 4, (30,), generator=g)
+        z = torch.randn(20, 5, generator=g, dtype=dtype)
+        yield f"one-class-{dtype}", z, torch.zeros(20, dtype=torch.long)
+        yield f"all-distinct-{dtype}", z, torch.arange(20)
+        yield f"one-odd-out-{dtype}", z, (torch.arange(20) == 3).long()
+        yield f"two-views-{dtype}", z, torch.arange(20) % 10
+        yield f"single-{dtype}", z[:1], torch.zeros(1, dtype=torch.long)
+
+
+@pytest.mark.parametrize("margin", [0.5, 0.05, 2.0])
+def test_pxb_mining_equals_the_brute_force_mask(margin):
+    for name, z, y in _batches():
+        z1 = z.clone().requires_grad_(True)
+        z2 = z.clone().requires_grad_(True)
+        got, want = triplet_margin_loss(z1, y, margin), _brute_force_triplet_margin_loss(z2, y, margin)
+        tol = 1e-12 if z.dtype == torch.float64 else 1e-5  # the same triplets, summed in another order
+        assert torch.allclose(got.detach(), want.detach(), rtol=tol, atol=tol), name
+        assert (float(got.detach()) == 0.0) == (float(want.detach()) == 0.0), name
+        (g1,), (g2,) = torch.autograd.grad(got, z1), torch.autograd.grad(want, z2)
+        assert torch.allclose(g1, g2, rtol=tol, atol=tol), name
+
+
+def test_pxb_mining_finds_triplets_on_the_random_batches():
+    # the equality test above is not vacuous: most of its random batches mine triplets
+    mined = [float(triplet_margin_loss(z, y, 0.5)) > 0 for name, z, y in _batches() if name.startswith("random")]
+    assert sum(mined) >= 6

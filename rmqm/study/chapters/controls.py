@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from rmqm._utils.progress import progress
 from rmqm.metrics.synbench.directions import linear_encoder_scores, synbench_over_directions
 from rmqm.metrics.synbench.mixture import named_direction
 from rmqm.models.controls import CONTROL_ENCODERS
@@ -61,7 +62,7 @@ def synbench_controls(
     directions = {"all-ones": named_direction(shape, "all-ones")}
     directions.update({f"random-{i}": named_direction(shape, "random", seed=i) for i in range(int(n_directions))})
     rows = []
-    for name in CONTROL_ENCODERS:
+    for name in progress(CONTROL_ENCODERS, "SynBench controls", label=str, unit="encoder"):
         encoder = CONTROL_ENCODERS[name](shape, seed)
         per, _ = synbench_over_directions(
             encoder, shape, directions, thresholds=[threshold], epsilons=list(epsilons), s_values=list(s_values),

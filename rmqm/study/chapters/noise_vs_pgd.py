@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from rmqm._utils.progress import progress
 from rmqm.experiments.cache import ZooRMQM
 from rmqm.stats.correlations import rank_agreement
 from rmqm.stats.curves import relative_change_table
@@ -85,7 +86,7 @@ def noise_schedules(zoo: pd.DataFrame, rmqm_of: ZooRMQM) -> pd.DataFrame:
         mean_B, inv_S_b``: two rows per model.
     """
     rows = []
-    for row in zoo.itertuples():
+    for row in progress(zoo.itertuples(), "RMQM noise schedules", total=len(zoo), label=lambda r: r.name):
         for nested in (False, True):
             s = rmqm_of(row.name, row.seed, "noise", nested=nested)["summary"].query("scope == 'all'").iloc[0]
             rows.append(dict(method=row.method, dim=row.dim, optimizer=row.optimizer, seed=row.seed,

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rmqm._utils.progress import progress
 from rmqm.data.registry import transfer_tasks
 from rmqm.experiments.cache import cached_synbench
 from rmqm.experiments.store import ResultsStore
@@ -72,7 +73,7 @@ def synbench_zoo(
     store = ResultsStore(results / "store")
     parts: dict[str, list[pd.DataFrame]] = {"curves": [], "scores": [], "table": []}
     external = load_external(results, device)  # the user encoders of the study, measured beside the zoo
-    for row in zoo.itertuples():
+    for row in progress(zoo.itertuples(), "SynBench", total=len(zoo), label=lambda r: r.name, unit="encoder"):
         model = zoo_model(row.name, results, external, device)
         t = cached_synbench(store, row.name, model.encoder, native_input_shape(model), s_values=s_values,
                             epsilons=epsilons, n_train=n_samples, n_test=n_samples, n_bootstrap=n_bootstrap,

@@ -25,6 +25,7 @@ import torch
 from scipy import stats
 
 from rmqm._utils.hashing import module_digest
+from rmqm._utils.progress import progress, progress_bar
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
 from rmqm.experiments.cache import cached_synbench, cached_table
@@ -105,6 +106,7 @@ def synbench_directions(
     data = str(zoo["data"].iloc[0])
     pca: dict[tuple[int, ...], torch.Tensor] = {}
     rows = [all_ones[["threshold", "epsilon", "score", *_KEYS]].assign(choice="all-ones", direction="all-ones")]
+    bar = progress_bar(desc="SynBench directions", total=sum(1 + len(plan[int(s)]) for s in zoo["seed"]), unit="run")
     for row in zoo.itertuples():
         model = zoo_model(row.name, results, external, device)
         shape = native_input_shape(model)
@@ -113,12 +115,15 @@ def synbench_directions(
         runs: list[tuple[str, str, dict]] = [("pca", "pca", {"direction": pca[shape]})]
         runs += [("random", f"random-{k}", {"direction": "random", "direction_seed": k}) for k in plan[int(row.seed)]]
         for choice, label, direction in runs:
+            bar.set_postfix_str(f"{row.name} {label}")
             t = cached_synbench(store, row.name, model.encoder, shape, s_values=list(s_values),
                                 epsilons=list(epsilons), n_train=n_train, n_test=n_test, n_bootstrap=0,
                                 batch_size=batch_size, seed=int(row.seed), device=device, allow_rank_deficient=True,
                                 **direction)
             rows.append(t["scores"][["threshold", "epsilon", "score"]].assign(
                 choice=choice, direction=label, **model_meta(row)))
+            bar.update()
+    bar.close()
     table = pd.concat(rows, ignore_index=True)
     table.to_parquet(results / "synbench_directions.parquet")
     return table
@@ -256,7 +261,7 @@ def claim2_attacks(
     rows = []
     halves = {int(s): load_dataset(task, split=split, n=probe_n, seed=int(s)).split(0.5, seed=int(s))
               for s in sorted(zoo["seed"].unique())}  # one subsample per seed, shared by its encoders
-    for row in zoo.itertuples():
+    for row in progress(zoo.itertuples(), "claim-2 attacks", total=len(zoo), label=lambda r: r.name, unit="encoder"):
         model = zoo_model(row.name, results, external, device)
         seed = int(row.seed)
         train, test = halves[seed]

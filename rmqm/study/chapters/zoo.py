@@ -68,7 +68,7 @@ def build_zoo(
         methods, dims, seeds, data=data, arch=arch, optimizers=optimizers, epochs=epochs,
         checkpoints=None if checkpoints is None else list(checkpoints), batch_size=train_batch_size,
         accumulate=accumulate, n_train=n_train, time_budget_s=time_budget_s, n_eval=n_eval, n_transfer=n_transfer,
-        cache_dir=results / "zoo", device=device, scheduler=scheduler,
+        cache_dir=results / "zoo", device=device, scheduler=scheduler, progress=True,
     )
     zoo.to_parquet(results / "zoo_checkpoints.parquet")
     headline_checkpoints(zoo).to_parquet(results / "zoo.parquet")
