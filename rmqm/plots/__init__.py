@@ -25,11 +25,13 @@ from rmqm.plots.rmqm_figures import (
 from rmqm.plots.score_figures import plot_correlations, plot_verdict_forest
 from rmqm.plots.style import BOOK_WIDTH, book_style
 from rmqm.plots.synbench_figures import (
+    plot_detectable_gain,
     plot_direction_scores,
     plot_robust_attack,
     plot_synbench_curves,
     plot_synbench_reference,
     plot_synbench_scores,
+    plot_width_penalty,
 )
 from rmqm.plots.zoo_figures import plot_downstream_accuracy, plot_learning_curves, plot_training_curves
 
@@ -38,6 +40,7 @@ __all__ = [
     'plot_distance_curves', 'plot_downstream_accuracy', 'plot_learning_curves', 'plot_noise_schedules',
     'plot_noise_vs_pgd',
     'plot_point_statistics', 'plot_relative_change_spikes', 'plot_rmqm_bars', 'plot_direction_scores',
+    'plot_width_penalty', 'plot_detectable_gain',
     'plot_robust_attack',
     'plot_score_scatter', 'plot_synbench', 'plot_synbench_curves', 'plot_synbench_reference', 'plot_synbench_scores',
     'plot_training_curves', 'plot_verdict_forest',

@@ -15,7 +15,7 @@ from rmqm.metrics.synbench.mixture import expected_bound, raw_accuracy
 from rmqm.stats.intervals import t_errorbar
 
 __all__ = ['plot_synbench_reference', 'plot_synbench_curves', 'plot_synbench_scores', 'plot_direction_scores',
-           'plot_robust_attack']
+           'plot_robust_attack', 'plot_width_penalty', 'plot_detectable_gain']
 
 
 def plot_synbench_reference(s_max: float = 4.9, n: int = 200) -> Any:
@@ -119,7 +119,7 @@ def plot_direction_scores(directions: pd.DataFrame, threshold: float, epsilon: f
                   dodge=0.5, linestyle="none", marker="o", ax=ax)
     ax.set_xlabel(f"SynBench score (t = {threshold:g}, epsilon = {epsilon:g})")
     ax.set_ylabel("")
-    ax.set_title("The mean direction: all-ones (the reference's), first PCA axis of real images, random")
+    ax.set_title("The mean direction: all-ones (the reference's), random orthogonal to all-ones, random")
     return fig
 
 
@@ -143,3 +143,60 @@ def plot_robust_attack(attacks: pd.DataFrame, task: str, radius: float) -> Any:
     g.figure.suptitle(f"{task}: accuracy under L-inf PGD of radius {radius:g} through encoder and probe "
                       "(means over seeds)", y=1.04)
     return g.figure
+
+
+def plot_width_penalty(penalty: pd.DataFrame, threshold: float, epsilon: float = 0.0,
+                       n_study: int | None = None) -> Any:
+    """The finite-sample penalty of a lossless encoder: SynBench score at ``threshold`` and
+    ``epsilon`` against the probe's train sample size, one colour per feature width; solid the
+    reference's score, dashed the width-corrected one (epsilon-free); the lossless truth (1)
+    dotted, and the study's sample size ``n_study`` as a vertical line.
+
+    Args:
+        penalty: :func:`rmqm.metrics.synbench.width.width_penalty`
+            (``width, n_train, epsilon, threshold, reference, corrected``).
+
+    Returns:
+        the matplotlib ``Figure``.
+    """
+    check_columns(penalty, ["width", "n_train", "epsilon", "threshold", "reference", "corrected"], "penalty")
+    at = penalty[np.isclose(penalty["threshold"], threshold) & np.isclose(penalty["epsilon"], epsilon)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colours = sns.color_palette("viridis", at["width"].nunique())
+    for colour, (width, part) in zip(colours, at.groupby("width"), strict=True):
+        part = part.sort_values("n_train")
+        ax.plot(part["n_train"], part["reference"], "-o", color=colour, label=f"d = {width}: reference")
+        ax.plot(part["n_train"], part["corrected"], "--s", color=colour, mfc="none", label=f"d = {width}: corrected")
+    ax.axhline(1.0, color="black", linestyle=":", linewidth=1)
+    if n_study is not None:
+        ax.axvline(n_study, color="grey", linewidth=1)
+    ax.set(xscale="log", xlabel="train samples per mean scale n (log scale)",
+           ylabel=f"score of a lossless encoder (t = {threshold:g})",
+           title="Lossless encoders: the reference score falls with width / n")
+    ax.legend(fontsize="x-small", ncol=2, bbox_to_anchor=(1, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_detectable_gain(detectable: pd.DataFrame) -> Any:
+    """Claim 2's detectable effect: the smallest mean robust-accuracy gain over a random epsilon the
+    test would detect (80 % power by default) against the number of encoders, one line per direction
+    choice, with the study's encoder count and its observed mean gain (absolute value) marked.
+
+    Args:
+        detectable: :func:`rmqm.experiments.synbench_claims.detectable_gain`.
+
+    Returns:
+        the matplotlib ``Figure``.
+    """
+    check_columns(detectable, ["choice", "n_encoders", "detectable", "observed", "n_study"], "detectable")
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (choice, part), colour in zip(detectable.groupby("choice", sort=False), sns.color_palette(), strict=False):
+        ax.plot(part["n_encoders"], part["detectable"], color=colour, label=f"{choice}: detectable gain")
+        ax.plot(part["n_study"].iloc[0], abs(part["observed"].iloc[0]), "o", color=colour,
+                label=f"{choice}: |observed gain| at the study's encoders")
+    ax.set(xlabel="number of encoders (each counted once)", ylabel="robust-accuracy gain over a random epsilon",
+           title="Claim 2: the effect its test can detect")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    return fig

@@ -106,3 +106,26 @@ def test_missing_package_names_the_pip_command(monkeypatch):
 def test_missing_sample_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="foolbox"):
         load_imagenet_samples(folder=tmp_path)
+
+
+def test_gate_passes_at_native_size_and_names_a_passing_size_at_48_px():
+    from rmqm.models.pretrained import GateError, imagenet_gate, require_gate
+
+    encoder = load_pretrained("efficientnet-lite0")
+    native = imagenet_gate(encoder, 224)
+    assert native.passed and native.n == 20 and 0 <= native.dead_share < 0.9
+    small = imagenet_gate(encoder, 48)
+    assert not small.passed and small.dead_share > native.dead_share  # a 1 x 1 last feature map
+    with pytest.raises(GateError, match=r"input_size: \d+ or more") as info:
+        require_gate(encoder, 48, label="lite0-48px")
+    size = int(str(info.value).split("input_size: ")[1].split()[0])
+    assert 48 < size <= 224 and imagenet_gate(encoder, size).passed
+    twin = load_pretrained("efficientnet-lite0", pretrained=False, seed=0)
+    assert not imagenet_gate(twin, 224).passed and "FAILS" in imagenet_gate(twin, 224).line()
+
+
+def test_gate_needs_the_imagenet_head():
+    from rmqm.models.pretrained import imagenet_gate
+
+    with pytest.raises(TypeError, match="PretrainedEncoder"):
+        imagenet_gate(torch.nn.Flatten(), 224)

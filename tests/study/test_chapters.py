@@ -427,11 +427,11 @@ def test_chapters_end_to_end_on_a_tiny_zoo(tiny_results):
                                                      16, 3, 64)
     pd.testing.assert_frame_equal(pd.read_parquet(results / "synbench_directions.parquet"), directions)
     per = directions.groupby(["choice", "seed"])["direction"].nunique().to_dict()
-    assert per == {**{("all-ones", s): 1 for s in (0, 1)}, **{("pca", s): 1 for s in (0, 1)},
-                   ("random", 0): 2, ("random", 1): 1}  # 3 random directions over 2 seeds
+    assert per == {**{("all-ones", s): 1 for s in (0, 1)}, ("random-zero-mean", 0): 2, ("random-zero-mean", 1): 1,
+                   ("random", 0): 2, ("random", 1): 1}  # 3 random directions of each kind over 2 seeds
     assert directions["score"].notna().all()
     summary = synbench_claims.direction_summary(directions, 0.7)
-    assert len(summary) == 3 and {"rank all-ones", "rank pca", "rank random"} <= set(summary.columns)
+    assert len(summary) == 3 and {"rank all-ones", "rank random-zero-mean", "rank random"} <= set(summary.columns)
     attacks, task = synbench_claims.claim2_attacks(table, results, 200, 20, [0.0, 0.2], 0.02, 3)
     assert task == synbench.probe_task("digits")[0]
     assert len(attacks) == 12 and (attacks["robust_accuracy"] <= attacks["accuracy"]).all()

@@ -207,4 +207,24 @@ def test_tiny_study_shows_a_checkpoint_and_a_factory_encoder_in_every_chapter(tm
     assert zoo_rows["n_configs"].dropna().max() <= n_zoo
     for nb in ("02_ssl_vs_supervised", "03_noise_vs_pgd"):
         text = (tmp_path / "build" / "tiny" / "notebooks" / f"{nb}.ipynb").read_text()
-        assert "my-ckpt (your encoder): no training loss" in text, nb
+        assert "my-ckpt (added encoder): no training loss" in text, nb
+
+
+def test_pretrained_gate_refuses_a_pretrained_builtin_at_a_failing_size_and_names_one_that_passes():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    from rmqm.models.adapters import InputAdapter
+    from rmqm.models.pretrained import GateError, load_pretrained
+    from rmqm.study.chapters.external import pretrained_gate
+
+    try:
+        net = load_pretrained("efficientnet-lite0")
+        with pytest.raises(GateError, match=r"lite0-48px is not a working pretrained representation at 48 px: "
+                                            r"0/20 .* input_size: \d+ or more"):
+            pretrained_gate("lite0-48px", InputAdapter(net, 3, 48))
+    except FileNotFoundError as error:  # foolbox's sample files missing
+        pytest.skip(str(error))
+    passing = pretrained_gate("lite0-224px", InputAdapter(net, 3, 224))
+    assert passing is not None and passing.passed and passing.input_size == 224
+    twin = load_pretrained("efficientnet-lite0", pretrained=False)
+    assert pretrained_gate("lite0-random", InputAdapter(twin, 3, 48)) is None  # nothing to check
+    assert pretrained_gate("flat", torch.nn.Flatten()) is None

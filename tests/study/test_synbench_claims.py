@@ -41,12 +41,6 @@ def test_native_input_shape_of_zoo_model_and_adapter():
     assert native_input_shape(passthrough) == (1, 28, 28)
 
 
-def test_real_pca_direction_is_a_unit_vector_of_the_encoders_shape():
-    u = claims.real_pca_direction("digits", (3, 12, 12), n=200)
-    assert u.shape == (3, 12, 12) and float(u.norm()) == pytest.approx(1.0, abs=1e-5)
-    assert torch.allclose(u[0], u[1]) and torch.allclose(u[1], u[2])  # grey images repeated to RGB
-
-
 def test_cached_synbench_keys_an_array_direction_by_its_content(tmp_path):
     store = ResultsStore(tmp_path / "store")
     encoder = nn.Flatten()
@@ -68,8 +62,8 @@ def test_cached_synbench_keys_an_array_direction_by_its_content(tmp_path):
 def direction_rows() -> pd.DataFrame:
     """Encoder a: high under all-ones, low otherwise (a mean-pixel-like encoder); b: steady."""
     rows = []
-    for method, scores in (("a", {"all-ones": 0.9, "pca": 0.1, "random": 0.2}),
-                           ("b", {"all-ones": 0.5, "pca": 0.5, "random": 0.5})):
+    for method, scores in (("a", {"all-ones": 0.9, "random-zero-mean": 0.1, "random": 0.2}),
+                           ("b", {"all-ones": 0.5, "random-zero-mean": 0.5, "random": 0.5})):
         for seed in (0, 1):
             for choice, value in scores.items():
                 labels = [f"random-{k}" for k in (2 * seed, 2 * seed + 1)] if choice == "random" else [choice]
@@ -88,7 +82,7 @@ def test_direction_summary_ranks_and_spread():
     assert summary.loc[("a", 8), "random directions x seeds"] == 4
     assert summary.loc[("a", 8), "rank all-ones"] == 1 and summary.loc[("a", 8), "rank random"] == 2
     lines = claims.direction_lines(summary)
-    assert lines[0].startswith("ranking under all-ones vs pca: Spearman -1.00 over 2 encoders")
+    assert lines[0].startswith("ranking under all-ones vs random-zero-mean: Spearman -1.00 over 2 encoders")
     assert "a d=8 (1 -> 2)" in lines[0]
 
 
@@ -96,7 +90,7 @@ def test_direction_lines_count_the_zero_scores():
     rows = direction_rows()
     rows.loc[rows["choice"] == "random", "score"] = 0.0
     lines = claims.direction_lines(claims.direction_summary(rows, 0.7), rows)
-    assert lines[0] == "runs that score exactly 0: all-ones 0%, pca 0%, random 100%"
+    assert lines[0] == "runs that score exactly 0: all-ones 0%, random-zero-mean 0%, random 100%"
     assert "Spearman undefined (a constant score)" in lines[2]
 
 
@@ -112,7 +106,8 @@ def test_claim1_table_averages_a_seeds_random_directions():
     zoo = pd.DataFrame([dict(name=f"{m}_s{s}", method=m, dim=8, seed=s, digits_linear=0.5) for m in "ab"
                         for s in (0, 1)])
     table, names = claims.claim1_table(zoo, direction_rows(), (0.7,), (0.0,))
-    assert names == ["SynBench all-ones t=0.7 eps=0", "SynBench pca t=0.7 eps=0", "SynBench random t=0.7 eps=0"]
+    assert names == ["SynBench all-ones t=0.7 eps=0", "SynBench random-zero-mean t=0.7 eps=0",
+                     "SynBench random t=0.7 eps=0"]
     row = table[(table["method"] == "a") & (table["seed"] == 1)].iloc[0]
     assert row["SynBench random t=0.7 eps=0"] == pytest.approx(0.205)
     assert row["SynBench all-ones t=0.7 eps=0"] == pytest.approx(0.9)
@@ -153,7 +148,9 @@ def test_claim2_guidance_and_verdict_when_synbench_names_the_best_epsilon():
     lines, table = claims.claim2_lines(guidance, n_resamples=500)
     assert table.loc[0, "verdict"] == "supported" and table.loc[0, "agreement"].startswith("1.000")
     assert table.loc[0, "gain over random"].startswith("+0.200 [+0.200, +0.200]")
-    assert lines[0].startswith("claim 2, all-ones direction: SynBench's epsilon gains +0.200")
+    assert lines[0].startswith("claim 2 compares two threat models: SynBench's epsilon is an L2 shift of the features")
+    assert "L-infinity PGD on the input pixels" in lines[0]
+    assert lines[1].startswith("claim 2, all-ones direction: SynBench's epsilon gains +0.200")
 
 
 def test_claim2_contradicted_when_synbench_names_the_worst_epsilon():
@@ -165,8 +162,126 @@ def test_claim2_contradicted_when_synbench_names_the_worst_epsilon():
     assert table.loc[0, "verdict"] == "contradicted"
 
 
-def test_claim2_ties_take_the_smallest_epsilon():
-    attacks = attack_rows({"a": 0.1}).assign(robust_accuracy=0.3)  # every epsilon ties
-    flat = synbench_favours({"a": 0.1}).assign(score=0.5)
+def test_claim2_ties_are_a_uniform_choice_among_the_tied_epsilons():
+    attacks = attack_rows({"a": 0.1})  # robust 0.5 at epsilon 0.1, 0.2 at 0 and 0.2
+    flat = synbench_favours({"a": 0.1}).assign(score=0.5)  # SynBench ties all three epsilons
     guidance = claims.claim2_guidance(attacks, flat, 0.7)
-    assert (guidance["best_epsilon"] == 0.0).all() and (guidance["synbench_epsilon"] == 0.0).all()
+    assert (guidance["n_tied"] == 3).all() and (guidance["synbench_epsilon"] == 0.0).all()
+    # a uniform pick among the ties gets the mean robust accuracy, and is the best one time in three
+    assert guidance["robust_synbench"].tolist() == pytest.approx([0.3, 0.3])
+    assert guidance["agree"].tolist() == pytest.approx([1 / 3, 1 / 3])
+    two = synbench_favours({"a": 0.1}).assign(score=lambda f: np.where(f["epsilon"] == 0.2, 0.1, 0.5))
+    g2 = claims.claim2_guidance(attacks, two, 0.7)  # ties at 0 and 0.1
+    assert g2["robust_synbench"].tolist() == pytest.approx([0.35, 0.35]) and g2["agree"].tolist() == [0.5, 0.5]
+    lines, table = claims.claim2_lines(guidance, n_resamples=200)
+    assert table.loc[0, "ties"] == "100%" and "tie in 100% of encoder-seed pairs" in lines[1]
+
+
+def test_claim1_table_folds_an_added_encoder_into_one_row_and_keeps_corrected_scores():
+    rows = direction_rows()
+    rows["corrected"] = rows["score"] + 0.05
+    ext = rows[rows["method"] == "b"].assign(family="external", optimizer="external")
+    rows = pd.concat([rows[rows["method"] == "a"], ext.assign(name="b")], ignore_index=True)
+    zoo = pd.DataFrame([dict(name=f"a_s{s}", method="a", dim=8, seed=s, family="f", optimizer="adam",
+                             digits_linear=0.5 + s) for s in (0, 1)]
+                       + [dict(name="b", method="b", dim=1280, seed=s, family="external", optimizer="external",
+                               digits_linear=0.9) for s in (0, 1)])
+    table, names = claims.claim1_table(zoo, rows, (0.7,), (0.0, 0.2))
+    assert "corrected random t=0.7" in names and "corrected random t=0.7 eps=0" not in names
+    assert (table["method"] == "b").sum() == 1 and (table["method"] == "a").sum() == 2  # an encoder counts once
+    b = table[table["method"] == "b"].iloc[0]
+    assert b["seed"] == 0 and b["corrected all-ones t=0.7"] == pytest.approx(0.55)
+    assert b["SynBench random t=0.7 eps=0"] == pytest.approx(0.505)
+
+
+def ranked_table(n=8, seeds=(0, 1, 2)):
+    rng = np.random.default_rng(1)
+    rows = []
+    for i in range(n):
+        for seed in seeds:
+            acc = 0.1 * i
+            rows.append({"method": f"m{i}", "dim": 16 if i % 2 else 64, "seed": seed, "family": "f",
+                         "digits_linear": acc + 0.01 * rng.standard_normal(),
+                         "corrected all-ones t=0.7": rng.standard_normal(),
+                         "corrected random t=0.7": acc + 0.001 * rng.standard_normal(),
+                         "corrected random-zero-mean t=0.7": acc + 0.001 * rng.standard_normal()})
+    return pd.DataFrame(rows)
+
+
+def test_claim1_differences_detect_a_better_direction_with_the_paired_bootstrap():
+    diff = claims.claim1_differences(ranked_table(), ["digits"], 0.7, n_resamples=500)
+    assert set(diff["choice"]) == {"random-zero-mean", "random"}
+    assert (diff["verdict"] == "differs").all() and (diff["difference"] > 0.5).all()
+    same = ranked_table().assign(**{"corrected all-ones t=0.7": lambda f: f["corrected random t=0.7"]})
+    flat = claims.claim1_differences(same, ["digits"], 0.7, n_resamples=500)
+    row = flat.set_index("choice").loc["random"]
+    assert row["difference"] == pytest.approx(0.0) and row["verdict"] == "no detectable difference"
+    assert claims.claim1_difference_lines(diff)[0].startswith("claim 1, rho(random-zero-mean) - rho(all-ones)")
+
+
+def test_claim1_strata_by_width_and_without_added_encoders():
+    table = ranked_table()
+    names = ["corrected random t=0.7"]
+    corr = claims.claim1_strata(table, names, ["digits"], n_resamples=500)
+    assert set(corr["stratum"]) == {"all encoders", "zoo d=16", "zoo d=64"}  # no added encoders: no "zoo only"
+    assert (corr.groupby("stratum")["n_configs"].first() == pd.Series({"all encoders": 8, "zoo d=16": 4,
+                                                                         "zoo d=64": 4})).all()
+    lines = claims.claim1_lines(corr, 0.7, 0.0, kind="corrected")
+    assert lines[0].startswith("claim 1, all encoders (8 encoders), corrected score, random direction")
+
+
+def test_lossless_penalty_lines_and_figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rmqm.plots import plot_width_penalty
+
+    penalty = synbench.lossless_penalty([0.7, 1.4, 2.1, 2.8, 3.5, 4.2, 4.9], 0.7, 1536)
+    assert {1000, 1536, 16000} <= set(penalty["n_train"]) and set(penalty["width"]) == {16, 64, 256, 768, 1280}
+    at = penalty[penalty["n_train"] == 1536].set_index("width")
+    assert at.loc[1280, "reference"] < 0.8 < at.loc[16, "reference"]  # the width penalty
+    assert np.isnan(penalty.query("width == 1280 and n_train == 1000")["corrected"]).all()  # n <= d + 3
+    (line,) = synbench.lossless_lines(penalty, 1536)
+    assert line.startswith("lossless encoder at n = 1536 train samples per scale, t = 0.7") and "d = 1280: 0." in line
+    fig = plot_width_penalty(penalty, 0.7, n_study=1536)
+    assert len(fig.axes[0].get_lines()) == 2 * 5 + 2
+
+
+def test_gate_survey_table_or_a_note():
+    table = synbench.gate_survey(sizes=(48,))
+    if "note" in table.columns:
+        assert table["note"].iloc[0].startswith("gate not measured")
+    else:
+        assert table.iloc[0].to_dict() == {**table.iloc[0].to_dict(), "input_size": 48, "passes": False}
+
+
+def test_detectable_gain_shrinks_with_the_square_root_of_the_encoder_count():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from scipy import stats as st
+
+    from rmqm.plots import plot_detectable_gain
+
+    best = {"a": 0.1, "b": 0.2, "c": 0.0, "d": 0.1}
+    favoured = {"a": 0.1, "b": 0.0, "c": 0.0, "d": 0.2}  # right for a and c: gains +0.2, -0.1, +0.2, -0.1
+    guidance = claims.claim2_guidance(attack_rows(best), synbench_favours(favoured), 0.7)
+    table = claims.detectable_gain(guidance, n_encoders=[4, 16])
+    sd = np.std([0.2, -0.1, 0.2, -0.1], ddof=1)
+    z = st.norm.ppf(0.975) + st.norm.ppf(0.8)
+    assert table["detectable"].tolist() == pytest.approx([z * sd / 2, z * sd / 4])
+    assert table["n_study"].iloc[0] == 4 and table["observed"].iloc[0] == pytest.approx(0.05)
+    fig = plot_detectable_gain(claims.detectable_gain(guidance))
+    assert len(fig.axes[0].get_lines()) == 2
+    with pytest.raises(ValueError, match="power"):
+        claims.detectable_gain(guidance, power=1.0)
+
+
+def test_lossless_lines_one_per_distinct_size_and_undefined_differences_say_so():
+    penalty = synbench.lossless_penalty([0.7, 2.8, 4.9], 0.7, [256, 128, 256])
+    lines = synbench.lossless_lines(penalty, [256, 128, 256])
+    assert [line.split(" train")[0] for line in lines] == ["lossless encoder at n = 256", "lossless encoder at n = 128"]
+    table = ranked_table().assign(**{"corrected random t=0.7": 0.5})  # a constant score: no correlation
+    diff = claims.claim1_differences(table, ["digits"], 0.7, n_resamples=200)
+    line = claims.claim1_difference_lines(diff)[1]
+    assert "digits undefined (a constant score)" in line and "corrected score, paired bootstrap" in line

@@ -30,6 +30,13 @@ from rmqm.metrics.synbench.qcqp import (
     robust_linear_rule,
     solve_robust_qcqp,
 )
+from rmqm.metrics.synbench.width import (
+    corrected_scores,
+    effective_scale,
+    lossless_probe,
+    separation_estimate,
+    width_penalty,
+)
 
 __all__ = [
     "DEFAULT_S_VALUES", "DEFAULT_THRESHOLDS", "ACCURACY_GRID", "accuracy_grid", "expected_bound_curve",
@@ -37,4 +44,5 @@ __all__ = [
     "raw_accuracy", "expected_bound", "MIN_POSITIVE_EPSILON", "ClassStatistics", "class_statistics", "QCQPSolution",
     "solve_robust_qcqp", "LinearRule", "robust_linear_rule", "accuracy_and_bound", "DIRECTION_NAMES",
     "random_directions", "pca_direction", "named_direction", "linear_encoder_scores", "synbench_over_directions",
+    "separation_estimate", "effective_scale", "corrected_scores", "lossless_probe", "width_penalty",
 ]

@@ -87,7 +87,8 @@ def synbench_over_directions(
 
     Returns:
         ``(per_direction, summary)``: ``per_direction`` one row per direction, threshold and
-        epsilon (``direction, threshold, epsilon, score, ci_low, ci_high``); ``summary`` one row
+        epsilon (``direction, threshold, epsilon, score, ci_low, ci_high, corrected``, the last the
+        width-corrected score of :mod:`rmqm.metrics.synbench.width`); ``summary`` one row
         per threshold and epsilon over directions (``n_directions, mean, std, min, max``; ``std``
         with ``ddof=1``, NaN for one direction).
     """
@@ -105,7 +106,7 @@ def synbench_over_directions(
                                    direction=direction, **kwargs)
         rows.append(result.scores.assign(direction=label))
     per_direction = pd.concat(rows, ignore_index=True)[
-        ["direction", "threshold", "epsilon", "score", "ci_low", "ci_high"]]
+        ["direction", "threshold", "epsilon", "score", "ci_low", "ci_high", "corrected"]]
     summary = (per_direction.groupby(["threshold", "epsilon"])["score"]
                .agg(n_directions="count", mean="mean", std="std", min="min", max="max").reset_index())
     return per_direction, summary

@@ -39,6 +39,7 @@ from rmqm.metrics.synbench.qcqp import (
     correct_and_radius,
     robust_linear_rule,
 )
+from rmqm.metrics.synbench.width import corrected_scores, effective_scale
 from rmqm.models.encoder import check_embeddings, evaluating_on
 
 __all__ = ['SynBenchResult', 'evaluate_synbench']
@@ -51,10 +52,14 @@ class SynBenchResult:
     Attributes:
         table: one row per mean scale and epsilon: ``s, epsilon, accuracy, bound``
             (test accuracy of the epsilon-robust linear classifier on the features and
-            the mean normalised margin of its correct points).
+            the mean normalised margin of its correct points) and ``effective_scale``
+            (epsilon-free: the bias-corrected mean scale the train features keep,
+            :func:`~rmqm.metrics.synbench.width.effective_scale`; NaN when ``n_train <= rank + 3``).
         scores: one row per threshold and epsilon: ``threshold, epsilon, score,
             ci_low, ci_high`` (percentile bootstrap interval over test samples; NaN
-            without bootstrap).
+            without bootstrap) and ``corrected``: the width-corrected score of the effective
+            scales (:func:`~rmqm.metrics.synbench.width.corrected_scores`; our extension, not the
+            reference's score; epsilon-free, the same on every epsilon's rows).
         raw: closed-form raw-data reference per mean scale: ``s, accuracy, bound``.
         curves: ``accuracy_threshold, source, epsilon, expected_bound`` with
             ``source`` ``"raw"`` (epsilon NaN) or ``"epsilon=<eps>"``.
@@ -158,6 +163,9 @@ def evaluate_synbench(
     against the closed-form raw curve. Its confidence interval (our extension) is the
     percentile bootstrap over test samples, resampled independently per ``s`` with the
     fitted classifiers held fixed (train-set noise is not included).
+    Beside it, the width-corrected score (our extension, :mod:`rmqm.metrics.synbench.width`):
+    the large-sample score of the bias-corrected class separation of the train features, which
+    a lossless encoder keeps at about 1 at any width (the reference score falls with ``d / n_train``).
 
     Args:
         encoder: maps images ``(B, C, H, W)`` to ``(B, d)``. It gets the raw mixture
@@ -228,6 +236,7 @@ def evaluate_synbench(
     correct = np.zeros((n_eps, s_arr.size, n_test), dtype=bool)
     radius = np.zeros((n_eps, s_arr.size, n_test))
     feature_dim = -1
+    s_eff = np.zeros(s_arr.size)
 
     with evaluating_on(encoder, device), torch.inference_mode():
         for j, s in enumerate(tqdm(s_arr, desc="SynBench", unit="s", disable=not progress)):
@@ -235,6 +244,8 @@ def evaluate_synbench(
             feature_dim = h_train.shape[1]
             statistics = class_statistics(h_train, y_train == 1, eig_rtol=eig_rtol,
                                           allow_rank_deficient=allow_rank_deficient)
+            n_pos = int((y_train == 1).sum())
+            s_eff[j] = effective_scale(statistics, n_pos, y_train.size - n_pos)
             h_test, y_test = _embed_mixture(encoder, n_test, float(s), shape, u, generator, batch_size, device)
             for i, eps in enumerate(eps_list):
                 rule = robust_linear_rule(statistics, eps)
@@ -257,13 +268,16 @@ def evaluate_synbench(
         "epsilon": np.repeat(eps_list, s_arr.size),
         "accuracy": accuracy.ravel(),
         "bound": bound.ravel(),
+        "effective_scale": np.tile(s_eff, n_eps),
     })
+    corrected = corrected_scores(s_eff, s_arr, ts) if np.isfinite(s_eff).all() else np.full(ts.size, np.nan)
     score_table = pd.DataFrame({
         "threshold": np.tile(ts, n_eps),
         "epsilon": np.repeat(eps_list, ts.size),
         "score": scores.ravel(),
         "ci_low": ci_low.ravel(),
         "ci_high": ci_high.ravel(),
+        "corrected": np.tile(corrected, n_eps),
     })
     raw = pd.DataFrame({"s": s_arr, "accuracy": raw_acc, "bound": raw_bnd})
     curves = pd.concat(

@@ -1,5 +1,6 @@
-"""Chapter 4's calibration: SynBench of encoders whose score is known in advance, under the
-reference's all-ones mean direction and averaged over random directions."""
+"""Chapter 4's calibration: SynBench of encoders whose score is known in advance, along every mean
+direction the chapter scores the zoo under: the reference's all-ones direction, random unit
+directions orthogonal to all-ones (zero-mean: no mean-pixel shortcut) and isotropic random ones."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from rmqm.metrics.synbench.directions import linear_encoder_scores, synbench_ove
 from rmqm.metrics.synbench.mixture import named_direction
 from rmqm.models.controls import CONTROL_ENCODERS
 
-__all__ = ['ALL_ONES', 'RANDOM', 'CONTROL_SHAPE', 'synbench_controls', 'control_table', 'control_lines']
+__all__ = ['ALL_ONES', 'ZERO_MEAN', 'RANDOM', 'CONTROL_SHAPE', 'synbench_controls', 'control_table', 'control_lines']
 
-#: The two mean-direction choices: the reference's all-ones direction and random unit directions.
-ALL_ONES, RANDOM = "all-ones (reference)", "random (mean over directions)"
+#: The mean-direction choices: the reference's all-ones direction, random unit directions orthogonal to
+#: all-ones, and isotropic random unit directions.
+ALL_ONES, ZERO_MEAN, RANDOM = ("all-ones (reference)", "random zero-mean (mean over directions)",
+                               "random (mean over directions)")
+_CHOICE = {"all-ones": ALL_ONES, "random-zero-mean": ZERO_MEAN, "random": RANDOM}
 #: The input shape the book's controls run on: small, since the identity's feature covariance is D x D.
 CONTROL_SHAPE: tuple[int, int, int] = (1, 8, 8)
 
@@ -34,9 +38,10 @@ def synbench_controls(
     device: str = "cpu",
 ) -> pd.DataFrame:
     """SynBench of every control encoder (:data:`rmqm.models.controls.CONTROL_ENCODERS`) under the
-    all-ones mean direction and under ``n_directions`` seeded random unit directions, beside the
-    score each is expected to get (:func:`rmqm.metrics.synbench.directions.linear_encoder_scores`
-    of the separation it keeps; the constant-plus-noise control keeps none).
+    all-ones mean direction, under ``n_directions`` seeded random unit directions orthogonal to
+    all-ones and under as many isotropic ones, beside the score each is expected to get
+    (:func:`rmqm.metrics.synbench.directions.linear_encoder_scores` of the separation it keeps; the
+    constant-plus-noise control keeps none).
 
     Args:
         input_shape: ``(C, H, W)`` of the zoo's inputs.
@@ -48,8 +53,9 @@ def synbench_controls(
         threshold: the threshold accuracy ``t`` of the score.
 
     Returns:
-        One row per control, direction and epsilon: ``control, choice`` (:data:`ALL_ONES` or
-        :data:`RANDOM`), ``direction, epsilon, score, expected``.
+        One row per control, direction and epsilon: ``control, choice`` (:data:`ALL_ONES`,
+        :data:`ZERO_MEAN` or :data:`RANDOM`), ``direction, epsilon, score, corrected, expected``
+        (``corrected``: the width-corrected score, :mod:`rmqm.metrics.synbench.width`).
 
     Raises:
         ValueError: ``n_directions < 1``, or ``input_shape`` is not ``(C, H, W)``.
@@ -60,7 +66,8 @@ def synbench_controls(
     shape = (channels, height, width)
     n_samples = max(int(n_samples), channels * height * width + 2)  # the identity's covariance must be invertible
     directions = {"all-ones": named_direction(shape, "all-ones")}
-    directions.update({f"random-{i}": named_direction(shape, "random", seed=i) for i in range(int(n_directions))})
+    for kind in ("random-zero-mean", "random"):
+        directions.update({f"{kind}-{i}": named_direction(shape, kind, seed=i) for i in range(int(n_directions))})
     rows = []
     for name in progress(CONTROL_ENCODERS, "SynBench controls", label=str, unit="encoder"):
         encoder = CONTROL_ENCODERS[name](shape, seed)
@@ -71,19 +78,20 @@ def synbench_controls(
         expected = {label: float(linear_encoder_scores(encoder.separation(None if label == "all-ones" else d),
                                                        s_values, [threshold])[0])
                     for label, d in directions.items()}
-        rows.append(per.assign(control=name, expected=per["direction"].map(expected),
-                               choice=np.where(per["direction"] == "all-ones", ALL_ONES, RANDOM)))
+        kinds = per["direction"].str.replace(r"-\d+$", "", regex=True)
+        rows.append(per.assign(control=name, expected=per["direction"].map(expected), choice=kinds.map(_CHOICE)))
     table = pd.concat(rows, ignore_index=True)
-    return table[["control", "choice", "direction", "epsilon", "score", "expected"]]
+    return table[["control", "choice", "direction", "epsilon", "score", "corrected", "expected"]]
 
 
 def control_table(controls: pd.DataFrame) -> pd.DataFrame:
     """Per control, direction choice and epsilon: the measured score (mean over directions,
-    with their standard deviation and range for the random ones) beside the expected one,
-    rounded to 3 digits."""
+    with their standard deviation and range for the random ones), the width-corrected score
+    (mean over directions) and the expected one, rounded to 3 digits."""
     g = controls.groupby(["control", "choice", "epsilon"], sort=False)
     table = g.agg(score=("score", "mean"), spread_sd=("score", "std"), lowest=("score", "min"),
-                  highest=("score", "max"), expected=("expected", "mean"), directions=("score", "size"))
+                  highest=("score", "max"), corrected=("corrected", "mean"), expected=("expected", "mean"),
+                  directions=("score", "size"))
     table["spread_sd"] = table["spread_sd"].fillna(0.0)  # one direction: no spread
     return table.round(3)
 
@@ -97,7 +105,9 @@ def control_lines(controls: pd.DataFrame, epsilon: float = 0.0) -> list[str]:
     lines = [f"largest gap between a control's measured and expected score (epsilon {epsilon:g}): {worst:.3f}"]
     if ("mean-pixel", ALL_ONES) in means.index and ("mean-pixel", RANDOM) in means.index:
         ones, rand = means.loc[("mean-pixel", ALL_ONES), "score"], means.loc[("mean-pixel", RANDOM), "score"]
-        lines.append(f"the mean-pixel map, useless downstream, scores {ones:.3f} under the all-ones direction and "
-                     f"{rand:.3f} averaged over random directions: under the reference's direction a high SynBench "
-                     "score does not show that a representation is useful")
+        zero = (f", {means.loc[('mean-pixel', ZERO_MEAN), 'score']:.3f} along random directions orthogonal to "
+                "all-ones" if ("mean-pixel", ZERO_MEAN) in means.index else "")
+        lines.append(f"the mean-pixel map, useless downstream, scores {ones:.3f} under the all-ones direction{zero} "
+                     f"and {rand:.3f} averaged over isotropic random directions: under the reference's direction a "
+                     "high SynBench score does not show that a representation is useful")
     return lines

@@ -30,12 +30,14 @@ import torch
 from rmqm._utils.io import atomic_write_json
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import OFFLINE_DATASETS, load_dataset
-from rmqm.models.adapters import InputAdapter
+from rmqm.models.adapters import InputAdapter, as_size
+from rmqm.models.pretrained import GateResult, PretrainedEncoder, require_gate
 from rmqm.study.encoders import EncoderSpec, load_encoder, parse_encoder_specs
 from rmqm.training.checkpoints import TrainedModel, load_model
 from rmqm.training.zoo import DATA_USED, evaluate_model
 
-__all__ = ["EXTERNAL", "RECORD", "external_model", "add_encoders", "external_rows", "load_external", "zoo_model",
+__all__ = ["EXTERNAL", "RECORD", "external_model", "add_encoders", "pretrained_gate", "gate_table",
+           "external_rows", "load_external", "zoo_model",
            "zoo_only", "native_input_shape", "is_external", "external_names", "attack_notes", "encoder_table",
            "encoder_lines"]
 
@@ -129,11 +131,13 @@ def add_encoders(
     rows = []
     for spec in specs:
         name, encoder = load_encoder(spec, in_channels=in_channels, input_size=size, device=device)
+        gate = pretrained_gate(spec.name, encoder)
         model = external_model(spec, encoder, in_channels, size, _dim(encoder, in_channels, size, device))
         scores = evaluate_model(model, transfer, eval_data, k=k, device=device)
         rows.append(external_rows(model, scores, data, seeds))
         record.append({"name": name, "kind": spec.kind, "index": spec.index, "options": spec.options,
-                       "in_channels": in_channels, "input_size": list(size), "dim": int(model.config["dim"])})
+                       "in_channels": in_channels, "input_size": list(size), "dim": int(model.config["dim"]),
+                       **({"gate": gate.__dict__} if gate is not None else {})})
     atomic_write_json(zoo_dir / RECORD, {"encoders": record})
     extra = pd.concat(rows, ignore_index=True)
     with_extra = pd.concat([zoo, extra], ignore_index=True)
@@ -141,6 +145,31 @@ def add_encoders(
     headline = pd.read_parquet(results / "zoo.parquet")
     pd.concat([headline, extra], ignore_index=True).to_parquet(results / "zoo.parquet")
     return with_extra
+
+
+def pretrained_gate(name: str, encoder: torch.nn.Module) -> GateResult | None:
+    """The ImageNet sanity gate (:func:`rmqm.models.pretrained.require_gate`) of an added encoder
+    that wraps ImageNet-pretrained weights, at the input size it is run at: the study refuses one
+    that fails (:class:`~rmqm.models.pretrained.GateError` names a size that passes). None for any
+    other encoder (a random-init twin, a user checkpoint: nothing to check)."""
+    inner = encoder.encoder if isinstance(encoder, InputAdapter) else encoder
+    if not isinstance(inner, PretrainedEncoder) or not inner.pretrained:
+        return None
+    size = encoder.input_size if isinstance(encoder, InputAdapter) and encoder.input_size else None
+    side = (size or as_size(inner.input_size) or (inner.input_size,))[0]
+    return require_gate(inner, int(side), label=name)
+
+
+def gate_table(results: str | os.PathLike) -> pd.DataFrame:
+    """The gate results recorded by :func:`add_encoders` (one row per pretrained added encoder:
+    ``encoder, input_size, top-1 (of 20), dead features``); empty when there is none."""
+    path = Path(results) / "zoo" / RECORD
+    items = json.loads(path.read_text())["encoders"] if path.is_file() else []
+    rows = [{"encoder": item["name"], "input_size": item["gate"]["input_size"],
+             "top-1": f"{item['gate']['hits']}/{item['gate']['n']}",
+             "dead features": round(item["gate"]["dead_share"], 3),
+             "passes": item["gate"]["hits"] >= item["gate"]["min_hits"]} for item in items if "gate" in item]
+    return pd.DataFrame(rows, columns=["encoder", "input_size", "top-1", "dead features", "passes"])
 
 
 def load_external(results: str | os.PathLike, device: str = "cpu") -> dict[str, TrainedModel]:
@@ -214,7 +243,7 @@ def attack_notes(table: pd.DataFrame, modes: Sequence[str]) -> list[str]:
     own = [m for m in modes if m in ("own-loss", "reference")]
     if not own:
         return []
-    return [f"{name} (your encoder): no training loss, so PGD modes {', '.join(own)} attack it with the "
+    return [f"{name} (added encoder): no training loss, so PGD modes {', '.join(own)} attack it with the "
             "displacement loss (label-free), as the displacement mode does" for name in external_names(table)]
 
 
@@ -236,6 +265,6 @@ def encoder_lines(table: pd.DataFrame) -> list[str]:
     names = external_names(table)
     if not names:
         return []
-    return [f"your encoders: {', '.join(names)} (family {EXTERNAL!r}; one row per zoo seed, measured on that "
+    return [f"added encoders: {', '.join(names)} (family {EXTERNAL!r}; one row per zoo seed, measured on that "
             "seed's points, noise and synthetic draws; shown in every table and figure, left out of the zoo's "
             "statistics: family contrasts, rank agreements, correlations and verdicts)"]

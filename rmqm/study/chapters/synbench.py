@@ -12,16 +12,19 @@ import numpy as np
 import pandas as pd
 
 from rmqm._utils.progress import progress
+from rmqm.data.dataset import DatasetNotFoundError
 from rmqm.data.registry import transfer_tasks
 from rmqm.experiments.cache import cached_synbench
 from rmqm.experiments.store import ResultsStore
 from rmqm.metrics.synbench.mixture import raw_accuracy
+from rmqm.metrics.synbench.width import SAMPLE_SIZES, WIDTHS, width_penalty
+from rmqm.models.pretrained import GATE_SIZES, imagenet_gate, load_pretrained
 from rmqm.stats.intervals import summarize_seeds
 from rmqm.study.chapters.common import interval_pivot, model_meta
 from rmqm.study.chapters.external import load_external, native_input_shape, zoo_model
 
 __all__ = ['S_MAX', 'mean_scales', 'synbench_headline', 'synbench_zoo', 'largest_scale_lines', 'synbench_intervals',
-           'synbench_score_table', 'probe_task']
+           'synbench_score_table', 'probe_task', 'lossless_penalty', 'lossless_lines', 'gate_survey']
 
 #: Largest mean scale ``s`` of the synthetic mixtures (the reference's).
 S_MAX = 4.9
@@ -119,3 +122,46 @@ def probe_task(pretraining: str) -> tuple[str, str]:
     split it is drawn from (``"all"`` for datasets without a test split)."""
     task = transfer_tasks(pretraining)[0]
     return task, "all" if task in _NO_TEST_SPLIT else "test"
+
+
+def lossless_penalty(s_values: Sequence[float], threshold: float, n_study: int | Sequence[int],
+                     seed: int = 0) -> pd.DataFrame:
+    """:func:`rmqm.metrics.synbench.width.width_penalty` of lossless encoders at
+    :data:`~rmqm.metrics.synbench.width.WIDTHS` and the train sample sizes
+    :data:`~rmqm.metrics.synbench.width.SAMPLE_SIZES` plus the study's ``n_study`` (one or several),
+    on the study's mean scales, at ``threshold`` and epsilon 0 (seconds: no encoder pass)."""
+    study = [int(n_study)] if isinstance(n_study, (int, np.integer)) else [int(n) for n in n_study]
+    return width_penalty(WIDTHS, sorted({*SAMPLE_SIZES, *study}), s_values, thresholds=[threshold], seed=seed)
+
+
+def lossless_lines(penalty: pd.DataFrame, n_study: int | Sequence[int]) -> list[str]:
+    """One line per distinct sample size of ``n_study``: each width's reference and corrected
+    score of a lossless encoder there (what the claims' corrected score removes; ``nan``: the
+    corrected score is undefined, ``n <= d + 3``)."""
+    sizes = [int(n_study)] if isinstance(n_study, (int, np.integer)) else list(dict.fromkeys(int(n) for n in n_study))
+    lines = []
+    for n in sizes:
+        at = penalty[(penalty["n_train"] == n) & np.isclose(penalty["epsilon"], 0.0)]
+        parts = ", ".join(f"d = {r.width}: {r.reference:.3f} -> {r.corrected:.3f}" for r in at.itertuples())
+        t = float(at["threshold"].iloc[0]) if len(at) else float("nan")
+        lines.append(f"lossless encoder at n = {n} train samples per scale, t = {t:g}, reference -> corrected "
+                     f"score (1 is right): {parts}")
+    return lines
+
+
+def gate_survey(names: Sequence[str] = ("efficientnet-lite0",), sizes: Sequence[int] = GATE_SIZES[:7]) -> pd.DataFrame:
+    """The ImageNet sanity gate (:func:`rmqm.models.pretrained.imagenet_gate`) of each pretrained
+    built-in of ``names`` at each input size of ``sizes``: ``encoder, input_size, top-1 (of 20),
+    dead features, passes``. Empty, with a ``note``, when the weights or the sample files are not
+    installed."""
+    rows = []
+    try:
+        for name in names:
+            encoder = load_pretrained(name)
+            for size in sizes:
+                gate = imagenet_gate(encoder, int(size))
+                rows.append({"encoder": name, "input_size": int(size), "top-1": f"{gate.hits}/{gate.n}",
+                             "dead features": round(gate.dead_share, 3), "passes": gate.passed})
+    except (ImportError, DatasetNotFoundError) as error:
+        return pd.DataFrame({"note": [f"gate not measured: {error}"]})
+    return pd.DataFrame(rows)

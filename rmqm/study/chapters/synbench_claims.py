@@ -2,15 +2,21 @@
 
 * **Direction.** The reference draws its mixture along the all-ones direction, where the mean
   pixel alone separates the classes. :func:`synbench_directions` scores every encoder of the study
-  also along the first principal component of real images and along seeded random unit
-  directions; :func:`direction_summary` shows the spread and which ranks change.
+  also along seeded random unit directions orthogonal to all-ones (``random-zero-mean``: no
+  mean-pixel shortcut) and along isotropic ones; :func:`direction_summary` shows the spread and
+  which ranks change.
 * **Claim 1** ("the SynBench score matches linear probing performance"):
-  :func:`claim1_correlations` correlates each score (direction choice x threshold x epsilon) with
-  the linear-probe accuracy of every real task, over the zoo and the added encoders.
+  :func:`claim1_correlations` correlates each score (direction choice x threshold x epsilon, the
+  reference's score and the width-corrected one) with the linear-probe accuracy of every real task;
+  an encoder counts once (:func:`claim1_table` folds an added encoder's per-seed rows, one fixed
+  encoder, into one); :func:`claim1_strata` repeats it within width strata and with / without the
+  added encoders; :func:`claim1_differences` tests all-ones against the random directions with the
+  paired bootstrap.
 * **Claim 2** ("SynBench guides robust linear probing"): :func:`claim2_attacks` fits the
   epsilon-robust probe on a real task for every epsilon and attacks the input through encoder and
   probe (:func:`rmqm.metrics.robust_attack.attack_robust_probes`); :func:`claim2_guidance`
-  compares the epsilon SynBench favours with the one that resists the attack best.
+  compares the epsilon SynBench favours (ties: a uniform choice among them,
+  :func:`rmqm.metrics.synbench.guidance.uniform_tie_outcome`) with the one that resists the attack best.
 """
 
 from __future__ import annotations
@@ -30,21 +36,27 @@ from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
 from rmqm.experiments.cache import cached_synbench, cached_table
 from rmqm.experiments.store import ResultsStore
+from rmqm.experiments.synbench_claims import (
+    DIRECTION_CHOICES,
+    SCORE_KINDS,
+    claim1_difference_lines,
+    claim1_differences,
+    claim2_guidance,
+    claim2_lines,
+    detectable_gain,
+)
 from rmqm.metrics.robust_attack import attack_robust_probes
-from rmqm.metrics.synbench.mixture import pca_direction
-from rmqm.models.adapters import convert_channels, resize_images
 from rmqm.stats.tasks import per_task_correlations
 from rmqm.stats.verdicts import format_interval, interval_verdict
 from rmqm.study.chapters.common import model_meta
-from rmqm.study.chapters.external import load_external, native_input_shape, zoo_model
+from rmqm.study.chapters.external import is_external, load_external, native_input_shape, zoo_model
 from rmqm.study.chapters.synbench import probe_task
 
-__all__ = ["DIRECTION_CHOICES", "direction_plan", "real_pca_direction", "synbench_directions", "direction_summary",
-           "direction_lines", "claim1_table", "claim1_correlations", "claim1_lines", "claim2_attacks",
-           "claim2_guidance", "claim2_lines"]
+__all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "direction_plan", "synbench_directions", "direction_summary",
+           "direction_lines", "claim1_table", "claim1_correlations", "claim1_lines", "claim1_strata",
+           "claim1_differences", "claim1_difference_lines", "claim2_attacks", "claim2_guidance", "claim2_lines",
+           "detectable_gain"]
 
-#: The mean directions every encoder is scored under.
-DIRECTION_CHOICES: tuple[str, ...] = ("all-ones", "pca", "random")
 ROBUST_ATTACK_MODULE = "rmqm.metrics.robust_attack"
 _KEYS = ["name", "method", "family", "dim", "optimizer", "seed"]
 
@@ -66,15 +78,6 @@ def direction_plan(seeds: Sequence[int], n_directions: int) -> dict[int, list[in
     return {s: list(range(start, start + count)) for s, start, count in zip(seeds, starts, counts, strict=True)}
 
 
-def real_pca_direction(data: str, shape: Sequence[int], n: int = 1000, seed: int = 0) -> torch.Tensor:
-    """The first principal component (:func:`~rmqm.metrics.synbench.mixture.pca_direction`) of
-    ``n`` training images of ``data``, converted to ``shape = (C, H, W)`` as an encoder's
-    :class:`~rmqm.models.adapters.InputAdapter` converts them (channels, bilinear resize)."""
-    images = load_dataset(data, split="train", n=n, seed=seed).images
-    c, h, w = (int(v) for v in shape)
-    return pca_direction(resize_images(convert_channels(images, c), (h, w)))
-
-
 def synbench_directions(
     zoo: pd.DataFrame,
     results: str | os.PathLike,
@@ -87,40 +90,37 @@ def synbench_directions(
     batch_size: int,
     device: str = "cpu",
 ) -> pd.DataFrame:
-    """Every encoder of ``zoo`` (each seed) along the PCA direction of real images and along
-    random unit directions (:func:`direction_plan`), beside its all-ones scores; cached in the
-    store, written to ``results/synbench_directions.parquet``.
+    """Every encoder of ``zoo`` (each seed) along random unit directions orthogonal to all-ones and
+    along isotropic random ones (each :func:`direction_plan`), beside its all-ones scores; cached in
+    the store, written to ``results/synbench_directions.parquet``.
 
     Args:
         all_ones: the all-ones scores of :func:`rmqm.study.chapters.synbench.synbench_zoo`.
         n_train, n_test: samples per mean scale of the direction runs (no bootstrap).
 
     Returns:
-        ``choice`` (:data:`DIRECTION_CHOICES`), ``direction``, ``threshold, epsilon, score`` and
-        the zoo keys, one row per encoder, seed, direction, threshold and epsilon.
+        ``choice`` (:data:`DIRECTION_CHOICES`), ``direction``, ``threshold, epsilon, score, corrected``
+        and the zoo keys, one row per encoder, seed, direction, threshold and epsilon.
     """
     results = Path(results)
     store = ResultsStore(results / "store")
     external = load_external(results, device)
     plan = direction_plan(zoo["seed"].unique(), n_directions)
-    data = str(zoo["data"].iloc[0])
-    pca: dict[tuple[int, ...], torch.Tensor] = {}
-    rows = [all_ones[["threshold", "epsilon", "score", *_KEYS]].assign(choice="all-ones", direction="all-ones")]
-    bar = progress_bar(desc="SynBench directions", total=sum(1 + len(plan[int(s)]) for s in zoo["seed"]), unit="run")
+    rows = [all_ones[["threshold", "epsilon", "score", "corrected", *_KEYS]].assign(choice="all-ones",
+                                                                                   direction="all-ones")]
+    bar = progress_bar(desc="SynBench directions", total=sum(2 * len(plan[int(s)]) for s in zoo["seed"]), unit="run")
     for row in zoo.itertuples():
         model = zoo_model(row.name, results, external, device)
         shape = native_input_shape(model)
-        if shape not in pca:
-            pca[shape] = real_pca_direction(data, shape)
-        runs: list[tuple[str, str, dict]] = [("pca", "pca", {"direction": pca[shape]})]
-        runs += [("random", f"random-{k}", {"direction": "random", "direction_seed": k}) for k in plan[int(row.seed)]]
+        runs = [(kind, f"{kind}-{k}", {"direction": kind, "direction_seed": k})
+                for kind in ("random-zero-mean", "random") for k in plan[int(row.seed)]]
         for choice, label, direction in runs:
             bar.set_postfix_str(f"{row.name} {label}")
             t = cached_synbench(store, row.name, model.encoder, shape, s_values=list(s_values),
                                 epsilons=list(epsilons), n_train=n_train, n_test=n_test, n_bootstrap=0,
                                 batch_size=batch_size, seed=int(row.seed), device=device, allow_rank_deficient=True,
                                 **direction)
-            rows.append(t["scores"][["threshold", "epsilon", "score"]].assign(
+            rows.append(t["scores"][["threshold", "epsilon", "score", "corrected"]].assign(
                 choice=choice, direction=label, **model_meta(row)))
             bar.update()
     bar.close()
@@ -148,7 +148,7 @@ def direction_summary(directions: pd.DataFrame, threshold: float, epsilon: float
 
 
 def direction_lines(summary: pd.DataFrame, directions: pd.DataFrame | None = None) -> list[str]:
-    """Spearman rank agreement of the all-ones ranking with the PCA and random ones, and the
+    """Spearman rank agreement of the all-ones ranking with the random-direction ones, and the
     encoders whose rank moves most; with ``directions`` (the runs of :func:`synbench_directions`
     at the summary's threshold and epsilon) first the share of runs that score exactly 0 under
     each choice (a rank among many zeros is a tie)."""
@@ -157,7 +157,7 @@ def direction_lines(summary: pd.DataFrame, directions: pd.DataFrame | None = Non
         zero = directions.groupby("choice")["score"].apply(lambda s: float((s == 0).mean()))
         lines.append("runs that score exactly 0: " + ", ".join(
             f"{c} {zero[c]:.0%}" for c in DIRECTION_CHOICES if c in zero.index))
-    for other in ("pca", "random"):
+    for other in DIRECTION_CHOICES[1:]:
         if other not in summary.columns:
             continue
         constant = summary["all-ones"].nunique() < 2 or summary[other].nunique() < 2
@@ -174,23 +174,56 @@ def direction_lines(summary: pd.DataFrame, directions: pd.DataFrame | None = Non
 
 def claim1_table(zoo: pd.DataFrame, directions: pd.DataFrame, thresholds: Sequence[float],
                  epsilons: Sequence[float]) -> tuple[pd.DataFrame, list[str]]:
-    """The zoo table (every encoder and seed) with one score column per direction choice,
-    threshold and epsilon (a seed's random-direction score is the mean over its directions);
-    returns the table and the score columns' names."""
+    """The zoo table with one score column per direction choice, threshold, epsilon and score kind
+    (:data:`SCORE_KINDS`: ``"SynBench <choice> t=.. eps=.."`` the reference's score,
+    ``"corrected <choice> t=.."`` the width-corrected one, epsilon-free); a seed's random-direction
+    score is the mean over its directions. **An encoder counts once:** an added encoder's rows
+    (:func:`~rmqm.study.chapters.external.is_external`, one fixed encoder measured on each zoo
+    seed's draws) are folded into one row, the mean over those pseudo-seeds, with the first seed's
+    label. Returns the table and the score columns' names."""
     wide = zoo.copy()
     names = []
     for choice in DIRECTION_CHOICES:
         for t in thresholds:
-            for eps in epsilons:
-                at = directions[(directions["choice"] == choice) & np.isclose(directions["threshold"], t)
-                                & np.isclose(directions["epsilon"], eps)]
-                if at.empty:
-                    continue
-                name = f"SynBench {choice} t={t:g} eps={eps:g}"
-                wide = wide.merge(at.groupby(["name", "seed"])["score"].mean().rename(name).reset_index(),
-                                  on=["name", "seed"], how="left")
-                names.append(name)
+            for kind, label in SCORE_KINDS.items():
+                for eps in (epsilons if kind == "score" else epsilons[:1]):
+                    at = directions[(directions["choice"] == choice) & np.isclose(directions["threshold"], t)
+                                    & np.isclose(directions["epsilon"], eps)]
+                    if at.empty or kind not in at.columns:
+                        continue
+                    name = f"{label} {choice} t={t:g}" + (f" eps={eps:g}" if kind == "score" else "")
+                    wide = wide.merge(at.groupby(["name", "seed"])[kind].mean().rename(name).reset_index(),
+                                      on=["name", "seed"], how="left")
+                    names.append(name)
+    external = is_external(wide)
+    if external.any():
+        numeric = [c for c in wide.columns if pd.api.types.is_numeric_dtype(wide[c]) and c != "seed"]
+        folded = wide[external].groupby("name", sort=False).agg(
+            {**{c: "first" for c in wide.columns if c not in numeric and c != "name"}, **{c: "mean" for c in numeric}})
+        wide = pd.concat([wide[~external], folded.reset_index()[wide.columns]], ignore_index=True)
     return wide, names
+
+
+def claim1_strata(table: pd.DataFrame, scores: Sequence[str], tasks: Sequence[str], *, n_resamples: int,
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """:func:`claim1_correlations` within strata of the encoders: ``all encoders``, ``zoo only``
+    (without the added encoders) and ``zoo d=<dim>`` per feature width of the zoo (a correlation
+    across widths mixes the width penalty in; Holm within each stratum). A stratum with fewer
+    than 4 encoders is left out (no interval).
+
+    Returns:
+        the stacked correlation tables with a ``stratum`` column.
+    """
+    zoo = table[~is_external(table)]
+    strata = {"all encoders": table, "zoo only": zoo}
+    strata.update({f"zoo d={int(d)}": zoo[zoo["dim"] == d] for d in sorted(zoo["dim"].unique())})
+    parts = []
+    for label, part in strata.items():
+        if part.groupby(["method", "dim"]).ngroups < 4 or (label == "zoo only" and len(part) == len(table)):
+            continue
+        parts.append(claim1_correlations(part, scores, tasks, n_resamples=n_resamples,
+                                         confidence=confidence).assign(stratum=label))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def claim1_correlations(table: pd.DataFrame, scores: Sequence[str], tasks: Sequence[str], *,
@@ -206,18 +239,25 @@ def claim1_correlations(table: pd.DataFrame, scores: Sequence[str], tasks: Seque
     return corr
 
 
-def claim1_lines(corr: pd.DataFrame, threshold: float, epsilon: float) -> list[str]:
-    """One line per direction choice at ``threshold`` and ``epsilon``: the correlation with each
-    task (estimate, interval, Holm-adjusted verdict)."""
+def claim1_lines(corr: pd.DataFrame, threshold: float, epsilon: float, kind: str = "score") -> list[str]:
+    """One line per direction choice (and per ``stratum`` when ``corr`` has one, from
+    :func:`claim1_strata`) at ``threshold`` and ``epsilon``: the correlation of the ``kind`` score
+    (:data:`SCORE_KINDS`; the corrected one is epsilon-free) with each task (estimate, interval,
+    Holm-adjusted verdict)."""
     lines = []
-    for choice in DIRECTION_CHOICES:
-        name = f"SynBench {choice} t={threshold:g} eps={epsilon:g}"
-        rows = corr[corr["score"] == name]
-        if rows.empty:
-            continue
-        parts = [f"{r.task} {format_interval(r.estimate, r.ci_low, r.ci_high)} ({r.verdict})"
-                 if np.isfinite(r.estimate) else f"{r.task} undefined (a constant score)" for r in rows.itertuples()]
-        lines.append(f"claim 1, {choice} direction, t = {threshold:g}, eps = {epsilon:g}: " + "; ".join(parts))
+    groups = corr.groupby("stratum", sort=False) if "stratum" in corr.columns else [(None, corr)]
+    for stratum, part in groups:
+        for choice in DIRECTION_CHOICES:
+            name = f"{SCORE_KINDS[kind]} {choice} t={threshold:g}" + (f" eps={epsilon:g}" if kind == "score" else "")
+            rows = part[part["score"] == name]
+            if rows.empty:
+                continue
+            parts = [f"{r.task} {format_interval(r.estimate, r.ci_low, r.ci_high)} ({r.verdict})"
+                     if np.isfinite(r.estimate) else f"{r.task} undefined (a constant score)"
+                     for r in rows.itertuples()]
+            where = f"{stratum} ({int(rows['n_configs'].max())} encoders), " if stratum is not None else ""
+            lines.append(f"claim 1, {where}{SCORE_KINDS[kind]} score, {choice} direction, t = {threshold:g}"
+                         + (f", eps = {epsilon:g}" if kind == "score" else "") + ": " + "; ".join(parts))
     return lines
 
 
@@ -277,71 +317,3 @@ def claim2_attacks(
     table = pd.concat(rows, ignore_index=True)
     table.to_parquet(results / "robust_attack.parquet")
     return table, task
-
-
-def _argmax_epsilon(frame: pd.DataFrame, value: str) -> float:
-    """The epsilon of the largest ``value`` (the smallest such epsilon on a tie)."""
-    best = frame[value].max()
-    return float(frame.loc[np.isclose(frame[value], best), "epsilon"].min())
-
-
-def claim2_guidance(attacks: pd.DataFrame, directions: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Per encoder and seed: the epsilon SynBench favours (the largest score at ``threshold``,
-    per direction choice) and the epsilon whose probe resists the attack best, with the robust
-    accuracy each choice gets and what a choice at random would get (the mean over epsilons).
-
-    Returns:
-        one row per encoder, seed and direction choice: ``choice, synbench_epsilon,
-        best_epsilon, agree, robust_synbench, robust_best, robust_random, robust_plain`` (epsilon
-        0) and the zoo keys.
-    """
-    at = directions[np.isclose(directions["threshold"], threshold)]
-    syn = at.groupby(["name", "seed", "choice", "epsilon"])["score"].mean().reset_index()
-    rows = []
-    for (name, seed), attack in attacks.groupby(["name", "seed"]):
-        robust = attack.set_index("epsilon")["robust_accuracy"]
-        best = _argmax_epsilon(attack, "robust_accuracy")
-        meta = attack.iloc[0][_KEYS].to_dict()
-        for choice, scores in syn[(syn["name"] == name) & (syn["seed"] == seed)].groupby("choice"):
-            favoured = _argmax_epsilon(scores, "score")
-            rows.append({**meta, "choice": choice, "synbench_epsilon": favoured, "best_epsilon": best,
-                         "agree": bool(np.isclose(favoured, best)), "robust_synbench": float(robust[favoured]),
-                         "robust_best": float(robust[best]), "robust_random": float(robust.mean()),
-                         "robust_plain": float(robust.get(0.0, np.nan))})
-    return pd.DataFrame(rows)
-
-
-def claim2_lines(guidance: pd.DataFrame, confidence: float = 0.95, n_resamples: int = 10000,
-                 seed: int = 0) -> tuple[list[str], pd.DataFrame]:
-    """Claim 2's verdict per direction choice: the robust accuracy gained by SynBench's epsilon
-    over an epsilon chosen at random, mean over encoders with a bootstrap interval over
-    encoders (each encoder's gain averaged over its seeds first, so the interval covers both),
-    and how often SynBench names the best epsilon.
-
-    Returns:
-        the lines and a table per choice (``gain over random``, ``gain over eps 0``, ``regret``
-        against the best, ``agreement``, each ``mean [low, high]``, and the ``verdict``).
-    """
-    rows, lines = [], []
-    for choice, part in guidance.groupby("choice", sort=False):
-        per = part.assign(gain=part["robust_synbench"] - part["robust_random"],
-                          plain=part["robust_synbench"] - part["robust_plain"],
-                          regret=part["robust_best"] - part["robust_synbench"],
-                          agreement=part["agree"].astype(float))
-        per = per.groupby(["method", "dim"])[["gain", "plain", "regret", "agreement"]].mean()
-        out = {"choice": choice, "encoders": len(per)}
-        for column, label in (("gain", "gain over random"), ("plain", "gain over eps 0"),
-                              ("regret", "regret against best"), ("agreement", "agreement")):
-            values = per[column].to_numpy()
-            ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                                 method="percentile", random_state=seed).confidence_interval
-            out[label] = format_interval(float(values.mean()), float(ci.low), float(ci.high), 3,
-                                         signed=column in ("gain", "plain"))
-            out[f"_{column}"] = (float(values.mean()), float(ci.low), float(ci.high))
-        out["verdict"] = interval_verdict(out["_gain"][1], out["_gain"][2]).split(":")[0]
-        lines.append(f"claim 2, {choice} direction: SynBench's epsilon gains {out['gain over random']} robust "
-                     f"accuracy over a random choice ({out['verdict']}); it names the best epsilon in "
-                     f"{out['agreement']} of cases")
-        rows.append(out)
-    table = pd.DataFrame(rows)
-    return lines, table[[c for c in table.columns if not c.startswith("_")]]

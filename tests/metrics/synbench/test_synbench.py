@@ -287,8 +287,9 @@ def test_result_tables_interval_and_figure():
     result = evaluate_synbench(small_mlp(), SHAPE, **dict(FAST, epsilons=(0.0, 0.2), thresholds=(0.55, 0.7),
                                                           n_bootstrap=100))
     assert isinstance(result, SynBenchResult)
-    assert list(result.table.columns) == ["s", "epsilon", "accuracy", "bound"] and len(result.table) == 10
-    assert list(result.scores.columns) == ["threshold", "epsilon", "score", "ci_low", "ci_high"]
+    assert list(result.table.columns) == ["s", "epsilon", "accuracy", "bound", "effective_scale"]
+    assert len(result.table) == 10
+    assert list(result.scores.columns) == ["threshold", "epsilon", "score", "ci_low", "ci_high", "corrected"]
     assert len(result.scores) == 4
     sc = result.scores
     assert ((sc.ci_low <= sc.score + 1e-12) & (sc.score <= sc.ci_high + 1e-12)).all()

@@ -1,0 +1,174 @@
+"""SynBench's two claims as statistics over encoders (the chapter, :mod:`rmqm.study.chapters.synbench_claims`,
+only assembles them).
+
+* Claim 1 ("the SynBench score matches linear probing performance", Ko et al. 2022, Sec. 4):
+  :func:`claim1_differences` tests whether the rank correlation with a real task differs between
+  the all-ones mean direction and a random one, with the paired two-level bootstrap.
+* Claim 2 ("SynBench guides robust linear probing"): :func:`claim2_guidance` compares, per encoder,
+  the epsilon SynBench favours (a uniform choice among tied epsilons,
+  :func:`rmqm.metrics.synbench.guidance.uniform_tie_outcome`) with the epsilon whose probe resists the
+  input attack best; :func:`claim2_lines` tests the gain over an epsilon chosen at random. The two
+  threat models are named side by side (:data:`rmqm.metrics.synbench.guidance.THREAT_MODELS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from rmqm.metrics.synbench.guidance import THREAT_MODELS, uniform_tie_outcome
+from rmqm.stats.inference import paired_bootstrap_difference
+from rmqm.stats.verdicts import format_interval, interval_verdict
+
+__all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "claim1_differences", "claim1_difference_lines", "claim2_guidance",
+           "claim2_lines", "detectable_gain"]
+
+#: The mean directions every encoder is scored under: the reference's, random unit directions orthogonal
+#: to all-ones (no mean-pixel shortcut) and isotropic random ones.
+DIRECTION_CHOICES: tuple[str, ...] = ("all-ones", "random-zero-mean", "random")
+#: The two scores of each run: the reference's and the width-corrected one (:mod:`rmqm.metrics.synbench.width`).
+SCORE_KINDS: dict[str, str] = {"score": "SynBench", "corrected": "corrected"}
+_KEYS = ["name", "method", "family", "dim", "optimizer", "seed"]
+
+
+def claim1_differences(table: pd.DataFrame, tasks: Sequence[str], threshold: float, epsilon: float = 0.0, *,
+                       kind: str = "corrected", n_resamples: int = 2000, confidence: float = 0.95,
+                       seed: int = 0) -> pd.DataFrame:
+    """Is the correlation with a task different under a random direction than under all-ones? The
+    paired two-level bootstrap of ``rho(random, task) - rho(all-ones, task)`` on the same encoders
+    (:func:`rmqm.stats.inference.paired_bootstrap_difference`), per task and random choice.
+
+    Args:
+        table, tasks: as :func:`claim1_correlations` (the columns of :func:`claim1_table`).
+        kind: a key of :data:`SCORE_KINDS`.
+
+    Returns:
+        ``choice, task, kind, difference, ci_low, ci_high, p_value, n_configs, verdict`` (``differs``
+        when the interval excludes 0, else ``no detectable difference``).
+    """
+    def column(choice: str) -> str:
+        return f"{SCORE_KINDS[kind]} {choice} t={threshold:g}" + (f" eps={epsilon:g}" if kind == "score" else "")
+
+    rows = []
+    for choice in DIRECTION_CHOICES[1:]:
+        if column(choice) not in table.columns or column("all-ones") not in table.columns:
+            continue
+        for task in tasks:
+            res = paired_bootstrap_difference(table, column(choice), column("all-ones"), f"{task}_linear",
+                                              n_resamples=n_resamples, confidence=confidence, random_state=seed)
+            differs = np.isfinite(res.low) and (res.low > 0 or res.high < 0)
+            rows.append({"choice": choice, "task": task, "kind": kind, "difference": res.estimate,
+                         "ci_low": res.low, "ci_high": res.high, "p_value": res.p_value, "n_configs": res.n_configs,
+                         "verdict": "differs" if differs else "no detectable difference"})
+    return pd.DataFrame(rows)
+
+
+def claim1_difference_lines(differences: pd.DataFrame) -> list[str]:
+    """One line per random choice: the paired difference of the correlations against all-ones, per task."""
+    lines = []
+    for choice, part in differences.groupby("choice", sort=False):
+        parts = [f"{r.task} {format_interval(r.difference, r.ci_low, r.ci_high)} ({r.verdict})"
+                 if np.isfinite(r.difference) else f"{r.task} undefined (a constant score)" for r in part.itertuples()]
+        lines.append(f"claim 1, rho({choice}) - rho(all-ones), {SCORE_KINDS[part['kind'].iloc[0]]} score, paired "
+                     "bootstrap over "
+                     f"{int(part['n_configs'].max())} encoders: " + "; ".join(parts))
+    return lines
+
+
+def claim2_guidance(attacks: pd.DataFrame, directions: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per encoder and seed: the epsilon SynBench favours (the largest score at ``threshold``, per
+    direction choice; **on a tie, a uniform choice among the tied epsilons**, so its robust accuracy
+    is their mean and its agreement the share of them that are best) and the epsilon whose probe
+    resists the attack best, with what a choice at random would get (the mean over epsilons).
+
+    Returns:
+        one row per encoder, seed and direction choice: ``choice`` and the fields of
+        :func:`~rmqm.metrics.synbench.guidance.uniform_tie_outcome` (``synbench_epsilon, n_tied,
+        best_epsilon, robust_synbench, agree, robust_best, robust_random, robust_plain``) and the zoo keys.
+    """
+    at = directions[np.isclose(directions["threshold"], threshold)]
+    syn = at.groupby(["name", "seed", "choice", "epsilon"])["score"].mean().reset_index()
+    rows = []
+    for (name, seed), attack in attacks.groupby(["name", "seed"]):
+        robust = attack.set_index("epsilon")["robust_accuracy"]
+        meta = attack.iloc[0][_KEYS].to_dict()
+        for choice, scores in syn[(syn["name"] == name) & (syn["seed"] == seed)].groupby("choice"):
+            rows.append({**meta, "choice": choice,
+                         **uniform_tie_outcome(scores.set_index("epsilon")["score"], robust)})
+    return pd.DataFrame(rows)
+
+
+def claim2_lines(guidance: pd.DataFrame, confidence: float = 0.95, n_resamples: int = 10000, seed: int = 0,
+                 radius: float | None = None) -> tuple[list[str], pd.DataFrame]:
+    """Claim 2's verdict per direction choice: the robust accuracy gained by SynBench's epsilon
+    (ties drawn uniformly) over an epsilon chosen at random, mean over encoders with a percentile
+    bootstrap interval over encoders (an encoder counts once: its seeds averaged first), how often
+    SynBench names the best epsilon, and the share of encoder-seed pairs where SynBench's scores tie.
+    The first line names the two threat models side by side (``radius``: the attack's, pixel units).
+
+    Returns:
+        the lines and a table per choice (``gain over random``, ``gain over eps 0``, ``regret``
+        against the best, ``agreement``, each ``mean [low, high]``, ``ties`` and the ``verdict``).
+    """
+    where = f" of radius {radius:g}" if radius is not None else ""
+    lines = [f"claim 2 compares two threat models: SynBench's epsilon is an {THREAT_MODELS['synbench']}; the judge "
+             f"is an {THREAT_MODELS['attack']}{where}"]
+    rows = []
+    for choice, part in guidance.groupby("choice", sort=False):
+        per = part.assign(gain=part["robust_synbench"] - part["robust_random"],
+                          plain=part["robust_synbench"] - part["robust_plain"],
+                          regret=part["robust_best"] - part["robust_synbench"],
+                          agreement=part["agree"].astype(float))
+        per = per.groupby(["method", "dim"])[["gain", "plain", "regret", "agreement"]].mean()
+        out = {"choice": choice, "encoders": len(per), "ties": f"{float((part['n_tied'] > 1).mean()):.0%}"}
+        for column, label in (("gain", "gain over random"), ("plain", "gain over eps 0"),
+                              ("regret", "regret against best"), ("agreement", "agreement")):
+            values = per[column].to_numpy()
+            if values.size > 1 and np.ptp(values) > 0:
+                ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
+                                     method="percentile", random_state=seed).confidence_interval
+                low, high = float(ci.low), float(ci.high)
+            else:  # one encoder, or all equal: the bootstrap has no spread to show
+                low = high = float(values.mean()) if values.size > 1 else float("nan")
+            out[label] = format_interval(float(values.mean()), low, high, 3, signed=column in ("gain", "plain"))
+            out[f"_{column}"] = (float(values.mean()), low, high)
+        out["verdict"] = interval_verdict(out["_gain"][1], out["_gain"][2]).split(":")[0]
+        lines.append(f"claim 2, {choice} direction: SynBench's epsilon gains {out['gain over random']} robust "
+                     f"accuracy over a random choice ({out['verdict']}); it names the best epsilon in "
+                     f"{out['agreement']} of cases; its scores tie in {out['ties']} of encoder-seed pairs "
+                     "(a tie is a uniform choice among the tied epsilons)")
+        rows.append(out)
+    table = pd.DataFrame(rows)
+    return lines, table[[c for c in table.columns if not c.startswith("_")]]
+
+
+def detectable_gain(guidance: pd.DataFrame, confidence: float = 0.95, power: float = 0.8,
+                    n_encoders: Sequence[int] | None = None) -> pd.DataFrame:
+    """The smallest mean gain over a random epsilon that claim 2's test would detect, per direction
+    choice: ``(z_{(1+confidence)/2} + z_power) sd / sqrt(n)`` (normal approximation of the test on
+    the mean of ``n`` per-encoder gains; ``sd`` the observed sd of the gains, an encoder counted once).
+
+    Args:
+        guidance: :func:`claim2_guidance`.
+        n_encoders: encoder counts to evaluate (default 3 to 4 times the study's, and the study's).
+
+    Returns:
+        ``choice, n_encoders, detectable, sd, observed, n_study`` (``observed`` the study's mean gain).
+
+    Raises:
+        ValueError: ``power`` or ``confidence`` outside (0, 1).
+    """
+    if not (0 < power < 1 and 0 < confidence < 1):
+        raise ValueError(f"power and confidence must lie in (0, 1); got {power} and {confidence}")
+    z = stats.norm.ppf((1 + confidence) / 2) + stats.norm.ppf(power)
+    rows = []
+    for choice, part in guidance.groupby("choice", sort=False):
+        gains = (part["robust_synbench"] - part["robust_random"]).groupby([part["method"], part["dim"]]).mean()
+        n_study, sd = len(gains), float(gains.std(ddof=1)) if len(gains) > 1 else float("nan")
+        counts = sorted({*range(3, 4 * max(n_study, 3) + 1), n_study} if n_encoders is None else set(n_encoders))
+        rows += [{"choice": choice, "n_encoders": int(n), "detectable": z * sd / np.sqrt(n), "sd": sd,
+                  "observed": float(gains.mean()), "n_study": n_study} for n in counts if n >= 2]
+    return pd.DataFrame(rows)
