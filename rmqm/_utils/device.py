@@ -37,4 +37,6 @@ def resolve_device(device: str | torch.device = "auto") -> str:
         raise ValueError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or auto")
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} asked for, but no CUDA device is available")
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} asked for, but MPS (Apple silicon) is not available on this machine")
     return name

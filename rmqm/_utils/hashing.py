@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 __all__ = ['HASH_SCHEME', 'canonical_config', 'config_hash', 'flatten_config', 'PACKAGE_DIR',
-           'code_modules', 'code_fingerprint', 'file_digest', 'tensors_digest', 'module_digest']
+           'code_modules', 'code_fingerprint', 'file_digest', 'tensors_digest', 'module_digest', 'PLACE_KEYS',
+           'content_identity']
 
 
 #: Salt of :func:`config_hash`. Changing how configs are canonicalised must change it,
@@ -242,9 +243,10 @@ def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks (cached per process by path,
-    size and modification time).
+def file_digest(path: str | os.PathLike, *, cached: bool = True) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB chunks (with ``cached``, remembered per
+    process by path, size and modification time; ``cached=False`` always reads the bytes, so
+    a changed byte that kept size and time is seen).
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
@@ -253,7 +255,23 @@ def file_digest(path: str | os.PathLike) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"cannot hash {path}: not a file")
     stat = path.stat()
-    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    read = _file_sha256 if cached else _file_sha256.__wrapped__
+    return read(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+#: Keys of a data identity that name where something lives on this machine, not what it holds.
+PLACE_KEYS: tuple[str, ...] = ("folder",)
+
+
+def content_identity(value: Any) -> Any:
+    """``value`` (nested dicts and lists, e.g. a :func:`rmqm.data.registry.data_identity`)
+    without the :data:`PLACE_KEYS` at any depth: what a cache key may hold. A data or build
+    folder moved to another place or machine then keeps its keys (the file hashes stay)."""
+    if isinstance(value, Mapping):
+        return {k: content_identity(v) for k, v in value.items() if k not in PLACE_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [content_identity(v) for v in value]
+    return value
 
 
 def tensors_digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:

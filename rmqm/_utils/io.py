@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ['TMP_PREFIX', 'fsync_dir', 'atomic_write_table', 'atomic_write_json', 'save_table']
+__all__ = ['TMP_PREFIX', 'fsync_dir', 'atomic_write_table', 'atomic_write_json', 'save_table', 'contained']
 
 
 #: Name prefix of the temporary files of :func:`atomic_write_table` (a reader skips them).
@@ -72,3 +72,21 @@ def save_table(table: pd.DataFrame, path: Path) -> None:
         table.to_csv(tmp, index=False)
     tmp.replace(path)
     print(f"saved {path}")
+
+
+def contained(path: str | os.PathLike, folder: str | os.PathLike, what: str = "") -> Path:
+    """``path`` resolved (symlinks followed, ``..`` removed), after checking that it lies
+    inside ``folder`` (resolved the same way) or is ``folder`` itself; nothing is created.
+
+    Every place a run writes or deletes goes through this, so that a profile named ``..``,
+    a symlink in the build folder or a crafted name cannot reach outside it.
+
+    Raises:
+        ValueError: ``path`` resolves outside ``folder``; the message names both.
+    """
+    base = Path(folder).resolve()
+    target = Path(path).resolve()
+    if target != base and base not in target.parents:
+        name = f"{what} " if what else ""
+        raise ValueError(f"refusing to write {name}{path}: it resolves to {target}, outside the build folder {base}")
+    return target

@@ -19,13 +19,27 @@ from typing import Any
 from rmqm._utils.device import resolve_device
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import available_datasets, load_dataset
-from rmqm.study.schema import SCHEMA, Rule, check_output_folder, folder_problem, integer, real
+from rmqm.study.schema import (
+    SCHEMA,
+    Rule,
+    check_output_folder,
+    folder_problem,
+    integer,
+    non_empty_text,
+    path_problem,
+    real,
+    seed,
+)
 from rmqm.training.checkpoints import TrainedModel, default_encoder, load_model
 from rmqm.training.methods import METHODS
 
-__all__ = ['TABLE_SUFFIXES', 'parse_fraction', 'rule_arg', 'int_arg', 'real_arg', 'device_arg', 'dataset_arg',
-           'output_file_arg', 'output_folder_arg', 'add_encoder_options', 'load_encoder', 'measurement_data']
+__all__ = ['INTERRUPTED', 'TABLE_SUFFIXES', 'parse_fraction', 'rule_arg', 'int_arg', 'real_arg', 'seed_arg',
+           'name_arg', 'device_arg', 'dataset_arg', 'output_file_arg', 'output_folder_arg', 'add_encoder_options',
+           'load_encoder', 'measurement_data']
 
+
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 #: The suffixes of the tables a command can save (:func:`rmqm._utils.io.save_table`).
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
@@ -73,6 +87,13 @@ def real_arg(low: float, high: float = float("inf"), *, low_open: bool = False,
     return rule_arg(real(low, high, low_open=low_open, high_open=high_open), parse_fraction)
 
 
+#: An ``argparse`` type: a seed, an integer in ``[0, 2**32 - 1]`` (:func:`rmqm.study.schema.seed`).
+seed_arg = rule_arg(seed(), int)
+
+#: An ``argparse`` type: a non-empty name (e.g. ``--model``).
+name_arg = rule_arg(non_empty_text())
+
+
 def device_arg(text: str) -> str:
     """An ``argparse`` type: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` present on this machine,
     returned resolved (``auto`` -> ``cuda`` or ``cpu``)."""
@@ -95,6 +116,9 @@ def output_file_arg(suffixes: Sequence[str] = TABLE_SUFFIXES) -> Callable[[str],
     existing folder and whose folder exists or can be created (nothing is created)."""
     def parse(text: str) -> str:
         path = Path(text)
+        problem = path_problem(text)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"cannot write {text[:60]!r}: {problem}")
         if path.suffix not in suffixes:
             raise argparse.ArgumentTypeError(f"{text} must end in {' or '.join(suffixes)}")
         if path.is_dir():
@@ -123,13 +147,13 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", default="fashion-mnist", type=dataset_arg,
                    help="dataset the default encoder is trained on and measured with "
                         "(fashion-mnist, falling back to digits when its files are missing)")
-    g.add_argument("--model", default=None,
+    g.add_argument("--model", default=None, type=name_arg,
                    help="name or path of a zoo checkpoint to measure instead of the default encoder")
     g.add_argument("--method", default="cross-entropy", choices=list(METHODS), metavar="METHOD",
                    help=f"pretraining method of the default encoder ({', '.join(METHODS)})")
     g.add_argument("--dim", type=int_arg(1), default=32, help="embedding dimension of the default encoder")
     g.add_argument("--zoo-dir", default="results/zoo", type=output_folder_arg, help="where checkpoints are cached")
-    g.add_argument("--seed", type=int_arg(0), default=0, help="seed of training, subsampling and alterations")
+    g.add_argument("--seed", type=seed_arg, default=0, help="seed of training, subsampling and alterations")
     g.add_argument("--device", default="auto", type=device_arg, help="auto (cuda when present), cpu, cuda or cuda:N")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

@@ -2,7 +2,8 @@
 
 Every option is checked when parsed (bad ones exit with status 2 before anything is
 computed); errors found later, file-system ones included, end as one ``error: ...`` line
-on stderr and exit status 2 (``rmqm study``: 1 when a notebook or the book fails).
+on stderr and exit status 2 (``rmqm study``: 1 when a notebook or the book fails; Ctrl-C:
+130, what finished is kept).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from rmqm.cli.common import INTERRUPTED
 from rmqm.cli.rmqm_cmd import add_rmqm_arguments
 from rmqm.cli.study_cmd import add_study_arguments
 from rmqm.cli.sweep_cmd import add_sweep_arguments
@@ -55,6 +57,12 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame | None:
     except (ValueError, TypeError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except RecursionError:
+        print("error: an input is nested too deeply to read", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C); what finished is kept, rerun to go on", file=sys.stderr)
+        raise SystemExit(INTERRUPTED) from None
 
 
 def console_main(argv: Sequence[str] | None = None) -> int:

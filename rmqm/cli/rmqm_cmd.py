@@ -16,13 +16,15 @@ from rmqm.cli.common import (
     load_encoder,
     measurement_data,
     output_file_arg,
-    real_arg,
+    parse_fraction,
+    rule_arg,
 )
 from rmqm.experiments.cache import own_attack_keywords
 from rmqm.metrics.rmqm.attacks import PGD_MODES
 from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
 from rmqm.metrics.rmqm.perturbations import ATTACK_LOSSES
+from rmqm.study.schema import PGD_EPSILON, SIGMA_MAX, STEP_SIZE
 
 __all__ = ['SUMMARY_COLUMNS', 'add_rmqm_arguments', 'cmd_rmqm']
 
@@ -40,11 +42,14 @@ def add_rmqm_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--n-points", type=int_arg(1), default=1000, help="test points measured (seeded, stratified)")
     g.add_argument("--perturbation", nargs="+", choices=["noise", "pgd"], default=["noise", "pgd"])
     g.add_argument("--noise-levels", type=int_arg(3), default=100, help="noise levels incl. the clean one")
-    g.add_argument("--sigma-max", type=real_arg(0), default=1.0, help="largest noise std (pixel units)")
+    g.add_argument("--sigma-max", type=rule_arg(SIGMA_MAX, parse_fraction), default=1.0,
+                   help="largest noise std (pixel units)")
     g.add_argument("--nested", action="store_true", help="one noise draw shared by all levels")
     g.add_argument("--pgd-levels", type=int_arg(3), default=30, help="PGD levels incl. the clean one")
-    g.add_argument("--step-size", type=real_arg(0, 1), default=1 / 255, help="PGD step in pixel units, e.g. 2/255")
-    g.add_argument("--epsilon", type=real_arg(0), default=0.3, help="PGD L-infinity radius (pixel units)")
+    g.add_argument("--step-size", type=rule_arg(STEP_SIZE, parse_fraction), default=1 / 255,
+                   help="PGD step in pixel units, e.g. 2/255")
+    g.add_argument("--epsilon", type=rule_arg(PGD_EPSILON, parse_fraction), default=0.3,
+                   help="PGD L-infinity radius (pixel units)")
     g.add_argument("--pgd-mode", choices=PGD_MODES, default=None,
                    help="displacement (label-free, the default), own-loss (the model's training loss, one "
                         "trajectory with a fixed augmented view) or reference (the reference's attack: a separate "

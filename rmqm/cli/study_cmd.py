@@ -4,16 +4,20 @@ Everything is checked before the first notebook runs: the options when parsed (a
 ``--build-dir`` that is a file, or inside one, is an argparse error, exit status 2), then
 the merged profile against :mod:`rmqm.study.schema` (every bad ``--set`` value named in
 one message). Exit status: 0 done; 1 the study could not start or failed (an
-``error: ...`` line, never a traceback); 2 a bad command line.
+``error: ...`` line, never a traceback); 2 a bad command line; 130 interrupted (Ctrl-C;
+finished notebooks are kept). A profile with factory encoder specs runs code: it needs
+``--allow-code`` (or ``RMQM_ALLOW_CODE=1``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from rmqm.cli.common import output_folder_arg
+from rmqm.cli.common import INTERRUPTED, output_folder_arg
+from rmqm.study.allow_code import ALLOW_CODE_ENV
 from rmqm.study.book import BookBuildFailed
 from rmqm.study.manifest import BuildFolderBusy
 from rmqm.study.profiles import parse_overrides
@@ -34,16 +38,21 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     run.add_argument("--no-book", action="store_true", help="execute the notebooks only")
     run.add_argument("--build-dir", default=None, type=output_folder_arg, help="default: ./build")
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bars")
+    run.add_argument("--allow-code", action="store_true",
+                     help="let the profile's factory encoder specs (factory: 'module:function') import and run "
+                          f"code; the same as {ALLOW_CODE_ENV}=1. Only for code you trust")
     parser.set_defaults(func=study_subcommand)
     return parser
 
 
 def study_command(args: argparse.Namespace) -> int:
-    """Run the study the parsed ``args`` describe; returns the exit status (0 or 1).
+    """Run the study the parsed ``args`` describe; returns the exit status (0, 1 or 130 after Ctrl-C).
 
     A missing profile, a bad parameter value or path, a file-system error, a failed
     notebook or book build is printed as one ``error: ...`` line on stderr (status 1).
     """
+    if getattr(args, "allow_code", False):
+        os.environ[ALLOW_CODE_ENV] = "1"  # this process and the notebooks' kernels
     try:
         result = run_study(
             args.profile, parse_overrides(args.overrides), build_dir=args.build_dir,
@@ -52,6 +61,13 @@ def study_command(args: argparse.Namespace) -> int:
     except (NotebookFailed, BookBuildFailed, BuildFolderBusy, ValueError, TypeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except RecursionError:
+        print("error: the profile or an override is nested too deeply to read", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C); finished notebooks are kept in the build folder, rerun to go on",
+              file=sys.stderr)
+        return INTERRUPTED
     total = sum(r.wall_s for r in result.runs if r.status == "executed")
     print(f"{len(result.runs)} notebooks ({sum(r.status == 'cached' for r in result.runs)} cached), "
           f"{total:.1f} s executing")

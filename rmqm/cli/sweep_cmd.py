@@ -15,6 +15,7 @@ from rmqm._utils.io import save_table
 from rmqm.cli.common import output_file_arg, output_folder_arg
 from rmqm.experiments.sweep import EXECUTORS, load_grid, resolve_job, run_sweep
 from rmqm.metrics.rmqm.attacks import PGD_MODES
+from rmqm.study.schema import scheduler_problem
 
 __all__ = ['add_sweep_arguments', 'with_pgd_mode', 'sweep_command', 'main']
 
@@ -64,6 +65,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 def sweep_command(args: argparse.Namespace) -> pd.DataFrame:
     """Run the sweep described by parsed ``args``; print, optionally save and return the table."""
     executor = "dask" if args.scheduler else args.executor
+    problem = scheduler_problem(args.scheduler) if args.scheduler else None
+    if problem is not None:
+        raise ValueError(f"--scheduler: {problem}")
     job = resolve_job(args.job)
     module = getattr(job, "__module__", "") or ""
     grid: Any = load_grid(args.grid)
@@ -94,4 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = args.func(args)
     except (ValueError, TypeError, OSError, KeyError) as err:
         parser.exit(2, f"rmqm sweep: error: {err}\n")
+    except RecursionError:
+        parser.exit(2, "rmqm sweep: error: the grid is nested too deeply to read\n")
+    except KeyboardInterrupt:
+        parser.exit(130, "rmqm sweep: error: interrupted (Ctrl-C); finished jobs are kept in the store\n")
     return 1 if table.attrs.get("failed") else 0

@@ -9,8 +9,18 @@ from typing import Any
 import pandas as pd
 
 from rmqm._utils.io import save_table
-from rmqm.cli.common import dataset_arg, device_arg, int_arg, output_file_arg, output_folder_arg, real_arg
+from rmqm.cli.common import (
+    dataset_arg,
+    device_arg,
+    int_arg,
+    output_file_arg,
+    output_folder_arg,
+    real_arg,
+    rule_arg,
+    seed_arg,
+)
 from rmqm.models.backbones import ARCHITECTURES
+from rmqm.study.schema import knn_k_problem, non_empty_text
 from rmqm.training.curves import plateau_table
 from rmqm.training.methods import METHODS, OPTIMIZERS
 from rmqm.training.zoo import TINY_ZOO, family_summary, train_zoo
@@ -30,7 +40,7 @@ def add_zoo_arguments(parser: Any) -> Any:
     g.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS), metavar="METHOD",
                    help=f"pretraining methods (default: all: {', '.join(METHODS)})")
     g.add_argument("--dims", type=int_arg(1), nargs="+", default=list(TINY_ZOO["dims"]), help="embedding dimensions")
-    g.add_argument("--seeds", type=int_arg(0), nargs="+", default=[0], help="training seeds")
+    g.add_argument("--seeds", type=seed_arg, nargs="+", default=[0], help="training seeds")
     g.add_argument("--optimizers", nargs="+", default=["adam"], choices=list(OPTIMIZERS))
     g.add_argument("--data", default="fashion-mnist", type=dataset_arg,
                    help="pretraining set (fashion-mnist falls back to digits when its files are missing)")
@@ -53,7 +63,8 @@ def add_zoo_arguments(parser: Any) -> Any:
     g.add_argument("--n-transfer", type=int_arg(2), default=None, help="subsample each transfer set")
     g.add_argument("--k", type=int_arg(1), default=5, help="neighbours of the k-NN probe")
     g.add_argument("--zoo-dir", default="results/zoo", type=output_folder_arg, help="where checkpoints are cached")
-    g.add_argument("--data-root", default=None, help="root of torchvision datasets (default $RMQM_DATA or ./data)")
+    g.add_argument("--data-root", default=None, type=rule_arg(non_empty_text()),
+                   help="root of torchvision datasets (default $RMQM_DATA or ./data)")
     g.add_argument("--download", action="store_true", help="let torchvision download missing datasets")
     g.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
     g.add_argument("--device", default="auto", type=device_arg, help="auto (cuda when present), cpu, cuda or cuda:N")
@@ -66,6 +77,9 @@ def add_zoo_arguments(parser: Any) -> Any:
 def zoo_command(args: Any) -> pd.DataFrame:
     """``rmqm zoo``: train (or load) the zoo and print its downstream and label-free scores."""
 
+    problem = knn_k_problem(args.k, args.n_eval, args.n_transfer)
+    if problem is not None:
+        raise ValueError(f"--k: {problem}")
     start = time.perf_counter()
     data_kwargs: dict[str, Any] = {}
     if args.data_root is not None:

@@ -36,7 +36,6 @@ import importlib.metadata as metadata
 import io
 import os
 import pickle
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,13 +43,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from rmqm._utils.io import fsync_dir
 from rmqm.data.dataset import DatasetNotFoundError, ImageDataset
+from rmqm.data.npz_cache import DataCacheWarning, cache_path, read_cache, write_cache
 from rmqm.data.torchvision_sets import DATA_ROOT_ENV
 
 __all__ = [
     "PackagedFile", "MNIST_FILE", "ANIMAL_MNIST_FILES", "ANIMAL_MNIST_CLASSES", "MNIST_CLASSES",
-    "PackageDataNotFoundError", "DataIntegrityError", "default_cache_dir", "packaged_file",
+    "PackageDataNotFoundError", "DataIntegrityError", "DataCacheWarning", "CONVERTER_VERSION", "default_cache_dir",
+    "packaged_file",
     "read_verified_pickle", "mnist_arrays", "animal_mnist_arrays", "load_mnist", "load_animal_mnist",
 ]
 
@@ -107,6 +107,10 @@ class PackageDataNotFoundError(DatasetNotFoundError):
 
 class DataIntegrityError(ValueError):
     """A data file's SHA-256 differs from the pinned one: it is not unpickled."""
+
+
+#: The converter's code version (SHA-256 of this module), part of every cache key.
+CONVERTER_VERSION = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -193,38 +197,6 @@ def read_verified_pickle(path: str | os.PathLike, sha256: str) -> Any:
         raise ValueError(f"{path} is no gzipped pickle of numpy arrays ({type(err).__name__}: {err})") from err
 
 
-def _cache_path(cache_dir: Path, stem: str, sha256: str) -> Path:
-    return cache_dir / f"{stem}-{sha256[:16]}.npz"
-
-
-def _read_cache(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
-    """The arrays of cache file ``path``, or None when it is missing or unreadable."""
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in keys}
-    except (OSError, ValueError, KeyError, EOFError):
-        return None
-
-
-def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file, fsync, rename); best effort:
-    an unwritable cache folder only costs a rebuild next time."""
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)  # type: ignore[arg-type]
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    except OSError:
-        pass
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _check_images(images: Any, labels: Any, n_pixels: int, where: Path) -> None:
     if not (isinstance(images, np.ndarray) and isinstance(labels, np.ndarray)) or images.ndim < 2 \
             or int(np.prod(images.shape[1:])) != n_pixels or labels.shape != images.shape[:1]:
@@ -249,18 +221,18 @@ def _mnist_from_pickle(path: Path) -> dict[str, np.ndarray]:
 def _cached_arrays(stem: str, sources: dict[Path, str], keys: tuple[str, ...], build: Any,
                    cache: bool, cache_dir: str | os.PathLike | None) -> dict[str, np.ndarray]:
     """``build()``, or its ``.npz`` cache (keyed by the pinned hashes of ``sources``, which are
-    checked first either way, so a cache never stands in for a missing or altered file)."""
-    key = hashlib.sha256("".join(sources.values()).encode()).hexdigest() if len(sources) > 1 else \
-        next(iter(sources.values()))
-    target = _cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), stem, key)
+    checked first either way, so a cache never stands in for a missing or altered file, and by
+    :data:`CONVERTER_VERSION`; its content is checked against the digest stored in it)."""
+    key = hashlib.sha256(("".join(sources.values()) + CONVERTER_VERSION).encode()).hexdigest()
+    target = cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), stem, key)
     if cache:
         for path, expected in sources.items():
             _check_sha256(path, expected)
-        if (arrays := _read_cache(target, keys)) is not None:
+        if (arrays := read_cache(target, keys)) is not None:
             return arrays
     arrays = build()
     if cache:
-        _write_cache(target, arrays)
+        write_cache(target, arrays)
     return arrays
 
 

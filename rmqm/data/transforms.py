@@ -18,13 +18,15 @@ which differs only in the one-pixel border of the warped image).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
 from rmqm._utils.validation import check_real
 
 __all__ = ['random_rotation', 'random_perspective', 'rotate', 'perspective_coefficients', 'perspective',
-           'perspective_corners']
+           'perspective_corners', 'rotate_batch_nearest', 'batch_random_rotation', 'draw_rotation_angle']
 
 
 def _check(images: torch.Tensor, generator: torch.Generator | None = None) -> None:
@@ -112,6 +114,66 @@ def random_rotation(images: torch.Tensor, generator: torch.Generator, max_degree
     max_degrees = check_real(max_degrees, "max_degrees", low=0.0, high=180.0)
     u = torch.rand(images.shape[0], generator=generator, device=generator.device, dtype=torch.float64)
     return rotate(images, (2.0 * u - 1.0) * max_degrees)
+
+
+def draw_rotation_angle(generator: torch.Generator, max_degrees: float = 15.0) -> float:
+    """One angle as torchvision's ``RandomRotation.get_params`` draws it, from ``generator``:
+    ``float(torch.empty(1).uniform_(-max_degrees, max_degrees).item())`` (a float32 draw).
+
+    With ``generator`` seeded like the global RNG (``torch.manual_seed(s)`` against
+    ``torch.Generator().manual_seed(s)``) the draw equals torchvision's."""
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator; got {type(generator).__name__}")
+    max_degrees = check_real(max_degrees, "max_degrees", low=0.0, high=180.0)
+    return float(torch.empty(1).uniform_(-max_degrees, max_degrees, generator=generator).item())
+
+
+def rotate_batch_nearest(images: torch.Tensor, angle: float) -> torch.Tensor:
+    """The whole batch rotated counter-clockwise by ONE angle, nearest interpolation, zero fill:
+    torchvision's tensor ``rotate(images, angle, InterpolationMode.NEAREST, fill=0)`` op for op
+    (the inverse affine matrix of ``_get_inverse_affine_matrix`` in Python floats, the grid of
+    ``_gen_affine_grid`` in ``images``' dtype, ``grid_sample(mode="nearest",
+    padding_mode="zeros", align_corners=False)``), so the pixels agree exactly. With ``fill=0``
+    torchvision's extra mask channel sets to 0 exactly the pixels that zero padding already
+    leaves at 0, so it is omitted. Differentiable in ``images`` (each output pixel is one input
+    pixel or 0).
+
+    Args:
+        images: ``(B, C, H, W)`` floating-point pixels; angle: degrees.
+
+    Returns:
+        ``(B, C, H, W)`` of ``images``' dtype and device.
+    """
+    _check(images)
+    angle = check_real(angle, "angle")
+    b, _, h, w = images.shape
+    rot = math.radians(-angle)  # torchvision's rotate passes -angle to the inverse matrix
+    a, bb, c, d = math.cos(rot), -math.sin(rot), math.sin(rot), math.cos(rot)
+    matrix = [d, -bb, 0.0, -c, a, 0.0]  # centre (0, 0), no translation, scale 1, no shear
+    theta = torch.tensor(matrix, dtype=images.dtype, device=images.device).reshape(1, 2, 3)
+    base = torch.empty(1, h, w, 3, dtype=images.dtype, device=images.device)
+    base[..., 0].copy_(torch.linspace(-w * 0.5 + 0.5, w * 0.5 + 0.5 - 1, steps=w, device=images.device))
+    base[..., 1].copy_(torch.linspace(-h * 0.5 + 0.5, h * 0.5 + 0.5 - 1, steps=h, device=images.device).unsqueeze_(-1))
+    base[..., 2].fill_(1)
+    scaled = theta.transpose(1, 2) / torch.tensor([0.5 * w, 0.5 * h], dtype=images.dtype, device=images.device)
+    grid = base.view(1, h * w, 3).bmm(scaled).view(1, h, w, 2).expand(b, h, w, 2)
+    return F.grid_sample(images, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+
+
+def batch_random_rotation(images: torch.Tensor, generator: torch.Generator, max_degrees: float = 15.0) -> torch.Tensor:
+    """torchvision's ``RandomRotation(max_degrees)`` applied to a whole batch TENSOR, as the RMQM
+    reference's PGD attack applies ``Compose([RandomRotation(15), Normalize(...)])`` to its batch
+    (its ``src/attacks.py``, called from ``generate_embeddings_adv_mnist.py``): ONE angle for
+    the whole batch (:func:`draw_rotation_angle`), nearest interpolation, zero fill
+    (:func:`rotate_batch_nearest`). Each call draws a new angle.
+
+    Args:
+        images: ``(B, C, H, W)`` floating-point pixels in ``[0, 1]``.
+        generator: the source of the angle (CPU draw, as torchvision's).
+        max_degrees: in ``[0, 180]``.
+    """
+    _check(images, generator)
+    return rotate_batch_nearest(images, draw_rotation_angle(generator, max_degrees))
 
 
 def perspective_corners(

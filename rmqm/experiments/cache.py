@@ -24,12 +24,12 @@ from rmqm._utils.hashing import code_fingerprint, module_digest, tensors_digest
 from rmqm._utils.validation import check_choice, check_int
 from rmqm.data.registry import load_dataset
 from rmqm.experiments.sweep import run_sweep
+from rmqm.metrics.rmqm.attacks import FACTORS, HEAD_LOSSES, resolve_attack
 from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, resolve_pgd_mode
 from rmqm.metrics.rmqm.perturbations import NOISE_SCHEDULES
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.training.checkpoints import TrainedModel, load_model
-from rmqm.training.methods import own_attack_loss, reference_attack_semantics
 
 __all__ = [
     "RMQM_MODULES", "HEAD_LOSSES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table",
@@ -106,10 +106,6 @@ def _object_identity(obj: Any) -> str | None:
 #: How the own-loss and reference PGD modes attack an encoder without a training loss (a user
 #: encoder of the study, :class:`ZooRMQM`'s ``external``): the label-free displacement mode.
 EXTERNAL_ATTACK: dict[str, str] = {"pgd_mode": "displacement", "attack_loss": "displacement"}
-
-
-#: Own attack losses that need the model's classifier head.
-HEAD_LOSSES: tuple[str, ...] = ("cross-entropy", "triplet-entropy")
 
 
 #: The tables of one RMQM measurement, as :func:`cached_rmqm` stores them.
@@ -224,6 +220,7 @@ def alteration_settings(
     noise_schedule: str = "fresh",
     drop: str = "per-series",
     attack_batch_size: int | None = None,
+    factors: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The study's two alteration settings as :func:`rmqm.metrics.rmqm.measure.measure_rmqm` keywords:
     ``"noise"`` and ``"pgd"``.
@@ -242,9 +239,12 @@ def alteration_settings(
         drop: the rule for non-finite relative changes (:data:`rmqm.metrics.rmqm.manifold.DROP_RULES`).
         attack_batch_size: the PGD setting's batch (the batch-mean own losses depend on it; the
             reference attacks MNIST in batches of 128); None: :class:`ZooRMQM`'s ``batch_size``.
+        factors: the reference mode's factor switches (names of
+            :data:`rmqm.metrics.rmqm.attacks.FACTORS`), resolved per model by
+            :func:`rmqm.metrics.rmqm.attacks.resolve_attack`.
 
     Raises:
-        ValueError: an unknown mode, loss, schedule or drop rule, or a mode that does not fit the loss.
+        ValueError: an unknown mode, loss, schedule, drop rule or factor, or a mode that does not fit the loss.
     """
     check_choice(noise_schedule, NOISE_SCHEDULES, "noise schedule")
     check_choice(drop, DROP_RULES, "drop rule")
@@ -252,6 +252,13 @@ def alteration_settings(
         pgd: dict[str, Any] = dict(pgd_mode=pgd_mode)  # the loss is each model's own
     else:
         pgd = dict(attack_loss=attack_loss, pgd_mode=resolve_pgd_mode(pgd_mode, attack_loss))
+    factors = dict(factors or {})
+    unknown = sorted(set(factors) - set(FACTORS))
+    if unknown:
+        raise ValueError(f"unknown attack factors {unknown}; choose among {list(FACTORS)}")
+    if factors:
+        resolve_attack("cross-entropy", pgd["pgd_mode"], **factors)  # validates the switches for this mode
+        pgd.update(factors)
     if attack_batch_size is not None:
         pgd["batch_size"] = check_int(attack_batch_size, "attack_batch_size", low=1)
     return {
@@ -262,13 +269,12 @@ def alteration_settings(
     }
 
 
-def own_attack_keywords(method: str, pgd_mode: str) -> dict[str, Any]:
+def own_attack_keywords(method: str, pgd_mode: str, **factors: Any) -> dict[str, Any]:
     """``measure_rmqm`` keywords that attack a model of ``method`` with its own loss in ``pgd_mode``
-    (``"own-loss"``: ``attack_loss``; ``"reference"``: also the reference's augmentation flags)."""
-    if pgd_mode == "reference":
-        return {"pgd_mode": pgd_mode, **reference_attack_semantics(method)}
-    check_choice(pgd_mode, ("own-loss",), "own-loss pgd mode")
-    return {"pgd_mode": pgd_mode, "attack_loss": own_attack_loss(method)}
+    (``"own-loss"`` or ``"reference"``, with the reference's ``factors``):
+    ``resolve_attack(method, pgd_mode, **factors).keywords()``."""
+    check_choice(pgd_mode, ("own-loss", "reference"), "own-loss pgd mode")
+    return resolve_attack(method, pgd_mode, **factors).keywords()
 
 
 @dataclass
@@ -342,10 +348,15 @@ class ZooRMQM:
         if "attack_loss" in extra and "pgd_mode" not in extra:  # a loss for this call: its implied mode
             kwargs["pgd_mode"] = resolve_pgd_mode(None, extra["attack_loss"])
         mode = kwargs.get("pgd_mode")
-        if mode in ("own-loss", "reference") and "attack_loss" not in kwargs and name in self.external:
-            kwargs.update(EXTERNAL_ATTACK)  # a user encoder has no training loss
-        elif mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
-            kwargs.update(own_attack_keywords(model.method, mode))
-        if kwargs.get("attack_loss") in HEAD_LOSSES and model.head is not None and "head" not in kwargs:
-            kwargs["head"] = model.head  # the cross-entropy and triplet-entropy attacks' classifier
+        factors = {k: kwargs.pop(k) for k in FACTORS if k in kwargs}
+        method = kwargs.get("attack_loss", "displacement")
+        if mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
+            if name in self.external:  # a user encoder has no training loss
+                method, mode, factors = EXTERNAL_ATTACK["attack_loss"], EXTERNAL_ATTACK["pgd_mode"], {}
+            else:
+                method = model.method
+        spec = resolve_attack(method, mode, **factors)  # the one decision: loss, mode, switches, head
+        kwargs.update(spec.keywords())
+        if spec.needs_head and model.head is not None and "head" not in kwargs:
+            kwargs["head"] = model.head
         return model, data_config, kwargs

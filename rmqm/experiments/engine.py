@@ -17,6 +17,7 @@ thread count is fixed per job by ``threads_per_job``.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -70,15 +71,16 @@ def engine_options(scheduler: str | None = None, max_workers: int | None = None,
                      "scheduler address such as tcp://host:8786")
 
 
-def zoo_model_job(config: Mapping[str, Any]) -> pd.DataFrame:
+def zoo_model_job(config: Mapping[str, Any], cache_dir: str | None = None) -> pd.DataFrame:
     """Train (or load), score and save one zoo model at each of its checkpoints; its rows of the
     zoo table (one per checkpoint epoch).
 
     ``config``: ``method``, ``dim``, ``optimizer``, ``seed`` and ``zoo`` (the remaining
-    keyword arguments of :func:`rmqm.training.zoo.train_zoo`, ``cache_dir`` and ``checkpoints``
-    included): the model is trained once, to the last checkpoint.
+    keyword arguments of :func:`rmqm.training.zoo.train_zoo`, ``checkpoints`` included); the
+    checkpoints' folder ``cache_dir`` is passed apart, so that the job's record (its key) names
+    no place on this machine. The model is trained once, to the last checkpoint.
     """
-    zoo = dict(config["zoo"])
+    zoo = dict(config["zoo"]) | ({} if cache_dir is None else {"cache_dir": cache_dir})
     return train_zoo([config["method"]], [config["dim"]], [config["seed"]], optimizers=[config["optimizer"]],
                      progress=False, **zoo)
 
@@ -112,14 +114,15 @@ def run_zoo(
     """
     cache_dir = Path(cache_dir)
     kept = None if checkpoints is None else [int(e) for e in checkpoints]
-    zoo = {**train_zoo_kwargs, "checkpoints": kept, "cache_dir": str(cache_dir)}
+    zoo = {**train_zoo_kwargs, "checkpoints": kept}  # no cache_dir: a moved build folder keeps its records
     code = code_fingerprint("rmqm.training.zoo")
     jobs = [
         {"method": m, "dim": int(d), "optimizer": o, "seed": int(s), "zoo": zoo, "code": code}
         for s in seeds for o in optimizers for d in dims for m in methods
     ]
     if jobs:
-        run_sweep(jobs, zoo_model_job, ResultsStore(cache_dir / ZOO_JOBS), progress=progress,
+        run_sweep(jobs, functools.partial(zoo_model_job, cache_dir=str(cache_dir)), ResultsStore(cache_dir / ZOO_JOBS),
+                  progress=progress,
                   **engine_options(scheduler, max_workers, threads_per_job))
     return train_zoo(methods, dims, seeds, optimizers=optimizers, checkpoints=kept, cache_dir=cache_dir,
                      progress=progress, **train_zoo_kwargs)
@@ -158,9 +161,15 @@ def prefetch_rmqm(
     lacks, as jobs of the engine; afterwards ``rmqm_of(name, seed, setting)`` reads them.
 
     Returns:
-        The number of requests.
+        The number of distinct measurements requested.
     """
-    keys = [rmqm_of.key(name, seed, setting) for name, seed, setting in requests]
+    keys, seen = [], set()
+    for name, seed, setting in requests:
+        key = rmqm_of.key(name, seed, setting)
+        text = json.dumps(key, sort_keys=True, default=str)
+        if text not in seen:  # two settings that resolve to one attack for a model (e.g. an
+            seen.add(text)    # ablation factor that does not apply to its loss) are one job
+            keys.append(key)
     if keys:
         job = functools.partial(zoo_rmqm_job, zoo_dir=str(rmqm_of.zoo_dir))
         run_sweep(keys, job, rmqm_of.store, progress=True, tables=RMQM_TABLES,

@@ -14,12 +14,12 @@ from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.baselines import label_free_scores
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
+from rmqm.metrics.rmqm.attacks import FACTORS, resolve_attack
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.models.backbones import TinyCNN
 from rmqm.models.encoder import Encoder
 from rmqm.training.checkpoints import TrainedModel, load_or_train, model_config
-from rmqm.training.methods import own_attack_loss, reference_attack_semantics
 
 __all__ = ['embedding_stats', 'MEASURES', 'measure_job']
 
@@ -59,7 +59,7 @@ def embedding_stats(z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 MEASURES: dict[str, tuple[str, ...]] = {
     "stats": (),
     "rmqm": ("perturbation", "n_levels", "sigma_max", "nested", "step_size", "epsilon", "attack_loss", "pgd_mode",
-             "normalize", "drop", "batch_size"),
+             "normalize", "drop", "batch_size", *FACTORS),
     "synbench": ("s_values", "epsilons", "n_train", "n_test", "thresholds", "n_bootstrap", "confidence",
                  "batch_size"),
     "probes": ("test_fraction", "k", "batch_size"),
@@ -114,9 +114,7 @@ def _attack_options(options: Mapping[str, Any], method: str) -> dict[str, Any]:
     if loss not in (None, "own"):
         raise ValueError(f"pgd_mode {mode!r} attacks each model with its own loss; leave attack_loss out or give "
                          f"'own' (got {loss!r})")
-    if mode == "reference":
-        return {"pgd_mode": mode, **reference_attack_semantics(method)}
-    return {"pgd_mode": mode, "attack_loss": own_attack_loss(method)}
+    return resolve_attack(method, mode, **{k: options[k] for k in FACTORS if k in options}).keywords()
 
 
 def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
@@ -140,10 +138,10 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
         <options>: the entries :data:`MEASURES` lists for the measure, passed on as
             keyword arguments. ``pgd_mode`` (``"displacement"``, the default, ``"own-loss"`` or
             ``"reference"``; :mod:`rmqm.metrics.rmqm.attacks`): the two own-loss modes attack each
-            model with its own training loss (:func:`rmqm.training.methods.own_attack_loss`; the
+            model with its own training loss (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`; the
             TinyCNN at random init as a ``random-init`` model, with NT-Xent), the reference mode
             with the reference's augmentations
-            (:func:`rmqm.training.methods.reference_attack_semantics`); leave ``attack_loss`` out
+            (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`); leave ``attack_loss`` out
             or give ``"own"`` with them. ``attack_loss="own"`` alone means ``pgd_mode="own-loss"``.
         device: ``"cpu"`` (default) or ``"cuda"``; part of the config because GPU
             numbers differ from CPU numbers in the last bits.

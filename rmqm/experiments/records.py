@@ -3,6 +3,7 @@ a JSON metadata footer), the index table, and the table a record becomes when re
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from rmqm._utils.hashing import HASH_SCHEME, canonical_config, config_hash, flat
 
 __all__ = [
     'PROVENANCE_COLUMNS', 'KEY_COLUMNS', 'METADATA_KEY', 'PARTS', 'QUARANTINE', 'INDEX', 'StoreWarning',
-    'StoreProblem', 'describe_config', 'rows_frame', 'record_meta', 'encode_record', 'read_record_meta',
+    'StoreProblem', 'describe_config', 'rows_frame', 'record_meta', 'content_digest', 'encode_record',
+    'read_record_meta',
     'read_record', 'stale_reason', 'index_entry', 'index_table', 'read_index', 'record_frame',
 ]
 
@@ -103,8 +105,18 @@ def record_meta(canonical: dict[str, Any], frame: pd.DataFrame, info: Mapping[st
     }
 
 
+def content_digest(table: pa.Table, meta: Mapping[str, Any]) -> str:
+    """SHA-256 of a record's content: its column names, every value (``table.to_pydict()``) and its
+    metadata but the digest itself (``content_sha256``), as JSON. Parquet's page checksums miss
+    the footer, where the metadata lives; this covers both."""
+    body = {"columns": table.column_names, "rows": table.to_pydict(),
+            "meta": {k: v for k, v in meta.items() if k != "content_sha256"}}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=repr).encode()).hexdigest()
+
+
 def encode_record(frame: pd.DataFrame, meta: Mapping[str, Any]) -> pa.Table:
-    """The Arrow table of a part-file: the rows of ``frame``, ``meta`` as JSON in the schema metadata.
+    """The Arrow table of a part-file: the rows of ``frame``, ``meta`` (with its
+    :func:`content_digest` added as ``content_sha256``) as JSON in the schema metadata.
 
     Raises:
         TypeError: the rows cannot be stored as Parquet (mixed or unsupported column types).
@@ -113,8 +125,10 @@ def encode_record(frame: pd.DataFrame, meta: Mapping[str, Any]) -> pa.Table:
         table = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as err:
         raise TypeError(f"rows cannot be stored as Parquet (mixed or unsupported column types): {err}") from None
+    stored: dict[str, Any] = json.loads(json.dumps(meta, allow_nan=False))  # as it will be read back
+    stored["content_sha256"] = content_digest(table, stored)
     return table.replace_schema_metadata(
-        {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(meta, allow_nan=False).encode("utf-8")}
+        {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(stored, allow_nan=False).encode("utf-8")}
     )
 
 
@@ -131,8 +145,9 @@ def read_record_meta(path: Path) -> dict[str, Any]:
     return json.loads(raw)
 
 
-def read_record(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The metric rows and metadata of part-file ``path`` (page checksums verified).
+def read_record(path: Path) -> tuple[pd.DataFrame, dict[str, Any], str | None]:
+    """The metric rows and metadata of part-file ``path`` (page checksums verified), and why its
+    content is not what was written (its :func:`content_digest` differs; None when it is).
 
     Raises:
         ValueError, OSError, arrow errors: a damaged file or one without record metadata.
@@ -142,10 +157,11 @@ def read_record(path: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     if raw is None:
         raise ValueError("no rmqm record metadata")
     meta = json.loads(raw)
-    rows = table.replace_schema_metadata(
-        {k: v for k, v in (table.schema.metadata or {}).items() if k != METADATA_KEY}
-    ).to_pandas()
-    return rows, meta
+    table = table.replace_schema_metadata({k: v for k, v in (table.schema.metadata or {}).items() if k != METADATA_KEY})
+    damage = None
+    if not isinstance(meta, dict) or meta.get("content_sha256") != content_digest(table, meta):
+        damage = "its content does not match the SHA-256 recorded when it was written"
+    return table.to_pandas(), meta, damage
 
 
 def stale_reason(h: str, meta: Any) -> str | None:

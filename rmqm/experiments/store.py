@@ -291,11 +291,13 @@ class ResultsStore:
                 self._write_index()
             return None
         try:
-            rows, meta = read_record(path)
+            rows, meta, damage = read_record(path)
         except Exception as err:  # noqa: BLE001 - arrow raises many types for damaged files
             self._report(h, path, f"damaged part-file: {err}")
             return None
         reason = stale_reason(h, meta)
+        if reason is None and damage is not None:
+            reason = f"damaged part-file: {damage}"
         if reason is None and meta.get("n_rows") != len(rows):
             reason = f"damaged part-file: metadata says {meta.get('n_rows')} rows, file holds {len(rows)}"
         if reason is None and expected is not None and meta["config"] != expected:

@@ -47,7 +47,8 @@ def claim1_differences(table: pd.DataFrame, tasks: Sequence[str], threshold: flo
 
     Returns:
         ``choice, task, kind, difference, ci_low, ci_high, p_value, n_configs, verdict`` (``differs``
-        when the interval excludes 0, else ``no detectable difference``).
+        when the interval excludes 0, ``not measurable`` when too many resamples are undefined, e.g. a
+        constant score, else ``no detectable difference``) and ``reason`` (why not measurable).
     """
     def column(choice: str) -> str:
         return f"{SCORE_KINDS[kind]} {choice} t={threshold:g}" + (f" eps={epsilon:g}" if kind == "score" else "")
@@ -60,9 +61,11 @@ def claim1_differences(table: pd.DataFrame, tasks: Sequence[str], threshold: flo
             res = paired_bootstrap_difference(table, column(choice), column("all-ones"), f"{task}_linear",
                                               n_resamples=n_resamples, confidence=confidence, random_state=seed)
             differs = np.isfinite(res.low) and (res.low > 0 or res.high < 0)
+            verdict = ("not measurable" if not res.measurable else
+                       "differs" if differs else "no detectable difference")
             rows.append({"choice": choice, "task": task, "kind": kind, "difference": res.estimate,
                          "ci_low": res.low, "ci_high": res.high, "p_value": res.p_value, "n_configs": res.n_configs,
-                         "verdict": "differs" if differs else "no detectable difference"})
+                         "verdict": verdict, "reason": res.reason})
     return pd.DataFrame(rows)
 
 
@@ -70,7 +73,8 @@ def claim1_difference_lines(differences: pd.DataFrame) -> list[str]:
     """One line per random choice: the paired difference of the correlations against all-ones, per task."""
     lines = []
     for choice, part in differences.groupby("choice", sort=False):
-        parts = [f"{r.task} {format_interval(r.difference, r.ci_low, r.ci_high)} ({r.verdict})"
+        parts = [f"{r.task} not measurable ({r.reason})" if r.verdict == "not measurable" else
+                 f"{r.task} {format_interval(r.difference, r.ci_low, r.ci_high)} ({r.verdict})"
                  if np.isfinite(r.difference) else f"{r.task} undefined (a constant score)" for r in part.itertuples()]
         lines.append(f"claim 1, rho({choice}) - rho(all-ones), {SCORE_KINDS[part['kind'].iloc[0]]} score, paired "
                      "bootstrap over "

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rmqm._utils.io import contained
 from rmqm._utils.provenance import hardware_summary
 from rmqm.study.abstract import stage_abstract
 from rmqm.study.browser_check import browser_missing, check_in_browser
@@ -179,7 +180,8 @@ def _mathjax_source() -> Path:
     return src
 
 
-def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike, *,
+               build_dir: str | os.PathLike | None = None) -> Path:
     """Copy the book sources of ``root`` next to the executed notebooks in ``out_dir``.
 
     ``out_dir`` becomes the book's root: ``_config.yml``, ``_toc.yml``, ``book/`` (fresh
@@ -189,11 +191,22 @@ def stage_book(root: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     (:func:`rmqm.study.abstract.stage_abstract`, from ``out_dir/results``); the staged
     ``_config.yml`` gets the run's parameters, its results' counts and verdicts and the commit it
     was built from as MyST substitutions (:func:`rmqm.study.substitutions.stage_substitutions`).
+
+    Every path written or deleted is checked first (:func:`rmqm._utils.io.contained`) to lie
+    inside ``out_dir``, and ``out_dir`` inside ``build_dir`` when given.
+
+    Raises:
+        ValueError: ``out_dir`` or a path inside it (a symlink) resolves outside; nothing written.
     """
     root, out_dir = Path(root), Path(out_dir)
+    if build_dir is not None:
+        contained(out_dir, build_dir, "the book")
+    for name in ("_config.yml", "_toc.yml", "book", "_mathjax", "_mathjax/mathjax"):
+        contained(out_dir / name, out_dir, name)
     for name in ("_config.yml", "_toc.yml"):
         if not (root / name).is_file():
             raise FileNotFoundError(f"{root / name} is missing")
+    for name in ("_config.yml", "_toc.yml"):
         shutil.copy2(root / name, out_dir / name)
     if (out_dir / "book").exists():
         shutil.rmtree(out_dir / "book")

@@ -13,17 +13,16 @@
   returns an ``nn.Module`` or ``(module, info)``. A plain module gets the study's images as they
   are (``(B, C, H, W)`` in ``[0, 1]``, the study's channels and size); ``info`` may give
   ``in_channels`` (1 or 3), ``input_size`` (int or ``[H, W]``) and per-channel ``mean``/``std``, and the
-  images are then converted, resized and normalised to them. The module must be importable by
-  the Python that runs the study (installed, or on ``PYTHONPATH``).
+  images are then converted, resized and normalised to them. The module must be importable (installed,
+  or on ``PYTHONPATH``). **A factory runs code**: refused unless allowed (:mod:`rmqm.study.allow_code`).
 * **built-in** ``{builtin: efficientnet-lite0}`` or ``{name: efficientnet-lite0}``: one of
   :data:`rmqm.models.pretrained.PRETRAINED_ENCODERS`; optional ``pretrained`` (default true; false:
   the random-init twin of ``seed``) and ``input_size`` (default: its native size).
 
 Each encoder comes wrapped in an :class:`~rmqm.models.adapters.InputAdapter` that takes the study's
 images (gradients, for PGD, flow through it). Relative checkpoint paths are taken from ``base_dir``
-(the repository root in a study run), where factory modules are looked for too.
-:func:`check_profile_encoders` loads each one and runs one small batch through it, so that a bad
-spec stops ``rmqm study run`` before any notebook starts.
+(the repository root in a study run), where factory modules are looked for too. :func:`check_profile_encoders`
+loads each and runs one small batch through it: a bad spec stops ``rmqm study run`` before any notebook.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from rmqm.data.registry import load_dataset, resolve_data
 from rmqm.models.adapters import InputAdapter, as_size
 from rmqm.models.backbones import ARCHITECTURES, build_backbone
 from rmqm.models.pretrained import PRETRAINED_ENCODERS, load_pretrained
+from rmqm.study.allow_code import code_allowed, refusal
 from rmqm.study.profiles import Profile
 from rmqm.training.checkpoints import CHECKPOINT_FORMAT, load_model
 
@@ -248,6 +248,8 @@ def _from_state_dict(spec: EncoderSpec, state: Any, path: Path, size: tuple[int,
 
 
 def _from_factory(spec: EncoderSpec, in_channels: int, size: tuple[int, int]) -> InputAdapter:
+    if not code_allowed():
+        raise _LoadError(refusal(spec.label, spec.options["factory"]))
     module_name, _, function = str(spec.options["factory"]).partition(":")
     folder = str(spec.options.get("base_dir"))
     added = "base_dir" in spec.options and folder not in sys.path
@@ -289,9 +291,8 @@ def load_encoder(spec: EncoderSpec, *, in_channels: int, input_size: int | Seque
     study's images ``(B, in_channels, *input_size)`` with pixels in ``[0, 1]``.
 
     Raises:
-        EncoderSpecError: the spec cannot be loaded (missing or unreadable file, weights that
-            do not fit, a factory that cannot be imported or raises, ...); one problem, naming
-            the spec and the fix.
+        EncoderSpecError: the spec cannot be loaded (a missing or unreadable file, weights that do not
+            fit, a factory not allowed, not importable or raising, ...); one problem, naming the spec and the fix.
     """
     size = as_size(input_size)
     assert size is not None
@@ -302,8 +303,8 @@ def load_encoder(spec: EncoderSpec, *, in_channels: int, input_size: int | Seque
                 raise _LoadError(f"{spec.label}: checkpoint file {path} not found; fix the path (relative "
                                  "paths are taken from the repository root)")
             state = _read_state(spec, path)
-            is_zoo = isinstance(state, Mapping) and state.get("format") == CHECKPOINT_FORMAT
-            adapter = _from_zoo_checkpoint(spec, path, device) if is_zoo else _from_state_dict(spec, state, path, size)
+            zoo = isinstance(state, Mapping) and state.get("format") == CHECKPOINT_FORMAT
+            adapter = _from_zoo_checkpoint(spec, path, device) if zoo else _from_state_dict(spec, state, path, size)
         elif spec.kind == "factory":
             adapter = _from_factory(spec, in_channels, size)
         else:

@@ -23,6 +23,7 @@ from typing import Any
 import filelock
 
 from rmqm._utils.hashing import file_digest
+from rmqm._utils.io import contained
 from rmqm.study.notebooks import read_notebook
 
 __all__ = ['MANIFEST', 'LOCK', 'DATA_USED', 'BuildFolderBusy', 'build_lock', 'new_manifest', 'load_manifest',
@@ -55,10 +56,11 @@ def build_lock(out_dir: str | os.PathLike) -> Iterator[Path]:
 
     Raises:
         BuildFolderBusy: another run holds it; the message says what to do.
+        ValueError: its lock file is a link that resolves outside ``out_dir``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / LOCK
+    path = contained(out_dir / LOCK, out_dir, LOCK)
     lock = filelock.FileLock(str(path), timeout=0, is_singleton=True)
     try:
         lock.acquire()
@@ -141,7 +143,7 @@ def output_problem(output: Path, sha256: str | None) -> str | None:
         return f"its output {output} is missing"
     if sha256 is None:
         return "no checksum of its output is recorded"
-    if file_digest(output) != sha256:
+    if file_digest(output, cached=False) != sha256:
         return f"its output {output} changed since it ran (damaged or edited)"
     try:
         read_notebook(output, validate=True)
@@ -188,8 +190,8 @@ def record_artefacts(manifest: dict[str, Any], notebook: str, folder: Path,
 
 
 def artefact_problems(manifest: Mapping[str, Any], notebook: str, folder: Path) -> list[str]:
-    """The artefacts of ``notebook`` that are missing or changed (a file whose size and
-    modification time are unchanged is trusted without hashing it again)."""
+    """The artefacts of ``notebook`` that are missing or changed: each file's bytes are hashed
+    again (a flipped bit that kept its size and modification time is seen too)."""
     problems = []
     for rel, art in sorted(manifest.get("artefacts", {}).items()):
         if art.get("notebook") != notebook:
@@ -198,9 +200,7 @@ def artefact_problems(manifest: Mapping[str, Any], notebook: str, folder: Path) 
         if not path.is_file():
             problems.append(f"{rel} is missing")
             continue
-        st = path.stat()
-        moved = (st.st_size, st.st_mtime_ns) != (art.get("size"), art.get("mtime_ns"))
-        if moved and file_digest(path) != art["sha256"]:
+        if file_digest(path, cached=False) != art["sha256"]:
             problems.append(f"{rel} changed")
     return problems
 

@@ -124,7 +124,7 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile) -> dict[str, Any]:
 
 def check_profile(profile: Profile, specs: Sequence[NotebookSpec]) -> None:
     """Check that ``profile`` fits ``specs``: every per-notebook section names a notebook and
-    every shared parameter is declared by some notebook (or reserved).
+    declares each of its keys, every shared parameter is declared by some notebook (or reserved).
 
     Raises:
         ValueError: naming the unknown notebooks or the undeclared parameters.
@@ -140,6 +140,14 @@ def check_profile(profile: Profile, specs: Sequence[NotebookSpec]) -> None:
             f"parameter(s) {unused} of profile {profile.name!r} are declared by no notebook; "
             f"known parameters: {sorted(declared)}"
         )
+    by_name = {s.name: s for s in specs}
+    for nb, values in sorted(profile.notebooks.items()):
+        unknown = sorted(set(values) - set(by_name[nb].declared) - set(RESERVED_PARAMETERS))
+        if unknown:
+            raise ValueError(
+                f"notebook {nb} declares no parameter(s) {unknown} (profile {profile.name!r} sets "
+                f"{[f'{nb}.{k}' for k in unknown]}); its parameters cell declares {sorted(by_name[nb].declared)}"
+            )
 
 
 def library_fingerprint(package_dir: str | os.PathLike | None = None) -> str:

@@ -26,7 +26,8 @@ import yaml
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-__all__ = ['RESERVED_PARAMETERS', 'Profile', 'load_profile', 'merge_layers', 'parse_overrides', 'apply_overrides']
+__all__ = ['RESERVED_PARAMETERS', 'PROFILE_NAME', 'Profile', 'load_profile', 'merge_layers', 'parse_overrides',
+           'apply_overrides']
 
 
 #: Parameters the runner fills in itself (when a notebook declares them); they are not
@@ -38,6 +39,10 @@ PROFILE_KEYS: tuple[str, ...] = ("base", "description", "parameters", "notebooks
 
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+#: A profile name is a plain label (it names the profile's folder inside the build folder):
+#: letters, digits, ``_``, ``-`` and ``.``, starting with a letter, digit or ``_``, at most 100 characters.
+PROFILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,12 @@ class Profile:
     parameters: dict[str, Any] = field(default_factory=dict)
     notebooks: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.name, str) and PROFILE_NAME.fullmatch(self.name)):
+            raise ValueError(f"profile name {self.name!r} is not a plain label: use letters, digits, '_', '-' and "
+                             "'.', starting with a letter, digit or '_', at most 100 characters (it names the "
+                             "profile's folder inside the build folder; rename the file)")
 
 
 def _profile_path(name: str | os.PathLike, profiles_dir: Path, *, base_of: Path | None = None) -> Path:
@@ -83,6 +94,8 @@ def _read_profile_file(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid YAML: {err}") from err
+    except RecursionError:
+        raise ValueError(f"{path} is nested too deeply to read") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a profile must be a YAML mapping; got {type(data).__name__}")
     unknown = set(data) - set(PROFILE_KEYS)
@@ -121,6 +134,8 @@ def merge_layers(*layers: Mapping[str, Any]) -> dict[str, Any]:
         merged = OmegaConf.to_container(OmegaConf.merge(*configs), resolve=False)
     except OmegaConfBaseException as err:
         raise ValueError(f"cannot merge profile values: {err}") from None
+    except RecursionError:
+        raise ValueError("cannot merge profile values: they are nested too deeply") from None
     return cast(dict, merged)
 
 
@@ -175,6 +190,8 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as exc:
             raise ValueError(f"override {item!r}: value is not valid YAML ({exc})") from None
+        except RecursionError:
+            raise ValueError(f"override {key!r}: value is nested too deeply to read") from None
         if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
             value = float(value)  # YAML 1.1 reads "1e-3" as a string
         out[key] = value

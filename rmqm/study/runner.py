@@ -24,11 +24,12 @@ from typing import Any
 
 import nbformat
 
-from rmqm._utils.hashing import file_digest
-from rmqm._utils.io import atomic_write_json
+from rmqm._utils.hashing import content_identity, file_digest
+from rmqm._utils.io import atomic_write_json, contained
 from rmqm._utils.provenance import hardware_summary
 from rmqm.data.registry import available_datasets, data_record
-from rmqm.study.encoders import parse_encoder_specs
+from rmqm.study.allow_code import code_allowed, factory_refusals
+from rmqm.study.encoders import EncoderSpecError, parse_encoder_specs
 from rmqm.study.manifest import (
     MANIFEST,
     BuildFolderBusy,
@@ -52,8 +53,8 @@ from rmqm.study.notebooks import (
 )
 from rmqm.study.profiles import Profile
 
-__all__ = ['MANIFEST', 'BuildFolderBusy', 'NotebookFailed', 'NotebookRun', 'data_parameters', 'encoder_sources',
-           'run_notebooks']
+__all__ = ['MANIFEST', 'BuildFolderBusy', 'KernelDied', 'NotebookFailed', 'NotebookRun', 'data_parameters',
+           'encoder_sources', 'run_notebooks']
 
 
 #: Tags the runner puts on papermill's parameter cells so that the book hides them:
@@ -83,6 +84,16 @@ class NotebookFailed(RuntimeError):
             f"notebook {notebook} failed in cell {cell_index} (In [{execution_count}]): "
             f"{ename}: {evalue}\n  cell source:\n{shown}\n  partial output kept in {output}"
         )
+
+
+class KernelDied(NotebookFailed):
+    """A notebook's kernel died (killed, out of memory); one line naming the notebook."""
+
+    def __init__(self, notebook: str, reason: str, output: Path) -> None:
+        self.notebook, self.cell_index, self.execution_count, self.cell_source = notebook, None, None, ""
+        self.ename, self.evalue, self.output = "DeadKernelError", reason, output
+        RuntimeError.__init__(self, f"notebook {notebook}: its kernel died ({reason or 'no reason given'}; killed or "
+                                    f"out of memory?); partial output in {output}; rerun to retry it")
 
 
 @dataclass(frozen=True)
@@ -188,6 +199,8 @@ def encoder_sources(value: Any, root: str | os.PathLike) -> dict[str, str | None
             path = Path(spec.options["checkpoint"])
             out[spec.name] = file_digest(path) if path.is_file() else None
         elif spec.kind == "factory":
+            if not code_allowed():  # finding a dotted module imports its package: that runs code
+                raise EncoderSpecError(factory_refusals(value))
             source = _module_file(str(spec.options["factory"]).partition(":")[0], Path(root))
             out[spec.name] = None if source is None else file_digest(source)
         else:
@@ -242,8 +255,9 @@ def run_notebooks(
     ``out_dir/study.json``, its executed output is a valid notebook with the recorded
     SHA-256 and the files it wrote under ``out_dir/results`` are unchanged. The key covers
     the notebook's cells and parameters, the :func:`library_fingerprint` of the installed
-    ``rmqm`` (hashed once per call), the identity of the data its parameters name
-    (:func:`data_parameters`) and the key and output of each notebook it depends on, so a
+    ``rmqm`` (hashed once per call), the content identity of the data its parameters name
+    (:func:`data_parameters` without folders: a moved data or build folder is reused) and the
+    key and output of each notebook it depends on, so a
     rerun upstream reruns it too; an ``encoders`` parameter adds its :func:`encoder_sources`
     (checkpoint and factory files, relative paths from ``root``, default the parent of
     ``notebooks_dir``) to the data. The manifest is updated after each finished notebook;
@@ -253,7 +267,8 @@ def run_notebooks(
         One :class:`NotebookRun` per notebook, in execution order.
 
     Raises:
-        NotebookFailed: a cell raised (finished notebooks stay recorded).
+        NotebookFailed: a cell raised (finished notebooks stay recorded); :class:`KernelDied`
+            when its kernel died.
         BuildFolderBusy: another run holds ``out_dir``.
         ValueError: bad profile (unknown notebook or parameter), dependencies, or a manifest
             of the wrong structure.
@@ -268,18 +283,20 @@ def run_notebooks(
 def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Path, *, force: bool,
                 progress: bool, kernel_name: str | None, log: Callable[[str], None], root: Path) -> list[NotebookRun]:
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
     from tqdm.auto import tqdm
 
-    nb_out = out_dir / "notebooks"
-    results_dir = (out_dir / "results").resolve()
-    nb_out.mkdir(parents=True, exist_ok=True)
-    results_dir.mkdir(parents=True, exist_ok=True)
     specs = execution_order(discover_notebooks(notebooks_dir))
     check_profile(profile, specs)
+    nb_out = contained(out_dir / "notebooks", out_dir, "notebooks/")
+    results_dir = contained(out_dir / "results", out_dir, "results/")
+    manifest_path = contained(out_dir / MANIFEST, out_dir, MANIFEST)
+    outputs = {spec.name: contained(nb_out / spec.path.name, out_dir, "executed notebook") for spec in specs}
+    nb_out.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
 
     tag = f"[{profile.name}]"
-    manifest_path = out_dir / MANIFEST
     manifest = load_manifest(manifest_path, repair=True, log=log)
     library = library_fingerprint()
     manifest.update(profile=profile.name, description=profile.description,
@@ -292,14 +309,15 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         params = notebook_parameters(spec, profile)
         reserved = {"results_dir": str(results_dir), "profile": profile.name}
         params.update({k: v for k, v in reserved.items() if k in spec.declared})
-        data = data_parameters(params, log=functools.partial(_log_for, log, f"{tag} {spec.name}"), cache=data_cache)
+        data = content_identity(  # what the data holds, not where it lives: a moved folder keeps its keys
+            data_parameters(params, log=functools.partial(_log_for, log, f"{tag} {spec.name}"), cache=data_cache))
         if params.get("encoders"):
             data["encoders"] = encoder_sources(params["encoders"], root)
         upstream = {d: tokens[d] for d in spec.depends_on}
         key = cache_key(spec, params, upstream, library=library, data=data or None)
         inputs = {"parameters": _digest({k: v for k, v in params.items() if k not in reserved}),
                   "library": library, "data": _digest(data), "upstream": upstream}
-        output = nb_out / spec.path.name
+        output = outputs[spec.name]
         entry = manifest["notebooks"].get(spec.name, {})
         reason = "forced" if force else _stale_reason(entry, key, inputs, output, manifest, spec.name, results_dir)
         if reason is None:
@@ -319,6 +337,11 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
                 str(spec.path), str(output), parameters=params, kernel_name=kernel_name,
                 progress_bar=progress, cwd=str(spec.path.parent.resolve()), log_output=False,
             )
+        except DeadKernelError as exc:
+            manifest["notebooks"][spec.name] = {"key": key, "status": "failed", "inputs": inputs,
+                                                "wall_s": time.perf_counter() - start}
+            atomic_write_json(manifest_path, manifest)
+            raise KernelDied(spec.name, str(exc).strip().splitlines()[0] if str(exc).strip() else "", output) from None
         except PapermillExecutionError as exc:
             wall = time.perf_counter() - start
             _echo_warnings(output, f"{tag} {spec.name}", log)

@@ -14,25 +14,28 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 
 from rmqm._utils.device import resolve_device
 from rmqm.data.registry import available_datasets
 from rmqm.experiments.engine import engine_options
-from rmqm.metrics.rmqm import PGD_MODES
+from rmqm.metrics.rmqm import FACTORS, PGD_MODES
 from rmqm.metrics.synbench import DEFAULT_S_VALUES, DEFAULT_THRESHOLDS, MIN_POSITIVE_EPSILON
 from rmqm.models.backbones import ARCHITECTURES
-from rmqm.study.profiles import Profile
+from rmqm.study.profiles import RESERVED_PARAMETERS, Profile
 from rmqm.training.methods import METHODS, OPTIMIZERS
 
 __all__ = [
-    "Rule", "Parameter", "integer", "real", "one_of", "optional", "non_empty_list", "EPSILON", "SCHEMA",
-    "parameter_problems", "validate_profile", "folder_problem", "check_output_folder",
+    "Rule", "Parameter", "integer", "real", "seed", "non_empty_text", "one_of", "optional", "non_empty_list",
+    "EPSILON", "MAX_SEED", "SIGMA_MAX", "STEP_SIZE", "PGD_EPSILON", "SCHEMA", "parameter_problems",
+    "scheduler_problem", "knn_k_problem", "validate_profile", "path_problem", "folder_problem", "check_output_folder",
 ]
 
 
@@ -94,6 +97,20 @@ def one_of(options: Sequence[Any]) -> Rule:
     return Rule(f"one of {options}", test)
 
 
+#: The largest seed: numpy's generators take seeds below 2**32.
+MAX_SEED = 2**32 - 1
+
+
+def seed() -> Rule:
+    """A seed: an int in ``[0, 2**32 - 1]`` (what numpy and torch both accept)."""
+    return Rule(f"an integer in [0, {MAX_SEED}] (a seed)", lambda v: _is_int(v) and 0 <= v <= MAX_SEED)
+
+
+def non_empty_text() -> Rule:
+    """A string that is not empty or only blanks."""
+    return Rule("a non-empty string", lambda v: isinstance(v, str) and bool(v.strip()))
+
+
 def optional(rule: Rule) -> Rule:
     """``null`` (None) or a value ``rule`` accepts."""
     return Rule(f"null or {rule.expected}", lambda v: v is None or rule.test(v))
@@ -131,6 +148,12 @@ def _is_scheduler(value: Any) -> bool:
 EPSILON = Rule(f"0 or a number in [{MIN_POSITIVE_EPSILON:g}, 1)",
                lambda v: _is_real(v) and (float(v) == 0.0 or MIN_POSITIVE_EPSILON <= float(v) < 1.0))
 
+#: The largest white-noise std (pixel units), the PGD step and the PGD radius: one rule each,
+#: shared by the study's parameters and the ``rmqm rmqm`` options.
+SIGMA_MAX = real(0, low_open=True)
+STEP_SIZE = real(0, 1, low_open=True)
+PGD_EPSILON = real(0, 1, low_open=True)
+
 #: Every parameter of the study notebooks (``notebooks/*.ipynb``, their ``parameters`` cells).
 SCHEMA: dict[str, Parameter] = {
     "device": Parameter(Rule("auto, cpu, cuda, cuda:N or mps", _is_device_name),
@@ -141,7 +164,7 @@ SCHEMA: dict[str, Parameter] = {
     "data": Parameter(one_of(available_datasets()), "pretraining set of the zoo"),
     "methods": Parameter(non_empty_list(one_of(METHODS)), "pretraining methods of the zoo"),
     "dims": Parameter(non_empty_list(integer(1)), "embedding dimensions d"),
-    "zoo_seeds": Parameter(non_empty_list(integer(0)), "replicates: each seed trains every model again"),
+    "zoo_seeds": Parameter(non_empty_list(seed()), "replicates: each seed trains every model again"),
     "arch": Parameter(one_of(ARCHITECTURES), "encoder architecture"),
     "optimizers": Parameter(non_empty_list(one_of(OPTIMIZERS)), "optimizers of the zoo"),
     "epochs": Parameter(integer(1), "training epochs of each model's last checkpoint"),
@@ -162,12 +185,15 @@ SCHEMA: dict[str, Parameter] = {
     # 02/03 RMQM
     "n_points": Parameter(integer(1), "test images of the pretraining set that are altered"),
     "n_noise_levels": Parameter(integer(3), "white-noise levels, including the clean one"),
-    "noise_sigma_max": Parameter(real(0, low_open=True), "largest noise std (pixel units, pixels in [0, 1])"),
+    "noise_sigma_max": Parameter(SIGMA_MAX, "largest noise std (pixel units, pixels in [0, 1])"),
     "n_pgd_levels": Parameter(integer(3), "PGD levels, including the clean one"),
-    "pgd_step_size": Parameter(real(0, 1, low_open=True), "PGD step (pixel units)"),
-    "pgd_epsilon": Parameter(real(0, 1, low_open=True), "PGD L-infinity radius (pixel units)"),
+    "pgd_step_size": Parameter(STEP_SIZE, "PGD step (pixel units)"),
+    "pgd_epsilon": Parameter(PGD_EPSILON, "PGD L-infinity radius (pixel units)"),
     "pgd_modes": Parameter(non_empty_list(one_of(PGD_MODES)),
                            "PGD modes measured: reference (the reference's pipeline), own-loss, displacement"),
+    "pgd_factors": Parameter(non_empty_list(one_of(FACTORS)),
+                             "factors of the chapter-2 attack ablation: augment_output, augment_gradient, restarts "
+                             "(two levels each) and rotation (a per-image sensitivity cell)"),
     "attack_batch_size": Parameter(optional(integer(1)),
                                    "images per PGD batch (the own losses are batch means; null: batch_size)"),
     "batch_size": Parameter(integer(1), "images per encoder call when measuring RMQM"),
@@ -194,6 +220,20 @@ SCHEMA: dict[str, Parameter] = {
     "include_encoders_in_stats": Parameter(Rule("true or false", lambda v: isinstance(v, bool)),
                                            "count the user's encoders in notebook 05's correlations"),
 }
+
+
+def knn_k_problem(k: int, n_eval: int | None, n_transfer: int | None = None) -> str | None:
+    """Why a k-NN probe with ``k`` neighbours cannot run as asked (None when it can): each probe
+    fits on the train half, ``floor(n / 2)`` points, of ``n_eval`` test images and of each
+    ``n_transfer`` subsample (:func:`rmqm.metrics.probes.evaluate_probes`), and ``k`` must
+    not exceed it (it would silently become a vote of every point)."""
+    given = [(name, int(n)) for name, n in (("n_eval", n_eval), ("n_transfer", n_transfer)) if n is not None]
+    bad = [(n // 2, name, n) for name, n in given if n // 2 < k]
+    if not bad:
+        return None
+    m, name, n = min(bad)
+    return (f"k = {k} neighbours, but the k-NN probe trains on {m} points (the train half of {name} = {n}); "
+            f"give k <= {m} or a larger {name}")
 
 
 def parameter_problems(values: Mapping[str, Any], *, prefix: str = "") -> list[str]:
@@ -224,12 +264,33 @@ def _checkpoint_problems(profile: Profile) -> list[str]:
             "last checkpoint); set epochs to max(checkpoints)"]
 
 
-def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
+def scheduler_problem(address: Any, timeout_s: float = 2.0) -> str | None:
+    """Why the Dask scheduler ``address`` (``tcp://host:port``) cannot be reached (None when a
+    TCP connection opens within ``timeout_s``; nothing is sent). Other schedulers: None."""
+    if not isinstance(address, str) or "://" not in address:
+        return None
+    parts = urlsplit(address)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if parts.scheme != "tcp" or not host or port is None:
+        return f"expected a Dask scheduler address tcp://host:port; got {address!r}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as err:
+        return f"the Dask scheduler {address} cannot be reached ({err}); start it or fix the address"
+
+
+def validate_profile(profile: Profile, *, check_device: bool = True, check_scheduler: bool = True) -> Profile:
     """Check every value of a merged profile (shared and per notebook) against :data:`SCHEMA`.
 
     Also checks that ``synbench_epsilon`` is one of ``syn_epsilons`` (notebook 05 reads a
     score notebook 04 computed) and, with ``check_device``, that every ``device`` is present
-    on this machine. Returns ``profile`` unchanged.
+    on this machine and, with ``check_scheduler``, that a Dask scheduler address answers
+    (:func:`scheduler_problem`). Parameters the runner fills in itself
+    (:data:`rmqm.study.profiles.RESERVED_PARAMETERS`) cannot be set. Returns ``profile`` unchanged.
 
     Raises:
         ValueError: one message that lists every bad parameter, its value and what is expected.
@@ -237,6 +298,9 @@ def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
     problems = parameter_problems(profile.parameters)
     for nb, values in profile.notebooks.items():
         problems += parameter_problems(values, prefix=f"{nb}.")
+    for prefix, values in [("", profile.parameters), *((f"{nb}.", v) for nb, v in profile.notebooks.items())]:
+        problems += [f"{prefix}{k}: set by the runner (the build folder's results/ and the profile's name); "
+                     "it cannot be given" for k in RESERVED_PARAMETERS if k in values]
     effective: dict[str, tuple[str, Any]] = {
         k: (k, profile.parameters[k]) for k in ("synbench_epsilon", "syn_epsilons") if k in profile.parameters}
     for nb, values in profile.notebooks.items():  # each is read by one notebook only
@@ -257,14 +321,49 @@ def validate_profile(profile: Profile, *, check_device: bool = True) -> Profile:
                     resolve_device(value)
                 except ValueError as err:
                     problems.append(f"{key} = {value!r}: {err}")
+    if check_scheduler:
+        schedulers = [("scheduler", profile.parameters.get("scheduler"))]
+        schedulers += [(f"{nb}.scheduler", v.get("scheduler")) for nb, v in profile.notebooks.items()]
+        for key, value in schedulers:
+            problem = scheduler_problem(value) if _is_scheduler(value) else None
+            if problem is not None:
+                problems.append(f"{key} = {value!r}: {problem}")
     if problems:
         raise ValueError(f"profile {profile.name!r} has {len(problems)} bad parameter value(s):\n  "
                          + "\n  ".join(problems))
     return profile
 
 
+def _name_max(folder: Path) -> int:
+    """The longest file name the file system holding ``folder`` (or its nearest ancestor) allows."""
+    for ancestor in (folder, *folder.parents):
+        try:
+            return int(os.pathconf(ancestor, "PC_NAME_MAX"))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return 255
+
+
+def path_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot name a file or folder here (None when it can): it is empty, or one of
+    its names is longer than the file system allows. Nothing is read but the limit."""
+    if not str(path).strip():
+        return "the path is empty (give a name, e.g. . for this folder)"
+    limit = _name_max(Path(path).absolute())
+    long = next((part for part in Path(path).parts if len(os.fsencode(part)) > limit), None)
+    if long is not None:
+        return f"the name {long[:40]}... is {len(os.fsencode(long))} bytes long; this file system allows {limit}"
+    return None
+
+
 def folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot be created or written in (None when it can); nothing is created."""
+    """Why ``folder`` cannot be created or written in (None when it can); nothing is created.
+
+    An empty path or too long a name (:func:`path_problem`), a file in the way and a missing
+    permission are problems."""
+    problem = path_problem(folder)
+    if problem is not None:
+        return problem
     if folder.exists():
         if not folder.is_dir():
             return f"{folder} is a file, not a folder"
@@ -288,6 +387,9 @@ def check_output_folder(path: str | os.PathLike, what: str = "") -> Path:
         ValueError: ``path`` is an existing file, one of its ancestors is a file, or this
             user may not write there; the message names ``path`` and the reason.
     """
+    if not str(path).strip():
+        raise ValueError(f"cannot write {what + ' ' if what else ''}to an empty path; give a folder "
+                         "(e.g. . for this one)")
     folder = Path(path)
     problem = folder_problem(folder.absolute())
     if problem is not None:

@@ -1,18 +1,17 @@
 """Trained encoders on disk: configs, names, atomic checkpoints, load-or-train.
 
 A checkpoint records the identity of what trained it (the code fingerprint of the
-training code and the identity of the training data); :func:`load_or_train` reuses it only
-when both still match, and moves a damaged one to ``<zoo>/quarantine/`` (with a
-:class:`CheckpointWarning`) before retraining it.
+training code and the content identity of the training data, no folder) and a SHA-256 of its
+own content (weights bit for bit, config, history, metrics: :func:`payload_digest`), checked
+on every read; :func:`load_or_train` reuses it only when all match, and moves a damaged one to
+``<zoo>/quarantine/`` (with a :class:`CheckpointWarning`) before retraining it.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import os
-import tempfile
-import warnings
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,20 +21,21 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rmqm._utils.hashing import code_fingerprint
+from rmqm._utils.hashing import code_fingerprint, content_identity
 from rmqm._utils.validation import check_int
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import data_identity, load_dataset, resolve_data
 from rmqm.models.backbones import build_backbone
 from rmqm.models.encoder import Encoder
 from rmqm.training.configs import model_config, model_name, with_epochs
+from rmqm.training.integrity import CheckpointWarning, payload_digest, quarantine_checkpoint
 from rmqm.training.methods import HEAD_METHODS, SUPERVISED_METHODS
 from rmqm.training.pretraining import PretrainResult, pretrain
 
 __all__ = ['log', 'CHECKPOINT_FORMAT', 'TRAINING_MODULES', 'CheckpointWarning', 'CorruptCheckpointError',
            'TrainedModel', 'model_config', 'model_name', 'training_identity', 'build_model', 'train_model',
-           'save_model', 'load_model', 'quarantine_checkpoint', 'load_or_train', 'load_or_train_checkpoints',
-           'cached_model', 'default_encoder']
+           'payload_digest', 'save_model', 'load_model', 'quarantine_checkpoint', 'load_or_train',
+           'load_or_train_checkpoints', 'cached_model', 'default_encoder']
 
 
 log = logging.getLogger(__name__)
@@ -47,10 +47,6 @@ CHECKPOINT_FORMAT = "rmqm-zoo/1"
 #: The modules whose code trains a model (with every ``rmqm`` module they import: the
 #: pretraining loop, losses, augmentation, backbones and data loaders).
 TRAINING_MODULES: tuple[str, ...] = ("rmqm.training.checkpoints",)
-
-
-class CheckpointWarning(UserWarning):
-    """A zoo checkpoint was damaged and moved to the zoo's ``quarantine/`` folder."""
 
 
 class CorruptCheckpointError(ValueError):
@@ -100,8 +96,10 @@ class TrainedModel:
 def training_identity(config: Mapping[str, Any], **data_kwargs: Any) -> dict[str, Any]:
     """What trains the model of ``config`` besides its config: the code fingerprint of
     :data:`TRAINING_MODULES` and the :func:`rmqm.data.registry.data_identity` of
-    ``config["data"]`` (``data_kwargs``: the loader's ``root``). JSON-ready."""
-    return {"code": code_fingerprint(*TRAINING_MODULES), "data": data_identity(str(config["data"]), **data_kwargs)}
+    ``config["data"]`` without its folder (:func:`rmqm._utils.hashing.content_identity`: a data
+    folder moved elsewhere is the same data; ``data_kwargs``: the loader's ``root``). JSON-ready."""
+    return {"code": code_fingerprint(*TRAINING_MODULES),
+            "data": content_identity(data_identity(str(config["data"]), **data_kwargs))}
 
 
 def build_model(
@@ -175,7 +173,8 @@ def train_model(
 
 
 def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
-    """Write ``model`` (weights, config, history, metrics) to ``path`` atomically."""
+    """Write ``model`` (weights, config, history, metrics, the :func:`payload_digest` of all
+    of them) to ``path`` atomically, with the same permissions as any other file (umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -189,8 +188,8 @@ def save_model(model: TrainedModel, path: str | os.PathLike) -> Path:
         "encoder_state": {k: v.detach().cpu() for k, v in model.encoder.state_dict().items()},
         "head_state": None if model.head is None else {k: v.detach().cpu() for k, v in model.head.state_dict().items()},
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    payload["content_sha256"] = payload_digest(payload)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # created as open() does: umask, not 0600
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
@@ -211,6 +210,14 @@ def _read_model(path: Path, device: str) -> TrainedModel:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CorruptCheckpointError(f"{path} is not an rmqm zoo checkpoint (format {CHECKPOINT_FORMAT})")
     try:
+        actual = payload_digest(payload)
+    except (TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise CorruptCheckpointError(f"{path} is an incomplete rmqm zoo checkpoint: {err}") from err
+    if payload.get("content_sha256") != actual:
+        recorded = str(payload.get("content_sha256"))[:12] if payload.get("content_sha256") else "none"
+        raise CorruptCheckpointError(f"{path} is damaged: its content's SHA-256 {actual[:12]} is not the one "
+                                     f"recorded when it was written ({recorded})")
+    try:
         config, info = payload["config"], payload["train_info"]
         encoder, head = build_model(config, info["in_channels"], info["n_classes"], info["mean"], info["std"])
         encoder.load_state_dict(payload["encoder_state"])
@@ -223,22 +230,6 @@ def _read_model(path: Path, device: str) -> TrainedModel:
     except (KeyError, TypeError, ValueError, RuntimeError) as err:  # incomplete, or weights that do not fit
         raise CorruptCheckpointError(f"{path} is an incomplete or inconsistent rmqm zoo checkpoint: "
                                      f"{type(err).__name__}: {err}") from err
-
-
-def quarantine_checkpoint(path: str | os.PathLike, reason: str) -> Path:
-    """Move the damaged checkpoint ``path`` to ``<its folder>/quarantine/`` (name stamped with
-    the UTC time) and warn loudly (:class:`CheckpointWarning`) naming both places.
-
-    Returns:
-        The new path of the file.
-    """
-    path = Path(path)
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
-    dest = path.parent / "quarantine" / f"{path.name}.{stamp}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, dest)
-    warnings.warn(f"damaged zoo checkpoint {path} moved to {dest}: {reason}", CheckpointWarning, stacklevel=2)
-    return dest
 
 
 def load_model(name_or_path: str | os.PathLike, zoo_dir: str | os.PathLike = "results/zoo",

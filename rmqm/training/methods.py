@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rmqm.metrics.rmqm.attacks import reference_semantics
+from rmqm.metrics.rmqm.attacks import HEAD_LOSSES, resolve_attack
 
 __all__ = ['SUPERVISED_METHODS', 'SELF_SUPERVISED_METHODS', 'METHODS', 'HEAD_METHODS', 'OPTIMIZERS', 'method_family',
            'own_attack_loss', 'reference_attack_semantics']
@@ -20,8 +20,8 @@ SELF_SUPERVISED_METHODS: tuple[str, ...] = ("nt-xent", "instance-triplet", "vicr
 METHODS: tuple[str, ...] = SUPERVISED_METHODS + SELF_SUPERVISED_METHODS + ("random-init",)
 
 
-#: Methods whose model has a classifier head mapping embeddings to logits.
-HEAD_METHODS: tuple[str, ...] = ("cross-entropy", "triplet-entropy")
+#: Methods whose model has a classifier head mapping embeddings to logits (the losses that need it).
+HEAD_METHODS: tuple[str, ...] = HEAD_LOSSES
 
 
 OPTIMIZERS: tuple[str, ...] = ("adam", "sgd-nesterov")
@@ -45,40 +45,23 @@ def method_family(method: str) -> str:
 
 def own_attack_loss(method: str) -> str:
     """The PGD loss that attacks a model of ``method`` with its own training loss, as the RMQM
-    reference code does (/work/shared/methods/rmqm.md, "in its PGD attack"), for every method:
-
-    ``cross-entropy`` -> ``"cross-entropy"``, ``triplet-entropy`` -> ``"triplet-entropy"``,
-    ``supervised-triplet`` -> ``"supervised-triplet"``, ``nt-xent`` -> ``"nt-xent"``,
-    ``instance-triplet`` -> ``"instance-triplet"``, ``random-init`` -> ``"nt-xent"`` (the reference
-    attacks its random network with NT-Xent), ``vicreg`` -> ``"vicreg"``. VICReg is not in the
-    reference: attacking it with its own loss (against an augmented clean view, as the other
-    two-view methods) is this library's choice.
-
-    The names are losses of :func:`rmqm.metrics.rmqm.measure.measure_rmqm` (``attack_loss``);
-    the label losses need the class labels, and cross-entropy and triplet-entropy the model's
-    classifier head.
+    reference code does (its ``src/attacks.py``): the method's own loss, NT-Xent for
+    ``random-init``; VICReg (not in the reference) with its own loss, this library's choice.
+    ``resolve_attack(method, "own-loss").loss`` (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`).
 
     Raises:
         ValueError: an unknown method.
     """
     check_method(method)
-    return "nt-xent" if method == "random-init" else method
+    return resolve_attack(method, "own-loss").loss
 
 
 def reference_attack_semantics(method: str) -> dict[str, Any]:
-    """How the reference attacks a model of ``method``: ``{"attack_loss": own_attack_loss(method),
-    "augment_output": ..., "augment_gradient": ...}``, the keywords of
-    :func:`rmqm.metrics.rmqm.measure.measure_rmqm` with ``pgd_mode="reference"``.
-
-    Supervised methods: the attack returns ``augment(adv)`` (a fresh random rotation up to 15
-    degrees per level on MNIST, level 0 included), and cross-entropy and triplet-entropy take the
-    gradient through that augmentation; the supervised-triplet model through ``model(adv)``.
-    Two-view methods and the random init: the loss compares a clean view redrawn at every step
-    with ``model(adv)``, and the attack returns ``adv``, not augmented
-    (:func:`rmqm.metrics.rmqm.attacks.reference_semantics`).
+    """How the reference attacks a model of ``method``: the ``measure_rmqm`` keywords of
+    ``resolve_attack(method, "reference")`` (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`).
 
     Raises:
         ValueError: an unknown method.
     """
-    loss = own_attack_loss(method)
-    return {"attack_loss": loss, **reference_semantics(loss)}
+    check_method(method)
+    return resolve_attack(method, "reference").keywords()

@@ -111,7 +111,8 @@ def test_mnist_is_the_official_60k_and_10k(cache_dir):
 def test_mnist_cache_round_trip_equals_the_direct_read(tmp_path):
     direct = mnist_arrays(cache=False)
     built = mnist_arrays(cache_dir=tmp_path)  # converts and writes the cache
-    assert [p.name for p in tmp_path.iterdir()] == [f"mnist-{MNIST_FILE.sha256[:16]}.npz"]
+    key = hashlib.sha256((MNIST_FILE.sha256 + packages.CONVERTER_VERSION).encode()).hexdigest()
+    assert [p.name for p in tmp_path.iterdir()] == [f"mnist-{key[:16]}.npz"]  # the converter's code is in the key
     cached = mnist_arrays(cache_dir=tmp_path)  # reads it
     for key, value in direct.items():
         assert value.dtype == np.uint8
@@ -128,7 +129,8 @@ def test_animal_cache_round_trip_and_a_damaged_cache_is_rebuilt(tmp_path):
     cached = animal_mnist_arrays(cache_dir=tmp_path)
     assert all(np.array_equal(cached[k], direct[k]) for k in ("x", "y"))
     cache_file.write_bytes(b"not an npz")
-    rebuilt = animal_mnist_arrays(cache_dir=tmp_path)
+    with pytest.warns(packages.DataCacheWarning, match="renamed .*corrupt"):
+        rebuilt = animal_mnist_arrays(cache_dir=tmp_path)
     assert all(np.array_equal(rebuilt[k], direct[k]) for k in ("x", "y"))
     assert np.array_equal(np.load(cache_file)["x"], direct["x"])
 
@@ -223,3 +225,41 @@ def test_registry_loads_and_identifies_them_by_their_pinned_files(cache_dir, tmp
 def test_registry_mnist_is_the_package_set(cache_dir):
     ds = load_dataset("mnist", "test", n=200, seed=2)
     assert torch.equal(ds.images, load_mnist("test", n=200, seed=2).images) and ds.name == "mnist/test"
+
+
+# -- the cache's content is checked on every read: a damaged file is renamed and converted again ----
+
+
+def _cached_fake(tmp_path, build_calls):
+    def build():
+        build_calls.append(1)
+        return {"x": np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28), "y": np.array([3, 7], np.uint8)}
+
+    return packages._cached_arrays("fake", {}, ("x", "y"), build, True, tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_byte", "one_pixel"])
+def test_a_damaged_data_cache_is_renamed_and_converted_again(tmp_path, damage):
+    calls: list[int] = []
+    first = _cached_fake(tmp_path, calls)
+    (cache_file,) = tmp_path.iterdir()
+    assert _cached_fake(tmp_path, calls)["x"].tolist() == first["x"].tolist() and calls == [1]  # read back
+    raw = bytearray(cache_file.read_bytes())
+    if damage == "truncate":
+        raw = raw[: len(raw) // 2]
+    elif damage == "flip_byte":  # a bit of the pixel bytes: zip's CRC-32 fails
+        raw[raw.index(bytes(range(100, 120))) + 5] ^= 0x01
+    else:  # a valid .npz with one pixel changed, its stored digest kept
+        import io
+        buf = io.BytesIO()
+        with np.load(cache_file) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        arrays["x"][0, 0, 0] = 255
+        np.savez(buf, **arrays)
+        raw = bytearray(buf.getvalue())
+    cache_file.write_bytes(bytes(raw))
+    with pytest.warns(packages.DataCacheWarning, match="damaged data cache"):
+        again = _cached_fake(tmp_path, calls)
+    assert calls == [1, 1] and all(np.array_equal(again[k], first[k]) for k in ("x", "y"))
+    assert (tmp_path / f"{cache_file.name}.corrupt").is_file()  # quarantined, not deleted
+    assert all(np.array_equal(_cached_fake(tmp_path, calls)[k], first[k]) for k in ("x", "y")) and calls == [1, 1]

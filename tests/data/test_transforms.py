@@ -161,3 +161,42 @@ def test_a_homography_whose_horizon_crosses_the_image_gives_finite_zero_filled_p
 def test_many_random_perspectives_are_finite():
     x = torch.rand(4096, 1, 28, 28)
     assert torch.isfinite(random_perspective(x, gen(11), distortion_scale=0.5, p=1.0)).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("shape", [(5, 1, 28, 28), (2, 3, 17, 20)])
+def test_batch_rotation_equals_torchvision_random_rotation_on_a_batch_tensor(seed, shape):
+    # The reference applies RandomRotation(15) to a whole batch tensor: one angle from the global
+    # RNG, nearest, zero fill. The same seed in an explicit generator gives the same pixels.
+    from torchvision import transforms as T
+
+    from rmqm.data.transforms import batch_random_rotation
+
+    x = torch.rand(*shape, generator=gen(100 + seed))
+    torch.manual_seed(seed)
+    expected = T.RandomRotation(15)(x)
+    ours = batch_random_rotation(x, gen(seed))
+    assert torch.equal(ours, expected)
+    # one angle per call: a second call draws anew, like torchvision's second call
+    torch.manual_seed(seed)
+    T.RandomRotation(15)(x)
+    second = T.RandomRotation(15)(x)
+    g = gen(seed)
+    batch_random_rotation(x, g)
+    assert torch.equal(batch_random_rotation(x, g), second)
+
+
+def test_batch_rotation_uses_one_angle_for_every_image_and_is_differentiable():
+    from rmqm.data.transforms import batch_random_rotation, draw_rotation_angle, rotate_batch_nearest
+
+    x = torch.rand(1, 1, 28, 28, generator=gen(3)).repeat(4, 1, 1, 1).requires_grad_(True)
+    out = batch_random_rotation(x, gen(5))
+    assert all(torch.equal(out[0], out[i]) for i in range(1, 4))
+    angle = draw_rotation_angle(gen(5))
+    assert -15.0 <= angle <= 15.0 and torch.equal(rotate_batch_nearest(x, angle), out)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    # nearest: each output pixel is one input pixel or the zero fill, so gradients are counts
+    assert torch.equal(grad, grad.round()) and grad.sum() > 0
+    assert torch.equal(rotate_batch_nearest(x, 0.0), x)
+    with pytest.raises(ValueError, match="max_degrees"):
+        draw_rotation_angle(gen(), max_degrees=200.0)

@@ -186,10 +186,20 @@ def test_alteration_settings_name_the_pgd_mode_and_the_noise_schedule():
         cache.alteration_settings(*base, noise_schedule="stale")
     with pytest.raises(ValueError, match="does not fit"):
         cache.alteration_settings(*base, "nt-xent", pgd_mode="displacement")
+    # the random init is attacked with NT-Xent; its clean view is redrawn every step, its result not rotated
     assert cache.own_attack_keywords("random-init", "reference") == {
-        "pgd_mode": "reference", "attack_loss": "nt-xent", "augment_output": False, "augment_gradient": False}
+        "pgd_mode": "reference", "attack_loss": "nt-xent", "augment_output": False, "augment_gradient": True,
+        "restarts": True, "rotation": "batch"}
     assert cache.own_attack_keywords("supervised-triplet", "own-loss") == {
-        "pgd_mode": "own-loss", "attack_loss": "supervised-triplet"}
+        "pgd_mode": "own-loss", "attack_loss": "supervised-triplet", "augment_output": False,
+        "augment_gradient": False, "restarts": False, "rotation": "image"}
+    assert cache.own_attack_keywords("cross-entropy", "reference", restarts=False)["restarts"] is False
+    cell = cache.alteration_settings(*base, pgd_mode="reference", factors={"augment_output": False})
+    assert cell["pgd"]["augment_output"] is False and "attack_loss" not in cell["pgd"]
+    with pytest.raises(ValueError, match="unknown attack factors"):
+        cache.alteration_settings(*base, pgd_mode="reference", factors={"flip": True})
+    with pytest.raises(ValueError, match="belong to pgd mode 'reference'"):
+        cache.alteration_settings(*base, pgd_mode="own-loss", factors={"restarts": True})
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +238,15 @@ def test_zoo_rmqm_keys_hold_the_pgd_mode_and_each_models_own_loss(tmp_path, tiny
     tables = {s: rmqm_of(names["cross-entropy"], 0, s)["summary"] for s in ("own", "ref")}
     rmqm_of(names["cross-entropy"], 0, "ref")
     assert len(calls) == 2 and not tables["own"].equals(tables["ref"])
+
+
+def test_n_points_beyond_the_test_set_attacks_it_whole_and_in_order(tmp_path):
+    # the full profile's n_points (10000 on MNIST) keeps the test set whole and in its order, as the
+    # reference's DataLoader(test, batch_size=128, shuffle=False): the same images for every seed
+    from rmqm.data.registry import load_dataset
+
+    rmqm_of = cache.ZooRMQM(ResultsStore(tmp_path / "store"), tmp_path, "digits", 10**6, {})
+    whole = load_dataset("digits", split="test")
+    for seed in (0, 1):
+        data = rmqm_of.data(seed)
+        assert torch.equal(data.images, whole.images) and torch.equal(data.labels, whole.labels)

@@ -71,3 +71,15 @@ def test_a_zoo_job_trains_once_and_returns_every_checkpoint(tmp_path, monkeypatc
     assert runs == [2] and len(ResultsStore(tmp_path / "jobs")) == 1
     assert table["epoch"].tolist() == [1, 2] and table["name"].is_unique
     assert table[["indist_knn", "indist_linear"]].notna().all().all()
+
+
+def test_prefetch_runs_one_job_for_settings_that_resolve_to_one_attack(monkeypatch, tmp_path):
+    # e.g. an ablation factor that does not apply to a model's loss: two settings, one measurement
+    from types import SimpleNamespace
+
+    captured = []
+    monkeypatch.setattr("rmqm.experiments.engine.run_sweep", lambda keys, *a, **k: captured.append(keys))
+    keys = {"a": {"x": 1, "y": [1, 2]}, "b": {"y": [1, 2], "x": 1}, "c": {"x": 2}}
+    fake = SimpleNamespace(key=lambda name, seed, setting: keys[setting], zoo_dir=tmp_path, store=None)
+    assert prefetch_rmqm(fake, [("m", 0, "a"), ("m", 0, "b"), ("m", 0, "c")]) == 2
+    assert captured == [[keys["a"], keys["c"]]]

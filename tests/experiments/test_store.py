@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from pandas.testing import assert_frame_equal
@@ -187,6 +188,28 @@ def test_flipped_byte_fails_the_page_checksum(tmp_path):
     data[at] ^= 0x01
     path.write_bytes(bytes(data))
     _expect_recomputed(tmp_path, "damaged part-file")
+
+
+def test_changed_footer_metadata_is_caught_by_the_content_digest(tmp_path):
+    # Parquet's page checksums do not cover the footer: a changed provenance value keeps the file
+    # readable and the config's hash valid; the record's content SHA-256 catches it.
+    _, path = _store_with_record(tmp_path)
+    table = pq.read_table(path)
+    meta = json.loads(table.schema.metadata[b"rmqm.record"])
+    meta["wall_time_s"] = 1.0 if meta.get("wall_time_s") != 1.0 else 2.0
+    table = table.replace_schema_metadata({**table.schema.metadata, b"rmqm.record": json.dumps(meta).encode()})
+    pq.write_table(table, path, write_page_checksum=True)
+    _expect_recomputed(tmp_path, "damaged part-file: its content does not match the SHA-256")
+
+
+def test_rewritten_rows_with_valid_checksums_are_caught_by_the_content_digest(tmp_path):
+    _, path = _store_with_record(tmp_path)
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    frame.loc[0, "rmqm"] = np.nextafter(frame.loc[0, "rmqm"], np.inf)  # one mantissa bit, pages rewritten
+    new = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(table.schema.metadata)
+    pq.write_table(new, path, write_page_checksum=True)
+    _expect_recomputed(tmp_path, "damaged part-file: its content does not match the SHA-256")
 
 
 def test_edited_config_is_stale(tmp_path):

@@ -259,3 +259,26 @@ def test_a_changed_computing_function_recomputes_the_store_and_changes_the_table
     assert doubled == pytest.approx(2 * value, rel=1e-12)  # and the store recomputed: the table changed
     assert more > records
     assert study() == (["cached"], doubled, more)  # unchanged since: served from the notebook cache
+
+
+def test_a_moved_zoo_folder_keeps_its_job_records_and_checkpoints(tmp_path: Path, monkeypatch):
+    # The zoo-job records are keyed by content only (no absolute path): a build folder moved to
+    # another place (or machine) is reused in full, no job reruns and no model retrains.
+    import rmqm.training.checkpoints as checkpoints
+    from rmqm.experiments.engine import run_zoo
+    from rmqm.experiments.store import ResultsStore
+
+    zoo = dict(data="digits", arch="tiny", epochs=1, n_train=200, time_budget_s=None, n_eval=100, n_transfer=100)
+    first = run_zoo(["cross-entropy"], [4], [0], cache_dir=tmp_path / "here" / "zoo", **zoo)
+    (record,) = ResultsStore(tmp_path / "here" / "zoo" / "jobs").configs()
+    assert str(tmp_path) not in json.dumps(record)
+    shutil.move(tmp_path / "here", tmp_path / "there")
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a finished zoo job or model ran again after the move")
+
+    monkeypatch.setattr("rmqm.experiments.engine.zoo_model_job", fail)
+    monkeypatch.setattr(checkpoints, "train_model", fail)
+    again = run_zoo(["cross-entropy"], [4], [0], cache_dir=tmp_path / "there" / "zoo", **zoo)
+    assert again.drop(columns=[c for c in again.columns if "time" in c]).equals(
+        first.drop(columns=[c for c in first.columns if "time" in c]))

@@ -439,3 +439,75 @@ def test_chapters_end_to_end_on_a_tiny_zoo(tiny_results):
     pd.testing.assert_frame_equal(again, attacks)
     guidance = synbench_claims.claim2_guidance(attacks, directions, 0.7)
     assert len(guidance) == 6 * 3 and set(guidance["choice"]) == set(synbench_claims.DIRECTION_CHOICES)
+
+
+def _ablation_points(factors, gap_of, seeds=(0, 1, 2, 3), dims=(8, 16)):
+    """Per-point S_b of every ablation cell: self-supervised 0.2, supervised 0.2 + gap_of(cell)."""
+    from rmqm.study.chapters.common import factorial_settings
+
+    ablation = factorial_settings(5, 2 / 255, 0.3, factors)
+    rng = np.random.default_rng(0)
+    rows = []
+    for cell in ablation.cells.to_dict("records"):
+        for seed in seeds:
+            for dim in dims:
+                shift = 0.05 * seed  # shared by both families of a seed: cancels in the gap
+                for family, s_b in (("self-supervised", 0.2), ("supervised", 0.2 + gap_of(cell))):
+                    for point in range(5):
+                        rows.append(dict(point=point, S_b=s_b + shift + 0.001 * rng.standard_normal(),
+                                         family=family, dim=dim, seed=seed, perturbation=cell["setting"]))
+    return ablation, pd.DataFrame(rows)
+
+
+def test_factorial_settings_cells_and_errors():
+    from rmqm.study.chapters.common import factorial_settings
+
+    small = factorial_settings(30, 2 / 255, 0.3, ["augment_output", "augment_gradient"], 128)
+    assert len(small.settings) == 4 and not small.cells["restarts"].any()  # restarts held off: one trajectory
+    assert all(s["pgd_mode"] == "reference" and s["batch_size"] == 128 for s in small.settings.values())
+    full = factorial_settings(30, 2 / 255, 0.3, ["augment_output", "augment_gradient", "restarts", "rotation"])
+    assert len(full.settings) == 9 and full.cells["sensitivity"].sum() == 1
+    assert full.cells.loc[full.cells["sensitivity"], "rotation"].item() == "image"
+    with pytest.raises(ValueError, match="distinct names"):
+        factorial_settings(30, 2 / 255, 0.3, ["rotation"])
+    with pytest.raises(ValueError, match="distinct names"):
+        factorial_settings(30, 2 / 255, 0.3, ["restarts", "restarts"])
+
+
+def test_factorial_chapter_recovers_planted_effects_and_says_them():
+    factors = ["augment_output", "augment_gradient", "restarts", "rotation"]
+
+    def gap(cell):  # output rotation +0.3, gradient +0.1, restarts 0, per image +0.05 at the all-on cell
+        return 0.02 + 0.3 * cell["augment_output"] + 0.1 * cell["augment_gradient"] + 0.05 * cell["sensitivity"]
+
+    ablation, points = _ablation_points(factors, gap)
+    gaps = ssl_vs_supervised.factorial_gaps(points, ablation.cells)
+    assert len(gaps) == 9 * 4 * 2
+    effects = ssl_vs_supervised.factorial_effect_table(gaps, ablation.factors).set_index("effect")
+    assert effects.loc["output rotation", "estimate"] == pytest.approx(0.3, abs=0.01)
+    assert effects.loc["randomness in the gradient path", "estimate"] == pytest.approx(0.1, abs=0.01)
+    assert abs(effects.loc["per-level restarts", "estimate"]) < 0.01
+    assert effects.loc["rotation per image instead of per batch", "estimate"] == pytest.approx(0.05, abs=0.01)
+    table = ssl_vs_supervised.factorial_cell_table(gaps, ablation.factors)
+    assert len(table) == 9 and {"d=8", "d=16", "gap, mean over dims"} <= set(table.columns)
+    text = ssl_vs_supervised.factorial_headline(gaps, effects.reset_index(), ablation.factors)
+    assert text.startswith("The steadier-steps gap (supervised minus self-supervised median S_b")
+    assert "output rotation contributes +0.300" in text and "per-level restarts contributes" in text
+    assert "unresolved" in text.split("per-level restarts contributes")[1].split(";")[0]
+    assert "fivefold" not in text
+
+
+def test_claim_headline_puts_the_artefact_free_settings_first():
+    verdict = pd.concat([_verdict_of("pgd-reference", True), _verdict_of("pgd-own-loss", False)])
+    lines = ssl_vs_supervised.claim_headline(verdict)
+    assert lines[0].startswith("pgd-own-loss (artefact-free): steadier steps contradicted in 1 of 1")
+    assert lines[1].startswith("pgd-reference (what the paper computed): steadier steps supported in 1 of 1")
+
+
+def test_factorial_headline_with_one_seed_says_there_is_no_interval():
+    factors = ["augment_output", "augment_gradient"]
+    ablation, points = _ablation_points(factors, lambda cell: 0.3 * cell["augment_output"], seeds=(0,))
+    gaps = ssl_vs_supervised.factorial_gaps(points, ablation.cells)
+    effects = ssl_vs_supervised.factorial_effect_table(gaps, ablation.factors)
+    text = ssl_vs_supervised.factorial_headline(gaps, effects, ablation.factors)
+    assert "output rotation contributes +0.300 (no interval: fewer than two seeds)" in text

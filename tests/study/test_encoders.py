@@ -34,8 +34,10 @@ STUDY = {"in_channels": 1, "input_size": 28}
 
 @pytest.fixture
 def factories(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make tests/study/encoder_factories.py importable as ``encoder_factories``."""
+    """Make tests/study/encoder_factories.py importable as ``encoder_factories``, and allow
+    factories to run code (``RMQM_ALLOW_CODE=1``, what ``--allow-code`` sets)."""
     monkeypatch.syspath_prepend(str(HERE))
+    monkeypatch.setenv("RMQM_ALLOW_CODE", "1")
 
 
 def problems_of(value: list, tmp_path: Path | None = None) -> list[str]:
@@ -114,6 +116,7 @@ def test_factory_module_in_base_dir_is_found_and_sys_path_restored(tmp_path: Pat
     (tmp_path / "my_root_encoders.py").write_text(
         "from torch import nn\n\ndef build(dim=3):\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, dim))\n")
     monkeypatch.delitem(sys.modules, "my_root_encoders", raising=False)
+    monkeypatch.setenv("RMQM_ALLOW_CODE", "1")
     before = list(sys.path)
     (spec,) = parse_encoder_specs([{"name": "root", "factory": "my_root_encoders:build"}], base_dir=tmp_path)
     assert check_encoder_specs([spec], **STUDY) == []
@@ -264,7 +267,8 @@ def test_run_study_refuses_a_bad_spec_before_any_notebook(tmp_path: Path, write_
 # -- the runner's cache key follows the encoders' files ---------------------------------------------
 
 
-def test_encoder_sources_hash_checkpoints_and_factory_modules(tmp_path: Path) -> None:
+def test_encoder_sources_hash_checkpoints_and_factory_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RMQM_ALLOW_CODE", "1")
     save_lenet_state(tmp_path)
     (tmp_path / "root_factory_mod.py").write_text("def build():\n    raise RuntimeError\n")
     value = [{"name": "c", "checkpoint": "lenet.pt", "arch": "lenet", "dim": 16},
@@ -280,6 +284,9 @@ def test_encoder_sources_hash_checkpoints_and_factory_modules(tmp_path: Path) ->
     assert second["c"] != first["c"] and second["f"] != first["f"]
     (tmp_path / "lenet.pt").unlink()
     assert encoder_sources(value, tmp_path)["c"] is None
+    monkeypatch.delenv("RMQM_ALLOW_CODE")  # finding a module imports its package: refused
+    with pytest.raises(EncoderSpecError, match="allow-code"):
+        encoder_sources(value, tmp_path)
 
 
 def test_run_reruns_a_notebook_when_an_encoder_checkpoint_changes(tmp_path: Path,
@@ -299,3 +306,20 @@ def test_run_reruns_a_notebook_when_an_encoder_checkpoint_changes(tmp_path: Path
     torch.save(LeNet(1, 16).state_dict(), tmp_path / "lenet.pt")  # retrained, same path
     assert statuses() == ["executed"]
     assert "[p] 01_mine: executing (its data changed)" in logs
+
+
+def test_factory_refused_before_any_import_unless_code_is_allowed(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "pwned"
+    (tmp_path / "evil_factory.py").write_text(f"open({str(marker)!r}, 'w').close()\n\ndef build():\n    pass\n")
+    monkeypatch.delitem(sys.modules, "evil_factory", raising=False)
+    monkeypatch.delenv("RMQM_ALLOW_CODE", raising=False)
+    value = [{"name": "x", "factory": "evil_factory:build"}]
+    message = only_problem(value, tmp_path)
+    assert "--allow-code" in message and "RMQM_ALLOW_CODE=1" in message and "runs code" in message
+    with pytest.raises(EncoderSpecError, match="RMQM_ALLOW_CODE"):
+        check_profile_encoders(Profile("p", {"encoders": value}), base_dir=tmp_path)
+    assert not marker.exists() and "evil_factory" not in sys.modules
+    monkeypatch.setenv("RMQM_ALLOW_CODE", "0")  # only 1 allows
+    assert "RMQM_ALLOW_CODE" in only_problem(value, tmp_path)
+    assert not marker.exists()

@@ -129,7 +129,8 @@ def _zoo_folder(tmp_path: Path) -> Path:
     return results
 
 
-def test_add_encoders_scores_records_and_reloads_them(tmp_path: Path):
+def test_add_encoders_scores_records_and_reloads_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RMQM_ALLOW_CODE", "1")  # a factory spec runs code: allowed explicitly
     results = _zoo_folder(tmp_path)
     torch.save(TinyCNN(1, 6, width=4).state_dict(), tmp_path / "mine.pt")
     specs = [{"name": "ckpt", "checkpoint": "mine.pt", "arch": "tiny", "dim": 6},
@@ -179,7 +180,9 @@ def test_zoo_rmqm_attacks_a_user_encoder_with_the_displacement_loss(tmp_path: Pa
 
 # ------------------------------------------------------------------ the CI check of issue 15
 @pytest.mark.slow
-def test_tiny_study_shows_a_checkpoint_and_a_factory_encoder_in_every_chapter(tmp_path: Path):
+def test_tiny_study_shows_a_checkpoint_and_a_factory_encoder_in_every_chapter(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("RMQM_ALLOW_CODE", "1")  # a factory spec runs code: allowed explicitly (kernels inherit it)
     from rmqm.study.run import run_study
 
     torch.save(TinyCNN(1, 12, width=4).state_dict(), tmp_path / "mine.pt")

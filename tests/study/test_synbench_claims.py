@@ -284,4 +284,5 @@ def test_lossless_lines_one_per_distinct_size_and_undefined_differences_say_so()
     table = ranked_table().assign(**{"corrected random t=0.7": 0.5})  # a constant score: no correlation
     diff = claims.claim1_differences(table, ["digits"], 0.7, n_resamples=200)
     line = claims.claim1_difference_lines(diff)[1]
-    assert "digits undefined (a constant score)" in line and "corrected score, paired bootstrap" in line
+    assert "digits not measurable" in line and "constant" in line and "corrected score, paired bootstrap" in line
+    assert diff.set_index("choice").loc["random", "verdict"] == "not measurable"

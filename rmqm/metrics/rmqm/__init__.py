@@ -1,13 +1,22 @@
 """RMQM (van der Merwe et al. 2022): alterations, trajectory statistics, the score."""
 
 from rmqm.metrics.rmqm.attacks import (
+    FACTORS,
+    HEAD_LOSSES,
     LABEL_LOSSES,
     OWN_LOSSES,
     PGD_MODES,
+    ROTATIONS,
     VIEW_LOSSES,
+    AttackSpec,
+    attack_levels,
+    batch_rotation_view,
+    loss_of_method,
     own_batch_loss,
     reference_pgd_levels,
     reference_semantics,
+    resolve_attack,
+    rotation_augment,
     rotation_view,
 )
 from rmqm.metrics.rmqm.manifold import (
@@ -48,5 +57,6 @@ __all__ = [
     "resolve_pgd_mode", "AttackLoss", "ATTACK_LOSSES", "NOISE_SCHEDULES", "check_images", "check_n_levels",
     "noise_levels", "white_noise_levels", "make_attack_loss", "check_pgd_params", "pgd_step", "pgd_trajectory",
     "pgd_attack", "PGD_MODES", "LABEL_LOSSES", "VIEW_LOSSES", "OWN_LOSSES", "reference_semantics",
-    "rotation_view", "own_batch_loss", "reference_pgd_levels",
+    "rotation_view", "own_batch_loss", "reference_pgd_levels", "FACTORS", "HEAD_LOSSES", "ROTATIONS", "AttackSpec",
+    "attack_levels", "batch_rotation_view", "loss_of_method", "resolve_attack", "rotation_augment",
 ]

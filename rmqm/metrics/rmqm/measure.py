@@ -17,13 +17,12 @@ from rmqm._utils.device import resolve_device
 from rmqm._utils.validation import check_choice, check_int, check_labels
 from rmqm.data.dataset import ImageDataset
 from rmqm.metrics.rmqm.attacks import (
-    PGD_MODES,
-    VIEW_LOSSES,
+    AttackSpec,
     Augment,
+    attack_levels,
     own_batch_loss,
-    reference_pgd_levels,
-    reference_semantics,
-    rotation_view,
+    resolve_attack,
+    rotation_augment,
 )
 from rmqm.metrics.rmqm.manifold import DROP_RULES, distance_series, point_statistics, summarize
 from rmqm.metrics.rmqm.perturbations import (
@@ -85,23 +84,13 @@ class RMQMResult:
 
 def resolve_pgd_mode(pgd_mode: str | None, attack_loss: str) -> str:
     """The PGD mode of a measurement: ``pgd_mode``, or for None the mode ``attack_loss`` implies
-    (``"displacement"`` for the displacement loss, else ``"own-loss"``: the behaviour before the
-    modes existed).
+    (``resolve_attack(attack_loss, pgd_mode).mode``, :func:`rmqm.metrics.rmqm.attacks.resolve_attack`).
 
     Raises:
-        ValueError: an unknown mode or loss, or a mode that does not fit the loss (the displacement
-            mode with a model's own loss, or an own-loss mode with the displacement loss).
+        ValueError: an unknown mode or loss, or a mode that does not fit the loss.
     """
     check_choice(attack_loss, ATTACK_LOSSES, "attack loss")
-    if pgd_mode is None:
-        return "displacement" if attack_loss == "displacement" else "own-loss"
-    check_choice(pgd_mode, PGD_MODES, "pgd mode")
-    if (pgd_mode == "displacement") != (attack_loss == "displacement"):
-        raise ValueError(
-            f"pgd mode {pgd_mode!r} does not fit attack loss {attack_loss!r}: the displacement mode uses the "
-            "displacement loss, the own-loss and reference modes a model's own training loss "
-            "(rmqm.training.methods.own_attack_loss(method))")
-    return pgd_mode
+    return resolve_attack(attack_loss, pgd_mode).mode
 
 
 def _validate(perturbation: str, n_levels: int, step_size: float, epsilon: float, batch_size: int,
@@ -141,6 +130,8 @@ def measure_rmqm(
     augment: Augment | None = None,
     augment_output: bool | None = None,
     augment_gradient: bool | None = None,
+    restarts: bool | None = None,
+    rotation: str | None = None,
     temperature: float = 0.07,
     margin: float = 0.5,
     normalize: bool = True,
@@ -183,9 +174,11 @@ def measure_rmqm(
         augment: ``augment(images, generator) -> images``, differentiable: the clean view of the
             view losses (fixed per point in ``"own-loss"``, redrawn per step in ``"reference"``)
             and the reference's input/output augmentation. Default: a random rotation of at most
-            15 degrees (:func:`rmqm.metrics.rmqm.attacks.rotation_view`, the reference on MNIST).
-        augment_output, augment_gradient: the reference mode's augmentations; None (default) =
-            :func:`rmqm.metrics.rmqm.attacks.reference_semantics` of ``attack_loss``.
+            15 degrees drawn as ``rotation`` says (:func:`rmqm.metrics.rmqm.attacks.rotation_augment`).
+        augment_output, augment_gradient, restarts, rotation: the reference mode's factor switches
+            (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`, which decides the attack from
+            ``attack_loss`` and ``pgd_mode``); None: the mode's own choice (the reference: all on,
+            one rotation per batch call, nearest; own-loss: a per-image bilinear view).
         temperature, margin: NT-Xent temperature and triplet margin (reference 0.07 and 0.5).
         normalize: L2-normalise embeddings before measuring distances.
         drop: ``"per-series"`` (default; the reference notebook's ``dropna`` per series: ``S_a``
@@ -222,17 +215,14 @@ def measure_rmqm(
         raise TypeError(f"encoder must be a torch.nn.Module; got {type(encoder).__name__}")
     n_levels = DEFAULT_LEVELS.get(perturbation, 3) if n_levels is None else n_levels
     _validate(perturbation, n_levels, step_size, epsilon, batch_size, drop)
-    mode = resolve_pgd_mode(pgd_mode, attack_loss)
-    if mode != "reference" and (augment_output is not None or augment_gradient is not None):
-        raise ValueError("augment_output and augment_gradient belong to pgd_mode='reference'")
-    needs_head = attack_loss in ("cross-entropy", "triplet-entropy")
-    if perturbation == "pgd" and needs_head and (head is None or labels is None):
-        raise ValueError(f"the {attack_loss} attack needs a classifier `head` and labels")
-    if perturbation == "pgd" and attack_loss == "supervised-triplet" and labels is None:
-        raise ValueError("the supervised-triplet attack needs labels")
-    attack = dict(loss=attack_loss, mode=mode, head=head, augment=augment or rotation_view,
-                  augment_output=augment_output, augment_gradient=augment_gradient, temperature=temperature,
-                  margin=margin, step_size=step_size, epsilon=epsilon)
+    check_choice(attack_loss, ATTACK_LOSSES, "attack loss")
+    spec = resolve_attack(attack_loss, pgd_mode, augment_output=augment_output, augment_gradient=augment_gradient,
+                          restarts=restarts, rotation=rotation)
+    if perturbation == "pgd" and spec.needs_head and (head is None or labels is None):
+        raise ValueError(f"the {spec.loss} attack needs a classifier `head` and labels")
+    if perturbation == "pgd" and spec.needs_labels and labels is None:
+        raise ValueError(f"the {spec.loss} attack needs labels")
+    attack = _Attack(spec, head, augment or rotation_augment(spec.rotation), temperature, margin, step_size, epsilon)
 
     device = torch.device(resolve_device(device))
     generator = torch.Generator().manual_seed(int(seed))
@@ -277,14 +267,11 @@ def measure_rmqm(
     )
     summary = summarize(points, by="label" if labels is not None else None)
     summary.insert(0, "perturbation", perturbation)
-    flags = reference_semantics(attack_loss) if mode == "reference" else {}
     config = dict(
         perturbation=perturbation, n_levels=int(n_levels), sigma_max=float(sigma_max), nested=nested,
-        clip=clip, step_size=float(step_size), epsilon=float(epsilon), attack_loss=attack_loss, pgd_mode=mode,
-        augment_output=flags.get("augment_output") if augment_output is None else augment_output,
-        augment_gradient=flags.get("augment_gradient") if augment_gradient is None else augment_gradient,
-        temperature=float(temperature), margin=float(margin), normalize=normalize, drop=drop,
-        batch_size=int(batch_size), seed=int(seed), n_points=int(n), device=str(device),
+        clip=clip, step_size=float(step_size), epsilon=float(epsilon), **spec.keywords(),
+        raw_gradient=spec.raw_gradient, temperature=float(temperature), margin=float(margin), normalize=normalize,
+        drop=drop, batch_size=int(batch_size), seed=int(seed), n_points=int(n), device=str(device),
     )
     return RMQMResult(perturbation, strengths.numpy(), points, levels_table, summary, config)
 
@@ -302,32 +289,42 @@ def _noise_levels(encoder: nn.Module, x: torch.Tensor, strengths: torch.Tensor, 
             yield _encode(encoder, x_k)
 
 
+@dataclass(frozen=True)
+class _Attack:
+    """What the PGD levels of one measurement need besides the batch."""
+
+    spec: AttackSpec
+    head: nn.Module | None
+    augment: Augment
+    temperature: float
+    margin: float
+    step_size: float
+    epsilon: float
+
+
 def _pgd_levels(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_levels: int,
-                generator: torch.Generator, normalize: bool, attack: dict[str, Any]) -> Iterator[torch.Tensor]:
-    """Yield the ``(B, d)`` embedding of each PGD level of one batch under ``attack["mode"]``."""
-    loss, mode, augment = attack["loss"], attack["mode"], attack["augment"]
-    step_size, epsilon = attack["step_size"], attack["epsilon"]
-    if mode == "reference":
-        for x_k in reference_pgd_levels(
-            encoder, x, loss, n_levels, generator, step_size=step_size, epsilon=epsilon, labels=y,
-            head=attack["head"], augment=augment, augment_output=attack["augment_output"],
-            augment_gradient=attack["augment_gradient"], temperature=attack["temperature"], margin=attack["margin"],
-        ):
+                generator: torch.Generator, normalize: bool, attack: _Attack) -> Iterator[torch.Tensor]:
+    """Yield the ``(B, d)`` embedding of each PGD level of one batch under ``attack.spec``."""
+    spec, augment = attack.spec, attack.augment
+    if spec.mode == "reference":
+        for x_k in attack_levels(encoder, x, spec, n_levels, generator, step_size=attack.step_size,
+                                 epsilon=attack.epsilon, labels=y, head=attack.head, augment=augment,
+                                 temperature=attack.temperature, margin=attack.margin):
             with torch.no_grad():
                 yield _encode(encoder, x_k)
         return
     with torch.no_grad():
         z_clean = _encode(encoder, x)
         z_view = None
-        if loss in VIEW_LOSSES:  # one augmented clean view, fixed for the whole trajectory
+        if spec.view_loss:  # one augmented clean view, fixed for the whole trajectory
             z_view = _encode(encoder, augment(x, generator), where="encoder (augmented view)")
-    if mode == "displacement":
+    if spec.mode == "displacement":
         loss_fn = make_attack_loss("displacement", z_clean, normalize=normalize, generator=generator)
     else:
         def loss_fn(z: torch.Tensor) -> torch.Tensor:
-            return own_batch_loss(loss, z, labels=y, head=attack["head"], z_view=z_view,
-                                  temperature=attack["temperature"], margin=attack["margin"])
-    for _, z_k in pgd_trajectory(encoder, x, loss_fn, n_levels, step_size, epsilon):
+            return own_batch_loss(spec.loss, z, labels=y, head=attack.head, z_view=z_view,
+                                  temperature=attack.temperature, margin=attack.margin)
+    for _, z_k in pgd_trajectory(encoder, x, loss_fn, n_levels, attack.step_size, attack.epsilon):
         yield check_embeddings(z_k, x.shape[0])
 
 

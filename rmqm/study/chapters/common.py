@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from rmqm.study.chapters.external import load_external
 __all__ = [
     'ENCODER', 'PROBES', 'CORRELATION', 'FRACTION', 'PGD_MODE_LABELS', 'setup', 'probe_columns', 'model_meta',
     'load_zoo', 'study_settings', 'zoo_rmqm', 'interval_text', 'interval_pivot', 'seed_line', 'print_lines',
+    'FACTOR_LABELS', 'AttackFactorial', 'factorial_settings',
 ]
 
 #: The columns that name an encoder (a zoo model up to its seed).
@@ -34,10 +37,18 @@ CORRELATION: tuple[float, float] = (-1, 1)
 FRACTION: tuple[float, float] = (0, 1)
 #: The study's PGD settings (``pgd-<mode>``) and how tables and figures name them.
 PGD_MODE_LABELS: dict[str, str] = {
-    "pgd-reference": "reference pipeline (output augmentation)",
-    "pgd-own-loss": "own loss, no output augmentation",
-    "pgd-displacement": "displacement (label-free)",
+    "pgd-reference": "reference pipeline (what the paper computed)",
+    "pgd-own-loss": "own loss, no augmentation (artefact-free)",
+    "pgd-displacement": "displacement (label-free, artefact-free)",
 }
+#: The factors of the attack ablation (:data:`rmqm.metrics.rmqm.attacks.FACTORS`) as prose names them.
+FACTOR_LABELS: dict[str, str] = {
+    "augment_output": "output rotation",
+    "augment_gradient": "randomness in the gradient path",
+    "restarts": "per-level restarts",
+    "rotation": "rotation per image instead of per batch",
+}
+_SHORT = {"augment_output": "out", "augment_gradient": "grad", "restarts": "restart"}
 
 
 def setup(results_dir: str | os.PathLike) -> Path:
@@ -121,6 +132,61 @@ def study_settings(
         settings[f"pgd-{mode}"] = alteration_settings(*levels, pgd_mode=mode,
                                                       attack_batch_size=attack_batch_size)["pgd"]
     return settings
+
+
+@dataclass(frozen=True)
+class AttackFactorial:
+    """The PGD settings of the attack ablation and what each one switches.
+
+    Attributes:
+        settings: setting name -> ``measure_rmqm`` keywords (reference mode with factor switches).
+        cells: one row per setting: ``setting``, one boolean column per two-level factor
+            (``augment_output``, ``augment_gradient``, ``restarts``), ``rotation`` (``"batch"`` or
+            ``"image"``) and ``sensitivity`` (True for the per-image rotation row, outside the 2^k design).
+        factors: the two-level factors varied (the others are held: the augmentations on, as the
+            reference; restarts off, one trajectory, the cheap scheme).
+    """
+
+    settings: dict[str, dict[str, Any]]
+    cells: pd.DataFrame
+    factors: tuple[str, ...]
+
+
+def factorial_settings(
+    n_pgd_levels: int,
+    pgd_step_size: float,
+    pgd_epsilon: float,
+    factors: Sequence[str],
+    attack_batch_size: int | None = None,
+) -> AttackFactorial:
+    """The cells of the attack ablation: every combination of the two-level ``factors`` among
+    ``augment_output``, ``augment_gradient`` and ``restarts`` (each on as the reference has it, or
+    off; see :func:`rmqm.metrics.rmqm.attacks.resolve_attack`), the others held (augmentations on,
+    restarts off), the rotation drawn per batch; and when ``factors`` holds ``"rotation"``, one
+    sensitivity cell: every varied factor on, the rotation drawn per image (bilinear).
+
+    Raises:
+        ValueError: an unknown or repeated factor, or no two-level factor.
+    """
+    factors = list(factors)
+    two_level = [f for f in factors if f != "rotation"]
+    if len(set(factors)) != len(factors) or set(factors) - set(FACTOR_LABELS) or not two_level:
+        raise ValueError(f"factors must be distinct names among {list(FACTOR_LABELS)} with at least one of "
+                         f"{list(_SHORT)}; got {factors}")
+    held = {"augment_output": True, "augment_gradient": True, "restarts": False}
+    combos = [dict(zip(two_level, levels, strict=True)) for levels in product((True, False), repeat=len(two_level))]
+    rows = [({**held, **c}, "batch") for c in combos]
+    if "rotation" in factors:
+        rows.append(({**held, **{f: True for f in two_level}}, "image"))
+    settings, cells = {}, []
+    for levels, rotation in rows:
+        name = "ablation " + " ".join(f"{_SHORT[f]}{'+' if levels[f] else '-'}" for f in _SHORT)
+        name += " per-image" if rotation == "image" else ""
+        pgd = alteration_settings(3, 1.0, n_pgd_levels, pgd_step_size, pgd_epsilon, pgd_mode="reference",
+                                  attack_batch_size=attack_batch_size, factors={**levels, "rotation": rotation})
+        settings[name] = pgd["pgd"]
+        cells.append({"setting": name, **levels, "rotation": rotation, "sensitivity": rotation == "image"})
+    return AttackFactorial(settings, pd.DataFrame(cells), tuple(two_level))
 
 
 def zoo_rmqm(

@@ -7,16 +7,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rmqm.experiments.cache import ZooRMQM
 from rmqm.experiments.engine import prefetch_rmqm
-from rmqm.stats.intervals import summarize_seeds
+from rmqm.stats.factorial import factorial_effects
+from rmqm.stats.intervals import summarize_seeds, t_interval
 from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict
-from rmqm.study.chapters.common import ENCODER, interval_pivot, model_meta
+from rmqm.study.chapters.common import ENCODER, FACTOR_LABELS, interval_pivot, model_meta
 
 __all__ = ['VERDICT_WORDS', 'ZooMeasurements', 'measure_zoo', 'rmqm_scores', 'rmqm_intervals', 'rmqm_components',
-           'per_class_rmqm', 'step_verdicts', 'verdict_lines', 'augmentation_headline']
+           'per_class_rmqm', 'step_verdicts', 'verdict_lines', 'augmentation_headline', 'claim_headline',
+           'factorial_gaps', 'factorial_cell_table', 'factorial_effect_table', 'factorial_headline',
+           'ARTEFACT_FREE']
+
+#: The PGD settings without the reference's augmentation artefacts: the book's headline RMQM.
+ARTEFACT_FREE: tuple[str, ...] = ("pgd-displacement", "pgd-own-loss")
 
 #: The verdict words of :func:`rmqm.stats.verdicts.interval_verdict`, in the order they are counted.
 VERDICT_WORDS: tuple[str, ...] = ("supported", "contradicted", "inconclusive", "no interval")
@@ -75,11 +82,12 @@ def measure_zoo(zoo: pd.DataFrame, rmqm_of: ZooRMQM, settings: Sequence[str] | N
 
 
 def rmqm_scores(zoo: pd.DataFrame, rmqm_of: ZooRMQM, results: str | os.PathLike,
-                scheduler: str | None = None) -> ZooMeasurements:
-    """:func:`measure_zoo` under white noise and PGD; writes the summaries (without their
-    ``scope`` column) to ``results/rmqm_scores.parquet``."""
-    measured = measure_zoo(zoo, rmqm_of, scheduler=scheduler)
-    measured.summaries.drop(columns=["scope"]).to_parquet(Path(results) / "rmqm_scores.parquet")
+                scheduler: str | None = None, settings: Sequence[str] | None = None,
+                table: str = "rmqm_scores") -> ZooMeasurements:
+    """:func:`measure_zoo` under the alterations ``settings`` (default: all of ``rmqm_of``);
+    writes the summaries (without their ``scope`` column) to ``results/<table>.parquet``."""
+    measured = measure_zoo(zoo, rmqm_of, settings, scheduler=scheduler)
+    measured.summaries.drop(columns=["scope"]).to_parquet(Path(results) / f"{table}.parquet")
     return measured
 
 
@@ -195,3 +203,119 @@ def augmentation_headline(verdict: pd.DataFrame, with_augmentation: str, without
         answer = "is not reproduced on this zoo even with the reference's output augmentation"
     lines.append(f"Verdict: the paper's PGD finding ({claim} for self-supervised encoders) {answer}.")
     return lines
+
+
+def claim_headline(verdict: pd.DataFrame, paper: str = "pgd-reference", claim: str = "steadier steps") -> list[str]:
+    """The paper's PGD claim judged first where RMQM has no augmentation artefact
+    (:data:`ARTEFACT_FREE` settings present in ``verdict``), then under the reference's pipeline,
+    shown as what the paper computed: one line each, counting the dimensions whose interval over
+    seeds supports, contradicts or leaves ``claim`` inconclusive."""
+    lines = []
+    for setting in [*[s for s in ARTEFACT_FREE if s in set(verdict["perturbation"])], paper]:
+        rows = verdict[verdict["perturbation"] == setting]
+        if rows.empty:
+            continue
+        words = rows[claim].str.split(":").str[0].value_counts()
+        counts = ", ".join(f"{w} in {words.get(w, 0)}" for w in VERDICT_WORDS if words.get(w, 0))
+        role = "what the paper computed" if setting == paper else "artefact-free"
+        lines.append(f"{setting} ({role}): {claim} {counts} of {len(rows)} dimensions.")
+    return lines
+
+
+def factorial_gaps(points: pd.DataFrame, cells: pd.DataFrame) -> pd.DataFrame:
+    """The steadier-steps gap of every ablation cell, seed and dimension: supervised minus
+    self-supervised median ``S_b`` (:func:`rmqm.stats.verdicts.family_contrast`; positive: the
+    self-supervised encoders take steadier steps, the paper's direction).
+
+    Args:
+        points: per-point statistics with ``perturbation`` naming the cell (``ZooMeasurements.points``).
+        cells: :attr:`rmqm.study.chapters.common.AttackFactorial.cells`.
+
+    Returns:
+        ``setting, dim, seed, gap`` and the cell's factor columns.
+    """
+    sub = points[points["perturbation"].isin(cells["setting"])]
+    if sub.empty:
+        raise ValueError(f"no points of the ablation cells {list(cells['setting'])}")
+    contrast = family_contrast(sub, ["S_b"], by=["perturbation", "dim", "seed"])
+    gaps = contrast.assign(gap=-contrast["S_b_diff"]).rename(columns={"perturbation": "setting"})
+    return gaps[["setting", "dim", "seed", "gap"]].merge(cells, on="setting")
+
+
+def _over_seeds(values: pd.Series) -> tuple[float, float, float]:
+    return t_interval(values.to_numpy())
+
+
+def factorial_cell_table(gaps: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """The gap of every cell as ``"mean [low, high]"`` over seeds (each seed's mean over
+    dimensions; 95 % t-interval), with the cell's factor levels as on/off columns and one
+    column per dimension."""
+    rows = []
+    for setting, g in gaps.groupby("setting", sort=False):
+        first = g.iloc[0]
+        row = {FACTOR_LABELS[f]: "on" if first[f] else "off" for f in factors}
+        row["rotation drawn"] = "per image" if first["rotation"] == "image" else "per batch"
+        row["gap, mean over dims"] = format_interval(*_over_seeds(g.groupby("seed")["gap"].mean()), 3)
+        for dim, gd in g.groupby("dim"):
+            row[f"d={dim}"] = format_interval(*_over_seeds(gd.set_index("seed")["gap"]), 3)
+        rows.append({"setting": setting, **row})
+    return pd.DataFrame(rows)
+
+
+def factorial_effect_table(gaps: pd.DataFrame, factors: Sequence[str]) -> pd.DataFrame:
+    """Main effects and two-factor interactions of ``factors`` on the gap, paired by seed and
+    dimension (:func:`rmqm.stats.factorial.factorial_effects`), and the sensitivity row when the
+    ablation has one: the per-image minus the per-batch rotation at the all-on cell, paired alike.
+
+    Returns:
+        ``effect, estimate, ci_low, ci_high, n_seeds, interval`` (the effect named in prose).
+    """
+    design = gaps[~gaps["sensitivity"]]
+    effects = factorial_effects(design, "gap", list(factors), units=("seed", "dim"))
+    effects["effect"] = [" x ".join(FACTOR_LABELS[f] for f in e.split(" x ")) for e in effects["effect"]]
+    sens = gaps[gaps["sensitivity"]]
+    if not sens.empty:
+        top = design[design[list(factors)].all(axis=1)]
+        paired = sens.merge(top, on=["seed", "dim"], suffixes=("", "_batch"))
+        per_seed = (paired["gap"] - paired["gap_batch"]).groupby(paired["seed"]).mean()
+        m, lo, hi = _over_seeds(per_seed)
+        effects = pd.concat([effects, pd.DataFrame([{
+            "effect": FACTOR_LABELS["rotation"], "order": 1, "estimate": m, "ci_low": lo, "ci_high": hi,
+            "n_seeds": int(per_seed.size), "per_seed": per_seed.round(6).tolist()}])], ignore_index=True)
+    effects["interval"] = [format_interval(m, lo, hi, 3) for m, lo, hi in
+                           effects[["estimate", "ci_low", "ci_high"]].to_numpy()]
+    return effects.drop(columns=["order", "per_seed"])
+
+
+def factorial_headline(gaps: pd.DataFrame, effects: pd.DataFrame, factors: Sequence[str]) -> str:
+    """The chapter's headline sentence, built from the ablation: the gap with every factor on and
+    with every factor off, each main effect with its interval, the interactions whose interval
+    excludes 0, and the per-image sensitivity. An effect "explains" part of the gap only in the
+    words its interval allows: it is called clear when its interval excludes 0, else unresolved."""
+    design = gaps[~gaps["sensitivity"]]
+    on, off = design[design[list(factors)].all(axis=1)], design[~design[list(factors)].any(axis=1)]
+
+    def gap_text(g: pd.DataFrame) -> str:
+        return format_interval(*_over_seeds(g.groupby("seed")["gap"].mean()), 3)
+
+    def word(row: pd.Series) -> str:
+        if not (np.isfinite(row["ci_low"]) and np.isfinite(row["ci_high"])):
+            return f"{row['interval']} (no interval: fewer than two seeds)"
+        clear = row["ci_low"] > 0 or row["ci_high"] < 0
+        return f"{row['interval']}{'' if clear else ' (unresolved: the interval includes 0)'}"
+
+    main = effects[effects["effect"].isin([FACTOR_LABELS[f] for f in factors])]
+    inter = effects[effects["effect"].str.contains(" x ") & ((effects["ci_low"] > 0) | (effects["ci_high"] < 0))]
+    text = (f"The steadier-steps gap (supervised minus self-supervised median S_b, mean over dimensions and "
+            f"seeds) is {gap_text(on)} with every factor of the ablation on and {gap_text(off)} with every "
+            f"factor off; ")
+    text += "; ".join(f"{r['effect']} contributes {word(r)}" for _, r in main.iterrows()) + " on average."
+    if len(inter):
+        text += " Interactions whose interval excludes 0: " + "; ".join(
+            f"{r['effect']} {r['interval']}" for _, r in inter.iterrows()) + "."
+    elif len(factors) > 1 and np.isfinite(effects["ci_low"]).all():
+        text += " No interaction's interval excludes 0, so the contributions add up within their intervals."
+    sens = effects[effects["effect"] == FACTOR_LABELS["rotation"]]
+    if len(sens):
+        text += f" Drawing the rotation per image instead of per batch changes the all-on gap by {word(sens.iloc[0])}."
+    return text

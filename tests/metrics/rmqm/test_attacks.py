@@ -1,17 +1,23 @@
 """The three PGD modes: the reference's attack (separate attacks per level, its augmentations),
 the own-loss trajectory, and how measure_rmqm runs them."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
-from rmqm.data.transforms import random_rotation
+from rmqm.data.transforms import batch_random_rotation, random_rotation
+from rmqm.losses.metric_learning import triplet_margin_loss
 from rmqm.metrics.rmqm.attacks import (
     LABEL_LOSSES,
     VIEW_LOSSES,
+    AttackSpec,
+    attack_levels,
     own_batch_loss,
     reference_pgd_levels,
     reference_semantics,
+    resolve_attack,
 )
 from rmqm.metrics.rmqm.measure import measure_rmqm, per_class_summary
 from rmqm.metrics.rmqm.perturbations import pgd_attack, pgd_trajectory
@@ -43,10 +49,64 @@ def test_reference_semantics_follow_the_reference_code():
     assert reference_semantics("cross-entropy") == {"augment_output": True, "augment_gradient": True}
     assert reference_semantics("triplet-entropy") == {"augment_output": True, "augment_gradient": True}
     assert reference_semantics("supervised-triplet") == {"augment_output": True, "augment_gradient": False}
-    for loss in VIEW_LOSSES:
-        assert reference_semantics(loss) == {"augment_output": False, "augment_gradient": False}
+    for loss in VIEW_LOSSES:  # their randomness in the gradient path: the clean view redrawn every step
+        assert reference_semantics(loss) == {"augment_output": False, "augment_gradient": True}
     with pytest.raises(ValueError, match="own attack loss"):
         reference_semantics("displacement")
+
+
+def test_resolve_attack_is_the_reference_and_its_factor_switches():
+    ref = resolve_attack("supervised-triplet", "reference")
+    assert (ref.restarts, ref.rotation, ref.raw_gradient, ref.augment_output, ref.augment_gradient) == (
+        True, "batch", True, True, False)
+    assert resolve_attack("random-init", "reference").loss == "nt-xent"
+    assert resolve_attack("cross-entropy", "reference").needs_head
+    assert not resolve_attack("supervised-triplet", "reference").needs_head
+    assert resolve_attack("cross-entropy").mode == "own-loss" and resolve_attack("displacement").mode == "displacement"
+    off = resolve_attack("cross-entropy", "reference", augment_output=False, augment_gradient=False, restarts=False,
+                         rotation="image")
+    assert (off.augment_output, off.augment_gradient, off.restarts, off.rotation) == (False, False, False, "image")
+    # a factor that does not apply to the loss stays off when switched on
+    assert not resolve_attack("nt-xent", "reference", augment_output=True).augment_output
+    assert resolve_attack("cross-entropy", "reference").keywords()["pgd_mode"] == "reference"
+    with pytest.raises(ValueError, match="belong to pgd mode 'reference'"):
+        resolve_attack("cross-entropy", "own-loss", restarts=True)
+    with pytest.raises(ValueError, match="does not fit"):
+        resolve_attack("displacement", "reference")
+    with pytest.raises(ValueError, match="rotation draw"):
+        resolve_attack("cross-entropy", "reference", rotation="diagonal")
+    with pytest.raises(ValueError, match="pretraining method or attack loss"):
+        resolve_attack("simclr")
+    with pytest.raises(TypeError, match="bool"):
+        AttackSpec("reference", "cross-entropy", restarts="yes")
+    with pytest.raises(ValueError, match="belong to pgd mode 'reference'"):
+        AttackSpec("own-loss", "cross-entropy", augment_output=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ref.restarts = False  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("loss", ["cross-entropy", "supervised-triplet", "nt-xent"])
+def test_one_trajectory_without_randomness_equals_separate_attacks(tiny_encoder, batch, head, loss):
+    # with no random draw inside the gradient path the loss is deterministic, so restarting each
+    # level from the clean image gives the trajectory's prefixes
+    x, y = batch
+    levels = {}
+    for restarts in (True, False):
+        spec = resolve_attack(loss, "reference", augment_output=False, augment_gradient=False, restarts=restarts)
+        levels[restarts] = list(attack_levels(tiny_encoder, x, spec, 5, torch.Generator().manual_seed(0),
+                                              labels=y, head=head))
+    for a, b in zip(levels[True], levels[False], strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_supervised_triplet_gradient_is_taken_on_raw_pixels(tiny_encoder, batch):
+    # the reference's model(adv): the backbone on [0, 1] pixels, not the normalised input
+    x, y = batch
+    spec = resolve_attack("supervised-triplet", "reference", augment_output=False)
+    got = list(attack_levels(tiny_encoder, x, spec, 3, torch.Generator().manual_seed(0), labels=y))[1]
+    raw = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(triplet_margin_loss(tiny_encoder.backbone(raw), y, 0.5), raw)
+    assert torch.allclose(got, (x + ALPHA * g.sign()).clamp(0, 1), atol=1e-6)
 
 
 @pytest.mark.parametrize("loss", ["cross-entropy", "triplet-entropy", "supervised-triplet", "nt-xent",
@@ -66,7 +126,9 @@ def test_reference_level_k_is_a_k_step_own_loss_attack_without_rotation(tiny_enc
     def loss_fn(z):
         return own_batch_loss(loss, z, labels=y, head=head, z_view=z_view)
 
-    traj = list(pgd_trajectory(tiny_encoder, x, loss_fn, n, ALPHA, EPS))
+    # the supervised triplet's gradient is on raw pixels (the reference's model(adv)): the backbone
+    grad_model = tiny_encoder.backbone if loss == "supervised-triplet" else tiny_encoder
+    traj = list(pgd_trajectory(grad_model, x, loss_fn, n, ALPHA, EPS))
     for k in range(n):
         # a 0-degree rotation resamples each pixel at its own centre: the same image up to rounding
         assert torch.allclose(ref[k], traj[k][0], atol=1e-5), f"level {k}"
@@ -76,9 +138,9 @@ def test_reference_level_k_is_a_k_step_own_loss_attack_without_rotation(tiny_enc
 @pytest.mark.parametrize("loss", LABEL_LOSSES)
 def test_supervised_levels_are_returned_rotated_from_level_zero(tiny_encoder, batch, head, loss):
     x, y = batch
-    levels = _levels(tiny_encoder, x, loss, 3, 7, labels=y, head=head)
-    # level 0: no step, so the one random draw is the output rotation
-    assert torch.allclose(levels[0], random_rotation(x, torch.Generator().manual_seed(7), 15.0))
+    levels = _levels(tiny_encoder, x, loss, 3, 3, labels=y, head=head)  # seed 3: an angle of -14.9 degrees
+    # level 0: no step, so the one random draw is the output rotation, one angle for the batch
+    assert torch.equal(levels[0], batch_random_rotation(x, torch.Generator().manual_seed(3), 15.0))
     assert float((levels[0] - x).abs().max()) > 0.1  # a rotation, not the identity
 
 
@@ -153,7 +215,8 @@ def test_measure_rmqm_runs_the_three_modes(tiny_encoder, digits_small, head):
     disp = measure_rmqm(tiny_encoder, data, **kw)
     assert (ref.config["pgd_mode"], own.config["pgd_mode"], disp.config["pgd_mode"]) == (
         "reference", "own-loss", "displacement")
-    assert ref.config["augment_output"] is True and own.config["augment_output"] is None
+    assert ref.config["augment_output"] is True and own.config["augment_output"] is False
+    assert ref.config["restarts"] is True and own.config["restarts"] is False and ref.config["rotation"] == "batch"
     # the reference's level 0 is a rotated image: the first step is not from the clean embedding
     assert ref.distances()[0][:, 0].mean() != own.distances()[0][:, 0].mean()
     again = measure_rmqm(tiny_encoder, data, attack_loss="cross-entropy", pgd_mode="reference", head=head,
