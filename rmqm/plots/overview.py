@@ -11,7 +11,7 @@ import pandas as pd
 
 from rmqm._utils.validation import check_columns
 
-__all__ = ['VERDICT_COLORS', 'plot_claims_overview']
+__all__ = ['VERDICT_COLORS', 'UNADJUSTED', 'plot_claims_overview']
 
 #: Verdict -> colour (Okabe-Ito, readable by the colour-blind and in greyscale print).
 VERDICT_COLORS: Mapping[str, str] = {
@@ -21,6 +21,14 @@ VERDICT_COLORS: Mapping[str, str] = {
     "not measurable": "#BBBBBB",  # light grey
 }
 _OTHER_COLOR = "#000000"
+#: The prefix of a verdict reached without a p-value (``"unadjusted: supported"``): coloured by
+#: its word, drawn with an open dot.
+UNADJUSTED = "unadjusted: "
+
+
+def _word(verdict: object) -> str:
+    text = str(verdict)
+    return text[len(UNADJUSTED):] if text.startswith(UNADJUSTED) else text
 _LABEL_CHARS = 52
 
 
@@ -73,7 +81,8 @@ def plot_claims_overview(rows: pd.DataFrame, *, title: str | None = None) -> Any
 
     Each row is in its own unit (a rank correlation, a difference of correlations, a difference of
     medians, an accuracy gain): the figure shows where each interval lies against 0 and its
-    verdict, not a comparison of sizes across rows.
+    verdict, not a comparison of sizes across rows. A verdict ``"unadjusted: <word>"`` (an
+    interval but no p-value) is coloured by its word and drawn with an open dot.
 
     Args:
         rows: ``label`` (text), ``estimate``, ``ci_low``, ``ci_high`` (floats, NaN where undefined),
@@ -96,7 +105,8 @@ def plot_claims_overview(rows: pd.DataFrame, *, title: str | None = None) -> Any
     fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.22 * n))
     est = rows["estimate"].to_numpy(dtype=float)
     lo, hi = rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float)
-    colors = [VERDICT_COLORS.get(str(v), _OTHER_COLOR) for v in rows["verdict"]]
+    colors = [VERDICT_COLORS.get(_word(v), _OTHER_COLOR) for v in rows["verdict"]]
+    hollow = [str(v).startswith(UNADJUSTED) for v in rows["verdict"]]
     ax.axvline(0.0, color="black", lw=0.8)
     for pos, (_, k) in enumerate(shown):
         yi = n - 1 - pos
@@ -107,7 +117,8 @@ def plot_claims_overview(rows: pd.DataFrame, *, title: str | None = None) -> Any
         if np.isfinite(lo[k]) and np.isfinite(hi[k]):
             ax.plot([lo[k], hi[k]], [yi, yi], color=colors[k], lw=2.2, solid_capstyle="butt")
         if np.isfinite(est[k]):
-            ax.plot([est[k]], [yi], "o", color=colors[k], ms=5.5, mec="white", mew=0.6)
+            ax.plot([est[k]], [yi], "o", color=colors[k], ms=5.5, mec=colors[k] if hollow[k] else "white",
+                    mew=1.2 if hollow[k] else 0.6, mfc="white" if hollow[k] else colors[k])
         else:
             ax.text(0.0, yi, "  no estimate", va="center", ha="left", fontsize=8, color=colors[k])
     ax.set_yticks(np.arange(n)[::-1])
@@ -118,8 +129,10 @@ def plot_claims_overview(rows: pd.DataFrame, *, title: str | None = None) -> Any
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel("estimate and interval (each row in its own unit; 0 = no effect)")
     ax.grid(axis="y", visible=False)
-    present = [v for v in VERDICT_COLORS if v in set(rows["verdict"].astype(str))]
+    present = [v for v in VERDICT_COLORS if v in {_word(x) for x in rows["verdict"]}]
     handles = [plt.Line2D([], [], color=VERDICT_COLORS[v], marker="o", lw=2.2, label=v) for v in present]
+    if any(hollow):
+        handles.append(plt.Line2D([], [], color="0.3", marker="o", mfc="white", lw=0, label="unadjusted (no p)"))
     ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=max(1, len(handles)),
               frameon=False, fontsize=9)
     if title:

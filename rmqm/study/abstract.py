@@ -1,14 +1,21 @@
-"""The book's abstract and report pages, from this build's results: counts, verdicts, the
-overview figure and the per-paper claim tables, all read from the results summary table
-(:func:`rmqm.study.chapters.summary.summary_table`), never typed.
+"""The book's abstract and report pages, from this build's results: what was found per
+pre-registered confirmatory family (``book/endpoints.yaml``), the overview figure and the
+per-paper claim tables, all read from the results summary table
+(:func:`rmqm.study.chapters.summary.summary_table`, its numeric columns), never typed.
+
+Only confirmatory tests are counted (the summary table holds no exploratory row). A test whose
+chapter reported an interval but no p-value (the step claims of chapter 2, SynBench's claim 2 in
+chapter 4) carries an *unadjusted* verdict: it is shown, and counted apart from the Holm verdicts.
 
 :func:`stage_abstract` writes into the staged book (``book/_generated/``):
 
-- ``overview.png``: every claim as a forest-plot row coloured by verdict
-  (:func:`rmqm.plots.overview.plot_claims_overview`);
-- ``claims_rmqm.md``, ``claims_synbench.md``, ``claims_baselines.md``: Markdown tables (claim,
-  estimate with interval, verdict) of the claims about each paper and of the label-free
-  baselines, included by ``book/report.md``;
+- ``overview.png``: every confirmatory test as a forest-plot row coloured by verdict, grouped by
+  family (:func:`rmqm.plots.overview.plot_claims_overview`);
+- ``abstract_families.md``: one bullet per family (:func:`family_sentences`), included by the intro;
+- ``claims_rmqm.md``, ``claims_synbench.md``: per family of each paper its sentence and a Markdown
+  table (test, estimate [interval], verdict with its Holm p), included by ``book/report.md``;
+- ``train_times.md``: the zoo's training wall times (:func:`training_times_markdown`), included by
+  ``book/reproducibility.md``: load-dependent, so never among the results;
 
 and returns the MyST substitutions the intro and the report quote (:func:`abstract_substitutions`).
 """
@@ -16,151 +23,178 @@ and returns the MyST substitutions the intro and the report quote (:func:`abstra
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from rmqm.plots.overview import plot_claims_overview
-from rmqm.study.chapters.summary import summary_table
+from rmqm.study.chapters.downstream import PRIMARY_TASK
+from rmqm.study.chapters.summary import NUMERIC_COLUMNS, SUMMARY_COLUMNS, summary_table
+from rmqm.study.chapters.zoo import training_times
 
-__all__ = ["CLAIM_GROUPS", "VERDICTS", "claim_group", "overview_rows", "tally", "abstract_substitutions",
-           "claims_markdown", "stage_abstract"]
+__all__ = ["VERDICTS", "PAPERS", "UNADJUSTED", "base_verdict", "overview_rows", "tally", "headline_row",
+           "family_sentences", "abstract_substitutions", "claims_markdown", "training_times_markdown", "stage_abstract"]
 
 #: The verdict words of the summary table, in the order the text counts them.
 VERDICTS: tuple[str, ...] = ("supported", "contradicted", "inconclusive", "not measurable")
-
-#: Group of a secondary claim -> the pattern of its claim text (first match wins); primary
-#: endpoints are their own group ("primary endpoint"), anything unmatched is "other".
-CLAIM_GROUPS: tuple[tuple[str, str], ...] = (
-    ("RMQM paper: SSL steps", r"^self-supervised encoders take"),
-    ("SynBench claim 1", r"^SynBench matches linear probing"),
-    ("SynBench claim 2", r"^SynBench's epsilon beats"),
-    ("head-to-head", r" better than "),
-    ("at a fixed log d", r"fixed log d"),
-    ("RMQM settings and baselines", r"^(RMQM|RankMe|alpha-ReQ|SynBench) .*ranks encoders"),
-)
-_PAPER = {"rmqm": ("RMQM",), "synbench": ("SynBench",), "baselines": ("RankMe", "alpha-ReQ")}
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+#: The prefix of a verdict without a p-value (no Holm adjustment): ``"unadjusted: supported"``.
+UNADJUSTED = "unadjusted"
+#: paper -> the prefix of its families' ids in ``book/endpoints.yaml``.
+PAPERS: dict[str, str] = {"rmqm": "rmqm-", "synbench": "synbench-"}
 
 
-def claim_group(claim: str, endpoint: str) -> str:
-    """The group a claim of the summary table belongs to (see :data:`CLAIM_GROUPS`)."""
-    if endpoint == "primary":
-        return "primary endpoint"
-    return next((name for name, pattern in CLAIM_GROUPS if re.search(pattern, claim)), "other")
-
-
-def _float(text: object) -> float:
-    m = _NUMBER.search(str(text))
-    return float(m.group()) if m else float("nan")
-
-
-def _interval(text: object) -> tuple[float, float]:
-    """``"[-0.12, +0.30]"`` -> (-0.12, 0.30); anything else (``"none"``) -> (nan, nan)."""
-    found = _NUMBER.findall(str(text)) if str(text).strip().startswith("[") else []
-    return (float(found[0]), float(found[1])) if len(found) == 2 else (float("nan"), float("nan"))
+def base_verdict(verdict: object) -> str:
+    """``"unadjusted: supported"`` -> ``"supported"``; any other verdict unchanged."""
+    text = str(verdict)
+    return text.split(": ", 1)[1] if text.startswith(UNADJUSTED + ": ") else text
 
 
 def overview_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of :func:`rmqm.plots.overview.plot_claims_overview` from a summary table:
-    ``label`` (the claim), ``estimate``, ``ci_low``, ``ci_high`` (parsed from the table's text;
-    NaN for "none"), ``verdict`` and ``group`` (:func:`claim_group`), primary endpoints first."""
-    lows, highs = zip(*(_interval(v) for v in table["interval"]), strict=True) if len(table) else ((), ())
-    rows = pd.DataFrame({
-        "label": table["claim"].astype(str).to_numpy(),
-        "estimate": [_float(v) for v in table["estimate"]],
-        "ci_low": np.asarray(lows, dtype=float), "ci_high": np.asarray(highs, dtype=float),
+    """The rows of :func:`rmqm.plots.overview.plot_claims_overview` from a summary table, in its
+    (family) order: ``label`` (the test), ``estimate``, ``ci_low``, ``ci_high`` (the table's numeric
+    columns; NaN where there is none), ``verdict`` and ``group`` (the family's label)."""
+    return pd.DataFrame({
+        "label": table["test"].astype(str).to_numpy(),
+        "estimate": table["value"].to_numpy(dtype=float),
+        "ci_low": table["ci_low"].to_numpy(dtype=float), "ci_high": table["ci_high"].to_numpy(dtype=float),
         "verdict": table["verdict"].astype(str).to_numpy(),
-        "group": [claim_group(str(c), str(e)) for c, e in zip(table["claim"], table["endpoint"], strict=True)],
+        "group": table["family label"].astype(str).to_numpy(),
     })
-    order = {g: i for i, g in enumerate(["primary endpoint", *(n for n, _ in CLAIM_GROUPS), "other"])}
-    return rows.sort_values("group", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
 
 
 def tally(verdicts: pd.Series | list[str]) -> str:
     """``"2 of 8 supported, 2 contradicted, 4 inconclusive"`` (verdicts that do not occur are left
-    out, except "supported"); ``"not tested in this build"`` for none."""
-    counts = pd.Series(list(verdicts), dtype=object).value_counts()
-    n = int(counts.sum())
+    out, except "supported"); verdicts without a p-value are counted by their word and marked
+    (``"1 of 2 supported, 1 inconclusive (unadjusted: no p-value)"``, or ``"..., 1 of them
+    unadjusted"`` when only some are); ``"not tested in this build"`` for none."""
+    words = [str(v) for v in verdicts]
+    n = len(words)
     if n == 0:
         return "not tested in this build"
+    counts = pd.Series([base_verdict(v) for v in words], dtype=object).value_counts()
     parts = [f"{int(counts.get('supported', 0))} of {n} supported"]
     parts += [f"{int(counts[v])} {v}" for v in VERDICTS[1:] if counts.get(v, 0)]
     parts += [f"{int(c)} {v}" for v, c in counts.items() if v not in VERDICTS]
-    return ", ".join(parts)
+    unadjusted = sum(w.startswith(UNADJUSTED + ": ") for w in words)
+    text = ", ".join(parts)
+    if unadjusted == n:
+        return text + " (unadjusted: no p-value)"
+    return text + (f", {unadjusted} of them unadjusted" if unadjusted else "")
 
 
-def _primary(table: pd.DataFrame, paper: str) -> dict[str, str]:
-    key = paper.lower()
-    rows = table[(table["endpoint"] == "primary") & table["claim"].astype(str).str.startswith(paper)]
-    if rows.empty:
-        return {f"primary_{key}_claim": f"no primary endpoint about {paper} in this build",
-                f"primary_{key}": "not run", f"primary_{key}_p": "none", f"primary_{key}_verdict": "not run"}
-    r = rows.iloc[0]
-    interval = "" if str(r["interval"]) == "none" else f" {r['interval']}"
-    return {f"primary_{key}_claim": str(r["claim"]), f"primary_{key}": f"{r['estimate']}{interval}",
-            f"primary_{key}_p": str(r["adjusted p"]).split(" (")[0], f"primary_{key}_verdict": str(r["verdict"])}
+def headline_row(part: pd.DataFrame) -> pd.Series:
+    """The row a family's sentence quotes: the test on the primary task
+    (:data:`rmqm.study.chapters.downstream.PRIMARY_TASK`, without added encoders) where the family
+    has one, else its first row."""
+    primary = part[part["test"].astype(str) == PRIMARY_TASK]
+    return (primary if len(primary) else part).iloc[0]
+
+
+def _quote(r: pd.Series) -> str:
+    """``"on fashion-mnist, +0.41 [-0.12, +0.80], Holm p 0.1200: inconclusive"`` (a missing
+    estimate or Holm p left out; ``"no p-value"`` for an unadjusted verdict)."""
+    text = f"on {r['test']}"
+    if str(r["estimate"]) != "none":
+        text += f", {r['estimate']}" + ("" if str(r["interval"]) == "none" else f" {r['interval']}")
+    if str(r["p (Holm)"]) != "none":
+        text += f", Holm p {r['p (Holm)']}"
+    elif str(r["verdict"]).startswith(UNADJUSTED):
+        text += ", no p-value"
+    return f"{text}: {r['verdict']}"
+
+
+def family_sentences(table: pd.DataFrame) -> list[tuple[str, str]]:
+    """Per family of ``table`` (in its order): ``(family id, sentence)``, the sentence naming the
+    family's label, its number of tests, :func:`tally` of their verdicts and the quoted headline
+    row (:func:`headline_row`: estimate, interval, Holm p and verdict). Plain text (what a reader
+    of the built page reads, and what :mod:`rmqm.study.number_check` looks for)."""
+    out = []
+    for (fam, label), part in table.groupby(["family", "family label"], sort=False):
+        if len(part) == 1 and str(part["test"].iloc[0]) == "no test in this build":
+            out.append((str(fam), f"{label}: no test in this build ({part['note'].iloc[0]})."))
+            continue
+        n = len(part)
+        out.append((str(fam), f"{label}, {n} test{'s' * (n != 1)}: {tally(part['verdict'])}; "
+                              f"{_quote(headline_row(part))}."))
+    return out
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*SUMMARY_COLUMNS, *NUMERIC_COLUMNS])
 
 
 def abstract_substitutions(table: pd.DataFrame | None) -> dict[str, str]:
-    """MyST substitutions (key -> text) of a summary table: ``n_claims`` and ``n_<verdict>``
-    (``n_not_measurable`` for "not measurable"), each primary endpoint (``primary_rmqm``,
-    ``primary_rmqm_claim``, ``primary_rmqm_p``, ``primary_rmqm_verdict``, the same for
-    ``synbench``), and a :func:`tally` per group (``tally_steps``, ``tally_synbench1``,
-    ``tally_synbench2``, ``tally_headtohead``, ``tally_settings``). ``None`` (no verdict table:
-    notebook 05 did not run) gives the same keys, saying so."""
-    if table is None:
-        table = pd.DataFrame(columns=["claim", "endpoint", "estimate", "interval", "adjusted p", "verdict"])
-    groups = [claim_group(str(c), str(e)) for c, e in zip(table["claim"], table["endpoint"], strict=True)]
+    """MyST substitutions (key -> text) of a summary table: ``n_claims`` (confirmatory tests),
+    ``n_families``, ``n_<verdict>`` (``n_not_measurable`` for "not measurable"; Holm verdicts
+    only) and ``n_unadjusted`` (verdicts without a p-value), and per family
+    ``family_<id>`` (``-`` as ``_``) its sentence (:func:`family_sentences`). ``None`` (no
+    verdict table: notebook 05 did not run) gives zero counts."""
+    table = _empty() if table is None else table
     verdicts = table["verdict"].astype(str)
-    subs = {"n_claims": str(len(table))}
+    subs = {"n_claims": str(len(table)), "n_families": str(table["family"].nunique())}
     for v in VERDICTS:
         subs["n_" + v.replace(" ", "_")] = str(int((verdicts == v).sum()))
-    for paper in ("RMQM", "SynBench"):
-        subs.update(_primary(table, paper))
-    for key, group in (("steps", "RMQM paper: SSL steps"), ("synbench1", "SynBench claim 1"),
-                       ("synbench2", "SynBench claim 2"), ("headtohead", "head-to-head"),
-                       ("settings", "RMQM settings and baselines")):
-        subs["tally_" + key] = tally([v for v, g in zip(verdicts, groups, strict=True) if g == group])
+    subs["n_unadjusted"] = str(int(verdicts.str.startswith(UNADJUSTED).sum()))
+    for fam, sentence in family_sentences(table):
+        subs["family_" + fam.replace("-", "_")] = sentence
     return subs
 
 
+def _esc(v: object) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
 def claims_markdown(table: pd.DataFrame, paper: str) -> str:
-    """A Markdown table (claim, estimate [interval], verdict) of the claims of ``table`` about one
-    paper: ``"rmqm"`` (claims naming RMQM or self-supervised steps), ``"synbench"`` or
-    ``"baselines"`` (RankMe, alpha-ReQ); a sentence when there is none.
+    """Per confirmatory family of one paper (``"rmqm"`` or ``"synbench"``: the families whose id
+    starts with :data:`PAPERS` ``[paper]``): its sentence and a three-column Markdown table (test, estimate
+    [interval], verdict with its Holm p); a sentence when there is none.
 
     Raises:
         ValueError: an unknown ``paper``.
     """
-    if paper not in _PAPER:
-        raise ValueError(f"paper must be one of {sorted(_PAPER)}; got {paper!r}")
-    names = _PAPER[paper]
-    claim = table["claim"].astype(str)
-    mine = claim.str.startswith(names)
-    if paper == "rmqm":
-        mine |= claim.str.startswith("self-supervised encoders")
-    rows = table[mine]
+    if paper not in PAPERS:
+        raise ValueError(f"paper must be one of {sorted(PAPERS)}; got {paper!r}")
+    rows = table[table["family"].astype(str).str.startswith(PAPERS[paper])]
     if rows.empty:
         return "No claim about it was tested in this build.\n"
+    sentences = dict(family_sentences(rows))
+    out = []
+    for fam, part in rows.groupby("family", sort=False):
+        out += [f"**{_esc(sentences[str(fam)])}**", "", "| test | estimate [interval] | verdict (Holm p) |",
+                "|---|---|---|"]
+        for _, r in part.iterrows():
+            interval = "" if str(r["interval"]) == "none" else f" {r['interval']}"
+            holm = "" if str(r["p (Holm)"]) == "none" else f" ({r['p (Holm)']})"
+            out.append(f"| {_esc(r['test'])} | {_esc(r['estimate'])}{_esc(interval)} | {_esc(r['verdict'])}{holm} |")
+        out.append("")
+    return "\n".join(out)
 
-    def esc(v: object) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| claim | estimate [interval] | verdict |", "|---|---|---|"]
-    for _, r in rows.iterrows():
-        interval = "" if str(r["interval"]) == "none" else f" {r['interval']}"
-        lines.append(f"| {esc(r['claim'])} | {esc(r['estimate'])}{esc(interval)} | **{esc(r['verdict'])}** |")
+def training_times_markdown(results: str | os.PathLike) -> str:
+    """A Markdown table of :func:`rmqm.study.chapters.zoo.training_times` of ``results/zoo.parquet``
+    (method, d, models, mean / min / max seconds), under a sentence saying that these are the
+    machine's load, not results; a sentence when the zoo table or its times are missing."""
+    path = Path(results) / "zoo.parquet"
+    if not path.is_file():
+        return "No zoo was trained in this build.\n"
+    zoo = pd.read_parquet(path)
+    if "train_time_s" not in zoo.columns or zoo.empty:
+        return "This build's zoo table records no training time.\n"
+    times = training_times(zoo)
+    lines = ["Training wall time of each encoder's last checkpoint, in seconds over its seeds. It measures the "
+             "load of the machine during this build (other jobs, cores, caches), not the encoder: it is shown "
+             "here, labelled, and never among the results.", "",
+             "| method | d | models | mean (s) | min (s) | max (s) |", "|---|---|---|---|---|---|"]
+    lines += [f"| {_esc(r.method)} | {r.dim} | {r.models} | {r.mean_s:.1f} | {r.min_s:.1f} | {r.max_s:.1f} |"
+              for r in times.itertuples()]
     return "\n".join(lines) + "\n"
 
 
 def stage_abstract(results: str | os.PathLike, generated: str | os.PathLike) -> dict[str, str]:
-    """Write the overview figure and the per-paper claim tables of the run whose results store is
-    ``results`` into ``generated`` (the staged ``book/_generated``); return
-    :func:`abstract_substitutions`. Without a verdict table (``results/verdicts.parquet``) the
-    figure says that no claim was tested and the tables say so too."""
+    """Write the overview figure, the abstract's family bullets and the per-paper claim tables of
+    the run whose results store is ``results`` into ``generated`` (the staged
+    ``book/_generated``); return :func:`abstract_substitutions`. Without a verdict table
+    (``results/verdicts.parquet``) the figure and the files say that no claim was tested."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,8 +215,12 @@ def stage_abstract(results: str | os.PathLike, generated: str | os.PathLike) -> 
                 ha="center", va="center")
     fig.savefig(generated / "overview.png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    empty = pd.DataFrame(columns=["claim", "estimate", "interval", "verdict"])
-    for paper in _PAPER:
-        (generated / f"claims_{paper}.md").write_text(claims_markdown(table if table is not None else empty, paper))
+    found = _empty() if table is None else table
+    bullets = [f"- {s}" for _, s in family_sentences(found)]
+    (generated / "abstract_families.md").write_text(
+        "\n".join(bullets) + "\n" if bullets else "No confirmatory family was tested in this build.\n")
+    for paper in PAPERS:
+        (generated / f"claims_{paper}.md").write_text(claims_markdown(found, paper))
+    (generated / "train_times.md").write_text(training_times_markdown(results))
     return abstract_substitutions(table)
 

@@ -8,10 +8,13 @@ notebooks wrote to ``results/``:
   :func:`rmqm.study.chapters.summary.page_rows` of the summary recomputed from ``results/``;
 - the model zoo page (``notebooks/01_model_zoo.html``): its headline "N models (E encoders x S
   seeds)" against ``results/zoo.parquet``;
-- the intro (``book/intro.html``): the abstract's counts ("tested N claims: S are supported, C
-  contradicted and I inconclusive") and each primary endpoint's estimate and verdict against
-  :func:`rmqm.study.abstract.abstract_substitutions` of the recomputed summary table (a book
-  staged from another build's results would disagree).
+- the intro (``book/intro.html``): the abstract's counts ("N confirmatory tests in F pre-registered
+  families: S are supported, C contradicted and I inconclusive, M could not be measured and U
+  carry an unadjusted verdict") and each family's sentence (its counts per verdict and its
+  headline test's estimate, interval, Holm p and verdict) against
+  :func:`rmqm.study.abstract.abstract_substitutions` and
+  :func:`rmqm.study.abstract.family_sentences` of the summary recomputed from ``results/`` (a
+  book staged from another build's results would disagree).
 
 Each disagreement is a :class:`rmqm.study.html_check.Problem` of kind ``number-mismatch``.
 """
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rmqm.study.abstract import abstract_substitutions
+from rmqm.study.abstract import abstract_substitutions, family_sentences
 from rmqm.study.chapters.summary import PAGE_COLUMNS, page_rows, summary_table
 from rmqm.study.html_check import Problem
 
@@ -34,7 +37,11 @@ __all__ = ["SUMMARY_PAGE", "ZOO_PAGE", "INTRO_PAGE", "html_tables", "check_numbe
 SUMMARY_PAGE = "notebooks/00_results_summary.html"
 ZOO_PAGE = "notebooks/01_model_zoo.html"
 INTRO_PAGE = "book/intro.html"
-_COUNTS = re.compile(r"tested (\d+) claims: (\d+) are supported, (\d+) contradicted and (\d+) inconclusive")
+_COUNTS = re.compile(r"(\d+) confirmatory tests in (\d+) pre-registered families: (\d+) are supported, (\d+) "
+                     r"contradicted and (\d+) inconclusive, (\d+) could not be measured and (\d+) carry an "
+                     r"unadjusted verdict")
+_COUNT_KEYS = ("n_claims", "n_families", "n_supported", "n_contradicted", "n_inconclusive", "n_not_measurable",
+               "n_unadjusted")
 
 
 class _Tables(HTMLParser):
@@ -123,23 +130,23 @@ def _abstract_problems(html: Path, results: Path) -> list[Problem]:
     page = html / INTRO_PAGE
     if not page.is_file() or not (results / "verdicts.parquet").is_file():
         return []
-    want = abstract_substitutions(summary_table(results))
+    table = summary_table(results)
+    want = abstract_substitutions(table)
     _, text = html_tables(page)
     found = _COUNTS.search(text)
     if found is None:
-        return [Problem(INTRO_PAGE, "number-mismatch", "no 'tested N claims: S are supported, C contradicted and "
-                        "I inconclusive' sentence in the abstract")]
+        return [Problem(INTRO_PAGE, "number-mismatch", "no 'N confirmatory tests in F pre-registered families: S are "
+                        "supported, ...' sentence in the abstract")]
     problems = []
-    expected = tuple(want[k] for k in ("n_claims", "n_supported", "n_contradicted", "n_inconclusive"))
+    expected = tuple(want[k] for k in _COUNT_KEYS)
     if found.groups() != expected:
-        problems.append(Problem(INTRO_PAGE, "number-mismatch", f"the abstract counts {found.groups()} (claims, "
-                                f"supported, contradicted, inconclusive), the results store gives {expected}"))
-    for paper in ("rmqm", "synbench"):
-        quoted = (f"{want[f'primary_{paper}']} (Holm-adjusted p {want[f'primary_{paper}_p']}): "
-                  f"{want[f'primary_{paper}_verdict']}")
-        if want[f"primary_{paper}_verdict"] != "not run" and quoted not in text:
-            problems.append(Problem(INTRO_PAGE, "number-mismatch", f"the abstract does not say {quoted!r} "
-                                    f"for {want[f'primary_{paper}_claim']!r} (what the results store gives)"))
+        problems.append(Problem(INTRO_PAGE, "number-mismatch", f"the abstract counts {found.groups()} (tests, "
+                                f"families, supported, contradicted, inconclusive, not measurable, unadjusted), "
+                                f"the results store gives {expected}"))
+    for fam, sentence in family_sentences(table):
+        if " ".join(sentence.split()) not in text:
+            problems.append(Problem(INTRO_PAGE, "number-mismatch", f"the abstract does not say {sentence!r} "
+                                    f"for family {fam!r} (what the results store gives)"))
     return problems
 
 

@@ -68,6 +68,18 @@ def test_intervals_are_coloured_by_verdict_and_placed_top_down():
     assert legend == list(VERDICT_COLORS)  # every verdict present, in the fixed order
 
 
+def test_unadjusted_verdicts_take_their_word_colour_and_an_open_dot():
+    table = rows(group=False)
+    table.loc[0, "verdict"] = "unadjusted: supported"
+    ax = plot_claims_overview(table).axes[0]
+    assert interval_lines(ax)[3.0] == ((0.1, 0.7), VERDICT_COLORS["supported"].lower())
+    dots = [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+    assert to_hex(dots[0].get_markerfacecolor()) == "#ffffff"  # open: no p-value
+    assert to_hex(dots[1].get_markerfacecolor()) == VERDICT_COLORS["contradicted"].lower()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == [*VERDICT_COLORS, "unadjusted (no p)"]
+
+
 def test_long_labels_are_cut_in_the_middle():
     table = rows(group=False)
     table.loc[0, "label"] = "RMQM (PGD displacement) predicts 1-NN accuracy on faces better than alpha-ReQ (spearman)"

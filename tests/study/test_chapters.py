@@ -127,12 +127,26 @@ def test_zoo_headline_overview_and_long_accuracy():
                                        "digits, faces; 0 stopped early by a time budget")
     overview = zoo.zoo_overview(table)
     assert list(overview.columns[:4]) == ["method", "family", "dim", "seed"]
-    assert overview["train_time_s"].iloc[0] == 1.235 and "rankme" in overview.columns
+    assert "train_time_s" not in overview.columns and "rankme" in overview.columns  # load, not a result
     long = zoo.downstream_long(table)
     assert len(long) == 9 * 4
     assert set(long["task"]) == {"digits", "faces"} and set(long["probe"]) == {"1nn", "knn", "linear"}
     faces = long[long["task_probe"] == "faces_knn"].set_index(["method", "seed"])["accuracy"]
     assert faces.loc[("nt-xent", 2)] == pytest.approx(0.62)
+
+
+def test_training_times_per_method_and_dim_leave_the_random_init_out():
+    table = zoo_table()
+    table["train_time_s"] = np.arange(len(table), dtype=float)
+    times = zoo.training_times(table)
+    trained = table[table["family"] != "random"]
+    assert list(times.columns) == ["method", "dim", "models", "mean_s", "min_s", "max_s"]
+    assert set(times["method"]) == set(trained["method"]) and times["models"].eq(3).all()
+    for r in times.itertuples():
+        own = trained.loc[trained["method"] == r.method, "train_time_s"]
+        assert (r.mean_s, r.min_s, r.max_s) == (round(own.mean(), 1), own.min(), own.max())
+    with pytest.raises(ValueError, match="train_time_s"):
+        zoo.training_times(table.drop(columns="train_time_s"))
 
 
 def test_family_scores_average_each_family():

@@ -235,6 +235,10 @@ def test_family_lines_and_view(verdict):
     assert list(view.columns) == ["claim", "zoo", "family", "estimate", "interval", "p", "p (Holm)", "n_valid",
                                   "verdict"]
     assert len(view) == 24 and (view["verdict"] == "exploratory").all()
+    # no filter: every row; filters combine
+    assert len(downstream.verdict_view(v)) == len(v)
+    both = downstream.verdict_view(v, analysis="per task", endpoint="confirmatory")
+    assert len(both) == int(((v["analysis"] == "per task") & (v["endpoint"] == "confirmatory")).sum()) > 0
 
 
 def test_forest_plot_highlights_the_confirmatory_rows(verdict):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rmqm.study import number_check
+from rmqm.study import abstract, number_check
 from rmqm.study.chapters import summary
 
 
@@ -79,26 +79,31 @@ def test_pages_without_the_sampled_numbers_are_a_problem(tmp_path, missing):
     assert len(problems) == 1 and problems[0].kind == "number-mismatch"
 
 
-def intro(counts: str, rmqm: str) -> str:
-    return (f"<html><body><article><p><strong>What this build found.</strong> We ... and {counts}, and 0 could "
-            f"not be measured. RMQM's primary endpoint, \u201cRMQM ranks encoders\u201d, comes out at {rmqm}</p>"
-            "</article></body></html>")
+def intro(counts: str, sentences: list[str]) -> str:
+    items = "".join(f"<li>{s}</li>" for s in sentences)
+    return (f"<html><body><article><p><strong>What this build found.</strong> We ... and ran {counts} (their "
+            f"chapter gives an interval but no p-value).</p><ul>{items}</ul></article></body></html>")
 
 
-def test_abstract_counts_and_primary_endpoint_checked(tmp_path):
-    write_results(tmp_path / "results")  # one claim, the primary endpoint: +0.50 [+0.10, +0.80], supported
+def test_abstract_counts_and_family_sentences_checked(tmp_path):
+    table = write_results(tmp_path / "results")  # one family, fashion-mnist supported, digits inconclusive
+    sentences = [s for _, s in abstract.family_sentences(table)]
+    sentence = sentences[0]
     (tmp_path / "html" / "book").mkdir(parents=True)
     page = tmp_path / "html" / number_check.INTRO_PAGE
-    page.write_text(intro("tested 1 claims: 1 are supported, 0 contradicted and 0 inconclusive",
-                          "+0.50 [+0.10, +0.80] (Holm-adjusted p 0.0200): <strong>supported</strong>."))
+    counts = ("2 confirmatory tests in 4 pre-registered families: 1 are supported, 0 contradicted and 1 "
+              "inconclusive, 3 could not be measured and 0 carry an unadjusted verdict")
+    bold = sentence.replace(": supported.", ": <strong>supported</strong>.")  # markup does not change the text
+    page.write_text(intro(counts.replace("2 confirmatory", "5 confirmatory"), [bold, *sentences[1:]]))
     assert number_check.check_numbers(tmp_path / "html", tmp_path / "results") == []
     # a book staged from another build's results: other counts, another estimate
-    page.write_text(intro("tested 3 claims: 1 are supported, 0 contradicted and 2 inconclusive",
-                          "+0.40 [+0.10, +0.80] (Holm-adjusted p 0.0200): <strong>supported</strong>."))
+    page.write_text(intro(counts.replace("1 are supported", "2 are supported").replace("5 conf", "2 conf"),
+                          [bold.replace("+0.50", "+0.40"), *sentences[1:]]))
     details = [p.detail for p in number_check.check_numbers(tmp_path / "html", tmp_path / "results")]
-    assert details[0] == ("the abstract counts ('3', '1', '0', '2') (claims, supported, contradicted, "
-                          "inconclusive), the results store gives ('1', '1', '0', '0')")
-    assert "+0.50 [+0.10, +0.80] (Holm-adjusted p 0.0200): supported" in details[1] and len(details) == 2
+    assert details[0] == ("the abstract counts ('2', '4', '2', '0', '1', '3', '0') (tests, families, supported, "
+                          "contradicted, inconclusive, not measurable, unadjusted), the results store gives "
+                          "('5', '4', '1', '0', '1', '3', '0')")
+    assert sentence in details[1] and "rmqm-noise" in details[1] and len(details) == 2
     page.write_text("<html><body><p>No abstract.</p></body></html>")
     assert [p.detail for p in number_check.check_numbers(tmp_path / "html", tmp_path / "results")] == [
-        "no 'tested N claims: S are supported, C contradicted and I inconclusive' sentence in the abstract"]
+        "no 'N confirmatory tests in F pre-registered families: S are supported, ...' sentence in the abstract"]

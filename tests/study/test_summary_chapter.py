@@ -46,20 +46,24 @@ def write_verdicts(folder: Path) -> None:
 def test_summary_table_has_one_section_per_family_in_the_declared_order(tmp_path):
     write_verdicts(tmp_path)
     table = summary.summary_table(tmp_path)
-    assert list(table.columns) == list(summary.SUMMARY_COLUMNS)
+    assert list(table.columns) == [*summary.SUMMARY_COLUMNS, *summary.NUMERIC_COLUMNS]
     assert list(dict.fromkeys(table["family"])) == [f.id for f in load_endpoints().families]
     noise = table[table["family"] == "rmqm-noise"]
     assert noise["test"].tolist() == ["digits", "faces", "mnist"]  # the exploratory row is not here
     first = noise.iloc[0]
     assert (first["estimate"], first["interval"], first["p"], first["p (Holm)"], first["n_valid"]) == (
         "+0.80", "[+0.50, +0.95]", "0.0020 ± 0.0010", "0.0060", "1000/1000")
+    # the numbers behind the text, for the figure and the abstract (never parsed back)
+    assert tuple(first[list(summary.NUMERIC_COLUMNS)]) == pytest.approx((0.8, 0.5, 0.95, 0.006))
     assert noise.iloc[1]["detectable"] == "r >= +0.55 (80 % power)"
     assert noise.iloc[2]["verdict"] == "not measurable" and "83% of scores are exactly 0" in noise.iloc[2]["note"]
     assert table[table["family"] == "synbench-reference"]["test"].tolist() == ["digits", "digits + added encoders"]
     # the families no chapter reported say so, and nothing reads "nan"
     steps = table[table["family"] == "rmqm-steps"]
     assert steps["test"].tolist() == ["no test in this build"] and steps["verdict"].iloc[0] == "not measurable"
-    assert not table.astype(str).apply(lambda c: c.str.contains("nan")).any().any()
+    text = table[list(summary.SUMMARY_COLUMNS)]
+    assert not text.astype(str).apply(lambda c: c.str.contains("nan")).any().any()
+    assert steps[list(summary.NUMERIC_COLUMNS)].isna().all(axis=None)
     assert pd.read_csv(tmp_path / "summary_long.csv").shape == table.shape
 
 
@@ -91,6 +95,7 @@ def test_summary_shows_the_step_and_claim2_tables_as_unadjusted(tmp_path):
     assert (claim2["estimate"], claim2["interval"], claim2["verdict"]) == ("+0.040", "[+0.010, +0.070]",
                                                                           "unadjusted: supported")
     assert "declared radii 0.003, 0.01, 0.03" in claim2["note"]
+    assert (claim2["value"], claim2["ci_low"], claim2["ci_high"]) == pytest.approx((0.04, 0.01, 0.07))
 
 
 def test_summary_html_is_compact_and_carries_the_long_form(tmp_path):

@@ -111,8 +111,12 @@ def verdict_view(verdict: pd.DataFrame, analysis: str | None = None, endpoint: s
     """Rows of a :func:`verdicts` table as a reader's table: ``claim, zoo, family, estimate,
     interval, p, p (Holm), n_valid, verdict`` as text (a missing number reads "none"; p with its
     Monte-Carlo error), optionally one ``analysis`` or ``endpoint`` only."""
-    rows = verdict[((verdict["analysis"] == analysis) if analysis else True)
-                   & ((verdict["endpoint"] == endpoint) if endpoint else True)]
+    keep = pd.Series(True, index=verdict.index)
+    if analysis:
+        keep &= verdict["analysis"] == analysis
+    if endpoint:
+        keep &= verdict["endpoint"] == endpoint
+    rows = verdict[keep]
     return pd.DataFrame({
         "claim": rows["claim"], "zoo": rows["zoo"], "family": rows["family"],
         "estimate": [_number(e, "+.2f") for e in rows["estimate"].astype(float)],

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,18 @@ from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.families import family_verdicts
 from rmqm.study.endpoints import Endpoints, last_commit, load_endpoints
 
-__all__ = ['SUMMARY_COLUMNS', 'PAGE_COLUMNS', 'Html', 'summary_table', 'summary_lines', 'page_rows', 'summary_html',
-           'endpoints_note']
+__all__ = ['SUMMARY_COLUMNS', 'NUMERIC_COLUMNS', 'PAGE_COLUMNS', 'Html', 'summary_table', 'summary_lines', 'page_rows',
+           'summary_html', 'endpoints_note']
 
 #: The columns of :func:`summary_table` (the long form, one row per confirmatory test).
 SUMMARY_COLUMNS: tuple[str, ...] = ("family", "family label", "test", "estimate", "interval", "p", "p (Holm)",
                                     "n_valid", "verdict", "detectable", "without one method", "note")
+#: The numbers behind the text of each row (NaN where the text reads "none"), after
+#: :data:`SUMMARY_COLUMNS` in :func:`summary_table`: for figures and the abstract, never parsed back.
+NUMERIC_COLUMNS: tuple[str, ...] = ("value", "ci_low", "ci_high", "p_holm")
 #: The columns of each family's table on the page (:func:`page_rows` gives their text).
 PAGE_COLUMNS: tuple[str, ...] = ("test", "estimate [95 %]", "p, Holm p, valid", "verdict")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _BADGE = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#6e7781", "not measurable": "#bc4c00",
           "unadjusted": "#0969da"}
 
@@ -51,7 +56,7 @@ def _num(value: Any, spec: str) -> str:
     return format(float(value), spec) if value is not None and np.isfinite(float(value)) else "none"
 
 
-def _row(family: str, label: str, test: str, r: Any, note: str = "") -> dict[str, str]:
+def _row(family: str, label: str, test: str, r: Any, note: str = "") -> dict[str, Any]:
     """A summary row from a record with the fields of a verdict row (missing ones read "none")."""
     get = (lambda k, d=np.nan: r.get(k, d)) if isinstance(r, dict) else (lambda k, d=np.nan: getattr(r, k, d))
     est, low, high = (float(get(k)) for k in ("estimate", "ci_low", "ci_high"))
@@ -68,23 +73,24 @@ def _row(family: str, label: str, test: str, r: Any, note: str = "") -> dict[str
             else "none",
             "verdict": verdict, "detectable": str(get("detectable", "") or ""),
             "without one method": str(get("leave_one_out", "") or ""),
-            "note": reason if verdict == "not measurable" else note}
+            "note": reason if verdict == "not measurable" else note,
+            "value": est, "ci_low": low, "ci_high": high, "p_holm": float(get("p_holm"))}
 
 
-def _from_verdicts(verdicts: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
+def _from_verdicts(verdicts: pd.DataFrame, fam: Any) -> list[dict[str, Any]]:
     rows = verdicts[verdicts.get("family", pd.Series("", index=verdicts.index)) == fam.id]
     return [_row(fam.id, fam.label, f"{r.task}" + ("" if r.encoders == "without" else " + added encoders"),
                  r, "" if r.p_method == "permutation" else f"p: {r.p_method}") for r in rows.itertuples()]
 
 
-def _from_family_file(frame: pd.DataFrame, fam: Any, alpha: float) -> list[dict[str, str]]:
+def _from_family_file(frame: pd.DataFrame, fam: Any, alpha: float) -> list[dict[str, Any]]:
     frame = frame.assign(family=fam.id, expected_sign=fam.expected_sign,
                          measurable=frame.get("measurable", pd.Series(True, index=frame.index)))
     judged = family_verdicts(frame, alpha)
     return [_row(fam.id, fam.label, str(r["label"]), r.to_dict()) for _, r in judged.iterrows()]
 
 
-def _from_steps(steps: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
+def _from_steps(steps: pd.DataFrame, fam: Any) -> list[dict[str, Any]]:
     """Chapter 2's step table (per alteration and d, t-intervals over seeds): one row per alteration
     and claim, the per-d intervals in the test label; no p-value, so no Holm."""
     rows = []
@@ -100,7 +106,7 @@ def _from_steps(steps: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
     return rows
 
 
-def _from_claim2(claim2: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
+def _from_claim2(claim2: pd.DataFrame, fam: Any) -> list[dict[str, Any]]:
     radii = ", ".join(str(r) for r in fam.get("radii", ()))
     out = []
     for _, r in claim2.iterrows():
@@ -108,7 +114,10 @@ def _from_claim2(claim2: pd.DataFrame, fam: Any) -> list[dict[str, str]]:
         row = _row(fam.id, fam.label, f"{r['choice']} direction", {"verdict": f"unadjusted: {r['verdict']}"},
                    f"no p-value from chapter 4; bootstrap over {int(r['encoders'])} encoders (unadjusted); "
                    f"declared radii {radii}: chapter 4 reports its profile's radius only")
-        out.append({**row, "estimate": est or "none", "interval": interval or "none"})
+        nums = [float(x) for x in _NUMBER.findall(interval)]
+        out.append({**row, "estimate": est or "none", "interval": interval or "none",
+                    "value": float(est) if _NUMBER.fullmatch(est) else np.nan,
+                    "ci_low": nums[0] if len(nums) == 2 else np.nan, "ci_high": nums[1] if len(nums) == 2 else np.nan})
     return out
 
 
@@ -118,7 +127,7 @@ def summary_table(results: str | os.PathLike, endpoints: Endpoints | None = None
     chapter reported has one row saying so. Also written to ``results/summary_long.csv``.
 
     Returns:
-        :data:`SUMMARY_COLUMNS`.
+        :data:`SUMMARY_COLUMNS` (text) and :data:`NUMERIC_COLUMNS` (floats).
 
     Raises:
         FileNotFoundError: no ``verdicts.parquet`` (run notebook 05 first).
@@ -129,7 +138,7 @@ def summary_table(results: str | os.PathLike, endpoints: Endpoints | None = None
     if not path.is_file():
         raise FileNotFoundError(f"no verdict table {path}; the notebook 05_predicting_downstream writes it")
     verdicts = pd.read_parquet(path)
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     for fam in endpoints.families:
         own = results / f"family_{fam.id}.parquet"
         if own.is_file():
@@ -144,7 +153,7 @@ def summary_table(results: str | os.PathLike, endpoints: Endpoints | None = None
             part = []
         rows += part or [_row(fam.id, fam.label, "no test in this build", {"verdict": "not measurable"}) |
                          {"note": f"{fam.chapter} reported no row of this family"}]
-    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    table = pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, *NUMERIC_COLUMNS])
     table.to_csv(results / "summary_long.csv", index=False)
     return table
 
@@ -207,10 +216,13 @@ def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Htm
         counts = ", ".join(f"{n} {w}" for w, n in part["verdict"].value_counts().items())
         parts.append(f"<p><b>{html.escape(str(label))}</b>: {html.escape(claims.get(fam, ''))} "
                      f"<i>({len(part)} tests: {html.escape(counts)}; Holm within this family)</i></p>")
-        body = ["<tr>" + "".join(f"<td>{cell}</td>" for _, cell in _cells(r)) + "</tr>" for _, r in part.iterrows()]
+        body = ["<tr>" + "".join(f'<td data-label="{html.escape(col, quote=True)}">{cell}</td>'
+                                 for col, (_, cell) in zip(PAGE_COLUMNS, _cells(r), strict=True)) + "</tr>"
+                for _, r in part.iterrows()]
         head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(PAGE_COLUMNS, ("22%", "22%", "24%", "32%"),
                                                                                      strict=True))
-        parts.append(f"<table {style}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+        rows = "".join(body)
+        parts.append(f'<table class="rmqm-finding" {style}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
     data = base64.b64encode(table.to_csv(index=False).encode()).decode()
     parts.append(f'<p><a download="summary_long.csv" href="data:text/csv;base64,{data}">Download the long form '
                  f"(CSV, {len(table)} rows)</a>. Families: {html.escape(endpoints_note(endpoints))}.</p></div>")

@@ -18,9 +18,9 @@ from rmqm.training.checkpoints import load_model
 from rmqm.training.curves import plateau_table
 from rmqm.training.zoo import family_summary
 
-__all__ = ['INDIST_PROBES', 'build_zoo', 'headline_checkpoints', 'zoo_headline', 'zoo_overview', 'training_curves',
-           'learning_curves_long', 'plateau_summary', 'downstream_long', 'family_scores', 'zoo_reading',
-           'seed_variance']
+__all__ = ['INDIST_PROBES', 'build_zoo', 'headline_checkpoints', 'zoo_headline', 'zoo_overview', 'training_times',
+           'training_curves', 'learning_curves_long', 'plateau_summary', 'downstream_long', 'family_scores',
+           'zoo_reading', 'seed_variance']
 
 #: The in-distribution accuracy columns of the zoo table and their labels in the learning curves.
 INDIST_PROBES: dict[str, str] = {"indist_knn": "in-distribution k-NN", "indist_linear": "in-distribution linear"}
@@ -100,14 +100,33 @@ def zoo_headline(zoo: pd.DataFrame) -> str:
 def zoo_overview(zoo: pd.DataFrame) -> pd.DataFrame:
     """The zoo's configuration, training and score columns of the last checkpoints
     (:func:`headline_checkpoints`), rounded to 3 digits; ``final_loss`` reads "not trained"
-    for the random init."""
+    for the random init. No wall time: it measures the machine's load, not the encoder
+    (:func:`training_times` gives it for the reproducibility page)."""
     final = headline_checkpoints(zoo)
     indist = [c for c in INDIST_PROBES if c in final.columns]
     first = [c for c in ("method", "family", "dim", "seed", "epoch") if c in final.columns]
-    table = final[[*first, "train_time_s", "final_loss", *indist, *probe_columns(final), "rankme",
+    table = final[[*first, "final_loss", *indist, *probe_columns(final), "rankme",
                    "alpha_req"]].round(3)
     # the random init has no training loss: say so rather than print nan
     return table.assign(final_loss=table["final_loss"].astype(object).where(table["final_loss"].notna(), "not trained"))
+
+
+def training_times(zoo: pd.DataFrame) -> pd.DataFrame:
+    """Training wall time (seconds) of the last checkpoints per method and dimension: ``method,
+    dim, models, mean_s, min_s, max_s`` over seeds (and optimisers), the random init and the
+    user encoders (never trained here) left out. Load-dependent: for the reproducibility page,
+    never a result.
+
+    Raises:
+        ValueError: the table has no ``train_time_s`` column.
+    """
+    if "train_time_s" not in zoo.columns:
+        raise ValueError("the zoo table lacks train_time_s (rmqm.training.zoo.train_zoo writes it)")
+    final = headline_checkpoints(zoo_only(zoo))
+    trained = final[final["family"] != "random"]
+    out = trained.groupby(["method", "dim"], sort=True)["train_time_s"].agg(
+        models="size", mean_s="mean", min_s="min", max_s="max").reset_index()
+    return out.round({"mean_s": 1, "min_s": 1, "max_s": 1})
 
 
 def learning_curves_long(zoo: pd.DataFrame) -> pd.DataFrame:
