@@ -17,6 +17,7 @@ keeps a few hundred updates of an hour-long loop, not tens of thousands.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -24,7 +25,8 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-__all__ = ['ENV_VAR', 'NON_TTY_INTERVAL_S', 'LABEL_KEYS', 'describe', 'progress_enabled', 'progress_bar', 'progress']
+__all__ = ['ENV_VAR', 'NON_TTY_INTERVAL_S', 'LABEL_KEYS', 'describe', 'progress_enabled', 'progress_bar', 'progress',
+           'child_progress']
 
 ENV_VAR = "RMQM_PROGRESS"
 NON_TTY_INTERVAL_S = 5.0
@@ -56,6 +58,25 @@ def progress_enabled(enabled: bool = True, environ: dict[str, str] | None = None
     if value:
         raise ValueError(f"{ENV_VAR} must be one of {sorted(_ON | _OFF)} (or unset); got {env[ENV_VAR]!r}")
     return not env.get("CI")
+
+
+@contextlib.contextmanager
+def child_progress(enabled: bool) -> Iterator[None]:
+    """While the block runs, processes started from it (notebook kernels) inherit
+    ``RMQM_PROGRESS=0`` when ``enabled`` is False; with True the environment is left as it is.
+    The previous value is restored afterwards."""
+    if enabled:
+        yield
+        return
+    before = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = before
 
 
 def describe(config: Mapping[str, Any], keys: Sequence[str] = LABEL_KEYS) -> str:

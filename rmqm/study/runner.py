@@ -26,6 +26,7 @@ import nbformat
 
 from rmqm._utils.hashing import content_identity, file_digest
 from rmqm._utils.io import atomic_write_json, contained
+from rmqm._utils.progress import child_progress
 from rmqm._utils.provenance import hardware_summary
 from rmqm.data.registry import available_datasets, data_record
 from rmqm.study.allow_code import code_allowed, factory_refusals
@@ -333,10 +334,11 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         before = snapshot(results_dir)
         start = time.perf_counter()
         try:
-            pm.execute_notebook(
-                str(spec.path), str(output), parameters=params, kernel_name=kernel_name,
-                progress_bar=progress, cwd=str(spec.path.parent.resolve()), log_output=False,
-            )
+            with child_progress(progress):  # the kernel's own bars follow the runner's wish
+                pm.execute_notebook(
+                    str(spec.path), str(output), parameters=params, kernel_name=kernel_name,
+                    progress_bar=progress, cwd=str(spec.path.parent.resolve()), log_output=False,
+                )
         except DeadKernelError as exc:
             manifest["notebooks"][spec.name] = {"key": key, "status": "failed", "inputs": inputs,
                                                 "wall_s": time.perf_counter() - start}

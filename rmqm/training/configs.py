@@ -33,10 +33,10 @@ def model_config(
 ) -> dict[str, Any]:
     """A validated training config (the key under which the model is cached).
 
-    ``width`` only applies to ``arch="tiny"``; ``time_budget_s`` stops training early
-    (None, the default: no limit, so the config alone determines the model); ``accumulate`` batches of ``batch_size`` make one optimiser step (the
-    reference: 64 x 8). Defaults follow the reference: Adam, lr 1e-3, NT-Xent temperature
-    0.07, triplet margin 0.5.
+    ``width`` only applies to ``arch="tiny"``; ``time_budget_s`` stops training early (None, the
+    default: no limit, so the config alone determines the model); ``accumulate`` batches of
+    ``batch_size`` make one optimiser step (the reference: 64 x 8). Defaults follow the reference:
+    Adam, lr 1e-3, NT-Xent temperature 0.07, triplet margin 0.5.
 
     Raises:
         ValueError: unknown method/architecture/optimizer, a non-positive ``dim``, ``lr``

@@ -51,3 +51,22 @@ def test_describe_names_encoder_and_stage():
     config = {"model": "lenet-a", "seed": 2, "perturbation": "pgd", "pgd_mode": "own-loss", "data": {"n": 5}, "lr": 1}
     assert describe(config) == "lenet-a 2 pgd own-loss"
     assert describe({"method": "vicreg", "dim": 16, "zoo": {"epochs": 2}}) == "vicreg 16"
+
+
+def test_child_progress_turns_bars_off_for_child_processes_and_restores_the_environment(monkeypatch):
+    import os
+    import subprocess
+
+    from rmqm._utils.progress import child_progress
+
+    monkeypatch.setenv(ENV_VAR, "1")
+    probe = [sys.executable, "-c", f"import os; print(os.environ.get({ENV_VAR!r}))"]
+    with child_progress(False):
+        assert subprocess.run(probe, capture_output=True, text=True, check=True).stdout.strip() == "0"
+    assert os.environ[ENV_VAR] == "1"
+    monkeypatch.delenv(ENV_VAR)
+    with child_progress(False):
+        pass
+    assert ENV_VAR not in os.environ
+    with child_progress(True):
+        assert ENV_VAR not in os.environ
