@@ -242,21 +242,6 @@ def _verdict_of(setting: str, steadier: bool) -> pd.DataFrame:
     return ssl_vs_supervised.step_verdicts(points.assign(perturbation=setting))
 
 
-def test_augmentation_headline_states_each_outcome():
-    survives = pd.concat([_verdict_of("pgd-reference", True), _verdict_of("pgd-own-loss", True)])
-    lines = ssl_vs_supervised.augmentation_headline(survives, "pgd-reference", "pgd-own-loss")
-    assert lines[0].startswith("pgd-reference: steadier steps 1 of 1 supported -- d=8: supported (")
-    assert lines[-1].endswith("survives: it holds with and without the output augmentation.")
-    gone = pd.concat([_verdict_of("pgd-reference", True), _verdict_of("pgd-own-loss", False)])
-    assert "does not survive" in ssl_vs_supervised.augmentation_headline(gone, "pgd-reference", "pgd-own-loss")[-1]
-    assert "pgd-own-loss: steadier steps 0 of 1 supported -- d=8: contradicted" in "\n".join(
-        ssl_vs_supervised.augmentation_headline(gone, "pgd-reference", "pgd-own-loss"))
-    never = pd.concat([_verdict_of("pgd-reference", False), _verdict_of("pgd-own-loss", True)])
-    assert "is not reproduced" in ssl_vs_supervised.augmentation_headline(never, "pgd-reference", "pgd-own-loss")[-1]
-    with pytest.raises(ValueError, match=r"no verdict rows for 'pgd-x'"):
-        ssl_vs_supervised.augmentation_headline(survives, "pgd-x", "pgd-own-loss")
-
-
 def test_per_class_rmqm_means_over_seeds_and_spread():
     per_class = pd.DataFrame([dict(scope=f"label={c}", rmqm=1.0 + c + 0.1 * seed, method="nt-xent", dim=8,
                                    perturbation="noise", seed=seed) for c in (0, 1, 10) for seed in SEEDS])

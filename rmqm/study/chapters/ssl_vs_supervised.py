@@ -18,7 +18,7 @@ from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdi
 from rmqm.study.chapters.common import ENCODER, FACTOR_LABELS, interval_pivot, model_meta
 
 __all__ = ['VERDICT_WORDS', 'ZooMeasurements', 'measure_zoo', 'rmqm_scores', 'rmqm_intervals', 'rmqm_components',
-           'per_class_rmqm', 'step_verdicts', 'verdict_lines', 'augmentation_headline', 'claim_headline',
+           'per_class_rmqm', 'step_verdicts', 'verdict_lines', 'claim_headline',
            'factorial_gaps', 'factorial_cell_table', 'factorial_effect_table', 'factorial_headline',
            'ARTEFACT_FREE']
 
@@ -163,45 +163,6 @@ def verdict_lines(verdict: pd.DataFrame) -> list[str]:
     lines.append("Verdict: the paper's claim (larger AND steadier) holds in every comparison." if both == n else
                  f"Verdict: the paper's claim (larger AND steadier, both supported over seeds) holds in {both} of {n} "
                  "comparisons.")
-    return lines
-
-
-def augmentation_headline(verdict: pd.DataFrame, with_augmentation: str, without_augmentation: str,
-                          claim: str = "steadier steps") -> list[str]:
-    """Does the paper's PGD finding survive without the reference's output augmentation?
-
-    Compares the :func:`step_verdicts` rows of two PGD settings: ``with_augmentation`` (the
-    reference's pipeline, whose supervised models' adversarial images are randomly rotated at
-    every level) and ``without_augmentation`` (the same own losses, no output augmentation).
-
-    Returns:
-        one line per setting (how many dimensions support, contradict or leave ``claim``
-        inconclusive, with each interval) and a final line that states the answer plainly:
-        the finding *survives* when it is supported in every dimension under both settings,
-        *does not survive* when supported with the augmentation but not without it, and is
-        *not reproduced* when it is not supported in every dimension even with it.
-
-    Raises:
-        ValueError: a setting has no rows in ``verdict``.
-    """
-    lines, supported = [], {}
-    column = "median S_b: sup. - self-sup." if claim == "steadier steps" else "median B: self-sup. - sup."
-    for setting in (with_augmentation, without_augmentation):
-        rows = verdict[verdict["perturbation"] == setting]
-        if rows.empty:
-            raise ValueError(f"no verdict rows for {setting!r}; the table has {sorted(set(verdict['perturbation']))}")
-        words = rows[claim].str.split(":").str[0]
-        supported[setting] = bool((words == "supported").all())
-        detail = "; ".join(f"d={d}: {w} ({v})" for d, w, v in zip(rows["dim"], words, rows[column], strict=True))
-        lines.append(f"{setting}: {claim} {int((words == 'supported').sum())} of {len(rows)} supported -- {detail}")
-    if supported[with_augmentation] and supported[without_augmentation]:
-        answer = "survives: it holds with and without the output augmentation"
-    elif supported[with_augmentation]:
-        answer = ("does not survive: it holds with the reference's output augmentation but not without it, "
-                  "so the augmentation, not the manifold, can explain it")
-    else:
-        answer = "is not reproduced on this zoo even with the reference's output augmentation"
-    lines.append(f"Verdict: the paper's PGD finding ({claim} for self-supervised encoders) {answer}.")
     return lines
 
 
