@@ -172,7 +172,7 @@ def claims_markdown(table: pd.DataFrame, paper: str) -> str:
 
 def training_times_markdown(results: str | os.PathLike) -> str:
     """A Markdown table of :func:`rmqm.study.chapters.zoo.training_times` of ``results/zoo.parquet``
-    (method, d, models, mean / min / max seconds), under a sentence saying that these are the
+    (encoder, models, mean and range of seconds), under a sentence saying that these are the
     machine's load, not results; a sentence when the zoo table or its times are missing."""
     path = Path(results) / "zoo.parquet"
     if not path.is_file():
@@ -184,9 +184,9 @@ def training_times_markdown(results: str | os.PathLike) -> str:
     lines = ["Training wall time of each encoder's last checkpoint, in seconds over its seeds. It measures the "
              "load of the machine during this build (other jobs, cores, caches), not the encoder: it is shown "
              "here, labelled, and never among the results.", "",
-             "| method | d | models | mean (s) | min (s) | max (s) |", "|---|---|---|---|---|---|"]
-    lines += [f"| {_esc(r.method)} | {r.dim} | {r.models} | {r.mean_s:.1f} | {r.min_s:.1f} | {r.max_s:.1f} |"
-              for r in times.itertuples()]
+             "| encoder | models | mean (s) | range (s) |", "|---|---|---|---|"]
+    lines += [f"| {_esc(r.method)} d={r.dim} | {r.models} | {r.mean_s:.1f} | {r.min_s:.1f}-{r.max_s:.1f} |"
+              for r in times.itertuples()]  # four columns: six were cut on a phone
     return "\n".join(lines) + "\n"
 
 

@@ -124,7 +124,7 @@ def test_training_times_are_labelled_as_load(tmp_path):
                   "family": ["self-supervised", "self-supervised", "random"], "dim": 8, "optimizer": "adam",
                   "seed": [0, 1, 0], "train_time_s": [2.0, 4.0, 0.0]}).to_parquet(tmp_path / "zoo.parquet")
     text = training_times_markdown(tmp_path)
-    assert "load of the machine" in text and "| nt-xent | 8 | 2 | 3.0 | 2.0 | 4.0 |" in text
+    assert "load of the machine" in text and "| nt-xent d=8 | 2 | 3.0 | 2.0-4.0 |" in text
     assert "random-init" not in text
 
 
