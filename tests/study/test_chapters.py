@@ -234,12 +234,12 @@ def test_step_verdicts_support_and_contradict():
 
 
 def _verdict_of(setting: str, steadier: bool) -> pd.DataFrame:
-    """step_verdicts rows of one setting: self-supervised steps steadier (S_b 0.1 vs 0.5) or not."""
+    """Per-point rows of one setting: self-supervised steps steadier (S_b 0.1 vs 0.5) or not."""
     points = points_table(ssl_b=1.5).query("perturbation == 'pgd'")
     if not steadier:
         points = points.assign(S_b=np.where(points["family"] == "supervised", 0.1, 0.5)
                                + 0.01 * np.random.default_rng(1).standard_normal(len(points)))
-    return ssl_vs_supervised.step_verdicts(points.assign(perturbation=setting))
+    return points.assign(perturbation=setting)
 
 
 def test_per_class_rmqm_means_over_seeds_and_spread():
@@ -417,10 +417,11 @@ def test_chapters_end_to_end_on_a_tiny_zoo(tiny_results):
     assert directions["score"].notna().all()
     summary = synbench_claims.direction_summary(directions, 0.7)
     assert len(summary) == 3 and {"rank all-ones", "rank random-zero-mean", "rank random"} <= set(summary.columns)
-    attacks, task = synbench_claims.claim2_attacks(table, results, 200, 20, [0.0, 0.2], 0.02, 3)
+    attacks, task = synbench_claims.claim2_attacks(table, results, 200, 20, [0.0, 0.2], [0.02], 3)
     assert task == synbench.probe_task("digits")[0]
     assert len(attacks) == 12 and (attacks["robust_accuracy"] <= attacks["accuracy"]).all()
-    again, _ = synbench_claims.claim2_attacks(table, results, 200, 20, [0.0, 0.2], 0.02, 3)  # from the store
+    assert set(attacks["radius"]) == {0.02}
+    again, _ = synbench_claims.claim2_attacks(table, results, 200, 20, [0.0, 0.2], [0.02], 3)  # from the store
     pd.testing.assert_frame_equal(again, attacks)
     guidance = synbench_claims.claim2_guidance(attacks, directions, 0.7)
     assert len(guidance) == 6 * 3 and set(guidance["choice"]) == set(synbench_claims.DIRECTION_CHOICES)
@@ -482,11 +483,19 @@ def test_factorial_chapter_recovers_planted_effects_and_says_them():
     assert "fivefold" not in text
 
 
-def test_claim_headline_puts_the_artefact_free_settings_first():
-    verdict = pd.concat([_verdict_of("pgd-reference", True), _verdict_of("pgd-own-loss", False)])
-    lines = ssl_vs_supervised.claim_headline(verdict)
-    assert lines[0].startswith("pgd-own-loss (artefact-free): steadier steps contradicted in 1 of 1")
-    assert lines[1].startswith("pgd-reference (what the paper computed): steadier steps supported in 1 of 1")
+def test_claim_headline_puts_the_artefact_free_settings_first(tmp_path):
+    steadier = _verdict_of("pgd-reference", True)
+    unsteady = _verdict_of("pgd-own-loss", False)
+    points = pd.concat([steadier, unsteady], ignore_index=True)
+    judged = ssl_vs_supervised.step_family_verdicts(points, tmp_path)
+    assert pd.read_parquet(tmp_path / "family_rmqm-steps.parquet")["verdict"].tolist() == judged["verdict"].tolist()
+    assert judged["label"].tolist() == ["pgd-reference: larger steps", "pgd-reference: steadier steps",
+                                        "pgd-own-loss: larger steps", "pgd-own-loss: steadier steps"]
+    lines = ssl_vs_supervised.claim_headline(judged)
+    assert lines[0].startswith("pgd-own-loss (artefact-free): steadier steps -0.4")
+    assert lines[0].endswith("-> contradicted.") and "over the family's 4 tests" in lines[0]
+    assert lines[1].startswith("pgd-reference (what the paper computed): steadier steps +0.4")
+    assert lines[1].endswith("-> supported.") and "over 3 seeds (d = 8 averaged" in lines[1]
 
 
 def test_factorial_headline_with_one_seed_says_there_is_no_interval():

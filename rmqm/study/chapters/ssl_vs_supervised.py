@@ -14,16 +14,22 @@ from rmqm.experiments.cache import ZooRMQM
 from rmqm.experiments.engine import prefetch_rmqm
 from rmqm.stats.factorial import factorial_effects
 from rmqm.stats.intervals import summarize_seeds, t_interval
+from rmqm.stats.shift import step_family
 from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict
 from rmqm.study.chapters.common import ENCODER, FACTOR_LABELS, interval_pivot, model_meta
+from rmqm.study.chapters.families import family_verdicts
+from rmqm.study.endpoints import Endpoints, load_endpoints
 
 __all__ = ['VERDICT_WORDS', 'ZooMeasurements', 'measure_zoo', 'rmqm_scores', 'rmqm_intervals', 'rmqm_components',
-           'per_class_rmqm', 'step_verdicts', 'verdict_lines', 'claim_headline',
+           'per_class_rmqm', 'step_verdicts', 'verdict_lines', 'step_family_verdicts', 'claim_headline',
            'factorial_gaps', 'factorial_cell_table', 'factorial_effect_table', 'factorial_headline',
            'ARTEFACT_FREE']
 
 #: The PGD settings without the reference's augmentation artefacts: the book's headline RMQM.
 ARTEFACT_FREE: tuple[str, ...] = ("pgd-displacement", "pgd-own-loss")
+
+#: The family of ``book/endpoints.yaml`` the step claims' tests belong to.
+STEP_FAMILY = "rmqm-steps"
 
 #: The verdict words of :func:`rmqm.stats.verdicts.interval_verdict`, in the order they are counted.
 VERDICT_WORDS: tuple[str, ...] = ("supported", "contradicted", "inconclusive", "no interval")
@@ -166,20 +172,42 @@ def verdict_lines(verdict: pd.DataFrame) -> list[str]:
     return lines
 
 
-def claim_headline(verdict: pd.DataFrame, paper: str = "pgd-reference", claim: str = "steadier steps") -> list[str]:
+def step_family_verdicts(points: pd.DataFrame, results: str | os.PathLike | None = None, *,
+                         endpoints: Endpoints | None = None) -> pd.DataFrame:
+    """The step claims' confirmatory family (``rmqm-steps`` of ``endpoints``, default
+    ``book/endpoints.yaml``): per alteration, larger and steadier steps each tested over seeds
+    (:func:`rmqm.stats.shift.step_family`), Holm within the family at the file's ``alpha``
+    (:func:`rmqm.study.chapters.families.family_verdicts`, expected sign positive). Written to
+    ``results/family_rmqm-steps.parquet`` when ``results`` is given (the summary page reads it)."""
+    endpoints = endpoints or load_endpoints()
+    endpoints.family(STEP_FAMILY)  # declared, or a clear error
+    alpha = endpoints.alpha
+    judged = family_verdicts(step_family(points, alpha=alpha).assign(family=STEP_FAMILY, expected_sign="positive"),
+                             alpha)
+    if results is not None:
+        judged.to_parquet(Path(results) / f"family_{STEP_FAMILY}.parquet")
+    return judged
+
+
+def claim_headline(judged: pd.DataFrame, paper: str = "pgd-reference", claim: str = "steadier steps") -> list[str]:
     """The paper's PGD claim judged first where RMQM has no augmentation artefact
-    (:data:`ARTEFACT_FREE` settings present in ``verdict``), then under the reference's pipeline,
-    shown as what the paper computed: one line each, counting the dimensions whose interval over
-    seeds supports, contradicts or leaves ``claim`` inconclusive."""
+    (:data:`ARTEFACT_FREE` settings present in ``judged``), then under the reference's pipeline,
+    shown as what the paper computed: one line each with the contrast over seeds (dimensions
+    averaged), its interval, the t p-value, Holm's p within the family and the verdict
+    (``judged``: :func:`step_family_verdicts`)."""
     lines = []
-    for setting in [*[s for s in ARTEFACT_FREE if s in set(verdict["perturbation"])], paper]:
-        rows = verdict[verdict["perturbation"] == setting]
+    for setting in [*[s for s in ARTEFACT_FREE if s in set(judged["perturbation"])], paper]:
+        rows = judged[(judged["perturbation"] == setting) & (judged["claim"] == claim)]
         if rows.empty:
             continue
-        words = rows[claim].str.split(":").str[0].value_counts()
-        counts = ", ".join(f"{w} in {words.get(w, 0)}" for w in VERDICT_WORDS if words.get(w, 0))
+        r = rows.iloc[0]
         role = "what the paper computed" if setting == paper else "artefact-free"
-        lines.append(f"{setting} ({role}): {claim} {counts} of {len(rows)} dimensions.")
+        if not r["measurable"]:
+            lines.append(f"{setting} ({role}): {claim} not measurable ({r['reason']}).")
+            continue
+        lines.append(f"{setting} ({role}): {claim} {format_interval(r['estimate'], r['ci_low'], r['ci_high'], 4)} "
+                     f"over {r['n_valid']} seeds (d = {r['dims']} averaged; p = {r['p_value']:.4f}, Holm p = "
+                     f"{r['p_holm']:.4f} over the family's {len(judged)} tests) -> {r['verdict']}.")
     return lines
 
 
