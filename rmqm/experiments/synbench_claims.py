@@ -7,8 +7,8 @@ only assembles them).
 * Claim 2 ("SynBench guides robust linear probing"): :func:`claim2_guidance` compares, per encoder,
   the epsilon SynBench favours (a uniform choice among tied epsilons,
   :func:`rmqm.metrics.synbench.guidance.uniform_tie_outcome`) with the epsilon whose probe resists the
-  input attack best; :func:`claim2_lines` tests the gain over an epsilon chosen at random. The two
-  threat models are named side by side (:data:`rmqm.metrics.synbench.guidance.THREAT_MODELS`).
+  input attack best; :func:`claim2_family` tests the gain over an epsilon chosen at random at
+  every declared radius. The two threat models differ (:data:`rmqm.metrics.synbench.guidance.THREAT_MODELS`).
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rmqm.metrics.synbench.guidance import THREAT_MODELS, uniform_tie_outcome
+from rmqm.metrics.synbench.guidance import uniform_tie_outcome
 from rmqm.stats.inference import paired_bootstrap_difference
-from rmqm.stats.verdicts import format_interval, interval_verdict
+from rmqm.stats.shift import mean_shift_test
+from rmqm.stats.verdicts import format_interval
 
 __all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "claim1_differences", "claim1_difference_lines", "claim2_guidance",
-           "claim2_lines", "detectable_gain"]
+           "claim2_family", "detectable_gain"]
 
 #: The mean directions every encoder is scored under: the reference's, random unit directions orthogonal
 #: to all-ones (no mean-pixel shortcut) and isotropic random ones.
@@ -83,74 +84,105 @@ def claim1_difference_lines(differences: pd.DataFrame) -> list[str]:
 
 
 def claim2_guidance(attacks: pd.DataFrame, directions: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Per encoder and seed: the epsilon SynBench favours (the largest score at ``threshold``, per
-    direction choice; **on a tie, a uniform choice among the tied epsilons**, so its robust accuracy
-    is their mean and its agreement the share of them that are best) and the epsilon whose probe
-    resists the attack best, with what a choice at random would get (the mean over epsilons).
+    """Per encoder, seed and attack radius: the epsilon SynBench favours (the largest score at
+    ``threshold``, per direction choice; **on a tie, a uniform choice among the tied epsilons**, so
+    its robust accuracy is their mean and its agreement the share of them that are best) and the
+    epsilon whose probe resists the attack best, with what a choice at random would get (the mean
+    over epsilons).
 
     Returns:
-        one row per encoder, seed and direction choice: ``choice`` and the fields of
+        one row per encoder, seed, ``radius`` and direction ``choice`` with the fields of
         :func:`~rmqm.metrics.synbench.guidance.uniform_tie_outcome` (``synbench_epsilon, n_tied,
         best_epsilon, robust_synbench, agree, robust_best, robust_random, robust_plain``) and the zoo keys.
     """
     at = directions[np.isclose(directions["threshold"], threshold)]
     syn = at.groupby(["name", "seed", "choice", "epsilon"])["score"].mean().reset_index()
     rows = []
-    for (name, seed), attack in attacks.groupby(["name", "seed"]):
+    for (name, seed, radius), attack in attacks.groupby(["name", "seed", "radius"]):
         robust = attack.set_index("epsilon")["robust_accuracy"]
         meta = attack.iloc[0][_KEYS].to_dict()
         for choice, scores in syn[(syn["name"] == name) & (syn["seed"] == seed)].groupby("choice"):
-            rows.append({**meta, "choice": choice,
+            rows.append({**meta, "radius": float(radius), "choice": choice,
                          **uniform_tie_outcome(scores.set_index("epsilon")["score"], robust)})
     return pd.DataFrame(rows)
 
 
-def claim2_lines(guidance: pd.DataFrame, confidence: float = 0.95, n_resamples: int = 10000, seed: int = 0,
-                 radius: float | None = None) -> tuple[list[str], pd.DataFrame]:
-    """Claim 2's verdict per direction choice: the robust accuracy gained by SynBench's epsilon
-    (ties drawn uniformly) over an epsilon chosen at random, mean over encoders with a percentile
-    bootstrap interval over encoders (an encoder counts once: its seeds averaged first), how often
-    SynBench names the best epsilon, and the share of encoder-seed pairs where SynBench's scores tie.
-    The first line names the two threat models side by side (``radius``: the attack's, pixel units).
+def _per_encoder(part: pd.DataFrame) -> pd.DataFrame:
+    """Claim 2's per-encoder quantities (an encoder counts once: its seeds averaged)."""
+    per = part.assign(gain=part["robust_synbench"] - part["robust_random"],
+                      plain=part["robust_synbench"] - part["robust_plain"],
+                      regret=part["robust_best"] - part["robust_synbench"],
+                      agreement=part["agree"].astype(float))
+    return per.groupby(["method", "dim"])[["gain", "plain", "regret", "agreement"]].mean()
+
+
+def _percentile_interval(values: np.ndarray, confidence: float, n_resamples: int, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over encoders (no spread: the mean itself)."""
+    if values.size > 1 and np.ptp(values) > 0:
+        ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
+                             method="percentile", random_state=seed).confidence_interval
+        return float(ci.low), float(ci.high)
+    mean = float(values.mean()) if values.size > 1 else float("nan")
+    return mean, mean
+
+
+def claim2_family(guidance: pd.DataFrame, radii: Sequence[float], *, alpha: float = 0.05, confidence: float = 0.95,
+                  n_resamples: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """Claim 2's confirmatory tests (``book/endpoints.yaml``, family ``synbench-claim2``): for every
+    declared attack radius and direction choice, the robust accuracy SynBench's epsilon (ties drawn
+    uniformly) gains over an epsilon chosen at random, mean over encoders (an encoder counts once:
+    its seeds averaged first) with a percentile bootstrap interval over encoders and the exact
+    two-sided sign-flip p-value of that mean (:func:`rmqm.stats.shift.mean_shift_test`), beside
+    how often SynBench names the best epsilon and the share of encoder-seed pairs where its
+    scores tie. A declared radius the build did not attack is a row, not measurable, saying so.
+
+    Args:
+        guidance: :func:`claim2_guidance` (with its ``radius`` column).
+        radii: the declared radii (pixel units); every one gets its rows, whatever it shows.
+        alpha: the family's level; ``detectable`` is the smallest mean gain the test detects with
+            80 % power at ``alpha / m`` (Holm's first step over the family's ``m`` rows).
 
     Returns:
-        the lines and a table per choice (``gain over random``, ``gain over eps 0``, ``regret``
-        against the best, ``agreement``, each ``mean [low, high]``, ``ties`` and the ``verdict``).
+        one row per radius and choice: ``label, radius, choice, estimate, ci_low, ci_high,
+        p_value, p_se, p_method, p_floor, n_valid, n_resamples, measurable, reason, detectable``
+        (text), ``detectable_gain`` (float), ``ties, agreement, gain_over_eps0, regret`` (text).
     """
-    where = f" of radius {radius:g}" if radius is not None else ""
-    lines = [f"claim 2 compares two threat models: SynBench's epsilon is an {THREAT_MODELS['synbench']}; the judge "
-             f"is an {THREAT_MODELS['attack']}{where}"]
+    choices = list(dict.fromkeys(guidance["choice"])) if len(guidance) else list(DIRECTION_CHOICES)
+    m = len(radii) * len(choices)
     rows = []
-    for choice, part in guidance.groupby("choice", sort=False):
-        per = part.assign(gain=part["robust_synbench"] - part["robust_random"],
-                          plain=part["robust_synbench"] - part["robust_plain"],
-                          regret=part["robust_best"] - part["robust_synbench"],
-                          agreement=part["agree"].astype(float))
-        per = per.groupby(["method", "dim"])[["gain", "plain", "regret", "agreement"]].mean()
-        out = {"choice": choice, "encoders": len(per), "ties": f"{float((part['n_tied'] > 1).mean()):.0%}"}
-        for column, label in (("gain", "gain over random"), ("plain", "gain over eps 0"),
-                              ("regret", "regret against best"), ("agreement", "agreement")):
-            values = per[column].to_numpy()
-            if values.size > 1 and np.ptp(values) > 0:
-                ci = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                                     method="percentile", random_state=seed).confidence_interval
-                low, high = float(ci.low), float(ci.high)
-            else:  # one encoder, or all equal: the bootstrap has no spread to show
-                low = high = float(values.mean()) if values.size > 1 else float("nan")
-            out[label] = format_interval(float(values.mean()), low, high, 3, signed=column in ("gain", "plain"))
-            out[f"_{column}"] = (float(values.mean()), low, high)
-        out["verdict"] = interval_verdict(out["_gain"][1], out["_gain"][2]).split(":")[0]
-        lines.append(f"claim 2, {choice} direction: SynBench's epsilon gains {out['gain over random']} robust "
-                     f"accuracy over a random choice ({out['verdict']}); it names the best epsilon in "
-                     f"{out['agreement']} of cases; its scores tie in {out['ties']} of encoder-seed pairs "
-                     "(a tie is a uniform choice among the tied epsilons)")
-        rows.append(out)
-    table = pd.DataFrame(rows)
-    return lines, table[[c for c in table.columns if not c.startswith("_")]]
+    for radius in radii:
+        at = guidance[np.isclose(guidance["radius"], radius)] if len(guidance) else guidance
+        for choice in choices:
+            part = at[at["choice"] == choice] if len(at) else at
+            label = f"r = {radius:g}, {choice}"
+            if part.empty:
+                rows.append({"label": label, "radius": float(radius), "choice": choice, "measurable": False,
+                             "reason": f"this build attacked no encoder at radius {radius:g}", "n_valid": 0,
+                             "n_resamples": 0})
+                continue
+            per = _per_encoder(part)
+            gains = per["gain"].to_numpy()
+            test = mean_shift_test(gains, test="sign-flip", alpha=alpha / m, seed=seed)
+            low, high = _percentile_interval(gains, confidence, n_resamples, seed)
+            texts = {}
+            for column, name in (("plain", "gain_over_eps0"), ("regret", "regret"), ("agreement", "agreement")):
+                values = per[column].to_numpy()
+                lo, hi = _percentile_interval(values, confidence, n_resamples, seed)
+                texts[name] = format_interval(float(values.mean()), lo, hi, 3, signed=column == "plain")
+            detectable = ("no gain detectable: the sign-flip test cannot reach the level on "
+                          f"{test.n_valid} encoders" if not np.isfinite(test.detectable)
+                          else f"gain >= {test.detectable:.3f} (80 % power)")
+            rows.append({"label": label, "radius": float(radius), "choice": choice, "estimate": test.estimate,
+                         "ci_low": low, "ci_high": high, "p_value": test.p_value, "p_se": test.p_se,
+                         "p_method": test.p_method, "p_floor": test.p_floor, "n_valid": test.n_valid,
+                         "n_resamples": test.n_resamples, "measurable": test.measurable, "reason": test.reason,
+                         "detectable": detectable, "detectable_gain": test.detectable,
+                         "ties": f"{float((part['n_tied'] > 1).mean()):.0%}", **texts})
+    return pd.DataFrame(rows)
 
 
 def detectable_gain(guidance: pd.DataFrame, confidence: float = 0.95, power: float = 0.8,
-                    n_encoders: Sequence[int] | None = None) -> pd.DataFrame:
+                    n_encoders: Sequence[int] | None = None, radius: float | None = None) -> pd.DataFrame:
     """The smallest mean gain over a random epsilon that claim 2's test would detect, per direction
     choice: ``(z_{(1+confidence)/2} + z_power) sd / sqrt(n)`` (normal approximation of the test on
     the mean of ``n`` per-encoder gains; ``sd`` the observed sd of the gains, an encoder counted once).
@@ -158,16 +190,22 @@ def detectable_gain(guidance: pd.DataFrame, confidence: float = 0.95, power: flo
     Args:
         guidance: :func:`claim2_guidance`.
         n_encoders: encoder counts to evaluate (default 3 to 4 times the study's, and the study's).
+        radius: the attack radius whose rows to use (needed when ``guidance`` holds several).
 
     Returns:
         ``choice, n_encoders, detectable, sd, observed, n_study`` (``observed`` the study's mean gain).
 
     Raises:
-        ValueError: ``power`` or ``confidence`` outside (0, 1).
+        ValueError: ``power`` or ``confidence`` outside (0, 1); several radii and no ``radius``.
     """
     if not (0 < power < 1 and 0 < confidence < 1):
         raise ValueError(f"power and confidence must lie in (0, 1); got {power} and {confidence}")
     z = stats.norm.ppf((1 + confidence) / 2) + stats.norm.ppf(power)
+    if "radius" in guidance.columns:
+        if radius is not None:
+            guidance = guidance[np.isclose(guidance["radius"], radius)]
+        elif guidance["radius"].nunique() > 1:
+            raise ValueError(f"guidance holds radii {sorted(guidance['radius'].unique())}; pick one with radius=")
     rows = []
     for choice, part in guidance.groupby("choice", sort=False):
         gains = (part["robust_synbench"] - part["robust_random"]).groupby([part["method"], part["dim"]]).mean()

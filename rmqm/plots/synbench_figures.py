@@ -123,25 +123,24 @@ def plot_direction_scores(directions: pd.DataFrame, threshold: float, epsilon: f
     return fig
 
 
-def plot_robust_attack(attacks: pd.DataFrame, task: str, radius: float) -> Any:
+def plot_robust_attack(attacks: pd.DataFrame, task: str) -> Any:
     """Robust accuracy under the input-space attack against the probe's epsilon, one line per
-    encoder (means over seeds), one panel per embedding dimension.
+    method (means over seeds; dashed the larger embedding dimension), one panel per attack radius.
 
     Args:
         attacks: :func:`rmqm.study.chapters.synbench_claims.claim2_attacks`
-            (``epsilon, robust_accuracy, method, dim``).
-        task: the real task; radius: the attack's L-infinity radius (pixel units).
+            (``epsilon, robust_accuracy, radius, method, dim``).
+        task: the real task.
 
     Returns:
         the matplotlib ``Figure``.
     """
-    check_columns(attacks, ["epsilon", "robust_accuracy", "method", "dim"], "attacks")
-    g = sns.relplot(data=attacks, x="epsilon", y="robust_accuracy", hue="method", col="dim", kind="line",
-                    marker="o", errorbar=None, height=3.5, aspect=1.1, facet_kws={"sharey": False})
+    check_columns(attacks, ["epsilon", "robust_accuracy", "radius", "method", "dim"], "attacks")
+    g = sns.relplot(data=attacks, x="epsilon", y="robust_accuracy", hue="method", style="dim", col="radius",
+                    kind="line", marker="o", errorbar=None, height=3.2, aspect=0.95, facet_kws={"sharey": False})
     g.set_axis_labels("epsilon of the robust probe", "robust accuracy (fraction)")
-    g.set_titles("d = {col_name}")
-    g.figure.suptitle(f"{task}: accuracy under L-inf PGD of radius {radius:g} through encoder and probe "
-                      "(means over seeds)", y=1.04)
+    g.set_titles("L-inf radius {col_name}")
+    g.figure.suptitle(f"{task}: accuracy under L-inf PGD through encoder and probe (means over seeds)", y=1.04)
     return g.figure
 
 

@@ -209,7 +209,9 @@ SCHEMA: dict[str, Parameter] = {
     "syn_direction_n_test": Parameter(integer(1), "SynBench test samples per s of the random-direction runs"),
     "probe_n": Parameter(integer(4), "images of the transfer task for the robust probes (half fit, half test)"),
     "attack_n": Parameter(integer(1), "test images attacked through encoder and robust probe (claim 2)"),
-    "attack_radius": Parameter(real(0, 1, low_open=True), "L-infinity radius of the input-space attack (pixel units)"),
+    "attack_radii": Parameter(non_empty_list(real(0, 1, low_open=True)),
+                              "L-infinity radii of the input-space attack (pixel units; book/endpoints.yaml declares "
+                              "claim 2's)"),
     "attack_steps": Parameter(integer(1), "PGD steps of the input-space attack"),
     # 05 correlations
     "synbench_threshold": Parameter(one_of(DEFAULT_THRESHOLDS),

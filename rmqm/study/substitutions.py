@@ -94,7 +94,7 @@ def book_substitutions(parameters: Mapping[str, Any]) -> dict[str, str]:
         "syn_direction_n_test": _number(get("syn_direction_n_test")),
         "probe_n": _number(get("probe_n")),
         "attack_n": _number(get("attack_n")),
-        "attack_radius": _pixels(p["attack_radius"]) if "attack_radius" in p else "(not set)",
+        "attack_radii": _listing(p["attack_radii"]) if "attack_radii" in p else "(not set)",
         "attack_steps": _number(get("attack_steps")),
         "added_encoders": _encoders(p["encoders"]) if "encoders" in p else "(not set)",
         "synbench_threshold": _number(get("synbench_threshold")),

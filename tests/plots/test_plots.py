@@ -203,14 +203,15 @@ def test_synbench_scores_one_line_per_encoder():
 
 
 def test_robust_attack_panels_and_title():
-    attacks = pd.DataFrame([dict(method=m, dim=d, epsilon=e, robust_accuracy=0.5 - e, seed=s)
-                            for m, _ in METHODS for d in (8, 16) for e in (0.0, 0.2) for s in (0, 1)])
-    fig = plots.plot_robust_attack(attacks, "faces", 0.03)
-    assert titles(fig) == ["d = 8", "d = 16"]
-    assert fig._suptitle.get_text().startswith("faces: accuracy under L-inf PGD of radius 0.03")
+    attacks = pd.DataFrame([dict(method=m, dim=d, epsilon=e, robust_accuracy=0.5 - e - r, seed=s, radius=r)
+                            for m, _ in METHODS for d in (8, 16) for e in (0.0, 0.2) for s in (0, 1)
+                            for r in (0.003, 0.03)])
+    fig = plots.plot_robust_attack(attacks, "faces")
+    assert titles(fig) == ["L-inf radius 0.003", "L-inf radius 0.03"]
+    assert fig._suptitle.get_text().startswith("faces: accuracy under L-inf PGD through encoder and probe")
     assert fig.axes[0].get_ylabel() == "robust accuracy (fraction)"
     with pytest.raises(ValueError, match="robust_accuracy"):
-        plots.plot_robust_attack(attacks.drop(columns="robust_accuracy"), "faces", 0.03)
+        plots.plot_robust_attack(attacks.drop(columns="robust_accuracy"), "faces")
 
 
 def test_direction_scores_orders_by_all_ones():

@@ -162,7 +162,7 @@ GOOD = load_profile("tiny", ROOT / "profiles")
     ("syn_s_step=5", "a number in (0, 4.9]"),
     ("syn_epsilons=[0.0, 1.0]", "0 or a number in"),
     ("syn_epsilons=[]", "a non-empty list"),
-    ("attack_radius=0", "a number in (0, 1]"),
+    ("attack_radii=[0]", "a non-empty list of distinct values, each a number in (0, 1]"),
     ("syn_n_bootstrap=-1", "an integer >= 0"),
     ("synbench_threshold=0.72", "one of [0.6, 0.65"),
     ("synbench_epsilon=0.3", "one of syn_epsilons [0.0, 0.1, 0.2]"),

@@ -49,8 +49,8 @@ def test_added_encoders_in_words():
         "lite0-imagenet-48px (efficientnet-lite0, ImageNet weights, 48 px), lite0-random (efficientnet-lite0, "
         "random init, native size), mine and efficientnet-lite1")
     assert book_substitutions({"encoders": []})["added_encoders"] == "none"
-    assert book_substitutions({})["attack_radius"] == "(not set)"
-    assert book_substitutions({"attack_radius": 0.01})["attack_radius"] == "0.01"
+    assert book_substitutions({})["attack_radii"] == "(not set)"
+    assert book_substitutions({"attack_radii": [0.003, 0.01, 0.03]})["attack_radii"] == "0.003, 0.01 and 0.03"
 
 
 def test_every_key_the_pages_use_is_made():

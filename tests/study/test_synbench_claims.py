@@ -126,10 +126,10 @@ def test_claim1_correlations_support_a_score_that_ranks_the_encoders():
     assert verdict["good"] == "supported" and verdict["noise"] == "inconclusive"
 
 
-def attack_rows(best: dict[str, float]) -> pd.DataFrame:
+def attack_rows(best: dict[str, float], radius: float = 0.01) -> pd.DataFrame:
     """Robust accuracy 0.5 at each encoder's ``best`` epsilon, 0.2 elsewhere."""
     return pd.DataFrame([dict(epsilon=e, accuracy=0.8, robust_accuracy=0.5 if e == b else 0.2, method=m, dim=8,
-                              seed=s, name=f"{m}_s{s}", **KEYS)
+                              seed=s, name=f"{m}_s{s}", radius=radius, **KEYS)
                          for m, b in best.items() for s in (0, 1) for e in (0.0, 0.1, 0.2)])
 
 
@@ -139,30 +139,65 @@ def synbench_favours(favoured: dict[str, float]) -> pd.DataFrame:
                          for m, f in favoured.items() for s in (0, 1) for e in (0.0, 0.1, 0.2) for t in (0.7, 0.8)])
 
 
-def test_claim2_guidance_and_verdict_when_synbench_names_the_best_epsilon():
-    best = {"a": 0.1, "b": 0.2, "c": 0.0, "d": 0.1}
-    guidance = claims.claim2_guidance(attack_rows(best), synbench_favours(best), 0.7)
-    assert guidance["agree"].all() and len(guidance) == 8
-    assert guidance["robust_synbench"].tolist() == pytest.approx([0.5] * 8)
-    assert guidance["robust_random"].tolist() == pytest.approx([0.3] * 8)
-    lines, table = claims.claim2_lines(guidance, n_resamples=500)
-    assert table.loc[0, "verdict"] == "supported" and table.loc[0, "agreement"].startswith("1.000")
-    assert table.loc[0, "gain over random"].startswith("+0.200 [+0.200, +0.200]")
+def endpoints_with_radii(tmp_path, radii):
+    """book/endpoints.yaml with claim 2's declared radii replaced."""
+    from rmqm.study.endpoints import default_endpoints_path, load_endpoints
+
+    text = default_endpoints_path().read_text()
+    start = text.index("radii: [")
+    path = tmp_path / "endpoints.yaml"
+    path.write_text(text[:start] + f"radii: {list(radii)}" + text[text.index("]", start) + 1:])
+    return load_endpoints(path)
+
+
+EIGHT = dict(zip("abcdefgh", (0.1, 0.2, 0.0, 0.1, 0.2, 0.0, 0.1, 0.2), strict=True))
+
+
+def test_claim2_guidance_and_verdict_when_synbench_names_the_best_epsilon(tmp_path):
+    guidance = claims.claim2_guidance(attack_rows(EIGHT), synbench_favours(EIGHT), 0.7)
+    assert guidance["agree"].all() and len(guidance) == 16 and set(guidance["radius"]) == {0.01}
+    assert guidance["robust_synbench"].tolist() == pytest.approx([0.5] * 16)
+    assert guidance["robust_random"].tolist() == pytest.approx([0.3] * 16)
+    judged = claims.claim2_verdicts(guidance, tmp_path, endpoints=endpoints_with_radii(tmp_path, [0.01, 0.03]),
+                                    n_resamples=500)
+    assert judged["label"].tolist() == ["r = 0.01, all-ones", "r = 0.03, all-ones"]
+    found = judged.iloc[0]
+    # 8 encoders, every gain +0.2: the exact sign-flip p is its floor, 2 / 2^8
+    assert found["p_value"] == pytest.approx(2 / 256) and found["p_method"] == "sign-flip (exact)"
+    assert found["verdict"] == "supported" and found["agreement"].startswith("1.000")
+    # the undeclared-radius row counts in the family (p = 1), so Holm doubles the first p
+    assert found["estimate"] == pytest.approx(0.2) and found["p_holm"] == pytest.approx(2 * 2 / 256)
+    missing = judged.iloc[1]  # declared, never attacked: a row that says so, counted in the family
+    assert missing["verdict"] == "not measurable" and "attacked no encoder at radius 0.03" in missing["reason"]
+    saved = pd.read_parquet(tmp_path / "family_synbench-claim2.parquet")
+    assert saved["verdict"].tolist() == judged["verdict"].tolist()
+    lines = claims.claim2_lines(judged)
     assert lines[0].startswith("claim 2 compares two threat models: SynBench's epsilon is an L2 shift of the features")
-    assert "L-infinity PGD on the input pixels" in lines[0]
-    assert lines[1].startswith("claim 2, all-ones direction: SynBench's epsilon gains +0.200")
+    assert "L-infinity PGD on the input pixels" in lines[0] and "2 tests, Holm within the family" in lines[0]
+    assert lines[1].startswith("claim 2, r = 0.01, all-ones direction: SynBench's epsilon gains +0.200")
+    assert lines[2] == "claim 2, r = 0.03, all-ones: not measurable (this build attacked no encoder at radius 0.03)"
 
 
-def test_claim2_contradicted_when_synbench_names_the_worst_epsilon():
-    best = {"a": 0.1, "b": 0.2, "c": 0.0}
-    wrong = {"a": 0.0, "b": 0.0, "c": 0.2}
-    guidance = claims.claim2_guidance(attack_rows(best), synbench_favours(wrong), 0.7)
+def test_claim2_contradicted_when_synbench_names_the_worst_epsilon(tmp_path):
+    wrong = {m: (0.2 if b == 0.0 else 0.0) for m, b in EIGHT.items()}
+    guidance = claims.claim2_guidance(attack_rows(EIGHT), synbench_favours(wrong), 0.7)
     assert not guidance["agree"].any()
-    _, table = claims.claim2_lines(guidance, n_resamples=500)
-    assert table.loc[0, "verdict"] == "contradicted"
+    judged = claims.claim2_verdicts(guidance, tmp_path, endpoints=endpoints_with_radii(tmp_path, [0.01]),
+                                    n_resamples=500)
+    assert judged["verdict"].tolist() == ["contradicted"] and judged["estimate"].iloc[0] == pytest.approx(-0.1)
 
 
-def test_claim2_ties_are_a_uniform_choice_among_the_tied_epsilons():
+def test_claim2_with_too_few_encoders_cannot_pass_and_says_so(tmp_path):
+    best = {"a": 0.1, "b": 0.2, "c": 0.0}  # 3 encoders: the exact sign-flip p cannot go below 2 / 8
+    guidance = claims.claim2_guidance(attack_rows(best), synbench_favours(best), 0.7)
+    judged = claims.claim2_verdicts(guidance, tmp_path, endpoints=endpoints_with_radii(tmp_path, [0.01]),
+                                    n_resamples=200)
+    row = judged.iloc[0]
+    assert row["p_value"] == pytest.approx(0.25) and row["p_floor"] == pytest.approx(0.25)
+    assert row["verdict"] == "inconclusive" and row["detectable"].startswith("no gain detectable")
+
+
+def test_claim2_ties_are_a_uniform_choice_among_the_tied_epsilons(tmp_path):
     attacks = attack_rows({"a": 0.1})  # robust 0.5 at epsilon 0.1, 0.2 at 0 and 0.2
     flat = synbench_favours({"a": 0.1}).assign(score=0.5)  # SynBench ties all three epsilons
     guidance = claims.claim2_guidance(attacks, flat, 0.7)
@@ -173,8 +208,10 @@ def test_claim2_ties_are_a_uniform_choice_among_the_tied_epsilons():
     two = synbench_favours({"a": 0.1}).assign(score=lambda f: np.where(f["epsilon"] == 0.2, 0.1, 0.5))
     g2 = claims.claim2_guidance(attacks, two, 0.7)  # ties at 0 and 0.1
     assert g2["robust_synbench"].tolist() == pytest.approx([0.35, 0.35]) and g2["agree"].tolist() == [0.5, 0.5]
-    lines, table = claims.claim2_lines(guidance, n_resamples=200)
-    assert table.loc[0, "ties"] == "100%" and "tie in 100% of encoder-seed pairs" in lines[1]
+    judged = claims.claim2_verdicts(guidance, tmp_path, endpoints=endpoints_with_radii(tmp_path, [0.01]),
+                                    n_resamples=200)
+    row = judged.iloc[0]  # one encoder: no test, and the family says why
+    assert row["ties"] == "100%" and row["verdict"] == "not measurable" and "a test needs 2" in row["reason"]
 
 
 def test_claim1_table_folds_an_added_encoder_into_one_row_and_keeps_corrected_scores():
@@ -275,6 +312,10 @@ def test_detectable_gain_shrinks_with_the_square_root_of_the_encoder_count():
     assert len(fig.axes[0].get_lines()) == 2
     with pytest.raises(ValueError, match="power"):
         claims.detectable_gain(guidance, power=1.0)
+    both = pd.concat([guidance, guidance.assign(radius=0.03)], ignore_index=True)
+    with pytest.raises(ValueError, match="pick one with radius="):
+        claims.detectable_gain(both)
+    pd.testing.assert_frame_equal(claims.detectable_gain(both, n_encoders=[4, 16], radius=0.03), table)
 
 
 def test_lossless_lines_one_per_distinct_size_and_undefined_differences_say_so():

@@ -16,7 +16,8 @@
   epsilon-robust probe on a real task for every epsilon and attacks the input through encoder and
   probe (:func:`rmqm.metrics.robust_attack.attack_robust_probes`); :func:`claim2_guidance`
   compares the epsilon SynBench favours (ties: a uniform choice among them,
-  :func:`rmqm.metrics.synbench.guidance.uniform_tie_outcome`) with the one that resists the attack best.
+  :func:`rmqm.metrics.synbench.guidance.uniform_tie_outcome`) with the one that resists the attack best;
+  :func:`claim2_verdicts` judges the gain at every declared radius with Holm within the family.
 """
 
 from __future__ import annotations
@@ -41,21 +42,27 @@ from rmqm.experiments.synbench_claims import (
     SCORE_KINDS,
     claim1_difference_lines,
     claim1_differences,
+    claim2_family,
     claim2_guidance,
-    claim2_lines,
     detectable_gain,
 )
 from rmqm.metrics.robust_attack import attack_robust_probes
+from rmqm.metrics.synbench.guidance import THREAT_MODELS
 from rmqm.stats.tasks import per_task_correlations
 from rmqm.stats.verdicts import format_interval, interval_verdict
 from rmqm.study.chapters.common import model_meta
 from rmqm.study.chapters.external import is_external, load_external, native_input_shape, zoo_model
+from rmqm.study.chapters.families import family_verdicts
 from rmqm.study.chapters.synbench import probe_task
+from rmqm.study.endpoints import Endpoints, load_endpoints
 
 __all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "direction_plan", "synbench_directions", "direction_summary",
            "direction_lines", "claim1_table", "claim1_correlations", "claim1_lines", "claim1_strata",
-           "claim1_differences", "claim1_difference_lines", "claim2_attacks", "claim2_guidance", "claim2_lines",
-           "detectable_gain"]
+           "claim1_differences", "claim1_difference_lines", "claim2_attacks", "claim2_guidance", "claim2_family",
+           "claim2_verdicts", "claim2_lines", "detectable_gain"]
+
+#: The family of ``book/endpoints.yaml`` claim 2's tests belong to.
+CLAIM2_FAMILY = "synbench-claim2"
 
 ROBUST_ATTACK_MODULE = "rmqm.metrics.robust_attack"
 _KEYS = ["name", "method", "family", "dim", "optimizer", "seed"]
@@ -279,16 +286,20 @@ def claim2_attacks(
     probe_n: int,
     attack_n: int,
     epsilons: Sequence[float],
-    radius: float,
+    radii: Sequence[float],
     n_steps: int,
     batch_size: int = 64,
     device: str = "cpu",
 ) -> tuple[pd.DataFrame, str]:
     """The epsilon-robust probe of every encoder (each seed) on a real task, attacked in input
     space: each seed subsamples ``probe_n`` images of :func:`probe_task`, fits the probes on one
-    half and attacks the first ``attack_n`` images of the other with L-inf PGD of ``radius`` and
-    ``n_steps`` steps of ``2.5 radius / n_steps`` through encoder, L2 normalisation and probe.
-    Cached in the store; written to ``results/robust_attack.parquet``.
+    half and attacks the first ``attack_n`` images of the other with L-inf PGD of each radius of
+    ``radii`` and ``n_steps`` steps of ``2.5 radius / n_steps`` through encoder, L2 normalisation
+    and probe. Cached in the store per encoder, seed and radius; written to
+    ``results/robust_attack.parquet``.
+
+    Raises:
+        ValueError: no radius, or one outside ``(0, 1]``.
 
     Returns:
         the table (:func:`rmqm.metrics.robust_attack.attack_robust_probes` columns plus the zoo
@@ -301,19 +312,60 @@ def claim2_attacks(
     rows = []
     halves = {int(s): load_dataset(task, split=split, n=probe_n, seed=int(s)).split(0.5, seed=int(s))
               for s in sorted(zoo["seed"].unique())}  # one subsample per seed, shared by its encoders
+    radii = [float(r) for r in radii]
+    if not radii or any(not 0 < r <= 1 for r in radii):
+        raise ValueError(f"radii must be a non-empty list of L-inf radii in (0, 1] (pixel units); got {radii}")
     for row in progress(zoo.itertuples(), "claim-2 attacks", total=len(zoo), label=lambda r: r.name, unit="encoder"):
         model = zoo_model(row.name, results, external, device)
         seed = int(row.seed)
         train, test = halves[seed]
         height, width = (int(v) for v in model.train_info["input_size"])
         train, test = train.resized((height, width)), test.resized((height, width))
-        config = {"kind": "robust-attack", "model": row.name, "task": task, "split": split, "probe_n": int(probe_n),
-                  "attack_n": int(attack_n), "epsilons": [float(e) for e in epsilons], "radius": float(radius),
-                  "n_steps": int(n_steps), "seed": seed, "encoder": module_digest(model.encoder),
-                  "data": [train.fingerprint(), test.fingerprint()]}
-
-        attack = _attack_job(model.encoder, train, test, attack_n, epsilons, radius, n_steps, seed, batch_size, device)
-        rows.append(cached_table(store, config, attack, code=[ROBUST_ATTACK_MODULE]).assign(**model_meta(row)))
+        for radius in radii:
+            config = {"kind": "robust-attack", "model": row.name, "task": task, "split": split,
+                      "probe_n": int(probe_n), "attack_n": int(attack_n), "epsilons": [float(e) for e in epsilons],
+                      "radius": radius, "n_steps": int(n_steps), "seed": seed, "encoder": module_digest(model.encoder),
+                      "data": [train.fingerprint(), test.fingerprint()]}
+            attack = _attack_job(model.encoder, train, test, attack_n, epsilons, radius, n_steps, seed, batch_size,
+                                 device)
+            rows.append(cached_table(store, config, attack, code=[ROBUST_ATTACK_MODULE]).assign(**model_meta(row)))
     table = pd.concat(rows, ignore_index=True)
     table.to_parquet(results / "robust_attack.parquet")
     return table, task
+
+
+def claim2_verdicts(guidance: pd.DataFrame, results: str | os.PathLike, *, endpoints: Endpoints | None = None,
+                    confidence: float = 0.95, n_resamples: int = 10000, seed: int = 0) -> pd.DataFrame:
+    """Claim 2's family (:func:`rmqm.experiments.synbench_claims.claim2_family` at every radius
+    ``endpoints`` declares, default ``book/endpoints.yaml``) with Holm within it at the file's
+    ``alpha`` (:func:`rmqm.study.chapters.families.family_verdicts`, the claim's expected sign
+    positive); written to ``results/family_synbench-claim2.parquet``, where the summary page reads
+    it. A declared radius this build did not attack is a row, not measurable, saying so.
+
+    Returns:
+        the family table with ``family, expected_sign, p_holm, verdict``.
+    """
+    endpoints = endpoints or load_endpoints()
+    radii, alpha = [float(r) for r in endpoints.family(CLAIM2_FAMILY).get("radii")], endpoints.alpha
+    family = claim2_family(guidance, radii, alpha=alpha, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    judged = family_verdicts(family.assign(family=CLAIM2_FAMILY, expected_sign="positive"), alpha)
+    judged.to_parquet(Path(results) / f"family_{CLAIM2_FAMILY}.parquet")
+    return judged
+
+
+def claim2_lines(judged: pd.DataFrame) -> list[str]:
+    """The threat models side by side, then one sentence per radius and direction choice of
+    :func:`claim2_verdicts`: the gain over a random epsilon with its interval, the sign-flip p,
+    Holm's p within the family, the verdict, and how often SynBench names the best epsilon and ties."""
+    lines = [f"claim 2 compares two threat models: SynBench's epsilon is an {THREAT_MODELS['synbench']}; the "
+             f"judge is an {THREAT_MODELS['attack']}; {len(judged)} tests, Holm within the family"]
+    for r in judged.itertuples():
+        if not r.measurable:
+            lines.append(f"claim 2, {r.label}: not measurable ({r.reason})")
+            continue
+        lines.append(f"claim 2, {r.label} direction: SynBench's epsilon gains "
+                     f"{format_interval(r.estimate, r.ci_low, r.ci_high, 3)} robust accuracy over a random choice "
+                     f"({r.n_valid} encoders; p = {r.p_value:.4f}, {r.p_method}; Holm p = {r.p_holm:.4f}) -> "
+                     f"{r.verdict}; it names the best epsilon in {r.agreement} of cases; its scores tie in "
+                     f"{r.ties} of encoder-seed pairs (a uniform choice among the tied epsilons)")
+    return lines
