@@ -21,7 +21,7 @@ from scipy import stats
 
 from rmqm.metrics.synbench.guidance import uniform_tie_outcome
 from rmqm.stats.inference import paired_bootstrap_difference
-from rmqm.stats.shift import mean_shift_test
+from rmqm.stats.shift import detectable_shift, mean_shift_test
 from rmqm.stats.verdicts import format_interval
 
 __all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "claim1_differences", "claim1_difference_lines", "claim2_guidance",
@@ -184,8 +184,10 @@ def claim2_family(guidance: pd.DataFrame, radii: Sequence[float], *, alpha: floa
 def detectable_gain(guidance: pd.DataFrame, confidence: float = 0.95, power: float = 0.8,
                     n_encoders: Sequence[int] | None = None, radius: float | None = None) -> pd.DataFrame:
     """The smallest mean gain over a random epsilon that claim 2's test would detect, per direction
-    choice: ``(z_{(1+confidence)/2} + z_power) sd / sqrt(n)`` (normal approximation of the test on
-    the mean of ``n`` per-encoder gains; ``sd`` the observed sd of the gains, an encoder counted once).
+    choice: :func:`rmqm.stats.shift.detectable_shift` (a two-sided one-sample t-test at level
+    ``1 - confidence`` on the mean of ``n`` per-encoder gains, non-central t; ``sd`` the observed sd
+    of the gains, an encoder counted once), the same rule as the ``detectable`` column of
+    :func:`claim2_family`.
 
     Args:
         guidance: :func:`claim2_guidance`.
@@ -200,7 +202,6 @@ def detectable_gain(guidance: pd.DataFrame, confidence: float = 0.95, power: flo
     """
     if not (0 < power < 1 and 0 < confidence < 1):
         raise ValueError(f"power and confidence must lie in (0, 1); got {power} and {confidence}")
-    z = stats.norm.ppf((1 + confidence) / 2) + stats.norm.ppf(power)
     if "radius" in guidance.columns:
         if radius is not None:
             guidance = guidance[np.isclose(guidance["radius"], radius)]
@@ -211,6 +212,6 @@ def detectable_gain(guidance: pd.DataFrame, confidence: float = 0.95, power: flo
         gains = (part["robust_synbench"] - part["robust_random"]).groupby([part["method"], part["dim"]]).mean()
         n_study, sd = len(gains), float(gains.std(ddof=1)) if len(gains) > 1 else float("nan")
         counts = sorted({*range(3, 4 * max(n_study, 3) + 1), n_study} if n_encoders is None else set(n_encoders))
-        rows += [{"choice": choice, "n_encoders": int(n), "detectable": z * sd / np.sqrt(n), "sd": sd,
-                  "observed": float(gains.mean()), "n_study": n_study} for n in counts if n >= 2]
+        rows += [{"choice": choice, "n_encoders": int(n), "detectable": detectable_shift(sd, n, 1 - confidence, power),
+                  "sd": sd, "observed": float(gains.mean()), "n_study": n_study} for n in counts if n >= 2]
     return pd.DataFrame(rows)
