@@ -28,6 +28,10 @@ what is off to the right, so nothing is exempt. Elements not rendered (inside a 
 not measured;
 ``too-tall``  ``document.documentElement.scrollHeight`` above the width's budget in
 :data:`HEIGHT_BUDGETS`;
+``not-one-screen``  a page of :data:`ONE_SCREEN_PAGES` whose content (the text column,
+``article``; the theme's previous/next links and footer below it do not count) ends below the
+first screen at that width (the window's height in :data:`WIDTHS`): the reader has to scroll
+to take it in;
 ``stdout``  a visible block of a notebook's standard output (myst-nb's ``div.output.stream``):
 printed text is not prose, so a headline or a result left in ``print`` output is one the reader
 must read in a monospace box (and scroll). Rule: stdout may only appear inside a folded cell
@@ -50,8 +54,8 @@ from typing import Any
 
 from rmqm.study.html_check import Problem, html_pages
 
-__all__ = ["WIDTHS", "HEIGHT_BUDGETS", "MAX_SHOT_HEIGHT", "browser_missing", "check_in_browser", "screenshot_name",
-           "serve_folder", "start_browser", "wait_for_mathjax"]
+__all__ = ["WIDTHS", "HEIGHT_BUDGETS", "ONE_SCREEN_PAGES", "MAX_SHOT_HEIGHT", "browser_missing", "check_in_browser",
+           "screenshot_name", "serve_folder", "start_browser", "wait_for_mathjax"]
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 #: name -> (width, height, mobile) in CSS pixels; the phone is an iPhone 12-15 sized screen
@@ -65,6 +69,17 @@ MAX_SHOT_HEIGHT = 12_000
 #: twice the lines) while figures shrink with the column; the book's text pages measured 1.3 to
 #: 1.7 times their desktop height on the phone.
 HEIGHT_BUDGETS: Mapping[str, int] = {"desktop": 12_000, "phone": 24_000}
+
+#: page -> the widths at which its content must fit the first screen (``not-one-screen``): the
+#: results summary is the page a reader takes in at a glance, its long form folded.
+ONE_SCREEN_PAGES: Mapping[str, tuple[str, ...]] = {"notebooks/00_results_summary.html": ("desktop",)}
+
+#: Where the page's content ends, in CSS px from the top of the document.
+_CONTENT_BOTTOM = """
+const a = document.querySelector('article.bd-article') || document.querySelector('article')
+  || document.querySelector('main') || document.body;
+return Math.ceil(a.getBoundingClientRect().bottom + window.scrollY);
+"""
 
 _WAIT_FOR_MATHJAX = """
 const done = arguments[arguments.length - 1], limit = arguments[0] * 1000, start = Date.now();
@@ -231,7 +246,7 @@ return document.documentElement.offsetHeight;
 
 
 def _check_loaded(driver: Any, page: str, width: str, timeout_s: float,
-                  height_budget: int | None = None) -> list[Problem]:
+                  height_budget: int | None = None, one_screen: int | None = None) -> list[Problem]:
     problems = []
     driver.execute_script(_SETTLE)
     state = wait_for_mathjax(driver, timeout_s)
@@ -257,6 +272,12 @@ def _check_loaded(driver: Any, page: str, width: str, timeout_s: float,
             problems.append(Problem(page, "too-tall", f"{width}: the page is {height:,} px tall, over the budget "
                                     f"of {height_budget:,} px (rmqm.study.browser_check.HEIGHT_BUDGETS): fold "
                                     "or move tables and printed output"))
+    if one_screen is not None:
+        bottom = int(driver.execute_script(_CONTENT_BOTTOM))
+        if bottom > one_screen:
+            problems.append(Problem(page, "not-one-screen", f"{width}: the content ends at {bottom:,} px, below "
+                                    f"the first screen of {one_screen:,} px (rmqm.study.browser_check."
+                                    "ONE_SCREEN_PAGES): fold the detail one click away"))
     for section, line in driver.execute_script(_STDOUT):
         problems.append(Problem(page, "stdout", f"{width}: printed output shown unfolded"
                                 + (f" in section #{section}" if section else "") + f": {line!r} (write it "
@@ -277,6 +298,7 @@ def check_in_browser(
     timeout_s: float = 30.0,
     height_budgets: Mapping[str, int] | None = HEIGHT_BUDGETS,
     heights: dict[tuple[str, str], int] | None = None,
+    one_screen: Mapping[str, Sequence[str]] | None = ONE_SCREEN_PAGES,
 ) -> list[Problem]:
     """Load each page of a built book in headless Chromium at each width; the problems found.
 
@@ -291,6 +313,8 @@ def check_in_browser(
             named, or None, has no budget.
         heights: when given, filled with ``(page, width name) -> scrollHeight`` (CSS px) of
             every page loaded, for reports of page heights.
+        one_screen: page -> width names at which its content must end within the first screen
+            (``not-one-screen``); None: no such page.
 
     Raises:
         RuntimeError: Chromium, its driver or selenium is missing (:func:`browser_missing` says
@@ -319,7 +343,8 @@ def check_in_browser(
                         problems.append(Problem(page, "load-error", f"{name}: {type(err).__name__}: {err}"))
                         continue
                     budget = (height_budgets or {}).get(name)
-                    problems += _check_loaded(driver, page, name, timeout_s, budget)
+                    screen = height if name in (one_screen or {}).get(page, ()) else None
+                    problems += _check_loaded(driver, page, name, timeout_s, budget, screen)
                     if heights is not None:
                         heights[(page, name)] = int(driver.execute_script(
                             "return document.documentElement.scrollHeight"))

@@ -162,6 +162,12 @@ def planted(tmp_path_factory) -> dict[str, list[Problem]]:
                                     "height='10' src=\"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/"
                                     "svg' width='1500' height='10'/%3E\"></figure>"),
         "tall": browser_page(folder, "tall.html", "<p>Long.</p><div style='height:40000px'></div>"),
+        # a summary one screen tall at 1280 x 900 (its content ends near 600 px), and one that is not
+        "one-screen": browser_page(folder, "one-screen.html", "<p>At a glance.</p><div style='height:500px'>"
+                                   "</div><details><summary>Every test</summary><div style='height:5000px'></div>"
+                                   "</details>"),
+        "two-screens": browser_page(folder, "two-screens.html", "<p>At a glance.</p><div style='height:1200px'>"
+                                    "</div>"),
         "stdout": browser_page(folder, "stdout.html", "<div class='cell_output'><div class='output stream "
                                "highlight-myst-ansi'><div class='highlight'><pre>Headline: supported (+0.60)"
                                "</pre></div></div></div>"),
@@ -176,7 +182,8 @@ def planted(tmp_path_factory) -> dict[str, list[Problem]]:
         "book-css-too-wide": browser_page(folder, "book-css-too-wide.html", f"<table class='dataframe'>{WIDE_ROW}"
                                           "</table>", book_css),
     }
-    problems = check_in_browser(folder, sorted(pages.values()))
+    problems = check_in_browser(folder, sorted(pages.values()), one_screen={
+        "one-screen.html": ("desktop",), "two-screens.html": ("desktop",)})
     return {key: [p for p in problems if p.page == page] for key, page in pages.items()}
 
 
@@ -201,6 +208,21 @@ def test_browser_tall_page_found(planted):
     # 40,000 px exceeds both budgets (12,000 and 24,000 px)
     assert [p.detail.split(":")[0] for p in tall] == ["desktop", "phone"], planted["tall"]
     assert "12,000" in tall[0].detail
+
+
+def test_browser_one_screen_page_found_only_where_it_overflows_the_first_screen(planted):
+    assert planted["one-screen"] == []  # the folded long form does not count: it is not rendered
+    below = [p for p in planted["two-screens"] if p.kind == "not-one-screen"]
+    assert [p.detail.split(":")[0] for p in below] == ["desktop"], planted["two-screens"]  # phone: not asked
+    assert "first screen of 900 px" in below[0].detail
+
+
+def test_book_summary_page_is_a_one_screen_page():
+    from rmqm.study.browser_check import ONE_SCREEN_PAGES, WIDTHS
+
+    assert (ROOT / "notebooks" / "00_results_summary.ipynb").is_file()
+    assert ONE_SCREEN_PAGES["notebooks/00_results_summary.html"] == ("desktop",)
+    assert WIDTHS["desktop"][:2] == (1280, 900)
 
 
 def test_browser_stdout_headline_found(planted):

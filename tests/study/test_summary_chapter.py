@@ -103,13 +103,38 @@ def test_summary_html_is_compact_and_carries_the_long_form(tmp_path):
     table = summary.summary_table(tmp_path)
     page = summary.summary_html(table)
     assert page._repr_html_() == page
-    assert page.count("<table") == 4 and "table-layout:fixed" in page and "overflow-wrap:anywhere" in page
+    # one table of families first, then the four families' tables folded under one <details>
+    glance, _, folded = page.partition('<details class="rmqm-long-form">')
+    assert glance.count("<table") == 1 and folded.count("<table") == 4 and folded.endswith("</details></div>")
+    assert "table-layout:fixed" in page and "overflow-wrap:anywhere" in page
+    assert f"({len(table)} tests:" in folded
     assert "<th></th>" not in page and ">0<" not in page  # no pandas index
     csv = re.search(r'href="data:text/csv;base64,([^"]+)"', page).group(1)
     assert base64.b64decode(csv).decode() == table.to_csv(index=False)
     assert load_endpoints().sha256 in page and "last changed in commit" in page
     assert summary.summary_lines(table)[0] == "RMQM (noise) vs 1-NN: 3 tests, 1 supported, 1 inconclusive, " \
                                               "1 not measurable."
+
+
+def test_glance_rows_count_each_familys_tests_verdicts_and_estimate_range(tmp_path):
+    write_verdicts(tmp_path)
+    table = summary.summary_table(tmp_path)
+    glance = summary.glance_rows(table)
+    assert list(glance.columns) == list(summary.GLANCE_COLUMNS)
+    assert glance["claim"].tolist() == list(dict.fromkeys(table["family label"]))
+    noise = glance.iloc[0]
+    # the not-measurable row has no estimate, so the range is over the two finite ones
+    assert (noise["tests"], noise["estimates"], noise["verdicts"]) == (
+        3, "+0.10 to +0.80", "1 supported, 1 inconclusive, 1 not measurable")
+    syn = glance.iloc[1]
+    assert (syn["tests"], syn["estimates"]) == (2, "-0.50 to -0.40")
+    steps = glance.iloc[2]  # no chapter reported it: one not-measurable row, no estimate
+    assert (steps["tests"], steps["estimates"], steps["verdicts"]) == (1, "none", "1 not measurable")
+    page = summary.summary_html(table)
+    glance_html = page.partition("<details")[0]
+    assert glance_html.count("<tr>") == len(glance) + 1
+    assert ">1 supported</span>" in glance_html and "#1a7f37" in glance_html  # badge coloured by its verdict
+    assert ">1 not measurable</span>" in glance_html and "#bc4c00" in glance_html
 
 
 def test_summary_without_verdicts_names_the_notebook(tmp_path):

@@ -1,6 +1,7 @@
 """The results summary page: one section per pre-registered confirmatory family
-(``book/endpoints.yaml``), Holm within it, read from the results store; compact HTML tables with
-verdict badges and a downloadable long form, and sentences whose numbers come from that table.
+(``book/endpoints.yaml``), Holm within it, read from the results store: one screen at 1280 px (a
+row per family with verdict badges), the tables of every test one click away (folded), a
+downloadable long form, and sentences whose numbers come from that table.
 
 Sources of each family's rows:
 
@@ -29,8 +30,8 @@ from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.families import family_verdicts
 from rmqm.study.endpoints import Endpoints, last_commit, load_endpoints
 
-__all__ = ['SUMMARY_COLUMNS', 'NUMERIC_COLUMNS', 'PAGE_COLUMNS', 'Html', 'summary_table', 'summary_lines', 'page_rows',
-           'summary_html', 'endpoints_note']
+__all__ = ['SUMMARY_COLUMNS', 'NUMERIC_COLUMNS', 'PAGE_COLUMNS', 'GLANCE_COLUMNS', 'Html', 'summary_table',
+           'summary_lines', 'page_rows', 'glance_rows', 'summary_html', 'endpoints_note']
 
 #: The columns of :func:`summary_table` (the long form, one row per confirmatory test).
 SUMMARY_COLUMNS: tuple[str, ...] = ("family", "family label", "test", "estimate", "interval", "p", "p (Holm)",
@@ -40,6 +41,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = ("family", "family label", "test", "estimate"
 NUMERIC_COLUMNS: tuple[str, ...] = ("value", "ci_low", "ci_high", "p_holm")
 #: The columns of each family's table on the page (:func:`page_rows` gives their text).
 PAGE_COLUMNS: tuple[str, ...] = ("test", "estimate [95 %]", "p, Holm p, valid", "verdict")
+#: The columns of the page's first table, one row per family (:func:`glance_rows`).
+GLANCE_COLUMNS: tuple[str, ...] = ("claim", "tests", "estimates", "verdicts")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _BADGE = {"supported": "#1a7f37", "contradicted": "#cf222e", "inconclusive": "#6e7781", "not measurable": "#bc4c00",
           "unadjusted": "#0969da"}
@@ -169,10 +172,11 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _badge(verdict: str) -> str:
-    color = _BADGE.get(verdict.split(":")[0], _BADGE["inconclusive"])
+def _badge(text: str, verdict: str | None = None) -> str:
+    """``text`` on a pill coloured by ``verdict`` (default: the text itself)."""
+    color = _BADGE.get((verdict or text).split(":")[0], _BADGE["inconclusive"])
     return (f'<span style="background:{color};color:#fff;border-radius:0.6em;padding:0 0.45em;'
-            f'white-space:nowrap">{html.escape(verdict)}</span>')
+            f'white-space:nowrap">{html.escape(text)}</span>')
 
 
 def endpoints_note(endpoints: Endpoints | None = None) -> str:
@@ -202,16 +206,58 @@ def page_rows(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PAGE_COLUMNS))
 
 
+def _estimate_range(part: pd.DataFrame) -> str:
+    """``"+0.90 to +0.93"`` over the family's finite estimates (one value: itself; none: "none")."""
+    values = part["value"].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return "none"
+    low, high = f"{values.min():+.2f}", f"{values.max():+.2f}"
+    return low if low == high else f"{low} to {high}"
+
+
+def glance_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per family, the page's first table: ``claim`` (the family's short label), ``tests``,
+    ``estimates`` (the range of its tests' estimates, in the family's own unit) and ``verdicts``
+    (counts per verdict, most frequent first; Holm within the family)."""
+    rows = []
+    for label, part in table.groupby("family label", sort=False):
+        counts = part["verdict"].value_counts()
+        rows.append({"claim": str(label), "tests": len(part), "estimates": _estimate_range(part),
+                     "verdicts": ", ".join(f"{n} {w}" for w, n in counts.items())})
+    return pd.DataFrame(rows, columns=list(GLANCE_COLUMNS))
+
+
+_TABLE_STYLE = ('style="table-layout:fixed;width:100%;border-collapse:collapse;font-size:0.85em;'
+                'overflow-wrap:anywhere;word-break:break-word"')
+
+
+def _glance_html(table: pd.DataFrame) -> str:
+    head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(GLANCE_COLUMNS, ("34%", "10%", "22%", "34%"),
+                                                                       strict=True))
+    body = []
+    for (_, r), (_, part) in zip(glance_rows(table).iterrows(), table.groupby("family label", sort=False),
+                                 strict=True):
+        badges = " ".join(_badge(f"{n} {w}", w) for w, n in part["verdict"].value_counts().items())
+        cells = (html.escape(r["claim"]), str(r["tests"]), html.escape(r["estimates"]), badges)
+        body.append("<tr>" + "".join(f'<td data-label="{c}">{cell}</td>'
+                                     for c, cell in zip(GLANCE_COLUMNS, cells, strict=True)) + "</tr>")
+    return (f'<table class="rmqm-finding rmqm-glance" {_TABLE_STYLE}><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
 def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Html:
-    """The page's body: per family a heading line (label, claim, counts) and a four-column table
-    (test; estimate and interval; p with its Monte-Carlo error, Holm p and valid resamples;
-    verdict badge with the detectable effect and the leave-one-method-out range), fixed layout
-    and wrapping cells so that nothing is cut at 390 px; then the long form as a CSV download."""
+    """The page's body, one screen at 1280 px: a table with one row per family (:func:`glance_rows`:
+    claim, number of tests, range of estimates, verdict badges), then, folded one click away, per
+    family a heading line (label, claim, counts) and a four-column table (test; estimate and
+    interval; p with its Monte-Carlo error, Holm p and valid resamples; verdict badge with the
+    detectable effect and the leave-one-method-out range), and the long form as a CSV download.
+    Fixed layout and wrapping cells, so nothing is cut at 390 px."""
     endpoints = endpoints or load_endpoints()
     claims = {f.id: f.claim for f in endpoints.families}
-    style = ('style="table-layout:fixed;width:100%;border-collapse:collapse;font-size:0.85em;'
-             'overflow-wrap:anywhere;word-break:break-word"')
-    parts = ['<div class="rmqm-summary" style="max-width:100%;overflow-wrap:anywhere">']
+    parts = ['<div class="rmqm-summary" style="max-width:100%;overflow-wrap:anywhere">', _glance_html(table),
+             f'<details class="rmqm-long-form"><summary>Every test, family by family ({len(table)} tests: p-values, '
+             "detectable effects, the result without each method)</summary>"]
     for (fam, label), part in table.groupby(["family", "family label"], sort=False):
         counts = ", ".join(f"{n} {w}" for w, n in part["verdict"].value_counts().items())
         parts.append(f"<p><b>{html.escape(str(label))}</b>: {html.escape(claims.get(fam, ''))} "
@@ -222,8 +268,10 @@ def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Htm
         head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(PAGE_COLUMNS, ("22%", "22%", "24%", "32%"),
                                                                                      strict=True))
         rows = "".join(body)
-        parts.append(f'<table class="rmqm-finding" {style}><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>')
+        parts.append(f'<table class="rmqm-finding" {_TABLE_STYLE}><thead><tr>{head}</tr></thead>'
+                     f"<tbody>{rows}</tbody></table>")
     data = base64.b64encode(table.to_csv(index=False).encode()).decode()
     parts.append(f'<p><a download="summary_long.csv" href="data:text/csv;base64,{data}">Download the long form '
-                 f"(CSV, {len(table)} rows)</a>. Families: {html.escape(endpoints_note(endpoints))}.</p></div>")
+                 f"(CSV, {len(table)} rows)</a>. Families: {html.escape(endpoints_note(endpoints))}.</p>"
+                 "</details></div>")
     return Html("".join(parts))
