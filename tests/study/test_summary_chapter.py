@@ -128,6 +128,7 @@ def test_glance_rows_count_each_familys_tests_verdicts_and_estimate_range(tmp_pa
         3, "+0.10 to +0.80", "1 supported, 1 inconclusive, 1 not measurable")
     syn = glance.iloc[1]
     assert (syn["tests"], syn["estimates"]) == (2, "-0.50 to -0.40")
+    assert summary._estimate_range(pd.DataFrame({"value": [-0.001, 0.04]})) == "+0.00 to +0.04"  # no "-0.00"
     steps = glance.iloc[2]  # no chapter reported it: one not-measurable row, no estimate
     assert (steps["tests"], steps["estimates"], steps["verdicts"]) == (1, "none", "1 not measurable")
     page = summary.summary_html(table)

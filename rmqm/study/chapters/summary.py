@@ -212,7 +212,7 @@ def _estimate_range(part: pd.DataFrame) -> str:
     values = values[np.isfinite(values)]
     if not len(values):
         return "none"
-    low, high = f"{values.min():+.2f}", f"{values.max():+.2f}"
+    low, high = (f"{v:+.2f}".replace("-0.00", "+0.00") for v in (values.min(), values.max()))
     return low if low == high else f"{low} to {high}"
 
 
