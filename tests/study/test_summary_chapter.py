@@ -76,6 +76,12 @@ def test_a_family_file_gets_holm_within_the_family(tmp_path):
     assert rows["p (Holm)"].tolist() == ["0.0300", "0.0400", "0.5000"]
     assert rows["verdict"].tolist() == ["supported", "supported", "inconclusive"]
     assert rows["p"].iloc[0] == "0.0100 (exact)"
+    # a Student-t p over seeds is analytic, not an exhaustive count: said so; tiny p not printed as 0
+    pd.DataFrame({"label": ["noise: steadier"], "estimate": [0.4], "ci_low": [0.3], "ci_high": [0.5],
+                  "p_value": [2e-6], "p_se": [0.0], "p_method": ["t over 5 replicates"]}).to_parquet(
+        tmp_path / "family_rmqm-steps.parquet")
+    steps = summary.summary_table(tmp_path).query("family == 'rmqm-steps'")
+    assert steps["p"].tolist() == ["< 0.0001 (t test)"]
 
 
 def test_summary_shows_the_step_and_claim2_tables_as_unadjusted(tmp_path):

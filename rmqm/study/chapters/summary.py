@@ -59,6 +59,19 @@ def _num(value: Any, spec: str) -> str:
     return format(float(value), spec) if value is not None and np.isfinite(float(value)) else "none"
 
 
+def _p_text(p: float, se: float, method: str) -> str:
+    """``"0.0020 ± 0.0010"`` (Monte Carlo), ``"0.0100 (exact)"`` (every permutation or sign flip
+    counted), ``"0.0041 (t test)"`` (a Student-t p over seeds); ``"< 0.0001"`` below that."""
+    if not np.isfinite(p):
+        return "none"
+    text = "< 0.0001" if p < 0.0001 else f"{p:.4f}"
+    if np.isfinite(se) and se > 0:
+        return f"{text} ± {se:.4f}"
+    if method.startswith("t "):
+        return f"{text} (t test)"
+    return f"{text} (exact)" if se == 0 else text
+
+
 def _row(family: str, label: str, test: str, r: Any, note: str = "") -> dict[str, Any]:
     """A summary row from a record with the fields of a verdict row (missing ones read "none")."""
     get = (lambda k, d=np.nan: r.get(k, d)) if isinstance(r, dict) else (lambda k, d=np.nan: getattr(r, k, d))
@@ -69,8 +82,7 @@ def _row(family: str, label: str, test: str, r: Any, note: str = "") -> dict[str
     valid, total = get("n_valid"), get("n_resamples")
     return {"family": family, "family label": label, "test": test, "estimate": _num(est, "+.2f"),
             "interval": format_interval(est, low, high).partition(" ")[2] or "none",
-            "p": _num(p, ".4f") + (f" ± {se:.4f}" if np.isfinite(p) and np.isfinite(se) and se > 0 else
-                                   " (exact)" if np.isfinite(p) and se == 0 else ""),
+            "p": _p_text(p, se, str(get("p_method", "") or "")),
             "p (Holm)": _num(get("p_holm"), ".4f"),
             "n_valid": f"{float(valid):.0f}/{float(total):.0f}" if np.isfinite(float(total)) and float(total) > 0
             else "none",
