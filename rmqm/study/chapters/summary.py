@@ -173,14 +173,18 @@ def summary_table(results: str | os.PathLike, endpoints: Endpoints | None = None
     return table
 
 
+def _verdict_counts(part: pd.DataFrame) -> list[tuple[str, int]]:
+    """``(verdict, count)`` of a family's tests, most frequent first."""
+    return [(str(w), int(n)) for w, n in part["verdict"].value_counts().items()]
+
+
 def summary_lines(table: pd.DataFrame) -> list[str]:
     """One sentence per family: its claim label, how many tests, and the verdicts counted
     (Holm within the family; "unadjusted" where the chapter gave no p-value)."""
     lines = []
     for label, part in table.groupby("family label", sort=False):
-        counts = part["verdict"].value_counts()
         lines.append(f"{label}: {len(part)} test{'s' * (len(part) != 1)}, "
-                     + ", ".join(f"{n} {w}" for w, n in counts.items()) + ".")
+                     + ", ".join(f"{n} {w}" for w, n in _verdict_counts(part)) + ".")
     return lines
 
 
@@ -234,9 +238,8 @@ def glance_rows(table: pd.DataFrame) -> pd.DataFrame:
     (counts per verdict, most frequent first; Holm within the family)."""
     rows = []
     for label, part in table.groupby("family label", sort=False):
-        counts = part["verdict"].value_counts()
         rows.append({"claim": str(label), "tests": len(part), "estimates": _estimate_range(part),
-                     "verdicts": ", ".join(f"{n} {w}" for w, n in counts.items())})
+                     "verdicts": ", ".join(f"{n} {w}" for w, n in _verdict_counts(part))})
     return pd.DataFrame(rows, columns=list(GLANCE_COLUMNS))
 
 
@@ -248,10 +251,9 @@ def _glance_html(table: pd.DataFrame) -> str:
     head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(GLANCE_COLUMNS, ("34%", "10%", "22%", "34%"),
                                                                        strict=True))
     body = []
-    for (_, r), (_, part) in zip(glance_rows(table).iterrows(), table.groupby("family label", sort=False),
-                                 strict=True):
-        badges = " ".join(_badge(f"{n} {w}", w) for w, n in part["verdict"].value_counts().items())
-        cells = (html.escape(r["claim"]), str(r["tests"]), html.escape(r["estimates"]), badges)
+    for label, part in table.groupby("family label", sort=False):
+        badges = " ".join(_badge(f"{n} {w}", w) for w, n in _verdict_counts(part))
+        cells = (html.escape(str(label)), str(len(part)), html.escape(_estimate_range(part)), badges)
         body.append("<tr>" + "".join(f'<td data-label="{c}">{cell}</td>'
                                      for c, cell in zip(GLANCE_COLUMNS, cells, strict=True)) + "</tr>")
     return (f'<table class="rmqm-finding rmqm-glance" {_TABLE_STYLE}><thead><tr>{head}</tr></thead>'
@@ -271,7 +273,7 @@ def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Htm
              f'<details class="rmqm-long-form"><summary>Every test, family by family ({len(table)} tests: p-values, '
              "detectable effects, the result without each method)</summary>"]
     for (fam, label), part in table.groupby(["family", "family label"], sort=False):
-        counts = ", ".join(f"{n} {w}" for w, n in part["verdict"].value_counts().items())
+        counts = ", ".join(f"{n} {w}" for w, n in _verdict_counts(part))
         parts.append(f"<p><b>{html.escape(str(label))}</b>: {html.escape(claims.get(fam, ''))} "
                      f"<i>({len(part)} tests: {html.escape(counts)}; Holm within this family)</i></p>")
         body = ["<tr>" + "".join(f'<td data-label="{html.escape(col, quote=True)}">{cell}</td>'
