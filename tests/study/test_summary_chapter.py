@@ -82,6 +82,8 @@ def test_a_family_file_gets_holm_within_the_family(tmp_path):
         tmp_path / "family_rmqm-steps.parquet")
     steps = summary.summary_table(tmp_path).query("family == 'rmqm-steps'")
     assert steps["p"].tolist() == ["< 0.0001 (t test)"]
+    # the Monte-Carlo floor 1 / 10001 is a resolvable p: printed as the four decimals it rounds to
+    assert summary._p_text(1 / 10001, 1e-4, "permutation") == "0.0001 ± 0.0001"
 
 
 def test_summary_shows_the_step_and_claim2_tables_as_unadjusted(tmp_path):

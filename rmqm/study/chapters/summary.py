@@ -61,10 +61,11 @@ def _num(value: Any, spec: str) -> str:
 
 def _p_text(p: float, se: float, method: str) -> str:
     """``"0.0020 ± 0.0010"`` (Monte Carlo), ``"0.0100 (exact)"`` (every permutation or sign flip
-    counted), ``"0.0041 (t test)"`` (a Student-t p over seeds); ``"< 0.0001"`` below that."""
+    counted), ``"0.0041 (t test)"`` (a Student-t p over seeds); ``"< 0.0001"`` where four decimals
+    would print 0.0000 (a Monte-Carlo floor of 1/10001 still reads 0.0001)."""
     if not np.isfinite(p):
         return "none"
-    text = "< 0.0001" if p < 0.0001 else f"{p:.4f}"
+    text = f"{p:.4f}" if p >= 0.00005 else "< 0.0001"  # only what would print as 0.0000
     if np.isfinite(se) and se > 0:
         return f"{text} ± {se:.4f}"
     if method.startswith("t "):
