@@ -20,6 +20,7 @@ import base64
 import html
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -248,17 +249,21 @@ _TABLE_STYLE = ('style="table-layout:fixed;width:100%;border-collapse:collapse;f
                 'overflow-wrap:anywhere;word-break:break-word"')
 
 
+def _html_table(columns: Sequence[str], widths: Sequence[str], rows: Sequence[Sequence[str]],
+                css_class: str = "rmqm-finding") -> str:
+    """A fixed-layout table of HTML ``rows`` (cells already escaped), each cell labelled with its
+    column for the phone layout (``book/_static/rmqm.css``)."""
+    head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(columns, widths, strict=True))
+    body = "".join("<tr>" + "".join(f'<td data-label="{html.escape(c, quote=True)}">{cell}</td>'
+                                    for c, cell in zip(columns, row, strict=True)) + "</tr>" for row in rows)
+    return f'<table class="{css_class}" {_TABLE_STYLE}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
 def _glance_html(table: pd.DataFrame) -> str:
-    head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(GLANCE_COLUMNS, ("34%", "10%", "22%", "34%"),
-                                                                       strict=True))
-    body = []
-    for label, part in table.groupby("family label", sort=False):
-        badges = " ".join(_badge(f"{n} {w}", w) for w, n in _verdict_counts(part))
-        cells = (html.escape(str(label)), str(len(part)), html.escape(_estimate_range(part)), badges)
-        body.append("<tr>" + "".join(f'<td data-label="{c}">{cell}</td>'
-                                     for c, cell in zip(GLANCE_COLUMNS, cells, strict=True)) + "</tr>")
-    return (f'<table class="rmqm-finding rmqm-glance" {_TABLE_STYLE}><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>')
+    rows = [(html.escape(str(label)), str(len(part)), html.escape(_estimate_range(part)),
+             " ".join(_badge(f"{n} {w}", w) for w, n in _verdict_counts(part)))
+            for label, part in table.groupby("family label", sort=False)]
+    return _html_table(GLANCE_COLUMNS, ("34%", "10%", "22%", "34%"), rows, "rmqm-finding rmqm-glance")
 
 
 def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Html:
@@ -277,14 +282,8 @@ def summary_html(table: pd.DataFrame, endpoints: Endpoints | None = None) -> Htm
         counts = ", ".join(f"{n} {w}" for w, n in _verdict_counts(part))
         parts.append(f"<p><b>{html.escape(str(label))}</b>: {html.escape(claims.get(fam, ''))} "
                      f"<i>({len(part)} tests: {html.escape(counts)}; Holm within this family)</i></p>")
-        body = ["<tr>" + "".join(f'<td data-label="{html.escape(col, quote=True)}">{cell}</td>'
-                                 for col, (_, cell) in zip(PAGE_COLUMNS, _cells(r), strict=True)) + "</tr>"
-                for _, r in part.iterrows()]
-        head = "".join(f'<th style="width:{w}">{c}</th>' for c, w in zip(PAGE_COLUMNS, ("22%", "22%", "24%", "32%"),
-                                                                                     strict=True))
-        rows = "".join(body)
-        parts.append(f'<table class="rmqm-finding" {_TABLE_STYLE}><thead><tr>{head}</tr></thead>'
-                     f"<tbody>{rows}</tbody></table>")
+        rows = [tuple(cell for _, cell in _cells(r)) for _, r in part.iterrows()]
+        parts.append(_html_table(PAGE_COLUMNS, ("22%", "22%", "24%", "32%"), rows))
     data = base64.b64encode(table.to_csv(index=False).encode()).decode()
     parts.append(f'<p><a download="summary_long.csv" href="data:text/csv;base64,{data}">Download the long form '
                  f"(CSV, {len(table)} rows)</a>. Families: {html.escape(endpoints_note(endpoints))}.</p>"
