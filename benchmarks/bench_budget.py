@@ -55,6 +55,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rmqm.metrics.rmqm.alterations import PGD, WhiteNoise
+from rmqm.metrics.rmqm.attacks import resolve_attack
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.robust_attack import attack_robust_probes
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
@@ -139,10 +141,9 @@ def rmqm_stages(n_points: int, noise_levels: int, pgd_levels: int) -> list[Stage
     common = dict(labels=y, seed=0, progress=False)
     k = pgd_levels
     out: list[Stage] = [(f"rmqm noise ({noise_levels} levels, {n_points} points)",
-                         lambda: measure_rmqm(enc, x, perturbation="noise", n_levels=noise_levels, batch_size=256,
-                                              **common),
+                         lambda: measure_rmqm(enc, x, WhiteNoise(n_levels=noise_levels), batch_size=256, **common),
                          lambda: forwards(enc, x, noise_levels), f"{noise_levels} forwards of {n_points} images")]
-    pgd = dict(perturbation="pgd", n_levels=k, step_size=2 / 255, batch_size=128, **common)
+    pgd = PGD(n_levels=k, step_size=2 / 255)
     for mode, loss in (("displacement", "displacement"), ("own-loss", "nt-xent"), ("reference", "nt-xent")):
         # one trajectory: K - 1 steps, each level's embedding from the forward the next step needs, one
         # more forward for the last level (+ the fixed clean view of NT-Xent); the reference: a separate
@@ -155,7 +156,8 @@ def rmqm_stages(n_points: int, noise_levels: int, pgd_levels: int) -> list[Stage
             forwards(enc, x, extra)
 
         out.append((f"rmqm pgd {mode} ({k} levels)",
-                    lambda mode=mode, loss=loss: measure_rmqm(enc, x, pgd_mode=mode, attack_loss=loss, **pgd),
+                    lambda mode=mode, loss=loss: measure_rmqm(enc, x, pgd.with_attack(resolve_attack(loss, mode)),
+                                                              batch_size=128, **common),
                     floor, f"{steps} forward+backward + {extra} forwards of {n_points} images"))
     return out
 

@@ -29,6 +29,8 @@ import torch
 
 from rmqm.data.offline import fashion_mnist_available
 from rmqm.data.registry import load_dataset
+from rmqm.metrics.rmqm.alterations import PGD, WhiteNoise
+from rmqm.metrics.rmqm.attacks import resolve_attack
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.rmqm.perturbations import make_attack_loss, pgd_attack, pgd_trajectory
 from rmqm.models.backbones import LeNet, TinyCNN
@@ -100,10 +102,10 @@ def main() -> None:
     t_ref, z_ref = timed(reference, 1)
     t_traj, z_traj = timed(trajectory, args.repeats)
     t_bare_fb, _ = timed(bare_forward_backward, args.repeats)
-    t_pgd, _ = timed(lambda: measure_rmqm(encoder, x, perturbation="pgd", n_levels=K, step_size=alpha, **common),
+    t_pgd, _ = timed(lambda: measure_rmqm(encoder, x, PGD(n_levels=K, step_size=alpha), **common),
                      args.repeats)
     t_bare_f, _ = timed(lambda: bare_forward(args.noise_levels), args.repeats)
-    t_noise, _ = timed(lambda: measure_rmqm(encoder, x, perturbation="noise", n_levels=args.noise_levels, **common),
+    t_noise, _ = timed(lambda: measure_rmqm(encoder, x, WhiteNoise(n_levels=args.noise_levels), **common),
                        args.repeats)
 
     diff = float((z_ref - z_traj).abs().max())
@@ -127,15 +129,15 @@ def bench_modes(args: argparse.Namespace) -> None:
     encoder = Encoder(LeNet(1, 128), mean=data.mean, std=data.std).to(device).eval()
     head = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(128, 10)).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    common = dict(perturbation="pgd", n_levels=args.levels, step_size=2 / 255, batch_size=128, device=device,
-                  progress=False, seed=0)
+    common = dict(batch_size=128, device=device, progress=False, seed=0)
+    pgd = PGD(n_levels=args.levels, step_size=2 / 255)
     print(f"device {device}, torch threads {torch.get_num_threads()}, {len(data)} points of {data.name}, "
           f"LeNet(d 128), K = {args.levels}, attack batches of 128")
     runs = [("displacement", "displacement", {}), ("own-loss", "nt-xent", {}), ("reference", "nt-xent", {}),
             ("own-loss", "cross-entropy", {"head": head}), ("reference", "cross-entropy", {"head": head})]
     for mode, loss, extra in runs:
         def run(mode: str = mode, loss: str = loss, extra: dict = extra) -> object:
-            out = measure_rmqm(encoder, data, attack_loss=loss, pgd_mode=mode, **common, **extra)
+            out = measure_rmqm(encoder, data, pgd.with_attack(resolve_attack(loss, mode)), **common, **extra)
             sync()
             return out
 

@@ -24,7 +24,7 @@ The LeNets are the reference's class, briefly trained here (``--steps`` Adam ste
 MNIST training images; 0 = left at their fixed-seed initialisation) with their own losses
 (cross-entropy, supervised triplet, NT-Xent on a rotated and a perspective view). Their weights are
 copied into the project's ``LeNet`` inside an ``Encoder`` with MNIST normalisation (and a
-``ReLU -> Linear`` head for cross-entropy), which ``measure_rmqm(pgd_mode="reference")`` attacks.
+``ReLU -> Linear`` head for cross-entropy), which ``measure_rmqm`` attacks with ``PGD.for_method(kind, "reference")``.
 Each seed seeds the reference's global RNG and the project's generator alike. With one batch
 (``--n 128``) both draw the same angles in the same order, so the numbers agree to float
 precision; with more batches the reference's level-major loop draws them in another order than the
@@ -228,6 +228,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from rmqm.data.registry import load_dataset
+    from rmqm.metrics.rmqm.alterations import PGD
     from rmqm.metrics.rmqm.measure import measure_rmqm
 
     torch.set_num_threads(1)
@@ -241,9 +242,9 @@ def main() -> None:
         encoder, head = project_twin(ref, args.dim)
         for seed in range(args.seeds):
             r = reference_statistics(reference_embeddings(ref, kind, images, labels, args.levels, seed))
-            res = measure_rmqm(encoder, images, labels, perturbation="pgd", n_levels=args.levels, step_size=STEP,
-                               epsilon=CLAMP, attack_loss=kind, pgd_mode="reference", head=head, batch_size=128,
-                               seed=seed, progress=False)
+            pgd = PGD.for_method(kind, "reference", n_levels=args.levels, step_size=STEP, epsilon=CLAMP)
+            res = measure_rmqm(encoder, images, pgd, labels=labels, head=head, batch_size=128, seed=seed,
+                               progress=False)
             s = res.summary.query("scope == 'all'").iloc[0]
             p = {"A": s["mean_A"], "B": s["mean_B"], "S_a": 1 / s["inv_S_a"], "S_b": 1 / s["inv_S_b"],
                  "RMQM": s["rmqm"]}

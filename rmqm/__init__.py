@@ -7,10 +7,11 @@ hold everything else, layered from helpers up to the command line::
 """
 
 from rmqm.data import ImageDataset, load_dataset
-from rmqm.metrics.rmqm import measure_rmqm, summary_table
+from rmqm.metrics.rmqm import PGD, WhiteNoise, measure_rmqm, summary_table
 from rmqm.metrics.synbench import evaluate_synbench
 from rmqm.models import Encoder
 
 __version__ = "0.1.0"
 
-__all__ = ["Encoder", "ImageDataset", "evaluate_synbench", "load_dataset", "measure_rmqm", "summary_table"]
+__all__ = ["Encoder", "ImageDataset", "PGD", "WhiteNoise", "evaluate_synbench", "load_dataset", "measure_rmqm",
+           "summary_table"]

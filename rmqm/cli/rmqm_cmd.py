@@ -19,7 +19,7 @@ from rmqm.cli.common import (
     parse_fraction,
     rule_arg,
 )
-from rmqm.experiments.cache import own_attack_keywords
+from rmqm.metrics.rmqm.alterations import PGD, Alteration, WhiteNoise
 from rmqm.metrics.rmqm.attacks import PGD_MODES
 from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
@@ -54,9 +54,9 @@ def add_rmqm_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="displacement (label-free, the default), own-loss (the model's training loss, one "
                         "trajectory with a fixed augmented view) or reference (the reference's attack: a separate "
                         "attack per level, its augmentations; use --batch-size 128 --step-size 2/255 for MNIST)")
-    g.add_argument("--attack-loss", choices=[*ATTACK_LOSSES, "own"], default="displacement",
-                   help="PGD loss: label-free displacement, or 'own' = the model's training loss "
-                        "(rmqm.training.methods.own_attack_loss; the same as --pgd-mode own-loss)")
+    g.add_argument("--attack-loss", choices=ATTACK_LOSSES, default=None,
+                   help="PGD loss (default: label-free displacement; under --pgd-mode own-loss or reference the "
+                        "model's own training loss)")
     g.add_argument("--drop", choices=DROP_RULES, default="per-series",
                    help="points with a non-finite relative change leave the S mean of that series only "
                         "(per-series, the reference) or of both (joint)")
@@ -67,6 +67,27 @@ def add_rmqm_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+def alterations(args: argparse.Namespace, method: str) -> list[Alteration]:
+    """The alteration specs ``args`` ask for, in the order of ``--perturbation``; the PGD attack of a
+    model trained with ``method`` is decided by :meth:`rmqm.metrics.rmqm.alterations.PGD.for_method`
+    (its own loss under ``--pgd-mode own-loss`` or ``reference``, unless ``--attack-loss`` names one).
+
+    Raises:
+        ValueError: a loss that does not fit the mode (named).
+    """
+    own_mode = args.pgd_mode in ("own-loss", "reference")
+    loss = args.attack_loss or (method if own_mode else "displacement")
+    specs: list[Alteration] = []
+    for kind in args.perturbation:
+        if kind == "noise":
+            specs.append(WhiteNoise(n_levels=args.noise_levels, sigma_max=args.sigma_max,
+                                    schedule="nested" if args.nested else "fresh"))
+        else:
+            specs.append(PGD.for_method(loss, args.pgd_mode, n_levels=args.pgd_levels, step_size=args.step_size,
+                                        epsilon=args.epsilon))
+    return specs
+
+
 def cmd_rmqm(args: argparse.Namespace) -> pd.DataFrame:
     """``rmqm rmqm``: measure, print (and optionally save) the RMQM summary table of an encoder."""
 
@@ -74,21 +95,11 @@ def cmd_rmqm(args: argparse.Namespace) -> pd.DataFrame:
     model = load_encoder(args)
     data = measurement_data(args, model)
     device = resolve_device(args.device)
-    mode = "own-loss" if args.attack_loss == "own" and args.pgd_mode is None else args.pgd_mode
-    if mode in ("own-loss", "reference"):
-        if args.attack_loss not in ("own", "displacement"):
-            raise ValueError(f"--pgd-mode {mode} attacks the model with its own loss; leave --attack-loss out")
-        attack = own_attack_keywords(model.method, mode)
-    else:
-        attack = {"attack_loss": args.attack_loss, "pgd_mode": mode}
     results = []
-    for perturbation in args.perturbation:
+    for alteration in alterations(args, model.method):
         results.append(measure_rmqm(
-            model.encoder, data, perturbation=perturbation,
-            n_levels=args.noise_levels if perturbation == "noise" else args.pgd_levels,
-            sigma_max=args.sigma_max, nested=args.nested, step_size=args.step_size, epsilon=args.epsilon,
-            **(attack if perturbation == "pgd" else {}), head=model.head, drop=args.drop,
-            batch_size=args.batch_size, seed=args.seed, device=device, progress=not args.no_progress,
+            model.encoder, data, alteration, head=model.head, drop=args.drop, batch_size=args.batch_size,
+            seed=args.seed, device=device, progress=not args.no_progress,
         ))
     table = summary_table(*results, scope=None if args.per_class else "all")[SUMMARY_COLUMNS]
     table.insert(0, "model", model.name)

@@ -24,7 +24,8 @@ from rmqm._utils.hashing import code_fingerprint, module_digest, tensors_digest
 from rmqm._utils.validation import check_choice, check_int
 from rmqm.data.registry import load_dataset
 from rmqm.experiments.sweep import run_sweep
-from rmqm.metrics.rmqm.attacks import FACTORS, HEAD_LOSSES, resolve_attack
+from rmqm.metrics.rmqm.alterations import PGD, Alteration, alteration_from_keywords
+from rmqm.metrics.rmqm.attacks import FACTORS, HEAD_LOSSES, AttackSpec, resolve_attack
 from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, resolve_pgd_mode
 from rmqm.metrics.rmqm.perturbations import NOISE_SCHEDULES
@@ -33,7 +34,8 @@ from rmqm.training.checkpoints import TrainedModel, load_model
 
 __all__ = [
     "RMQM_MODULES", "HEAD_LOSSES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table",
-    "cached_rmqm", "cached_synbench", "alteration_settings", "own_attack_keywords", "ZooRMQM", "EXTERNAL_ATTACK",
+    "cached_rmqm", "cached_synbench", "alteration_settings", "ZooRMQM", "EXTERNAL_ATTACK", "RMQM_OPTIONS",
+    "rmqm_request",
 ]
 
 
@@ -103,45 +105,71 @@ def _object_identity(obj: Any) -> str | None:
     return f"{getattr(obj, '__module__', '?')}.{name}" + (f"@{code_fingerprint(module)}" if module else "")
 
 
-#: How the own-loss and reference PGD modes attack an encoder without a training loss (a user
-#: encoder of the study, :class:`ZooRMQM`'s ``external``): the label-free displacement mode.
-EXTERNAL_ATTACK: dict[str, str] = {"pgd_mode": "displacement", "attack_loss": "displacement"}
+#: The attack of an encoder without a training loss (a user encoder of the study,
+#: :class:`ZooRMQM`'s ``external``) in the own-loss and reference modes: the label-free displacement.
+EXTERNAL_ATTACK: AttackSpec = resolve_attack("displacement")
 
 
 #: The tables of one RMQM measurement, as :func:`cached_rmqm` stores them.
 RMQM_TABLES: tuple[str, ...] = ("summary", "points", "levels")
 
-#: Entries of an RMQM key that describe the measurement rather than ``measure_rmqm``'s keywords.
+#: Entries of an RMQM key that are objects of the measurement, by their identity.
 RMQM_OBJECTS: tuple[str, ...] = ("head", "augment")
 
-RMQM_KEY_ONLY: tuple[str, ...] = ("kind", "model", "data", "head", "augment", "encoder", "data_content", "code")
+#: ``measure_rmqm``'s options besides the alteration and its objects (entries of an RMQM key).
+RMQM_OPTIONS: tuple[str, ...] = ("normalize", "drop", "batch_size", "seed", "device")
+
+#: Entries of an RMQM key that identify what was measured and by which code (neither the
+#: alteration nor an option).
+RMQM_KEY_ONLY: tuple[str, ...] = ("kind", "model", "data", *RMQM_OBJECTS, "encoder", "data_content", "code")
 
 
-def rmqm_key(model: str, encoder: Any, data: Any, data_config: Mapping[str, Any],
-             measure_kwargs: Mapping[str, Any], objects: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The store key of one RMQM measurement (see :func:`cached_rmqm`); its entries other
-    than :data:`RMQM_KEY_ONLY` are ``measure_rmqm``'s keyword arguments.
+def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(RMQM_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown measure_rmqm options {unknown}; the options are {list(RMQM_OPTIONS)} (the "
+                         "alteration is a WhiteNoise or PGD spec)")
+    if "seed" not in options:
+        raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
+    return dict(options)
+
+
+def rmqm_key(model: str, encoder: Any, data: Any, data_config: Mapping[str, Any], alteration: Alteration,
+             options: Mapping[str, Any], objects: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The store key of one RMQM measurement (see :func:`cached_rmqm`): the alteration's
+    keywords, the options, the objects' identities, the encoder's and the data's digests and
+    the code fingerprint; :func:`rmqm_request` reads the alteration and the options back.
 
     Raises:
-        ValueError: ``measure_kwargs`` has no ``seed``.
+        ValueError: ``options`` has an unknown entry or no ``seed``.
     """
-    if "seed" not in measure_kwargs:
-        raise ValueError("give the measurement's seed explicitly (it is part of the cache key)")
-    return {"kind": "rmqm", "model": model, "data": dict(data_config), **measure_kwargs,
-            **{k: _object_identity(v) for k, v in (objects or {}).items()},
+    return {"kind": "rmqm", "model": model, "data": dict(data_config), **alteration.keywords(),
+            **_check_options(options), **{k: _object_identity(v) for k, v in (objects or {}).items()},
             "encoder": module_digest(encoder), "data_content": data.fingerprint(),
             "code": code_fingerprint(*RMQM_MODULES)}
 
 
+def rmqm_request(key: Mapping[str, Any]) -> tuple[Alteration, dict[str, Any]]:
+    """``(alteration, options)`` of a stored RMQM key (:func:`rmqm_key`).
+
+    Raises:
+        ValueError: an entry that is neither the alteration's, an option nor identity.
+    """
+    options = {k: key[k] for k in RMQM_OPTIONS if k in key}
+    rest = {k: v for k, v in key.items() if k not in RMQM_OPTIONS and k not in RMQM_KEY_ONLY and k != "table"}
+    return alteration_from_keywords(rest), options
+
+
 def cached_rmqm(
-    store: Any, model: str, encoder: Any, data: Any, data_config: Mapping[str, Any], **measure_kwargs: Any
+    store: Any, model: str, encoder: Any, data: Any, data_config: Mapping[str, Any], alteration: Alteration,
+    *, head: nn.Module | None = None, augment: Any = None, **options: Any,
 ) -> dict[str, pd.DataFrame]:
     """:func:`rmqm.metrics.rmqm.measure.measure_rmqm` of one encoder, cached in a results store.
 
     The key holds everything the numbers depend on: ``model`` (a label), the encoder's
     :func:`~rmqm._utils.hashing.module_digest` (weights, layers, code), ``data_config``
-    and the :meth:`~rmqm.data.dataset.ImageDataset.fingerprint` of ``data``, the keyword
-    arguments, and the code fingerprint of :data:`RMQM_MODULES`.
+    and the :meth:`~rmqm.data.dataset.ImageDataset.fingerprint` of ``data``, the alteration's
+    keywords, the options, and the code fingerprint of :data:`RMQM_MODULES`.
 
     Args:
         store: a :class:`rmqm.experiments.store.ResultsStore`.
@@ -149,22 +177,22 @@ def cached_rmqm(
         encoder: a torch module, ``[0, 1]`` images -> ``(B, d)`` embeddings.
         data: the :class:`~rmqm.data.dataset.ImageDataset` measured.
         data_config: JSON-like description of ``data``.
-        **measure_kwargs: keyword arguments of ``measure_rmqm`` (JSON-like values; they must
-            include ``seed``). ``head`` (a module) and ``augment`` (a function) enter the key
-            by their identity.
+        alteration: a :class:`~rmqm.metrics.rmqm.alterations.WhiteNoise` or
+            :class:`~rmqm.metrics.rmqm.alterations.PGD`.
+        head, augment: the attack's objects; they enter the key by their identity.
+        **options: :data:`RMQM_OPTIONS` of ``measure_rmqm`` (JSON-like; ``seed`` is required).
 
     Returns:
         ``{"summary", "points", "levels"}`` tables of the :class:`~rmqm.metrics.rmqm.measure.RMQMResult`.
 
     Raises:
-        ValueError: ``seed`` is missing.
+        ValueError: ``seed`` is missing or an option unknown.
     """
-
-    objects: dict[str, Any] = {k: measure_kwargs.pop(k) for k in RMQM_OBJECTS if k in measure_kwargs}
-    base = rmqm_key(model, encoder, data, data_config, measure_kwargs, objects)
+    objects = {k: v for k, v in (("head", head), ("augment", augment)) if v is not None}
+    base = rmqm_key(model, encoder, data, data_config, alteration, options, objects)
 
     def compute() -> dict[str, pd.DataFrame]:
-        res = measure_rmqm(encoder, data, progress=False, **measure_kwargs, **objects)
+        res = measure_rmqm(encoder, data, alteration, head=head, augment=augment, progress=False, **options)
         return {"summary": res.summary, "points": res.points, "levels": res.levels}
 
     return _cached_tables(store, base, RMQM_TABLES, compute)
@@ -269,14 +297,6 @@ def alteration_settings(
     }
 
 
-def own_attack_keywords(method: str, pgd_mode: str, **factors: Any) -> dict[str, Any]:
-    """``measure_rmqm`` keywords that attack a model of ``method`` with its own loss in ``pgd_mode``
-    (``"own-loss"`` or ``"reference"``, with the reference's ``factors``):
-    ``resolve_attack(method, pgd_mode, **factors).keywords()``."""
-    check_choice(pgd_mode, ("own-loss", "reference"), "own-loss pgd mode")
-    return resolve_attack(method, pgd_mode, **factors).keywords()
-
-
 @dataclass
 class ZooRMQM:
     """RMQM of zoo models, each measured with its own seed, cached in a results store.
@@ -326,37 +346,36 @@ class ZooRMQM:
         ``attack_loss``, which implies its PGD mode unless ``pgd_mode`` is given too; the model's
         head is added for the cross-entropy and triplet-entropy losses)."""
 
-        model, data_config, kwargs = self._request(name, seed, setting, extra)
-        return cached_rmqm(self.store, name, model.encoder, self.data(int(seed)), data_config, **kwargs)
+        model, data_config, alteration, options = self._request(name, seed, setting, extra)
+        return cached_rmqm(self.store, name, model.encoder, self.data(int(seed)), data_config, alteration, **options)
 
     def key(self, name: str, seed: int, setting: str) -> dict[str, Any]:
-        """The store key of ``self(name, seed, setting)`` (JSON-like keywords only)."""
-        model, data_config, kwargs = self._request(name, seed, setting, {})
-        objects = {k: kwargs.pop(k) for k in RMQM_OBJECTS if k in kwargs}
-        return rmqm_key(name, model.encoder, self.data(int(seed)), data_config, kwargs, objects)
+        """The store key of ``self(name, seed, setting)`` (JSON-like entries only)."""
+        model, data_config, alteration, options = self._request(name, seed, setting, {})
+        objects = {"head": options.pop("head")} if "head" in options else {}
+        return rmqm_key(name, model.encoder, self.data(int(seed)), data_config, alteration, options, objects)
 
     def _request(self, name: str, seed: int, setting: str,
-                 extra: Mapping[str, Any]) -> tuple[TrainedModel, dict[str, Any], dict[str, Any]]:
+                 extra: Mapping[str, Any]) -> tuple[TrainedModel, dict[str, Any], Alteration, dict[str, Any]]:
         if setting not in self.settings:
             raise ValueError(f"unknown alteration setting {setting!r}; have {sorted(self.settings)}")
         model = self.external[name] if name in self.external else load_model(name, Path(self.zoo_dir))
         data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": int(seed)}
-        kwargs = {"batch_size": self.batch_size, **self.settings[setting], **extra, "seed": int(seed),
-                  "device": self.device}
-        if kwargs.get("perturbation") != "pgd":
-            return model, data_config, kwargs
+        keywords = {**self.settings[setting], **extra}
         if "attack_loss" in extra and "pgd_mode" not in extra:  # a loss for this call: its implied mode
-            kwargs["pgd_mode"] = resolve_pgd_mode(None, extra["attack_loss"])
-        mode = kwargs.get("pgd_mode")
-        factors = {k: kwargs.pop(k) for k in FACTORS if k in kwargs}
-        method = kwargs.get("attack_loss", "displacement")
-        if mode in ("own-loss", "reference") and "attack_loss" not in kwargs:
+            keywords["pgd_mode"] = None
+        options = {"batch_size": self.batch_size, "drop": keywords.pop("drop", "per-series"),
+                   "seed": int(seed), "device": self.device}
+        if "batch_size" in keywords:
+            options["batch_size"] = keywords.pop("batch_size")
+        if keywords.get("perturbation") == "pgd" and keywords.get("pgd_mode") in ("own-loss", "reference") \
+                and "attack_loss" not in keywords:  # the model's own loss
             if name in self.external:  # a user encoder has no training loss
-                method, mode, factors = EXTERNAL_ATTACK["attack_loss"], EXTERNAL_ATTACK["pgd_mode"], {}
+                keywords = {k: v for k, v in keywords.items() if k not in FACTORS}
+                keywords.update(EXTERNAL_ATTACK.keywords())
             else:
-                method = model.method
-        spec = resolve_attack(method, mode, **factors)  # the one decision: loss, mode, switches, head
-        kwargs.update(spec.keywords())
-        if spec.needs_head and model.head is not None and "head" not in kwargs:
-            kwargs["head"] = model.head
-        return model, data_config, kwargs
+                keywords["attack_loss"] = model.method
+        alteration = alteration_from_keywords(keywords)
+        if isinstance(alteration, PGD) and alteration.attack.needs_head and model.head is not None:
+            options["head"] = model.head
+        return model, data_config, alteration, options

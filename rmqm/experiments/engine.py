@@ -27,7 +27,7 @@ import pandas as pd
 
 from rmqm._utils.hashing import code_fingerprint, module_digest
 from rmqm.data.registry import load_dataset
-from rmqm.experiments.cache import RMQM_KEY_ONLY, RMQM_TABLES, ZooRMQM
+from rmqm.experiments.cache import RMQM_TABLES, ZooRMQM, rmqm_request
 from rmqm.experiments.store import ResultsStore
 from rmqm.experiments.sweep import EXECUTORS, run_sweep
 from rmqm.metrics.rmqm.measure import measure_rmqm
@@ -140,12 +140,12 @@ def zoo_rmqm_job(config: Mapping[str, Any], *, zoo_dir: str) -> dict[str, pd.Dat
                         seed=config["data"]["seed"])
     if module_digest(model.encoder) != config["encoder"] or data.fingerprint() != config["data_content"]:
         raise ValueError(f"checkpoint {config['model']} or its data changed since this job was made; rerun")
-    kwargs = {k: v for k, v in config.items() if k not in RMQM_KEY_ONLY}
+    alteration, options = rmqm_request(config)
     if config.get("head") is not None:  # an attack through the classifier head (cross-/triplet-entropy)
         if model.head is None or module_digest(model.head) != config["head"]:
             raise ValueError(f"checkpoint {config['model']}'s classifier head changed since this job was made; rerun")
-        kwargs["head"] = model.head
-    result = measure_rmqm(model.encoder, data, progress=False, **kwargs)
+        options["head"] = model.head
+    result = measure_rmqm(model.encoder, data, alteration, progress=False, **options)
     return {"summary": result.summary, "points": result.points, "levels": result.levels}
 
 

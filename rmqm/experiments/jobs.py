@@ -14,7 +14,8 @@ from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.baselines import label_free_scores
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
-from rmqm.metrics.rmqm.attacks import FACTORS, resolve_attack
+from rmqm.metrics.rmqm.alterations import ALTERATION_KEYWORDS, Alteration, alteration_from_keywords
+from rmqm.metrics.rmqm.attacks import FACTORS
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.models.backbones import TinyCNN
@@ -59,7 +60,7 @@ def embedding_stats(z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
 MEASURES: dict[str, tuple[str, ...]] = {
     "stats": (),
     "rmqm": ("perturbation", "n_levels", "sigma_max", "nested", "step_size", "epsilon", "attack_loss", "pgd_mode",
-             "normalize", "drop", "batch_size", *FACTORS),
+             "clip", "temperature", "margin", "normalize", "drop", "batch_size", *FACTORS),
     "synbench": ("s_values", "epsilons", "n_train", "n_test", "thresholds", "n_bootstrap", "confidence",
                  "batch_size"),
     "probes": ("test_fraction", "k", "batch_size"),
@@ -100,21 +101,20 @@ def _zoo_model(spec: Mapping[str, Any], seed: int, device: str) -> TrainedModel:
     return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), device=device, progress=False)
 
 
-def _attack_options(options: Mapping[str, Any], method: str) -> dict[str, Any]:
-    """``attack_loss`` and ``pgd_mode`` of a job, the own loss looked up for ``method``.
-
-    Raises:
-        ValueError: an own-loss mode with another loss than ``"own"``.
+def _alteration(options: dict[str, Any], method: str) -> Alteration:
+    """The alteration of an RMQM job, popped from its ``options``: the flat keywords of its
+    ``perturbation`` (:func:`rmqm.metrics.rmqm.alterations.alteration_from_keywords`; a grid may
+    cross noise with PGD-only entries, which noise does not read); a ``pgd_mode`` of
+    ``"own-loss"`` or ``"reference"`` without ``attack_loss`` attacks with ``method``'s own loss.
     """
-    mode, loss = options.get("pgd_mode"), options.get("attack_loss")
-    if loss == "own" and mode is None:
-        mode = "own-loss"
-    if mode not in ("own-loss", "reference"):
-        return {}
-    if loss not in (None, "own"):
-        raise ValueError(f"pgd_mode {mode!r} attacks each model with its own loss; leave attack_loss out or give "
-                         f"'own' (got {loss!r})")
-    return resolve_attack(method, mode, **{k: options[k] for k in FACTORS if k in options}).keywords()
+    keys = [k for k in options if k not in ("normalize", "drop", "batch_size")]
+    keywords = {k: options.pop(k) for k in keys}
+    kind = keywords.get("perturbation", "noise")
+    if kind == "pgd" and keywords.get("pgd_mode") in ("own-loss", "reference") and "attack_loss" not in keywords:
+        keywords["attack_loss"] = method
+    if kind in ALTERATION_KEYWORDS:
+        keywords = {k: v for k, v in keywords.items() if k == "perturbation" or k in ALTERATION_KEYWORDS[kind]}
+    return alteration_from_keywords(keywords)
 
 
 def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
@@ -141,8 +141,9 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
             model with its own training loss (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`; the
             TinyCNN at random init as a ``random-init`` model, with NT-Xent), the reference mode
             with the reference's augmentations
-            (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`); leave ``attack_loss`` out
-            or give ``"own"`` with them. ``attack_loss="own"`` alone means ``pgd_mode="own-loss"``.
+            (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`); leave ``attack_loss`` out for the
+            model's own loss. The alteration entries are read by
+            :func:`rmqm.metrics.rmqm.alterations.alteration_from_keywords`.
         device: ``"cpu"`` (default) or ``"cuda"``; part of the config because GPU
             numbers differ from CPU numbers in the last bits.
         tag: a free-form label (kept in the table, ignored by the job).
@@ -184,11 +185,10 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
     # the measuring functions move the encoder to `device` themselves (and back)
 
     if measure == "rmqm":
-        options.update(_attack_options(options, model.method if model is not None else "random-init"))
-        extra: dict[str, Any] = {}
-        if model is not None and model.head is not None:
-            extra = {"head": model.head.to(device)}  # the classifier of the cross-entropy and triplet-entropy attacks
-        return measure_rmqm(encoder, dataset, seed=seed, device=device, progress=False, **options, **extra).summary
+        alteration = _alteration(options, model.method if model is not None else "random-init")
+        head = model.head if model is not None else None  # the cross-entropy and triplet-entropy attacks' classifier
+        return measure_rmqm(encoder, dataset, alteration, head=head, seed=seed, device=device, progress=False,
+                            **options).summary
     if measure == "synbench":
         result = evaluate_synbench(encoder, dataset.input_shape, seed=seed, device=device, progress=False, **options)
         return result.scores.assign(feature_dim=result.feature_dim)

@@ -8,7 +8,7 @@ VICReg here) see ``RandomRotation(15)`` for one view and ``RandomPerspective(0.5
 other. The batched, seeded implementations are in :mod:`rmqm.data.transforms`.
 
 :func:`augment` (crop, flip, jitter, noise) is no longer used in training; it stays as the view
-that the sweep jobs and ``rmqm measure`` hand to the NT-Xent attack (``measure_rmqm(augment=...)``).
+that the sweep jobs and ``rmqm measure`` hand to the NT-Xent attack (``measure_rmqm(..., augment=...)``).
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def test_second_run_reuses_the_cached_encoder_and_gives_the_same_numbers(zoo_dir
 
 def test_own_attack_loss_uses_the_classifier_head(zoo_dir):
     table = main(["rmqm", "--data", "digits", "--n-points", "20", "--perturbation", "pgd", "--pgd-levels", "3",
-                  "--attack-loss", "own", "--zoo-dir", zoo_dir, "--no-progress", "--device", "cpu"])
+                  "--pgd-mode", "own-loss", "--zoo-dir", zoo_dir, "--no-progress", "--device", "cpu"])
     assert table["perturbation"].tolist() == ["pgd"]
 
 
@@ -53,9 +53,14 @@ def test_pgd_mode_reference_runs_the_references_attack(zoo_dir, capsys):
     reference = main(argv + ["--pgd-mode", "reference"])
     own = main(argv + ["--pgd-mode", "own-loss"])
     assert np.isfinite(reference["rmqm"]).all() and reference["rmqm"].iloc[0] != own["rmqm"].iloc[0]
-    with pytest.raises(SystemExit) as exc:
-        main(argv + ["--pgd-mode", "reference", "--attack-loss", "nt-xent"])
-    assert exc.value.code == 2 and "leave --attack-loss out" in capsys.readouterr().err
+    named = main(argv + ["--pgd-mode", "reference", "--attack-loss", "nt-xent"])  # another loss than the model's
+    assert named["rmqm"].iloc[0] != reference["rmqm"].iloc[0]
+    with pytest.raises(SystemExit) as exc:  # a label-free loss does not fit the reference's attack
+        main(argv + ["--pgd-mode", "reference", "--attack-loss", "displacement"])
+    assert exc.value.code == 2 and "does not fit" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # no string sentinel for "the model's own loss": the mode says it
+        main(argv + ["--attack-loss", "own"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_pgd_mode_options_parse(capsys):

@@ -12,6 +12,8 @@ import rmqm.experiments.cache as cache
 from rmqm._utils.hashing import PACKAGE_DIR, code_fingerprint, code_modules, file_digest, module_digest
 from rmqm.data.offline import load_digits
 from rmqm.experiments.store import ResultsStore
+from rmqm.metrics.rmqm.alterations import PGD, WhiteNoise
+from rmqm.metrics.rmqm.attacks import resolve_attack
 from rmqm.models.backbones import TinyCNN
 from rmqm.models.encoder import Encoder
 from rmqm.training.augmentation import augment
@@ -95,7 +97,8 @@ def setup(tmp_path):
     return ResultsStore(tmp_path / "store"), encoder, data
 
 
-KW = dict(perturbation="noise", n_levels=4, seed=0)
+NOISE = WhiteNoise(n_levels=4)
+KW = dict(seed=0)
 
 
 def counting(monkeypatch) -> list[int]:
@@ -108,12 +111,12 @@ def counting(monkeypatch) -> list[int]:
 def test_rmqm_record_follows_the_measuring_code(setup, monkeypatch):
     store, encoder, data = setup
     calls = counting(monkeypatch)
-    first = cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
-    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    first = cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, NOISE, **KW)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, NOISE, **KW)
     assert len(calls) == 1
     real_fp = cache.code_fingerprint
     monkeypatch.setattr(cache, "code_fingerprint", lambda *m: "edited-" + real_fp(*m))
-    again = cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    again = cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, NOISE, **KW)
     assert len(calls) == 2 and again["summary"]["rmqm"].iloc[0] == first["summary"]["rmqm"].iloc[0]
     assert again["summary"].attrs["config"]["code"].startswith("edited-")
 
@@ -121,17 +124,17 @@ def test_rmqm_record_follows_the_measuring_code(setup, monkeypatch):
 def test_rmqm_record_follows_the_weights_the_data_and_the_attack_objects(setup, monkeypatch):
     store, encoder, data = setup
     calls = counting(monkeypatch)
-    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, NOISE, **KW)
     with torch.no_grad():
         next(encoder.parameters()).view(-1)[0] += 0.5  # same name, other weights (a retrained model)
-    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, **KW)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, NOISE, **KW)
     assert len(calls) == 2
     other = load_digits("test", n=12, seed=1)  # same description, other images
-    cache.cached_rmqm(store, "m", encoder, other, {"name": "digits"}, **KW)
+    cache.cached_rmqm(store, "m", encoder, other, {"name": "digits"}, NOISE, **KW)
     assert len(calls) == 3
-    pgd = dict(perturbation="pgd", n_levels=3, step_size=0.01, epsilon=0.1, seed=0, attack_loss="nt-xent")
-    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, augment=augment, **pgd)
-    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, augment=augment, **pgd)
+    pgd = PGD.for_method("nt-xent", n_levels=3, step_size=0.01, epsilon=0.1)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, pgd, augment=augment, seed=0)
+    cache.cached_rmqm(store, "m", encoder, data, {"name": "digits"}, pgd, augment=augment, seed=0)
     assert len(calls) == 4
     key = store.configs()[-1]
     assert key["augment"].startswith("rmqm.training.augmentation.augment@") and len(key["data_content"]) == 64
@@ -187,13 +190,13 @@ def test_alteration_settings_name_the_pgd_mode_and_the_noise_schedule():
     with pytest.raises(ValueError, match="does not fit"):
         cache.alteration_settings(*base, "nt-xent", pgd_mode="displacement")
     # the random init is attacked with NT-Xent; its clean view is redrawn every step, its result not rotated
-    assert cache.own_attack_keywords("random-init", "reference") == {
+    assert resolve_attack("random-init", "reference").keywords() == {
         "pgd_mode": "reference", "attack_loss": "nt-xent", "augment_output": False, "augment_gradient": True,
         "restarts": True, "rotation": "batch"}
-    assert cache.own_attack_keywords("supervised-triplet", "own-loss") == {
+    assert resolve_attack("supervised-triplet", "own-loss").keywords() == {
         "pgd_mode": "own-loss", "attack_loss": "supervised-triplet", "augment_output": False,
         "augment_gradient": False, "restarts": False, "rotation": "image"}
-    assert cache.own_attack_keywords("cross-entropy", "reference", restarts=False)["restarts"] is False
+    assert resolve_attack("cross-entropy", "reference", restarts=False).keywords()["restarts"] is False
     cell = cache.alteration_settings(*base, pgd_mode="reference", factors={"augment_output": False})
     assert cell["pgd"]["augment_output"] is False and "attack_loss" not in cell["pgd"]
     with pytest.raises(ValueError, match="unknown attack factors"):

@@ -173,19 +173,22 @@ def test_measure_job_attacks_the_random_tinycnn_with_nt_xent_in_the_own_loss_mod
 
     seen: list[dict] = []
     real = jobs.measure_rmqm
-    monkeypatch.setattr(jobs, "measure_rmqm", lambda *a, **kw: seen.append(kw) or real(*a, **kw))
+    monkeypatch.setattr(jobs, "measure_rmqm", lambda *a, **kw: seen.append(a[2].keywords()) or real(*a, **kw))
     config = {"measure": "rmqm", "perturbation": "pgd", "n_levels": 3, "n": 12, "seed": 1, "dim": 8,
               "batch_size": 6}
     for mode in ("reference", "own-loss"):
         table = measure_job({**config, "pgd_mode": mode})
         assert np.isfinite(table["rmqm"]).all()
-    measure_job({**config, "attack_loss": "own"})
+    measure_job({**config, "attack_loss": "instance-triplet"})
     measure_job(config)
-    assert [(kw.get("pgd_mode"), kw.get("attack_loss")) for kw in seen] == [
-        ("reference", "nt-xent"), ("own-loss", "nt-xent"), ("own-loss", "nt-xent"), (None, None)]
+    assert [(kw["pgd_mode"], kw["attack_loss"]) for kw in seen] == [
+        ("reference", "nt-xent"), ("own-loss", "nt-xent"), ("own-loss", "instance-triplet"),
+        ("displacement", "displacement")]
     assert seen[0]["augment_output"] is False
-    with pytest.raises(ValueError, match="leave attack_loss out"):
+    with pytest.raises(ValueError, match="needs a classifier `head`"):  # the random TinyCNN has none
         measure_job({**config, "pgd_mode": "reference", "attack_loss": "cross-entropy"})
+    with pytest.raises(TypeError, match="nested must be a bool"):  # a noise job reads (and checks) noise entries
+        measure_job({**config, "perturbation": "noise", "attack_loss": "nt-xent", "nested": "yes"})
 
 
 def test_trained_encoder_job_is_deterministic_from_scratch(tmp_path, monkeypatch):

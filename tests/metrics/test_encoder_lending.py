@@ -9,6 +9,7 @@ from torch import nn
 from rmqm._utils.device import resolve_device
 from rmqm.data.offline import load_digits
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
+from rmqm.metrics.rmqm.alterations import PGD, WhiteNoise
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.models.backbones import TinyCNN
@@ -31,9 +32,9 @@ def modes(module: nn.Module) -> list[bool]:
 
 
 MEASUREMENTS = {
-    "measure_rmqm": lambda enc, device: measure_rmqm(enc, DATA.images[:6], perturbation="noise", n_levels=3,
+    "measure_rmqm": lambda enc, device: measure_rmqm(enc, DATA.images[:6], WhiteNoise(n_levels=3),
                                                      progress=False, device=device),
-    "measure_rmqm_pgd": lambda enc, device: measure_rmqm(enc, DATA.images[:6], perturbation="pgd", n_levels=3,
+    "measure_rmqm_pgd": lambda enc, device: measure_rmqm(enc, DATA.images[:6], PGD(n_levels=3),
                                                          progress=False, device=device),
     "evaluate_synbench": lambda enc, device: evaluate_synbench(enc, (1, 28, 28), device=device, **SYN),
     "embed_dataset": lambda enc, device: embed_dataset(enc, DATA.images[:6], batch_size=4, device=device),
@@ -66,7 +67,7 @@ def test_mode_comes_back_when_the_measurement_fails():
 
     encoder = Breaks().train()
     with pytest.raises(ValueError, match="NaN"):
-        measure_rmqm(encoder, DATA.images[:4], n_levels=3, progress=False)
+        measure_rmqm(encoder, DATA.images[:4], WhiteNoise(n_levels=3), progress=False)
     with pytest.raises(ValueError, match="NaN"):
         evaluate_synbench(encoder, (1, 28, 28), **SYN)
     with pytest.raises(ValueError, match="NaN"):

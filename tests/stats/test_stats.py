@@ -129,6 +129,7 @@ def test_cached_rmqm_measures_once(tmp_path, monkeypatch):
     import rmqm.metrics.rmqm.measure
     from rmqm.data.offline import load_digits
     from rmqm.experiments.cache import cached_rmqm
+    from rmqm.metrics.rmqm.alterations import WhiteNoise
     from rmqm.models.backbones import TinyCNN
     from rmqm.models.encoder import Encoder
 
@@ -136,22 +137,25 @@ def test_cached_rmqm_measures_once(tmp_path, monkeypatch):
     encoder = Encoder(TinyCNN(1, dim=8, width=4), (0.2,), (0.3,))
     data = load_digits("test", n=12, seed=0)
     store = ResultsStore(tmp_path / "store")
-    kwargs = dict(perturbation="noise", n_levels=4, seed=0)
-    first = cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, **kwargs)
+    noise = WhiteNoise(n_levels=4)
+    first = cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, noise, seed=0)
     assert set(first) == {"summary", "points", "levels"} and len(first["levels"]) == 12 * 3
-    direct = rmqm.metrics.rmqm.measure.measure_rmqm(encoder, data, progress=False, **kwargs)
+    direct = rmqm.metrics.rmqm.measure.measure_rmqm(encoder, data, noise, progress=False, seed=0)
     assert first["summary"]["rmqm"].iloc[0] == pytest.approx(direct.score)
 
     def fail(*args, **kw):
         raise AssertionError("measured again although cached")
 
     monkeypatch.setattr(rmqm.experiments.cache, "measure_rmqm", fail)
-    again = cached_rmqm(ResultsStore(tmp_path / "store"), "tiny", encoder, data, {"name": "digits", "n": 12}, **kwargs)
+    again = cached_rmqm(ResultsStore(tmp_path / "store"), "tiny", encoder, data, {"name": "digits", "n": 12}, noise,
+                        seed=0)
     assert again["summary"]["rmqm"].iloc[0] == first["summary"]["rmqm"].iloc[0]
     with pytest.raises(AssertionError, match="measured again"):  # another seed is another key
-        cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, perturbation="noise", n_levels=4, seed=1)
+        cached_rmqm(store, "tiny", encoder, data, {"name": "digits", "n": 12}, noise, seed=1)
     with pytest.raises(ValueError, match="seed"):
-        cached_rmqm(store, "tiny", encoder, data, {}, perturbation="noise")
+        cached_rmqm(store, "tiny", encoder, data, {}, noise)
+    with pytest.raises(ValueError, match=r"unknown measure_rmqm options \['n_levels'\]"):
+        cached_rmqm(store, "tiny", encoder, data, {}, noise, seed=0, n_levels=4)
 
 
 # ------------------------------------------------------------------ summaries over seeds
@@ -277,6 +281,7 @@ def test_zoo_rmqm_measures_each_seed_on_its_own_points_once(tmp_path, monkeypatc
     import rmqm.metrics.rmqm.measure
     from rmqm.data.registry import load_dataset
     from rmqm.experiments.cache import ZooRMQM, alteration_settings
+    from rmqm.metrics.rmqm.alterations import alteration_from_keywords
     from rmqm.training.checkpoints import load_or_train, model_config, model_name
 
     names = {}
@@ -294,7 +299,8 @@ def test_zoo_rmqm_measures_each_seed_on_its_own_points_once(tmp_path, monkeypatc
 
     direct = rmqm.metrics.rmqm.measure.measure_rmqm(
         load_model(names[1], tmp_path / "zoo").encoder, load_dataset("digits", split="test", n=10, seed=1),
-        progress=False, batch_size=8, seed=1, **settings["noise"])
+        alteration_from_keywords({k: v for k, v in settings["noise"].items() if k != "drop"}), progress=False,
+        batch_size=8, seed=1, drop=settings["noise"]["drop"])
     assert first["summary"]["rmqm"].iloc[0] == pytest.approx(direct.score)
     assert not measure.data(0).images.equal(measure.data(1).images)  # each seed its own points
     nested = measure(names[1], 1, "noise", nested=True)

@@ -208,11 +208,12 @@ def test_fallback_is_loud_recorded_and_keyed_and_damaged_checkpoints_heal(tmp_pa
 MEASURE_NB = [
     "import torch\nfrom pathlib import Path\nfrom rmqm.data.offline import load_digits\n"
     "from rmqm.experiments.cache import cached_rmqm\nfrom rmqm.experiments.store import ResultsStore\n"
+    "from rmqm.metrics.rmqm.alterations import WhiteNoise\n"
     "from rmqm.models.backbones import TinyCNN\nfrom rmqm.models.encoder import Encoder\n"
     "torch.manual_seed(0)\nenc = Encoder(TinyCNN(1, dim=8, width=4), (0.2,), (0.3,)).eval()\n"
     "data = load_digits('test', n=12, seed=0)\n"
     "t = cached_rmqm(ResultsStore(Path(results_dir) / 'store'), 'tiny', enc, data, {'name': 'digits'},\n"
-    "                perturbation='noise', n_levels=4, seed=0)\n"
+    "                WhiteNoise(n_levels=4), seed=0)\n"
     "t['summary'][['rmqm']].to_csv(Path(results_dir) / 'table.csv', index=False)",
 ]
 

@@ -171,7 +171,7 @@ def test_zoo_rmqm_attacks_a_user_encoder_with_the_displacement_loss(tmp_path: Pa
     rmqm_of = ZooRMQM(ResultsStore(tmp_path / "store"), tmp_path / "zoo", "digits", 8, settings, batch_size=8,
                       external={"mine": model})
     key = rmqm_of.key("mine", 0, "pgd")
-    assert {k: key[k] for k in EXTERNAL_ATTACK} == EXTERNAL_ATTACK and key.get("head") is None
+    assert {k: key[k] for k in EXTERNAL_ATTACK.keywords()} == EXTERNAL_ATTACK.keywords() and key.get("head") is None
     tables = rmqm_of("mine", 0, "pgd")
     assert np.isfinite(tables["summary"]["rmqm"]).all()
     with pytest.raises(FileNotFoundError):

@@ -1,5 +1,13 @@
 """RMQM (van der Merwe et al. 2022): alterations, trajectory statistics, the score."""
 
+from rmqm.metrics.rmqm.alterations import (
+    ALTERATION_KEYWORDS,
+    ALTERATION_KINDS,
+    PGD,
+    Alteration,
+    WhiteNoise,
+    alteration_from_keywords,
+)
 from rmqm.metrics.rmqm.attacks import (
     FACTORS,
     HEAD_LOSSES,
@@ -52,6 +60,7 @@ from rmqm.metrics.rmqm.perturbations import (
 )
 
 __all__ = [
+    "WhiteNoise", "PGD", "Alteration", "ALTERATION_KINDS", "ALTERATION_KEYWORDS", "alteration_from_keywords",
     "distance_series", "relative_changes", "point_statistics", "rmqm_score", "summarize", "DROP_RULES",
     "PERTURBATIONS", "DEFAULT_LEVELS", "RMQMResult", "measure_rmqm", "summary_table", "per_class_summary",
     "resolve_pgd_mode", "AttackLoss", "ATTACK_LOSSES", "NOISE_SCHEDULES", "check_images", "check_n_levels",

@@ -16,8 +16,8 @@ from tqdm import tqdm  # plain bars: tqdm.auto warns on import in a kernel witho
 from rmqm._utils.device import resolve_device
 from rmqm._utils.validation import check_choice, check_int, check_labels
 from rmqm.data.dataset import ImageDataset
+from rmqm.metrics.rmqm.alterations import ALTERATION_KINDS, PGD, Alteration, WhiteNoise
 from rmqm.metrics.rmqm.attacks import (
-    AttackSpec,
     Augment,
     attack_levels,
     own_batch_loss,
@@ -28,10 +28,7 @@ from rmqm.metrics.rmqm.manifold import DROP_RULES, distance_series, point_statis
 from rmqm.metrics.rmqm.perturbations import (
     ATTACK_LOSSES,
     check_images,
-    check_n_levels,
-    check_pgd_params,
     make_attack_loss,
-    noise_levels,
     pgd_trajectory,
     white_noise_levels,
 )
@@ -41,10 +38,12 @@ __all__ = ['PERTURBATIONS', 'DEFAULT_LEVELS', 'RMQMResult', 'resolve_pgd_mode', 
            'per_class_summary']
 
 
-PERTURBATIONS = ("noise", "pgd")
+#: The alteration kinds, as the ``perturbation`` column of the tables names them.
+PERTURBATIONS: tuple[str, ...] = tuple(ALTERATION_KINDS)
 
 
-DEFAULT_LEVELS = {"noise": 100, "pgd": 30}
+#: Levels (clean one included) of the default :class:`WhiteNoise` and :class:`PGD`.
+DEFAULT_LEVELS: dict[str, int] = {"noise": WhiteNoise().n_levels, "pgd": PGD().n_levels}
 
 
 @dataclass(frozen=True)
@@ -93,16 +92,6 @@ def resolve_pgd_mode(pgd_mode: str | None, attack_loss: str) -> str:
     return resolve_attack(attack_loss, pgd_mode).mode
 
 
-def _validate(perturbation: str, n_levels: int, step_size: float, epsilon: float, batch_size: int,
-              drop: str) -> None:
-    """Raise a named error for a bad parameter of :func:`measure_rmqm`."""
-    check_choice(perturbation, PERTURBATIONS, "perturbation")
-    check_n_levels(n_levels)
-    check_pgd_params(n_levels - 1, step_size, epsilon)
-    check_int(batch_size, "batch_size", low=1)
-    check_choice(drop, DROP_RULES, "drop rule")
-
-
 def _encode(encoder: nn.Module, x: torch.Tensor, where: str = "encoder") -> torch.Tensor:
     """``encoder(x)``, checked to be finite ``(B, d)``; a failure inside the encoder names the input."""
     try:
@@ -115,25 +104,11 @@ def _encode(encoder: nn.Module, x: torch.Tensor, where: str = "encoder") -> torc
 def measure_rmqm(
     encoder: nn.Module,
     data: ImageDataset | torch.Tensor,
-    labels: torch.Tensor | None = None,
+    alteration: Alteration | None = None,
     *,
-    perturbation: str = "noise",
-    n_levels: int | None = None,
-    sigma_max: float = 1.0,
-    nested: bool = False,
-    clip: bool = True,
-    step_size: float = 1 / 255,
-    epsilon: float = 0.3,
-    attack_loss: str = "displacement",
-    pgd_mode: str | None = None,
+    labels: torch.Tensor | None = None,
     head: nn.Module | None = None,
     augment: Augment | None = None,
-    augment_output: bool | None = None,
-    augment_gradient: bool | None = None,
-    restarts: bool | None = None,
-    rotation: str | None = None,
-    temperature: float = 0.07,
-    margin: float = 0.5,
     normalize: bool = True,
     drop: str = "per-series",
     batch_size: int = 256,
@@ -141,7 +116,9 @@ def measure_rmqm(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> RMQMResult:
-    """Representation Manifold Quality Metric of ``encoder`` on ``data``.
+    """Representation Manifold Quality Metric of ``encoder`` on ``data`` under ``alteration``
+    (the paper's Section 3: track each point's embedding through the levels, Eq. 1-4 on the
+    distances, :mod:`rmqm.metrics.rmqm.manifold`).
 
     Args:
         encoder: maps images ``(B, C, H, W)`` in ``[0, 1]`` to embeddings ``(B, d)``
@@ -149,43 +126,25 @@ def measure_rmqm(
             alteration). It runs on ``device`` in eval mode and is given back on its own
             device and in its own train/eval mode.
         data: an :class:`~rmqm.data.dataset.ImageDataset`, or images ``(N, C, H, W)`` in ``[0, 1]``.
+        alteration: :class:`~rmqm.metrics.rmqm.alterations.WhiteNoise` (default:
+            ``WhiteNoise()``, 100 levels up to std 1) or :class:`~rmqm.metrics.rmqm.alterations.PGD`
+            (``PGD()``: 30 levels of the label-free displacement attack;
+            ``PGD.for_method(method, mode)``: a model's own loss).
         labels: ``(N,)`` class labels when ``data`` is a tensor (for per-class scores
             and the label losses).
-        perturbation: ``"noise"`` (white noise of growing std) or ``"pgd"``.
-        n_levels: levels including the clean one (default 100 for noise, 30 for PGD).
-        sigma_max: largest noise std, pixel units (levels ``linspace(0, sigma_max, L)``).
-        nested: one noise draw shared by all levels (``"nested"``) instead of a fresh draw per
-            level (``"fresh"``, the reference).
-        clip: clamp noisy images to ``[0, 1]``.
-        step_size: PGD step ``alpha`` in pixel units (reference 1/255 CIFAR, 2/255 MNIST).
-        epsilon: PGD L-infinity radius, pixel units. Not SynBench's budget: the
-            ``epsilons`` of :func:`rmqm.metrics.synbench.evaluate.evaluate_synbench` are
-            L2 radii in feature space relative to the class mean. The names follow the
-            two papers and are kept, as the study's configs and tables use them.
-        attack_loss: ``"displacement"`` (label-free) or the model's own training loss, one of
-            :data:`rmqm.metrics.rmqm.attacks.OWN_LOSSES` (the label losses need labels, and
-            cross-entropy and triplet-entropy a ``head``); the caller looks it up per model
-            (:func:`rmqm.training.methods.own_attack_loss`).
-        pgd_mode: ``"displacement"``, ``"own-loss"`` (one trajectory, fixed view) or
-            ``"reference"`` (the reference's separate attack per level, with its augmentations);
-            see :mod:`rmqm.metrics.rmqm.attacks`. None: implied by ``attack_loss``
-            (:func:`resolve_pgd_mode`).
-        head: classifier mapping embeddings to logits (cross-entropy, triplet-entropy).
+        head: classifier mapping embeddings to logits (the cross-entropy and triplet-entropy
+            attacks: ``alteration.attack.needs_head``).
         augment: ``augment(images, generator) -> images``, differentiable: the clean view of the
             view losses (fixed per point in ``"own-loss"``, redrawn per step in ``"reference"``)
             and the reference's input/output augmentation. Default: a random rotation of at most
-            15 degrees drawn as ``rotation`` says (:func:`rmqm.metrics.rmqm.attacks.rotation_augment`).
-        augment_output, augment_gradient, restarts, rotation: the reference mode's factor switches
-            (:func:`rmqm.metrics.rmqm.attacks.resolve_attack`, which decides the attack from
-            ``attack_loss`` and ``pgd_mode``); None: the mode's own choice (the reference: all on,
-            one rotation per batch call, nearest; own-loss: a per-image bilinear view).
-        temperature, margin: NT-Xent temperature and triplet margin (reference 0.07 and 0.5).
+            15 degrees drawn as the attack's ``rotation`` says
+            (:func:`rmqm.metrics.rmqm.attacks.rotation_augment`).
         normalize: L2-normalise embeddings before measuring distances.
         drop: ``"per-series"`` (default; the reference notebook's ``dropna`` per series: ``S_a``
             over the points whose ``r^a`` are all finite, ``S_b`` likewise) or ``"joint"`` (a
             point with any non-finite relative change leaves both); see
             :func:`rmqm.metrics.rmqm.manifold.point_statistics`.
-        batch_size: points per batch, in order; in the PGD modes also the attack's batch, which
+        batch_size: points per batch, in order; under PGD also the attack's batch, which
             the batch-mean losses depend on (the reference attacks MNIST in batches of 128).
         seed: seeds the noise, the displacement direction and every augmentation;
             the same seed and batch size give identical numbers.
@@ -197,9 +156,10 @@ def measure_rmqm(
         when there are labels: :func:`per_class_summary`).
 
     Raises:
-        TypeError: ``encoder`` is not a module, images not a floating tensor, a non-integer ``batch_size``.
-        ValueError: bad images, labels or parameters, an encoder output that is not a finite
-            ``(B, d)`` tensor, an unavailable device.
+        TypeError: ``encoder`` is not a module, ``alteration`` not a spec, images not a floating
+            tensor, a non-integer ``batch_size``.
+        ValueError: bad images or labels, an attack without the head or labels it needs, an
+            encoder output that is not a finite ``(B, d)`` tensor, an unavailable device.
 
     Example:
         The pixels themselves as the representation (an identity encoder) under unclipped white
@@ -208,10 +168,10 @@ def measure_rmqm(
         ``sqrt(0.5**2 + 0.375**2) * 28 = 17.5`` from the level before (step ``b``):
 
         >>> import torch
-        >>> from rmqm import Encoder, load_dataset
+        >>> from rmqm import Encoder, WhiteNoise, load_dataset
         >>> pixels = Encoder(torch.nn.Flatten(), name="pixels")
-        >>> result = measure_rmqm(pixels, load_dataset("digits", n=64), n_levels=5, sigma_max=0.5,
-        ...                       clip=False, normalize=False, progress=False)
+        >>> noise = WhiteNoise(n_levels=5, sigma_max=0.5, clip=False)
+        >>> result = measure_rmqm(pixels, load_dataset("digits", n=64), noise, normalize=False, progress=False)
         >>> last = result.levels.query("level == 4")[["a", "b"]].mean()
         >>> round(float(last["a"]) / 14, 1), round(float(last["b"]) / 17.5, 1), len(result.points)
         (1.0, 1.0, 64)
@@ -228,37 +188,42 @@ def measure_rmqm(
         labels = torch.as_tensor(labels)
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be a torch.nn.Module; got {type(encoder).__name__}")
-    n_levels = DEFAULT_LEVELS.get(perturbation, 3) if n_levels is None else n_levels
-    _validate(perturbation, n_levels, step_size, epsilon, batch_size, drop)
-    check_choice(attack_loss, ATTACK_LOSSES, "attack loss")
-    spec = resolve_attack(attack_loss, pgd_mode, augment_output=augment_output, augment_gradient=augment_gradient,
-                          restarts=restarts, rotation=rotation)
-    if perturbation == "pgd" and spec.needs_head and (head is None or labels is None):
-        raise ValueError(f"the {spec.loss} attack needs a classifier `head` and labels")
-    if perturbation == "pgd" and spec.needs_labels and labels is None:
-        raise ValueError(f"the {spec.loss} attack needs labels")
-    attack = _Attack(spec, head, augment or rotation_augment(spec.rotation), temperature, margin, step_size, epsilon)
+    alteration = WhiteNoise() if alteration is None else alteration
+    if not isinstance(alteration, (WhiteNoise, PGD)):
+        raise TypeError(f"alteration must be a WhiteNoise or PGD spec (rmqm.metrics.rmqm.alterations); "
+                        f"got {alteration!r}")
+    check_int(batch_size, "batch_size", low=1)
+    check_choice(drop, DROP_RULES, "drop rule")
+    attack = None
+    if isinstance(alteration, PGD):
+        spec = alteration.attack
+        if spec.needs_head and (head is None or labels is None):
+            raise ValueError(f"the {spec.loss} attack needs a classifier `head` and labels")
+        if spec.needs_labels and labels is None:
+            raise ValueError(f"the {spec.loss} attack needs labels")
+        attack = _Attack(alteration, head, augment or rotation_augment(spec.rotation))
 
     device = torch.device(resolve_device(device))
     generator = torch.Generator().manual_seed(int(seed))
-    noise_sigmas = noise_levels(sigma_max, n_levels)  # validates sigma_max for both schedules
-    strengths = noise_sigmas if perturbation == "noise" else torch.arange(n_levels, dtype=torch.float64)
+    n_levels = alteration.n_levels
+    strengths = alteration.strengths()
     images = images.to(encoder_dtype(encoder))  # float32 unless the encoder was converted
     a_parts, b_parts = [], []
     n = images.shape[0]
     n_batches = math.ceil(n / batch_size)
     bar = tqdm(
         total=n_batches * n_levels, disable=not progress, unit="level",
-        desc=f"RMQM {perturbation} ({n} points, {n_levels} levels)",
+        desc=f"RMQM {alteration.kind} ({n} points, {n_levels} levels)",
     )
     with bar, evaluating_on(encoder, device):
         for start in range(0, n, batch_size):
             x = images[start:start + batch_size].to(device)
             y = labels[start:start + batch_size] if labels is not None else None
-            if perturbation == "noise":
-                levels = _noise_levels(encoder, x, strengths, generator, nested, clip)
+            if attack is None:
+                assert isinstance(alteration, WhiteNoise)
+                levels = _noise_levels(encoder, x, strengths, generator, alteration.nested, alteration.clip)
             else:
-                levels = _pgd_levels(encoder, x, y, n_levels, generator, normalize, attack)
+                levels = _pgd_levels(encoder, x, y, generator, normalize, attack)
             z = torch.stack([_tick(z_k, bar) for z_k in levels], dim=1)
             a, b = distance_series(z.double(), normalize=normalize)
             a_parts.append(a.cpu().numpy())
@@ -281,14 +246,12 @@ def measure_rmqm(
         }
     )
     summary = summarize(points, by="label" if labels is not None else None)
-    summary.insert(0, "perturbation", perturbation)
+    summary.insert(0, "perturbation", alteration.kind)
     config = dict(
-        perturbation=perturbation, n_levels=int(n_levels), sigma_max=float(sigma_max), nested=nested,
-        clip=clip, step_size=float(step_size), epsilon=float(epsilon), **spec.keywords(),
-        raw_gradient=spec.raw_gradient, temperature=float(temperature), margin=float(margin), normalize=normalize,
-        drop=drop, batch_size=int(batch_size), seed=int(seed), n_points=int(n), device=str(device),
+        **alteration.keywords(), normalize=normalize, drop=drop, batch_size=int(batch_size), seed=int(seed),
+        n_points=int(n), device=str(device),
     )
-    return RMQMResult(perturbation, strengths.numpy(), points, levels_table, summary, config)
+    return RMQMResult(alteration.kind, strengths.numpy(), points, levels_table, summary, config)
 
 
 def _tick(z: torch.Tensor, bar: tqdm) -> torch.Tensor:
@@ -306,25 +269,22 @@ def _noise_levels(encoder: nn.Module, x: torch.Tensor, strengths: torch.Tensor, 
 
 @dataclass(frozen=True)
 class _Attack:
-    """What the PGD levels of one measurement need besides the batch."""
+    """What the PGD levels of one measurement need besides the batch: the spec and its objects."""
 
-    spec: AttackSpec
+    pgd: PGD
     head: nn.Module | None
     augment: Augment
-    temperature: float
-    margin: float
-    step_size: float
-    epsilon: float
 
 
-def _pgd_levels(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_levels: int,
-                generator: torch.Generator, normalize: bool, attack: _Attack) -> Iterator[torch.Tensor]:
-    """Yield the ``(B, d)`` embedding of each PGD level of one batch under ``attack.spec``."""
-    spec, augment = attack.spec, attack.augment
+def _pgd_levels(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None, generator: torch.Generator,
+                normalize: bool, attack: _Attack) -> Iterator[torch.Tensor]:
+    """Yield the ``(B, d)`` embedding of each PGD level of one batch under ``attack.pgd``."""
+    pgd, augment = attack.pgd, attack.augment
+    spec = pgd.attack
     if spec.mode == "reference":
-        for x_k in attack_levels(encoder, x, spec, n_levels, generator, step_size=attack.step_size,
-                                 epsilon=attack.epsilon, labels=y, head=attack.head, augment=augment,
-                                 temperature=attack.temperature, margin=attack.margin):
+        for x_k in attack_levels(encoder, x, spec, pgd.n_levels, generator, step_size=pgd.step_size,
+                                 epsilon=pgd.epsilon, labels=y, head=attack.head, augment=augment,
+                                 temperature=pgd.temperature, margin=pgd.margin):
             with torch.no_grad():
                 yield _encode(encoder, x_k)
         return
@@ -338,8 +298,8 @@ def _pgd_levels(encoder: nn.Module, x: torch.Tensor, y: torch.Tensor | None, n_l
     else:
         def loss_fn(z: torch.Tensor) -> torch.Tensor:
             return own_batch_loss(spec.loss, z, labels=y, head=attack.head, z_view=z_view,
-                                  temperature=attack.temperature, margin=attack.margin)
-    for _, z_k in pgd_trajectory(encoder, x, loss_fn, n_levels, attack.step_size, attack.epsilon):
+                                  temperature=pgd.temperature, margin=pgd.margin)
+    for _, z_k in pgd_trajectory(encoder, x, loss_fn, pgd.n_levels, pgd.step_size, pgd.epsilon):
         yield check_embeddings(z_k, x.shape[0])
 
 
@@ -349,10 +309,10 @@ def summary_table(*results: RMQMResult, scope: str | None = "all") -> pd.DataFra
     ``scope="all"`` keeps only the over-all rows; ``None`` keeps the per-class rows too.
 
     >>> import torch
-    >>> from rmqm import Encoder, load_dataset
+    >>> from rmqm import PGD, Encoder, WhiteNoise, load_dataset
     >>> pixels, data = Encoder(torch.nn.Flatten()), load_dataset("digits", n=32)
-    >>> noise = measure_rmqm(pixels, data, n_levels=4, sigma_max=0.3, progress=False)
-    >>> pgd = measure_rmqm(pixels, data, perturbation="pgd", n_levels=4, epsilon=0.1, progress=False)
+    >>> noise = measure_rmqm(pixels, data, WhiteNoise(n_levels=4, sigma_max=0.3), progress=False)
+    >>> pgd = measure_rmqm(pixels, data, PGD(n_levels=4, epsilon=0.1), progress=False)
     >>> summary_table(noise, pgd)[["perturbation", "scope", "n_points"]].to_dict("list")
     {'perturbation': ['noise', 'pgd'], 'scope': ['all', 'all'], 'n_points': [32, 32]}
     """

@@ -9,6 +9,7 @@ from torch import nn
 
 from rmqm.data.transforms import batch_random_rotation, random_rotation
 from rmqm.losses.metric_learning import triplet_margin_loss
+from rmqm.metrics.rmqm.alterations import PGD
 from rmqm.metrics.rmqm.attacks import (
     LABEL_LOSSES,
     VIEW_LOSSES,
@@ -209,20 +210,23 @@ def test_own_batch_loss_names_what_is_missing(batch):
 
 def test_measure_rmqm_runs_the_three_modes(tiny_encoder, digits_small, head):
     data = digits_small.subset(torch.arange(24))
-    kw = dict(perturbation="pgd", n_levels=3, step_size=ALPHA, batch_size=12, seed=0, progress=False)
-    ref = measure_rmqm(tiny_encoder, data, attack_loss="cross-entropy", pgd_mode="reference", head=head, **kw)
-    own = measure_rmqm(tiny_encoder, data, attack_loss="cross-entropy", pgd_mode="own-loss", head=head, **kw)
-    disp = measure_rmqm(tiny_encoder, data, **kw)
+    kw = dict(batch_size=12, seed=0, progress=False)
+    pgd = PGD(n_levels=3, step_size=ALPHA)
+    ref = measure_rmqm(tiny_encoder, data, PGD.for_method("cross-entropy", "reference", n_levels=3, step_size=ALPHA),
+                       head=head, **kw)
+    own = measure_rmqm(tiny_encoder, data, pgd.with_attack(resolve_attack("cross-entropy", "own-loss")), head=head,
+                       **kw)
+    disp = measure_rmqm(tiny_encoder, data, pgd, **kw)
     assert (ref.config["pgd_mode"], own.config["pgd_mode"], disp.config["pgd_mode"]) == (
         "reference", "own-loss", "displacement")
     assert ref.config["augment_output"] is True and own.config["augment_output"] is False
     assert ref.config["restarts"] is True and own.config["restarts"] is False and ref.config["rotation"] == "batch"
     # the reference's level 0 is a rotated image: the first step is not from the clean embedding
     assert ref.distances()[0][:, 0].mean() != own.distances()[0][:, 0].mean()
-    again = measure_rmqm(tiny_encoder, data, attack_loss="cross-entropy", pgd_mode="reference", head=head,
-                         **kw)
+    again = measure_rmqm(tiny_encoder, data, pgd.with_attack(resolve_attack("cross-entropy", "reference")),
+                         head=head, **kw)
     assert again.summary.equals(ref.summary)
     per_class = per_class_summary(ref)
     assert sorted(per_class["label"]) == sorted(set(data.labels.tolist()))
     with pytest.raises(ValueError, match="no per-class rows"):
-        per_class_summary(measure_rmqm(tiny_encoder, digits_small.images[:8], **kw))
+        per_class_summary(measure_rmqm(tiny_encoder, digits_small.images[:8], pgd, **kw))
