@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 __all__ = ['HASH_SCHEME', 'canonical_config', 'config_hash', 'flatten_config', 'PACKAGE_DIR',
-           'code_modules', 'code_fingerprint', 'file_digest', 'tensors_digest', 'module_digest', 'PLACE_KEYS',
-           'content_identity']
+           'code_modules', 'code_fingerprint', 'code_digests', 'code_manifest', 'file_digest', 'tensors_digest',
+           'module_digest', 'PLACE_KEYS', 'content_identity']
 
 
 #: Salt of :func:`config_hash`. Changing how configs are canonicalised must change it,
@@ -231,7 +231,37 @@ def code_fingerprint(*modules: str | ModuleType, package_dir: str | os.PathLike 
     digest = hashlib.sha256(f"{HASH_SCHEME}\ncode\n".encode())
     for name in sorted(dumps):
         digest.update(f"{name}\0{dumps[name]}\0".encode())
-    return digest.hexdigest()
+    fingerprint = digest.hexdigest()
+    if fingerprint not in _MODULE_DIGESTS:  # cheap after the first call: the closure is cached too
+        _MODULE_DIGESTS[fingerprint] = {name: _module_sha(dumps[name]) for name in sorted(dumps)}
+    return fingerprint
+
+
+#: Per-module digests of every fingerprint this process computed (a memo: what
+#: :func:`code_manifest` answers). Fingerprints are content hashes, so an entry never goes stale.
+_MODULE_DIGESTS: dict[str, dict[str, str]] = {}
+
+
+def _module_sha(dump: str) -> str:
+    return hashlib.sha256(dump.encode()).hexdigest()
+
+
+def code_digests(*modules: str | ModuleType, package_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{module: SHA-256 of its normalised code}`` over the closure that :func:`code_fingerprint`
+    of ``modules`` hashes: which module a changed fingerprint comes from.
+
+    Raises:
+        ValueError: no module given.
+        ModuleNotFoundError: a name is no module of the package.
+    """
+    return dict(code_manifest(code_fingerprint(*modules, package_dir=package_dir)) or {})
+
+
+def code_manifest(fingerprint: str) -> dict[str, str] | None:
+    """The per-module digests behind a :func:`code_fingerprint` that this process computed, or
+    None for a fingerprint it has not seen (e.g. one read from an old record)."""
+    found = _MODULE_DIGESTS.get(fingerprint)
+    return dict(found) if found is not None else None
 
 
 @functools.lru_cache(maxsize=4096)

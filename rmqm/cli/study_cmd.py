@@ -1,4 +1,5 @@
-"""``rmqm study run`` (``python -m rmqm study run``): run the study and build the book.
+"""``rmqm study run`` (``python -m rmqm study run``): run the study and build the book;
+``rmqm study explain``: why its results were recomputed.
 
 Everything is checked before the first notebook runs: the options when parsed (a
 ``--build-dir`` that is a file, or inside one, is an argparse error, exit status 2), then
@@ -15,8 +16,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from rmqm.cli.common import INTERRUPTED, output_folder_arg
+import pandas as pd
+
+from rmqm._utils.io import save_table
+from rmqm.cli.common import INTERRUPTED, output_file_arg, output_folder_arg
+from rmqm.experiments.explain import RECOMPUTE_LOG, read_recomputes, recompute_summary
 from rmqm.study.allow_code import ALLOW_CODE_ENV
 from rmqm.study.book import BookBuildFailed
 from rmqm.study.manifest import BuildFolderBusy
@@ -24,7 +30,7 @@ from rmqm.study.profiles import parse_overrides
 from rmqm.study.run import run_study
 from rmqm.study.runner import NotebookFailed
 
-__all__ = ['add_study_arguments', 'study_command', 'study_subcommand', 'main']
+__all__ = ['add_study_arguments', 'study_command', 'explain_command', 'study_subcommand', 'main']
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -41,16 +47,48 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     run.add_argument("--allow-code", action="store_true",
                      help="let the profile's factory encoder specs (factory: 'module:function') import and run "
                           f"code; the same as {ALLOW_CODE_ENV}=1. Only for code you trust")
+    explain = sub.add_parser("explain", help="say why results were recomputed: which part of each key changed")
+    explain.add_argument("--profile", default="default", help="the profile whose build folder to read")
+    explain.add_argument("--build-dir", default=None, help="default: ./build")
+    explain.add_argument("--out", type=output_file_arg(), default=None,
+                         help="also write every change, one row per record and reason (.csv or .parquet)")
     parser.set_defaults(func=study_subcommand)
     return parser
 
 
+def explain_command(args: argparse.Namespace) -> int:
+    """``rmqm study explain``: the recompute logs of a build's results stores
+    (:mod:`rmqm.experiments.explain`), one line per reason with its count; returns the exit status."""
+    build = Path(args.build_dir) if args.build_dir else Path("build")
+    results = build / Path(args.profile).stem / "results"
+    if not results.is_dir():
+        print(f"error: no results folder {results} (run `rmqm study run --profile {args.profile}` first)",
+              file=sys.stderr)
+        return 1
+    tables = []
+    for log_path in sorted(results.rglob(RECOMPUTE_LOG)):
+        changes, _ = read_recomputes(log_path.parent)
+        store = log_path.parent.relative_to(results)
+        print(f"{store}: {changes['entry'].nunique()} computations logged")
+        for line in recompute_summary(changes):
+            print(f"  {line}")
+        tables.append(changes.assign(store=str(store)))
+    if not tables:
+        print(f"nothing was computed in {results} since recompute logging began")
+    if args.out and tables:
+        save_table(pd.concat(tables, ignore_index=True), Path(args.out))
+    return 0
+
+
 def study_command(args: argparse.Namespace) -> int:
-    """Run the study the parsed ``args`` describe; returns the exit status (0, 1 or 130 after Ctrl-C).
+    """Run the study the parsed ``args`` describe (``run``; ``explain``: :func:`explain_command`);
+    returns the exit status (0, 1 or 130 after Ctrl-C).
 
     A missing profile, a bad parameter value or path, a file-system error, a failed
     notebook or book build is printed as one ``error: ...`` line on stderr (status 1).
     """
+    if args.action == "explain":
+        return explain_command(args)
     if getattr(args, "allow_code", False):
         os.environ[ALLOW_CODE_ENV] = "1"  # this process and the notebooks' kernels
     try:

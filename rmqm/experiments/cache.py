@@ -23,6 +23,7 @@ from torch import nn
 from rmqm._utils.hashing import code_fingerprint, module_digest, tensors_digest
 from rmqm._utils.validation import check_choice, check_int
 from rmqm.data.registry import load_dataset
+from rmqm.experiments.explain import log_recomputes
 from rmqm.experiments.sweep import run_sweep
 from rmqm.metrics.rmqm.alterations import PGD, Alteration, alteration_from_keywords
 from rmqm.metrics.rmqm.attacks import FACTORS, HEAD_LOSSES, AttackSpec, resolve_attack
@@ -75,6 +76,7 @@ def cached_table(store: Any, config: Mapping[str, Any], compute: Callable[[], pd
     key = {**config, "code": code_fingerprint(*modules)} if modules else dict(config)
     if store.has(key):
         return store.get(key)
+    log_recomputes(store, [key])
     start = time.perf_counter()
     table = compute()
     if not isinstance(table, pd.DataFrame):

@@ -21,6 +21,7 @@ import yaml
 from rmqm._utils.hashing import canonical_config, code_fingerprint, config_hash
 from rmqm._utils.progress import progress_bar
 from rmqm.experiments.executors import JobFn, Recorder, run_dask, run_process, run_serial
+from rmqm.experiments.explain import log_recomputes
 from rmqm.experiments.store import ResultsStore
 
 __all__ = ['EXECUTORS', 'JobFn', 'Sweep', 'load_grid', 'run_sweep', 'resolve_job']
@@ -235,6 +236,7 @@ def run_sweep(
             raise ValueError("with tables, the configs must not hold a 'table' entry (the store adds it)")
     keys = (lambda c: [c]) if tables is None else (lambda c: [{**c, "table": name} for name in tables])
     todo = [c for c in configs if not all(store.has(k) for k in keys(c))]
+    log_recomputes(store, [keys(c)[0] for c in todo])  # why each is computed: <store>/.recomputed.jsonl
     bar = progress_bar(
         total=len(configs), initial=len(configs) - len(todo), enabled=progress,
         unit="job", desc=f"sweep ({executor})",

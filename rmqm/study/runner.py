@@ -29,6 +29,7 @@ from rmqm._utils.io import atomic_write_json, contained
 from rmqm._utils.progress import child_progress
 from rmqm._utils.provenance import hardware_summary
 from rmqm.data.registry import available_datasets, data_record
+from rmqm.experiments.explain import RECOMPUTE_LOG, read_recomputes, recompute_summary
 from rmqm.study.allow_code import code_allowed, factory_refusals
 from rmqm.study.encoders import EncoderSpecError, parse_encoder_specs
 from rmqm.study.manifest import (
@@ -238,6 +239,23 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
 
 
+def recompute_offsets(results_dir: Path) -> dict[Path, int]:
+    """The size of every results store's recompute log under ``results_dir`` (see
+    :mod:`rmqm.experiments.explain`): where a notebook's new entries start."""
+    return {p.parent: p.stat().st_size for p in results_dir.rglob(RECOMPUTE_LOG)}
+
+
+def new_recomputes(results_dir: Path, offsets: Mapping[Path, int]) -> list[str]:
+    """Summary lines of the recompute log entries written after ``offsets``
+    (:func:`rmqm.experiments.explain.recompute_summary`), per store."""
+    lines = []
+    for log_path in sorted(results_dir.rglob(RECOMPUTE_LOG)):
+        changes, _ = read_recomputes(log_path.parent, offsets.get(log_path.parent, 0))
+        store = log_path.parent.relative_to(results_dir)
+        lines += [f"in {store}: {line}" for line in recompute_summary(changes)]
+    return lines
+
+
 def run_notebooks(
     profile: Profile,
     notebooks_dir: str | os.PathLike = "notebooks",
@@ -332,6 +350,7 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         manifest["notebooks"][spec.name] = {"key": key, "status": "running", "inputs": inputs}
         atomic_write_json(manifest_path, manifest)
         before = snapshot(results_dir)
+        logged = recompute_offsets(results_dir)
         start = time.perf_counter()
         try:
             with child_progress(progress):  # the kernel's own bars follow the runner's wish
@@ -368,6 +387,8 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         tokens[spec.name] = _token(key, sha)
         runs.append(NotebookRun(spec.name, "executed", wall, key, output, params))
         log(f"{tag} {spec.name}: done in {wall:.1f} s")
+        for line in new_recomputes(results_dir, logged):  # which part of each recomputed key changed
+            log(f"{tag} {spec.name}: recomputed {line}")
         _echo_warnings(output, f"{tag} {spec.name}", log)
     return runs
 

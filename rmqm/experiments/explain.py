@@ -1,0 +1,218 @@
+"""Why a result is recomputed: which part of its key changed since the store last held one like it.
+
+A key holds the parameters of a computation, the fingerprint of the code that computes it
+(``"code"``, :func:`rmqm._utils.hashing.code_fingerprint`), the identity of what it read (data
+content: ``data_content``, file hashes) and of the model it measured (``encoder``, ``head``:
+weight digests). When the store lacks a key, :func:`explain_recompute` finds the stored key of
+the same kind, model and table that differs from it in the fewest entries and names each
+difference as one of :data:`PARTS`. For a code change it names the modules, from the per-module
+digests that :func:`save_code_manifest` keeps in the store (``<store>/.code/<fingerprint>.json``).
+
+Every sweep logs its explanations to ``<store>/.recomputed.jsonl`` (:func:`log_recomputes`);
+``rmqm study explain`` and the study runner's console summarise that log
+(:func:`recompute_summary`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rmqm._utils.hashing import code_manifest, flatten_config
+
+__all__ = ["PARTS", "Change", "explain_recompute", "save_code_manifest", "log_recomputes", "read_recomputes",
+           "recompute_summary", "RECOMPUTE_LOG", "CODE_FOLDER"]
+
+#: The parts of a key a change can be in.
+PARTS: tuple[str, ...] = ("new", "parameters", "code", "data", "weights")
+
+#: The log of every recomputation, in the store's folder (hidden: a log, not a result the study
+#: runner tracks as a notebook's artefact).
+RECOMPUTE_LOG = ".recomputed.jsonl"
+
+#: The folder of the per-module code digests, in the store's folder (hidden, as the log).
+CODE_FOLDER = ".code"
+
+#: Key entries (first part of a flattened name) that identify the weights measured.
+_WEIGHT_ENTRIES = ("encoder", "head", "augment")
+#: Flattened-name parts that hold the content of data read (digests, not descriptions).
+_DATA_PARTS = ("data_content", "files", "content", "sha256", "data_identity")
+#: Entries that group keys: a key is compared only with stored keys equal in these.
+_GROUP = ("kind", "model", "table", "name")
+
+
+@dataclass(frozen=True)
+class Change:
+    """One reason a result is recomputed.
+
+    Attributes:
+        part: one of :data:`PARTS`.
+        what: the entry (``"n_levels"``, ``"data.seed"``), the module (``"rmqm.metrics.rmqm.measure"``)
+            or, for ``"new"``, what was never computed.
+        before, after: the old and new value (short text; digests cut to 10 characters).
+    """
+
+    part: str
+    what: str
+    before: str = ""
+    after: str = ""
+
+    def __str__(self) -> str:
+        if self.part == "new":
+            return f"new: {self.what}"
+        if self.part == "code":
+            return f"code: {self.what} {self.before}".rstrip()
+        return f"{self.part}: {self.what} {self.before} -> {self.after}"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text[:10] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text[:60]
+
+
+def _part(name: str) -> str:
+    parts = name.split(".")
+    if parts[0] in _WEIGHT_ENTRIES:
+        return "weights"
+    if parts[0] == "code":
+        return "code"
+    if any(p in _DATA_PARTS for p in parts):
+        return "data"
+    return "parameters"
+
+
+def _code_changes(store_root: Path, before: Any, after: Any) -> list[Change]:
+    old = _read_manifest(store_root, str(before))
+    new = _read_manifest(store_root, str(after)) or code_manifest(str(after))
+    if old is None or new is None:
+        return [Change("code", "(modules not recorded)", f"fingerprint {_short(before)} -> {_short(after)}")]
+    changes = [Change("code", m, "changed") for m in sorted(set(old) & set(new)) if old[m] != new[m]]
+    changes += [Change("code", m, "now imported") for m in sorted(set(new) - set(old))]
+    changes += [Change("code", m, "no longer imported") for m in sorted(set(old) - set(new))]
+    return changes or [Change("code", "(same modules, other fingerprint scheme)")]
+
+
+def _read_manifest(store_root: Path, fingerprint: str) -> dict[str, str] | None:
+    path = store_root / CODE_FOLDER / f"{fingerprint}.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def save_code_manifest(store_root: str | os.PathLike, fingerprint: str) -> bool:
+    """Keep the per-module digests of ``fingerprint`` (when this process computed it) beside the
+    store's records, so that a later change of it can name its modules. True if written."""
+    manifest = code_manifest(fingerprint)
+    path = Path(store_root) / CODE_FOLDER / f"{fingerprint}.json"
+    if manifest is None or path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(manifest, sort_keys=True, indent=0), encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
+def _groups(configs: Iterable[Mapping[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for config in configs:
+        flat = flatten_config(config)
+        groups.setdefault(tuple(flat.get(k) for k in _GROUP), []).append(flat)
+    return groups
+
+
+def explain_recompute(store: Any, key: Mapping[str, Any], *,
+                      stored: Mapping[tuple, Sequence[Mapping[str, Any]]] | None = None) -> list[Change]:
+    """Why ``key`` is computed although ``store`` holds results: the differences from the
+    closest stored key of the same kind, model and table (fewest differing entries; the newest
+    among equals), each a :class:`Change`.
+
+    Args:
+        store: a :class:`rmqm.experiments.store.ResultsStore`.
+        key: the key about to be computed.
+        stored: the store's configs grouped (internal: computed once per sweep).
+
+    Returns:
+        The changes; ``[Change("new", ...)]`` when nothing of its kind, model and table is stored,
+        ``[]`` when the store holds ``key`` itself.
+    """
+    groups = _groups(store.configs()) if stored is None else stored
+    flat = flatten_config(key)
+    group = tuple(flat.get(k) for k in _GROUP)
+    candidates = groups.get(group, [])
+    if not candidates:
+        what = ", ".join(f"{k}={flat[k]}" for k in _GROUP if flat.get(k) is not None) or "this computation"
+        return [Change("new", f"nothing stored for {what}")]
+    names = set(flat)
+
+    def differing(other: Mapping[str, Any]) -> list[str]:
+        return sorted(n for n in names | set(other) if flat.get(n, "<absent>") != other.get(n, "<absent>"))
+
+    best = min(reversed(candidates), key=lambda c: len(differing(c)))  # reversed: the newest wins ties
+    changes: list[Change] = []
+    for name in differing(best):
+        before, after = best.get(name, "<absent>"), flat.get(name, "<absent>")
+        if _part(name) == "code":
+            changes += _code_changes(Path(store.root), before, after)
+        else:
+            changes.append(Change(_part(name), name, _short(before), _short(after)))
+    return changes
+
+
+def log_recomputes(store: Any, keys: Sequence[Mapping[str, Any]]) -> list[list[Change]]:
+    """Explain each of ``keys`` (about to be computed) and append one line per key to
+    ``<store>/.recomputed.jsonl``; also keep the code manifests of their fingerprints."""
+    if not keys:
+        return []
+    groups = _groups(store.configs())
+    explained = [explain_recompute(store, k, stored=groups) for k in keys]
+    for fingerprint in {str(k["code"]) for k in keys if isinstance(k.get("code"), str)}:
+        save_code_manifest(store.root, fingerprint)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+    lines = [json.dumps({"time": stamp, "kind": k.get("kind"), "model": k.get("model"), "table": k.get("table"),
+                         "changes": [asdict(c) for c in changes]}, default=str)
+             for k, changes in zip(keys, explained, strict=True)]
+    with open(Path(store.root) / RECOMPUTE_LOG, "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    return explained
+
+
+def read_recomputes(store_root: str | os.PathLike, since: int = 0) -> tuple[pd.DataFrame, int]:
+    """The recompute log as a long table (one row per change: ``entry`` (the computation's number
+    in what was read), ``time, kind, model, table, part, what, before, after``), from byte offset
+    ``since``; and the offset after it."""
+    path = Path(store_root) / RECOMPUTE_LOG
+    if not path.exists():
+        return pd.DataFrame(columns=_LOG_COLUMNS), since
+    with open(path, "rb") as fh:
+        fh.seek(since)
+        data = fh.read()
+    rows = []
+    lines = [line for line in data.decode("utf-8").splitlines() if line.strip()]
+    for number, line in enumerate(lines):
+        entry = json.loads(line)
+        for change in entry["changes"] or [{"part": "none", "what": "", "before": "", "after": ""}]:
+            rows.append({"entry": number, **{k: entry.get(k) for k in ("time", "kind", "model", "table")}, **change})
+    return pd.DataFrame(rows, columns=_LOG_COLUMNS), since + len(data)
+
+
+_LOG_COLUMNS = ["entry", "time", "kind", "model", "table", "part", "what", "before", "after"]
+
+
+def recompute_summary(changes: pd.DataFrame) -> list[str]:
+    """One line per distinct reason, most frequent first: ``"code: rmqm.metrics.rmqm.measure changed
+    (210 records)"``."""
+    if changes.empty:
+        return []
+    counts = Counter(str(Change(r.part, r.what, r.before, r.after)) if r.part in PARTS else r.part
+                     for r in changes.itertuples())
+    return [f"{reason} ({n} record{'s' if n != 1 else ''})" for reason, n in counts.most_common()]
