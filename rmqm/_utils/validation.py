@@ -13,8 +13,14 @@ import torch
 
 __all__ = [
     'check_real', 'check_int', 'check_choice', 'check_confidence', 'check_bounds', 'check_image_batch',
-    'check_columns', 'as_features', 'check_labels', 'as_vector',
+    'check_columns', 'as_features', 'check_labels', 'as_vector', 'NotMeasurable',
 ]
+
+
+class NotMeasurable(ValueError):
+    """The data are valid but too few for the statistic (fewer than 3 configurations or pairs):
+    a result with a reason, not a mistake of the caller. Callers that report "not measurable"
+    catch this and only this, so a renamed column still fails loudly."""
 
 
 def check_real(

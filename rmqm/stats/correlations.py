@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rmqm._utils.validation import check_choice, check_columns, check_confidence
+from rmqm._utils.validation import NotMeasurable, check_choice, check_columns, check_confidence
 from rmqm.stats.intervals import per_seed
 
 __all__ = ['CORRELATIONS', 'correlation', 'bootstrap_correlations', 'rank_agreement', 'seed_correlations']
@@ -40,7 +40,7 @@ def correlation(x: Any, y: Any, method: str = "pearson") -> tuple[float, float]:
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"x and y must be 1-D of equal length; got {x.shape} and {y.shape}")
     if x.size < 3:
-        raise ValueError(f"need at least 3 pairs for a correlation; got {x.size}")
+        raise NotMeasurable(f"need at least 3 pairs for a correlation; got {x.size}")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         raise ValueError("x and y must be finite")
     if np.ptp(x) == 0 or np.ptp(y) == 0:

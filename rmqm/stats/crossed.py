@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rmqm._utils.validation import check_columns
+from rmqm._utils.validation import NotMeasurable, check_columns
 
 __all__ = ['CrossedZoo', 'crossed_zoo', 'capped_z', 'crossed_statistic', 'permutation_indices', 'undefined_reason']
 
@@ -80,8 +80,8 @@ def crossed_zoo(table: pd.DataFrame, columns: Sequence[str], config_cols: Sequen
     values = values[keep]
     configs = sorted(set(map(tuple, rows[config_cols].itertuples(index=False, name=None))), key=repr)
     if len(configs) < 3:
-        raise ValueError(f"need at least 3 configurations ({', '.join(config_cols)}) with values of {list(columns)}; "
-                         f"got {len(configs)}")
+        raise NotMeasurable(f"need at least 3 configurations ({', '.join(config_cols)}) with values of "
+                            f"{list(columns)}; got {len(configs)}")
     seeds = tuple(sorted(rows[seed_col].unique().tolist()))
     c_of = {c: i for i, c in enumerate(configs)}
     s_of = {s: i for i, s in enumerate(seeds)}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rmqm._utils.validation import check_columns, check_real
+from rmqm._utils.validation import NotMeasurable, check_columns, check_real
 from rmqm.stats.crossed import crossed_statistic, crossed_zoo
 from rmqm.stats.design import variance_breakdown
 
@@ -103,7 +103,7 @@ def leave_one_out(table: pd.DataFrame, score: str, target: str, *, group_col: st
         rest = table[table[group_col] != group]
         try:
             zoo = crossed_zoo(rest, [score, target], config_cols, seed_col, allow_inf=method == "spearman")
-        except ValueError:
+        except NotMeasurable:  # fewer than 3 configurations left
             rows.append({"left_out": group, "estimate": np.nan, "n_configs": 0})
             continue
         t = crossed_statistic(zoo.values[None, ..., 0], zoo.values[None, ..., 1], method=method)[0][0]

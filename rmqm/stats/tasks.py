@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rmqm._utils.validation import check_choice, check_columns, check_confidence, check_int, check_real
+from rmqm._utils.validation import NotMeasurable, check_choice, check_columns, check_confidence, check_int, check_real
 from rmqm.stats.inference import METHODS, crossed_bootstrap
 from rmqm.stats.verdicts import holm
 
@@ -86,7 +86,7 @@ def reference_pooled_correlation(
         ys.append(pair[:, 1] / top)
     x, y = (np.concatenate(v) if v else np.empty(0) for v in (xs, ys))
     if x.size < 3:
-        raise ValueError(f"need at least 3 pooled (encoder, task) pairs with {dim_col} >= {min_dim}; got {x.size}")
+        raise NotMeasurable(f"need at least 3 pooled (encoder, task) pairs with {dim_col} >= {min_dim}; got {x.size}")
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         r, p = float("nan"), float("nan")
     else:

@@ -275,3 +275,15 @@ def test_families_count_unmeasurable_rows_and_simulate_the_detectable_effect():
     out = sensitivity(judged, lambda r: table, config_cols=("method", "dim"), alpha=0.05, n_sim=100)
     assert out["detectable"].iloc[0].startswith("r >= +") and out["detectable"].iloc[1:].eq("").all()
     assert out["leave_one_out"].iloc[0].endswith(")") and out["leave_one_out"].iloc[2] == ""
+
+
+def test_only_a_zoo_too_small_for_a_test_is_not_measurable_a_renamed_column_fails():
+    from rmqm.stats.inference import crossed_bootstrap
+    from rmqm.study.chapters.families import result_row
+
+    two = pd.DataFrame({"method": ["a", "b"], "dim": [8, 8], "seed": [0, 0], "score": [1.0, 2.0], "acc": [0.5, 0.6]})
+    row = result_row(downstream._safe(crossed_bootstrap, two, "score", "acc", config_cols=["method", "dim"]))
+    assert row["measurable"] is False and np.isnan(row["estimate"])
+    assert "need at least 3 configurations" in row["reason"]  # the reason says why, not just "too small"
+    with pytest.raises(ValueError, match="renamed"):  # a mistake is not "not measurable"
+        downstream._safe(crossed_bootstrap, two, "renamed", "acc", config_cols=["method", "dim"])

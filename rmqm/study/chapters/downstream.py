@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rmqm._utils.validation import NotMeasurable
 from rmqm.data.registry import load_dataset
 from rmqm.stats.inference import crossed_bootstrap, paired_bootstrap_difference
 from rmqm.stats.tasks import AGGREGATE, chance_normalised_mean, reference_pooled_correlation
@@ -236,12 +237,13 @@ def _family(endpoints: Endpoints, score: str, task: str, probe: str, zoo: str, m
 
 
 def _safe(run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``run(*args, **kwargs)``, or None when the zoo is too small for it (a ValueError: e.g.
-    fewer configurations than it needs)."""
+    """``run(*args, **kwargs)``, or the :class:`~rmqm._utils.validation.NotMeasurable` it raised
+    when the zoo is too small for it (its message is the row's reason, :func:`result_row`); any
+    other error (a renamed column, a bad value) propagates."""
     try:
         return run(*args, **kwargs)
-    except ValueError:
-        return None
+    except NotMeasurable as err:
+        return err
 
 
 def endpoint_rows(table: pd.DataFrame, zoo: str, *, n_resamples: int = 2000, confidence: float = 0.95,
@@ -369,8 +371,8 @@ def reference_comparison(table: pd.DataFrame, verdict: pd.DataFrame, results: st
     for score in [c for c in score_columns(table) if c.startswith("rmqm_")]:
         ref = _safe(reference_pooled_correlation, table[table["seed"] == seed], score, tasks)
         row: dict[str, Any] = {"score": score, "reference_tasks": ", ".join(tasks), "reference_seed": seed,
-                               "reference_r": np.nan if ref is None else ref.r,
-                               "reference_n": 0 if ref is None else ref.n}
+                               "reference_r": np.nan if isinstance(ref, NotMeasurable) else ref.r,
+                               "reference_n": 0 if isinstance(ref, NotMeasurable) else ref.n}
         for task in tasks:
             mine = verdict[(verdict["score"] == score) & (verdict["target"] == f"{task}_1nn")
                            & (verdict["method"] == "spearman") & (verdict["zoo"] == ZOOS[0])]

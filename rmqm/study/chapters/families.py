@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rmqm._utils.validation import NotMeasurable
 from rmqm.stats.power import detectable_effect, leave_one_out, leave_one_out_text
 from rmqm.stats.verdicts import format_interval, verdict_table
 
@@ -30,7 +31,10 @@ RESULT_FIELDS: tuple[str, ...] = ("estimate", "ci_low", "ci_high", "p_value", "p
 
 
 def result_row(res: Any, reason: str = "the zoo is too small for this test") -> dict[str, Any]:
-    """The :data:`RESULT_FIELDS` of a bootstrap result; a row of NaN, not measurable for ``reason``, for None."""
+    """The :data:`RESULT_FIELDS` of a bootstrap result; a row of NaN, not measurable for ``reason``,
+    for None, or for a :class:`~rmqm._utils.validation.NotMeasurable` error (its message the reason)."""
+    if isinstance(res, NotMeasurable):
+        res, reason = None, f"{reason}: {res}"
     if res is None:
         return {**dict.fromkeys(RESULT_FIELDS, np.nan), "p_method": "", "n_valid": 0, "n_resamples": 0,
                 "measurable": False, "reason": reason}
@@ -82,7 +86,7 @@ def sensitivity(rows: pd.DataFrame, table_of: Callable[[Mapping[str, Any]], pd.D
                 out.loc[i, "detectable"] = detectable_text(d.rho, d.statistic)
             out.loc[i, "leave_one_out"] = leave_one_out_text(leave_one_out(table, score, target,
                                                                            config_cols=config_cols))
-        except ValueError as err:  # too few configurations for the simulation
+        except NotMeasurable as err:  # too few configurations for the simulation
             out.loc[i, "detectable"] = f"not simulated ({err})"
     return out
 
