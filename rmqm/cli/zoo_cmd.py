@@ -21,6 +21,7 @@ from rmqm.cli.common import (
 )
 from rmqm.models.backbones import ARCHITECTURES
 from rmqm.study.schema import knn_k_problem, non_empty_text
+from rmqm.training.configs import TrainingConfig
 from rmqm.training.curves import plateau_table
 from rmqm.training.methods import METHODS, OPTIMIZERS
 from rmqm.training.zoo import TINY_ZOO, family_summary, train_zoo
@@ -87,13 +88,14 @@ def zoo_command(args: Any) -> pd.DataFrame:
         data_kwargs["root"] = args.data_root
     if args.download:
         data_kwargs["download"] = True
+    training = TrainingConfig(args.data, arch=args.arch, lr=args.lr, epochs=args.epochs,
+                              batch_size=args.batch_size, accumulate=args.accumulate, n_train=args.n_train or None,
+                              time_budget_s=args.time_budget or None)
     table = train_zoo(
-        args.methods, args.dims, args.seeds, data=args.data, transfer=args.transfer, arch=args.arch,
-        optimizers=args.optimizers, lr=args.lr, epochs=args.epochs, checkpoints=args.checkpoints,
-        batch_size=args.batch_size, accumulate=args.accumulate,
-        n_train=args.n_train or None, time_budget_s=args.time_budget or None, n_eval=args.n_eval,
-        n_transfer=args.n_transfer, k=args.k, cache_dir=args.zoo_dir, device=args.device,
-        progress=not args.no_progress, retrain=args.retrain, **data_kwargs,
+        args.methods, args.dims, args.seeds, data=args.data, transfer=args.transfer, training=training,
+        optimizers=args.optimizers, checkpoints=args.checkpoints, n_eval=args.n_eval, n_transfer=args.n_transfer,
+        k=args.k, cache_dir=args.zoo_dir, device=args.device, progress=not args.no_progress, retrain=args.retrain,
+        **data_kwargs,
     )
     shown = table.drop(columns=["name", "data", "arch"])
     if len(set(table["optimizer"])) == 1:

@@ -32,7 +32,8 @@ from rmqm.experiments.store import ResultsStore
 from rmqm.experiments.sweep import EXECUTORS, run_sweep
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.training.checkpoints import load_model
-from rmqm.training.zoo import train_zoo
+from rmqm.training.configs import TrainingConfig
+from rmqm.training.zoo import TINY_TRAINING, train_zoo
 
 __all__ = ["engine_options", "zoo_model_job", "run_zoo", "zoo_rmqm_job", "prefetch_rmqm"]
 
@@ -81,6 +82,7 @@ def zoo_model_job(config: Mapping[str, Any], cache_dir: str | None = None) -> pd
     no place on this machine. The model is trained once, to the last checkpoint.
     """
     zoo = dict(config["zoo"]) | ({} if cache_dir is None else {"cache_dir": cache_dir})
+    zoo["training"] = TrainingConfig.from_key(zoo["training"])
     return train_zoo([config["method"]], [config["dim"]], [config["seed"]], optimizers=[config["optimizer"]],
                      progress=False, **zoo)
 
@@ -114,7 +116,11 @@ def run_zoo(
     """
     cache_dir = Path(cache_dir)
     kept = None if checkpoints is None else [int(e) for e in checkpoints]
-    zoo = {**train_zoo_kwargs, "checkpoints": kept}  # no cache_dir: a moved build folder keeps its records
+    training = train_zoo_kwargs.pop("training", TINY_TRAINING)
+    if not isinstance(training, TrainingConfig):
+        raise TypeError(f"training must be a TrainingConfig; got {type(training).__name__}")
+    # the job's key: JSON only, and no cache_dir, so that a moved build folder keeps its records
+    zoo = {**train_zoo_kwargs, "training": training.key(), "checkpoints": kept}
     code = code_fingerprint("rmqm.training.zoo")
     jobs = [
         {"method": m, "dim": int(d), "optimizer": o, "seed": int(s), "zoo": zoo, "code": code}
@@ -125,7 +131,7 @@ def run_zoo(
                   progress=progress,
                   **engine_options(scheduler, max_workers, threads_per_job))
     return train_zoo(methods, dims, seeds, optimizers=optimizers, checkpoints=kept, cache_dir=cache_dir,
-                     progress=progress, **train_zoo_kwargs)
+                     training=training, progress=progress, **train_zoo_kwargs)
 
 
 def zoo_rmqm_job(config: Mapping[str, Any], *, zoo_dir: str) -> dict[str, pd.DataFrame]:

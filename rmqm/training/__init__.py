@@ -15,7 +15,7 @@ from rmqm.training.checkpoints import (
     save_model,
     train_model,
 )
-from rmqm.training.configs import with_epochs
+from rmqm.training.configs import TrainingConfig, with_epochs
 from rmqm.training.curves import learning_curves, plateau_table
 from rmqm.training.methods import (
     HEAD_METHODS,
@@ -31,13 +31,15 @@ from rmqm.training.pretraining import (
     method_loss,
     pretrain,
 )
-from rmqm.training.zoo import TINY_ZOO, evaluate_model, family_summary, train_zoo, zoo_checkpoints
+from rmqm.training.zoo import TINY_TRAINING, TINY_ZOO, evaluate_model, family_summary, train_zoo, zoo_checkpoints
 
 __all__ = [
-    "augment", "single_view", "two_views", "log", "CHECKPOINT_FORMAT", "TrainedModel", "model_config", "model_name",
+    "augment", "single_view", "two_views", "log", "CHECKPOINT_FORMAT", "TrainedModel", "TrainingConfig",
+    "model_config", "model_name",
     "build_model",
     "train_model", "save_model", "load_model", "load_or_train", "default_encoder", "SUPERVISED_METHODS",
     "SELF_SUPERVISED_METHODS", "METHODS", "HEAD_METHODS", "OPTIMIZERS", "method_family", "make_optimizer",
-    "method_loss", "PretrainResult", "pretrain", "TINY_ZOO", "evaluate_model", "train_zoo", "family_summary",
+    "method_loss", "PretrainResult", "pretrain", "TINY_ZOO", "TINY_TRAINING", "evaluate_model", "train_zoo",
+    "family_summary",
     "load_or_train_checkpoints", "with_epochs", "learning_curves", "plateau_table", "zoo_checkpoints",
 ]

@@ -22,21 +22,24 @@ from rmqm.metrics.probes import embed_dataset, evaluate_probes
 from rmqm.training.checkpoints import (
     TrainedModel,
     load_or_train_checkpoints,
-    model_config,
     model_name,
     save_model,
 )
-from rmqm.training.configs import with_epochs
+from rmqm.training.configs import TrainingConfig, with_epochs
 from rmqm.training.methods import METHODS, method_family
 
-__all__ = ['TINY_ZOO', 'DATA_USED', 'EVAL_MODULES', 'evaluate_model', 'eval_key', 'zoo_checkpoints', 'train_zoo',
-           'family_summary']
+__all__ = ['TINY_ZOO', 'TINY_TRAINING', 'DATA_USED', 'EVAL_MODULES', 'evaluate_model', 'eval_key', 'zoo_checkpoints',
+           'train_zoo', 'family_summary']
 
 
 #: The tiny CPU zoo of the book's default profile: every method at two dimensions.
 TINY_ZOO: dict[str, Any] = {
     "dims": (16, 64), "n_train": 3000, "epochs": 2, "time_budget_s": None, "n_eval": 1000,
 }
+
+#: How :func:`train_zoo` trains each model by default (the tiny zoo of ``rmqm zoo``).
+TINY_TRAINING = TrainingConfig(n_train=TINY_ZOO["n_train"], epochs=TINY_ZOO["epochs"],
+                               time_budget_s=TINY_ZOO["time_budget_s"])
 
 
 #: File that :func:`train_zoo` writes into its ``cache_dir``: the :func:`rmqm.data.registry.data_record`
@@ -121,15 +124,9 @@ def train_zoo(
     *,
     data: str = "fashion-mnist",
     transfer: Sequence[str] | None = None,
-    arch: str = "tiny",
+    training: TrainingConfig = TINY_TRAINING,
     optimizers: Sequence[str] = ("adam",),
-    lr: float = 1e-3,
-    epochs: int = TINY_ZOO["epochs"],
     checkpoints: Sequence[int] | None = None,
-    batch_size: int = 128,
-    accumulate: int = 1,
-    n_train: int | None = TINY_ZOO["n_train"],
-    time_budget_s: float | None = TINY_ZOO["time_budget_s"],
     n_eval: int | None = TINY_ZOO["n_eval"],
     n_transfer: int | None = None,
     k: int = 5,
@@ -156,9 +153,11 @@ def train_zoo(
         data: pretraining set (``"fashion-mnist"`` falls back to ``"digits"`` when missing).
         transfer: downstream sets; default :func:`rmqm.data.registry.transfer_tasks` of ``data``.
             They must differ from ``data``.
-        arch, lr, batch_size, accumulate, n_train, time_budget_s: training config of every model.
-        epochs, checkpoints: the epochs at which a model is kept and scored (:func:`zoo_checkpoints`:
-            ``checkpoints``, or just ``epochs`` when None).
+        training: how every model is trained (:class:`rmqm.training.configs.TrainingConfig`: arch,
+            lr, epochs, batch size, accumulation, training images, ...); its data, method, dim,
+            optimizer and seed are replaced by each grid cell's, its epochs by the last checkpoint.
+        checkpoints: the epochs at which a model is kept and scored (:func:`zoo_checkpoints`:
+            ``checkpoints``, or just ``training.epochs`` when None).
         n_eval: points of ``data``'s test split for the in-distribution probes, RankMe and alpha-ReQ.
         n_transfer: subsample each transfer set (None: all of it).
         k: neighbours of the k-NN probe.
@@ -173,16 +172,17 @@ def train_zoo(
     def kwargs_for(name: str) -> dict[str, Any]:  # root/download only reach file-backed loaders
         return {} if name in OFFLINE_DATASETS else data_kwargs
 
-    kept = zoo_checkpoints(checkpoints, epochs)
+    if not isinstance(training, TrainingConfig):
+        raise TypeError(f"training must be a TrainingConfig; got {type(training).__name__} "
+                        "(TrainingConfig.from_key reads a dict)")
+    kept = zoo_checkpoints(checkpoints, training.epochs)
     record = data_record(data, transfer, **data_kwargs)
     data = record["used"]
     tasks = tuple(t["name"] for t in record["transfer"])
     if data in tasks:
         raise ValueError(f"transfer sets must differ from the pretraining set {data!r}; got {list(tasks)}")
     configs = [
-        model_config(data, method, dim, arch=arch, optimizer=opt, lr=lr, epochs=max(kept),
-                     batch_size=batch_size, accumulate=accumulate, n_train=n_train, seed=seed,
-                     time_budget_s=time_budget_s)
+        training.replace(data=data, method=method, dim=dim, optimizer=opt, seed=seed, epochs=max(kept)).key()
         for seed in seeds for opt in optimizers for dim in dims for method in methods
     ]
     if not configs:
@@ -195,7 +195,8 @@ def train_zoo(
 
     def training_data(seed: int) -> ImageDataset:  # loaded only if some model must be trained
         if ("train", seed) not in cache:
-            cache[("train", seed)] = load_dataset(data, split="train", n=n_train, seed=seed, **kwargs_for(data))
+            cache[("train", seed)] = load_dataset(data, split="train", n=training.n_train, seed=seed,
+                                                  **kwargs_for(data))
         return cache[("train", seed)]
 
     def eval_sets() -> tuple[dict[str, ImageDataset], ImageDataset]:

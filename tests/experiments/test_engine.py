@@ -8,8 +8,9 @@ from pandas.testing import assert_frame_equal
 from rmqm.experiments.cache import ZooRMQM, alteration_settings
 from rmqm.experiments.engine import engine_options, prefetch_rmqm, run_zoo
 from rmqm.experiments.store import ResultsStore
+from rmqm.training.configs import TrainingConfig
 
-ZOO = dict(data="digits", arch="tiny", epochs=1, n_train=200, time_budget_s=None, n_eval=100, n_transfer=100)
+ZOO = dict(data="digits", training=TrainingConfig(epochs=1, n_train=200), n_eval=100, n_transfer=100)
 GRID = (["cross-entropy", "nt-xent", "random-init"], [8], [0, 1])
 
 
@@ -67,7 +68,8 @@ def test_a_zoo_job_trains_once_and_returns_every_checkpoint(tmp_path, monkeypatc
     runs = []
     real_train = checkpoints.train_model
     monkeypatch.setattr(checkpoints, "train_model", lambda c, **kw: runs.append(c["epochs"]) or real_train(c, **kw))
-    table = run_zoo(["nt-xent"], [4], [0], cache_dir=tmp_path, checkpoints=[1, 2], **{**ZOO, "n_train": 64})
+    table = run_zoo(["nt-xent"], [4], [0], cache_dir=tmp_path, checkpoints=[1, 2],
+                    **{**ZOO, "training": ZOO["training"].replace(n_train=64)})
     assert runs == [2] and len(ResultsStore(tmp_path / "jobs")) == 1
     assert table["epoch"].tolist() == [1, 2] and table["name"].is_unique
     assert table[["indist_knn", "indist_linear"]].notna().all().all()

@@ -28,6 +28,7 @@ from rmqm.study.manifest import BuildFolderBusy
 from rmqm.study.notebooks import read_notebook
 from rmqm.study.profiles import Profile
 from rmqm.study.runner import run_notebooks
+from rmqm.training.configs import TrainingConfig
 
 pytest.importorskip("papermill")
 
@@ -149,9 +150,10 @@ def fake_fashion_mnist(folder: Path, n: int = 100) -> None:
 
 ZOO_NB = [
     "from pathlib import Path\nfrom rmqm.training.checkpoints import load_model\nfrom rmqm.training.zoo import train_zoo\n"
-    "zoo = train_zoo(['cross-entropy'], [4], [0], data=data, transfer=['faces'], n_train=64, epochs=1,\n"
-    "                batch_size=32, n_eval=50, time_budget_s=None, cache_dir=Path(results_dir) / 'zoo',\n"
-    "                progress=False)\n"
+    "from rmqm.training.configs import TrainingConfig\n"
+    "zoo = train_zoo(['cross-entropy'], [4], [0], data=data, transfer=['faces'],\n"
+    "                training=TrainingConfig(n_train=64, epochs=1, batch_size=32), n_eval=50,\n"
+    "                cache_dir=Path(results_dir) / 'zoo', progress=False)\n"
     "m = load_model(zoo['name'].iloc[0], Path(results_dir) / 'zoo')  # as the later notebooks do\n"
     "Path(results_dir, 'used.txt').write_text(m.config['data'])",
 ]
@@ -269,7 +271,7 @@ def test_a_moved_zoo_folder_keeps_its_job_records_and_checkpoints(tmp_path: Path
     from rmqm.experiments.engine import run_zoo
     from rmqm.experiments.store import ResultsStore
 
-    zoo = dict(data="digits", arch="tiny", epochs=1, n_train=200, time_budget_s=None, n_eval=100, n_transfer=100)
+    zoo = dict(data="digits", training=TrainingConfig(epochs=1, n_train=200), n_eval=100, n_transfer=100)
     first = run_zoo(["cross-entropy"], [4], [0], cache_dir=tmp_path / "here" / "zoo", **zoo)
     (record,) = ResultsStore(tmp_path / "here" / "zoo" / "jobs").configs()
     assert str(tmp_path) not in json.dumps(record)

@@ -12,6 +12,7 @@ import rmqm.training.methods as methods
 import rmqm.training.zoo as zoo
 from rmqm.data.dataset import DataFallbackWarning
 from rmqm.models.encoder import Encoder
+from rmqm.training.configs import TrainingConfig
 
 
 def test_default_encoder_trains_caches_and_reloads(tmp_path):
@@ -123,7 +124,8 @@ def test_checkpoint_of_other_training_code_or_data_is_retrained(tmp_path, monkey
 
 
 ZOO = dict(methods=("cross-entropy", "nt-xent", "random-init"), dims=(4,), data="digits",
-           transfer=("faces",), n_train=64, epochs=1, batch_size=32, n_eval=100, progress=False)
+           transfer=("faces",), training=TrainingConfig(n_train=64, epochs=1, batch_size=32), n_eval=100,
+           progress=False)
 
 
 @pytest.mark.slow
@@ -308,3 +310,16 @@ def test_zoo_checkpoints_are_validated():
         zoo.zoo_checkpoints([0, 1], 3)
     with pytest.raises(TypeError, match="list of epoch counts"):
         zoo.zoo_checkpoints(5, 3)
+
+
+def test_training_config_is_the_checkpoint_key_and_refuses_bad_values():
+    config = TrainingConfig("digits", "nt-xent", 8, epochs=3, n_train=None)
+    assert checkpoints.model_config("digits", "nt-xent", 8, epochs=3, n_train=None) == config.key()
+    assert TrainingConfig.from_key(config.key()) == config and config.replace(epochs=1).epochs == 1
+    assert TrainingConfig(arch="lenet").key()["width"] is None  # width belongs to the tiny CNN only
+    with pytest.raises(ValueError, match=r"unknown training config entries \['colour'\]"):
+        TrainingConfig.from_key({**config.key(), "colour": "red"})
+    with pytest.raises(ValueError, match="unknown pretraining method"):
+        config.replace(method="dreaming")
+    with pytest.raises(TypeError, match="training must be a TrainingConfig"):
+        zoo.train_zoo(["nt-xent"], [4], training=config.key())

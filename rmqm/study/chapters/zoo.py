@@ -15,6 +15,7 @@ from rmqm.stats.verdicts import format_interval
 from rmqm.study.chapters.common import interval_pivot, probe_columns
 from rmqm.study.chapters.external import zoo_only
 from rmqm.training.checkpoints import load_model
+from rmqm.training.configs import TrainingConfig
 from rmqm.training.curves import plateau_table
 from rmqm.training.zoo import family_summary
 
@@ -64,10 +65,11 @@ def build_zoo(
         the table of every checkpoint, one row per (method, dim, optimizer, seed, epoch).
     """
     results = Path(results)
+    training = TrainingConfig(data, arch=arch, epochs=epochs, batch_size=train_batch_size, accumulate=accumulate,
+                              n_train=n_train, time_budget_s=time_budget_s)
     zoo = run_zoo(
-        methods, dims, seeds, data=data, arch=arch, optimizers=optimizers, epochs=epochs,
-        checkpoints=None if checkpoints is None else list(checkpoints), batch_size=train_batch_size,
-        accumulate=accumulate, n_train=n_train, time_budget_s=time_budget_s, n_eval=n_eval, n_transfer=n_transfer,
+        methods, dims, seeds, data=data, training=training, optimizers=optimizers,
+        checkpoints=None if checkpoints is None else list(checkpoints), n_eval=n_eval, n_transfer=n_transfer,
         cache_dir=results / "zoo", device=device, scheduler=scheduler, progress=True,
     )
     zoo.to_parquet(results / "zoo_checkpoints.parquet")
