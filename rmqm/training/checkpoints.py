@@ -286,16 +286,9 @@ def load_or_train(
         dataset: the training data of ``config`` (saves reloading it for each model).
         data_kwargs: the data loader's keyword arguments (``root``).
     """
-    kwargs = dict(data_kwargs or {})
-    if not retrain:
-        model = cached_model(config, cache_dir, device=device, data_kwargs=kwargs)
-        if model is not None:
-            return model
-    data = dataset if dataset is not None else _training_data(config, **kwargs)
-    model = train_model(config, dataset=data, device=device, progress=progress)
-    model.training = training_identity(config, **kwargs)
-    save_model(model, Path(cache_dir) / f"{model_name(config)}.pt")
-    return model
+    epochs = int(config["epochs"])
+    return load_or_train_checkpoints(config, [epochs], cache_dir, dataset=dataset, device=device, progress=progress,
+                                     retrain=retrain, data_kwargs=data_kwargs)[epochs]
 
 
 def load_or_train_checkpoints(
@@ -318,17 +311,18 @@ def load_or_train_checkpoints(
 
     Args:
         config: from :func:`model_config` (its ``epochs`` is ignored).
-        epochs: epoch counts, each >= 1 (any order; duplicates ignored).
+        epochs: epoch counts, each >= 1, or 0 for a ``random-init`` config (its initial model; any
+            order; duplicates ignored).
         dataset, device, progress, retrain, data_kwargs: as :func:`load_or_train`.
 
     Returns:
         ``{e: model}`` in increasing ``e``.
     """
-    wanted = sorted({check_int(e, "checkpoint epoch", low=1) for e in epochs})
+    wanted = sorted({check_int(e, "checkpoint epoch", low=0) for e in epochs})
     if not wanted:
         raise ValueError("give at least one checkpoint epoch (e.g. [config['epochs']])")
     kwargs = dict(data_kwargs or {})
-    configs = {e: with_epochs(config, e) for e in wanted}
+    configs = {e: with_epochs(config, e) for e in wanted}  # refuses epoch 0 unless the method is random-init
     models = {} if retrain else {e: cached_model(c, cache_dir, device=device, data_kwargs=kwargs)
                                  for e, c in configs.items()}
     missing = [e for e in wanted if models.get(e) is None]
@@ -341,8 +335,12 @@ def load_or_train_checkpoints(
                 save_model(model, Path(cache_dir) / f"{model.name}.pt")
 
         data = dataset if dataset is not None else _training_data(config, **kwargs)
-        train_model(configs[max(missing)], dataset=data, device=device, progress=progress,
-                    checkpoint_epochs=missing, on_checkpoint=save)
+        if 0 in missing:  # the random init itself: built, not trained
+            save(train_model(configs[0], dataset=data, device=device, progress=progress))
+        trained = [e for e in missing if e > 0]
+        if trained:
+            train_model(configs[max(trained)], dataset=data, device=device, progress=progress,
+                        checkpoint_epochs=trained, on_checkpoint=save)
         models.update({e: _read_model(Path(cache_dir) / f"{model_name(configs[e])}.pt", device) for e in missing})
     return {e: m for e, m in sorted(models.items()) if m is not None}
 
