@@ -23,19 +23,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
-from rmqm._utils.hashing import module_digest
 from rmqm._utils.progress import progress, progress_bar
-from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
-from rmqm.experiments.cache import cached_synbench, cached_table
+from rmqm.experiments.cache import cached_robust_attack, cached_synbench
 from rmqm.experiments.store import ResultsStore
 from rmqm.experiments.synbench_claims import (
     DIRECTION_CHOICES,
@@ -46,7 +43,6 @@ from rmqm.experiments.synbench_claims import (
     claim2_guidance,
     detectable_gain,
 )
-from rmqm.metrics.robust_attack import attack_robust_probes
 from rmqm.metrics.synbench.guidance import THREAT_MODELS
 from rmqm.stats.tasks import per_task_correlations
 from rmqm.stats.verdicts import format_interval, interval_verdict
@@ -64,7 +60,6 @@ __all__ = ["DIRECTION_CHOICES", "SCORE_KINDS", "direction_plan", "synbench_direc
 #: The family of ``book/endpoints.yaml`` claim 2's tests belong to.
 CLAIM2_FAMILY = "synbench-claim2"
 
-ROBUST_ATTACK_MODULE = "rmqm.metrics.robust_attack"
 _KEYS = ["name", "method", "family", "dim", "optimizer", "seed"]
 
 
@@ -268,18 +263,6 @@ def claim1_lines(corr: pd.DataFrame, threshold: float, epsilon: float, kind: str
     return lines
 
 
-def _attack_job(encoder: torch.nn.Module, train: ImageDataset, test: ImageDataset, attack_n: int,
-                epsilons: Sequence[float], radius: float, n_steps: int, seed: int, batch_size: int,
-                device: str) -> Callable[[], pd.DataFrame]:
-    """The computation of one :func:`claim2_attacks` entry, for :func:`cached_table`."""
-    def compute() -> pd.DataFrame:
-        return attack_robust_probes(encoder, train.images, train.labels, test.images[:attack_n],
-                                    test.labels[:attack_n], epsilons, radius=radius, n_steps=n_steps,
-                                    step_size=2.5 * radius / max(n_steps, 1), seed=seed,
-                                    batch_size=batch_size, device=device)
-    return compute
-
-
 def claim2_attacks(
     zoo: pd.DataFrame,
     results: str | os.PathLike,
@@ -322,13 +305,11 @@ def claim2_attacks(
         height, width = (int(v) for v in model.train_info["input_size"])
         train, test = train.resized((height, width)), test.resized((height, width))
         for radius in radii:
-            config = {"kind": "robust-attack", "model": row.name, "task": task, "split": split,
-                      "probe_n": int(probe_n), "attack_n": int(attack_n), "epsilons": [float(e) for e in epsilons],
-                      "radius": radius, "n_steps": int(n_steps), "seed": seed, "encoder": module_digest(model.encoder),
-                      "data": [train.fingerprint(), test.fingerprint()]}
-            attack = _attack_job(model.encoder, train, test, attack_n, epsilons, radius, n_steps, seed, batch_size,
-                                 device)
-            rows.append(cached_table(store, config, attack, code=[ROBUST_ATTACK_MODULE]).assign(**model_meta(row)))
+            table = cached_robust_attack(store, row.name, model.encoder, train, test,
+                                         {"task": task, "split": split, "probe_n": int(probe_n)}, attack_n=attack_n,
+                                         epsilons=epsilons, radius=radius, n_steps=n_steps, seed=seed,
+                                         batch_size=batch_size, device=device)
+            rows.append(table.assign(**model_meta(row)))
     table = pd.concat(rows, ignore_index=True)
     table.to_parquet(results / "robust_attack.parquet")
     return table, task
