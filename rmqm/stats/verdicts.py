@@ -13,7 +13,7 @@ import pandas as pd
 from rmqm._utils.validation import check_columns, check_real
 
 __all__ = [
-    'family_contrast', 'interval_verdict', 'format_interval', 'holm', 'verdict_table', 'ExpectedSign',
+    'family_contrast', 'interval_verdict', 'verdict_word', 'format_interval', 'holm', 'verdict_table', 'ExpectedSign',
     'expected_sign_alpha_req',
 ]
 
@@ -55,6 +55,17 @@ def family_contrast(
         out[f"{v}_{second}"] = stat[(v, second)]
         out[f"{v}_diff"] = stat[(v, first)] - stat[(v, second)]
     return out.dropna().reset_index()
+
+
+def verdict_word(verdict: object) -> str:
+    """The verdict without its detail: ``"supported: positive"`` -> ``"supported"``,
+    ``"inconclusive"`` -> ``"inconclusive"`` (the one place that reads :func:`interval_verdict`'s
+    text back).
+
+    >>> verdict_word("contradicted: negative"), verdict_word("not measurable")
+    ('contradicted', 'not measurable')
+    """
+    return str(verdict).split(":", 1)[0].strip()
 
 
 def interval_verdict(low: float, high: float, null: float = 0.0, expected: str = "positive") -> str:
@@ -151,9 +162,8 @@ def verdict_table(
     verdicts = []
     for low, high, expected, p in zip(table[low_col], table[high_col], table[expected_col], table["p_holm"],
                                       strict=True):
-        side = interval_verdict(float(low), float(high), null, expected)
-        verdicts.append(side.split(":")[0] if p <= alpha and side.split(":")[0] in ("supported", "contradicted")
-                        else "inconclusive")
+        side = verdict_word(interval_verdict(float(low), float(high), null, expected))
+        verdicts.append(side if p <= alpha and side in ("supported", "contradicted") else "inconclusive")
     table["verdict"] = verdicts
     return table
 

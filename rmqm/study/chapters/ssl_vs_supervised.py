@@ -15,7 +15,7 @@ from rmqm.experiments.engine import prefetch_rmqm
 from rmqm.stats.factorial import factorial_effects
 from rmqm.stats.intervals import summarize_seeds, t_interval
 from rmqm.stats.shift import step_family
-from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict
+from rmqm.stats.verdicts import family_contrast, format_interval, interval_verdict, verdict_word
 from rmqm.study.chapters.common import ENCODER, FACTOR_LABELS, interval_pivot, model_meta
 from rmqm.study.chapters.families import family_verdicts
 from rmqm.study.endpoints import Endpoints, load_endpoints
@@ -161,7 +161,7 @@ def verdict_lines(verdict: pd.DataFrame) -> list[str]:
     n = len(verdict)
     lines = []
     for claim in ("larger steps", "steadier steps"):
-        counts = verdict[claim].str.split(":").str[0].value_counts()
+        counts = verdict[claim].map(verdict_word).value_counts()
         lines.append(f"{claim}: " + ", ".join(f"{word} in {counts.get(word, 0)} of {n}" for word in VERDICT_WORDS
                                               if counts.get(word, 0) or word != "no interval"))
     both = int((verdict["larger steps"].str.startswith("supported")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmqm.stats.verdicts import format_interval
+from rmqm.stats.verdicts import format_interval, verdict_word
 from rmqm.study.chapters.families import family_verdicts
 from rmqm.study.endpoints import Endpoints, last_commit, load_endpoints
 
@@ -114,7 +114,7 @@ def _from_steps(steps: pd.DataFrame, fam: Any) -> list[dict[str, Any]]:
     for setting, part in steps.groupby("perturbation", sort=False):
         for claim, value in (("larger steps", "median B: self-sup. - sup."),
                              ("steadier steps", "median S_b: sup. - self-sup.")):
-            words = [str(v).split(":")[0] for v in part[claim]]
+            words = [verdict_word(v) for v in part[claim]]
             word = words[0] if len(set(words)) == 1 else "inconclusive"
             dims = "; ".join(f"d = {d}: {v}" for d, v in zip(part["dim"], part[value], strict=True))
             rows.append({**_row(fam.id, fam.label, f"{setting}: {claim}", {"verdict": f"unadjusted: {word}"},
@@ -192,7 +192,7 @@ def summary_lines(table: pd.DataFrame) -> list[str]:
 
 def _badge(text: str, verdict: str | None = None) -> str:
     """``text`` on a pill coloured by ``verdict`` (default: the text itself)."""
-    color = _BADGE.get((verdict or text).split(":")[0], _BADGE["inconclusive"])
+    color = _BADGE.get(verdict_word(verdict or text), _BADGE["inconclusive"])
     return (f'<span style="background:{color};color:#fff;border-radius:0.6em;padding:0 0.45em;'
             f'white-space:nowrap">{html.escape(text)}</span>')
 

@@ -45,7 +45,7 @@ from rmqm.experiments.synbench_claims import (
 )
 from rmqm.metrics.synbench.guidance import THREAT_MODELS
 from rmqm.stats.tasks import per_task_correlations
-from rmqm.stats.verdicts import format_interval, interval_verdict
+from rmqm.stats.verdicts import format_interval, interval_verdict, verdict_word
 from rmqm.study.chapters.common import model_meta
 from rmqm.study.chapters.external import is_external, load_external, native_input_shape, zoo_model
 from rmqm.study.chapters.families import family_verdicts
@@ -235,7 +235,7 @@ def claim1_correlations(table: pd.DataFrame, scores: Sequence[str], tasks: Seque
     two-level bootstrap, Holm over the whole table), with a ``verdict`` per row."""
     corr = per_task_correlations(table, scores, tasks, acc_suffix="_linear", methods=("spearman",),
                                  n_resamples=n_resamples, confidence=confidence)
-    side = [interval_verdict(lo, hi).split(":")[0] for lo, hi in zip(corr["ci_low"], corr["ci_high"], strict=True)]
+    side = [verdict_word(interval_verdict(lo, hi)) for lo, hi in zip(corr["ci_low"], corr["ci_high"], strict=True)]
     corr["verdict"] = [v if p <= 1 - confidence and v in ("supported", "contradicted") else "inconclusive"
                        for v, p in zip(side, corr["p_holm"], strict=True)]
     return corr
