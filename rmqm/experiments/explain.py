@@ -3,9 +3,11 @@
 A key holds the parameters of a computation, the fingerprint of the code that computes it
 (``"code"``, :func:`rmqm._utils.hashing.code_fingerprint`), the identity of what it read (data
 content: ``data_content``, file hashes) and of the model it measured (``encoder``, ``head``:
-weight digests). When the store lacks a key, :func:`explain_recompute` finds the stored key of
-the same kind, model and table that differs from it in the fewest entries and names each
-difference as one of :data:`PARTS`. For a code change it names the modules, from the per-module
+weight digests). When the store lacks a key, :func:`explain_recompute` looks at the keys of the
+same kind, model and table that the store held when this run began (:func:`run_started`: a
+sibling computed in the same run is no reason), picks the closest one (fewest differing
+parameters, then fewest differences, then the newest) and names each difference as one of
+:data:`PARTS`; with none, the computation is ``"new"``. For a code change it names the modules, from the per-module
 digests that :func:`save_code_manifest` keeps in the store (``<store>/.code/<fingerprint>.json``).
 
 Every sweep logs its explanations to ``<store>/.recomputed.jsonl`` (:func:`log_recomputes`);
@@ -21,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,8 @@ import pandas as pd
 
 from rmqm._utils.hashing import code_manifest, flatten_config
 
-__all__ = ["PARTS", "Change", "explain_recompute", "save_code_manifest", "log_recomputes", "read_recomputes",
+__all__ = ["PARTS", "Change", "RUN_STARTED_ENV", "run_started", "explain_recompute", "save_code_manifest",
+           "log_recomputes", "read_recomputes",
            "recompute_summary", "RECOMPUTE_LOG", "CODE_FOLDER"]
 
 #: The parts of a key a change can be in.
@@ -37,6 +41,20 @@ PARTS: tuple[str, ...] = ("new", "parameters", "code", "data", "weights")
 #: The log of every recomputation, in the store's folder (hidden: a log, not a result the study
 #: runner tracks as a notebook's artefact).
 RECOMPUTE_LOG = ".recomputed.jsonl"
+
+#: The environment variable in which the study runner passes the start of its run (ISO 8601
+#: UTC) to the notebooks' kernels: records created since are this run's own.
+RUN_STARTED_ENV = "RMQM_RUN_STARTED"
+
+#: When this process started (ISO 8601 UTC): the start of the run without a runner.
+_PROCESS_STARTED = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def run_started() -> str:
+    """The start of the current run (ISO 8601 UTC): :data:`RUN_STARTED_ENV` when the study runner
+    set it, else the start of this process."""
+    return os.environ.get(RUN_STARTED_ENV) or _PROCESS_STARTED
+
 
 #: The folder of the per-module code digests, in the store's folder (hidden, as the log).
 CODE_FOLDER = ".code"
@@ -123,6 +141,7 @@ def save_code_manifest(store_root: str | os.PathLike, fingerprint: str) -> bool:
 
 
 def _groups(configs: Iterable[Mapping[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    """Flattened configs grouped by their kind, model, table and name."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for config in configs:
         flat = flatten_config(config)
@@ -130,34 +149,39 @@ def _groups(configs: Iterable[Mapping[str, Any]]) -> dict[tuple, list[dict[str, 
     return groups
 
 
-def explain_recompute(store: Any, key: Mapping[str, Any], *,
+def explain_recompute(store: Any, key: Mapping[str, Any], *, before: str | None = None,
                       stored: Mapping[tuple, Sequence[Mapping[str, Any]]] | None = None) -> list[Change]:
-    """Why ``key`` is computed although ``store`` holds results: the differences from the
-    closest stored key of the same kind, model and table (fewest differing entries; the newest
-    among equals), each a :class:`Change`.
+    """Why ``key`` is computed: its differences from the closest key of the same kind, model and
+    table that ``store`` held before ``before`` (fewest differing parameters, then fewest
+    differences, then the newest), each a :class:`Change`.
 
     Args:
         store: a :class:`rmqm.experiments.store.ResultsStore`.
         key: the key about to be computed.
+        before: ISO 8601 UTC time; records created since are left out (default :func:`run_started`:
+            what this run computed itself is no reason to compute).
         stored: the store's configs grouped (internal: computed once per sweep).
 
     Returns:
-        The changes; ``[Change("new", ...)]`` when nothing of its kind, model and table is stored,
-        ``[]`` when the store holds ``key`` itself.
+        The changes; ``[Change("new", "never computed")]`` when no such key was stored, ``[]``
+        when the store holds ``key`` itself.
     """
-    groups = _groups(store.configs()) if stored is None else stored
+    if stored is None:
+        stored = _groups(store.configs(before=run_started() if before is None else before))
     flat = flatten_config(key)
-    group = tuple(flat.get(k) for k in _GROUP)
-    candidates = groups.get(group, [])
+    candidates = stored.get(tuple(flat.get(k) for k in _GROUP), [])
     if not candidates:
-        what = ", ".join(f"{k}={flat[k]}" for k in _GROUP if flat.get(k) is not None) or "this computation"
-        return [Change("new", f"nothing stored for {what}")]
+        return [Change("new", "never computed")]
     names = set(flat)
 
     def differing(other: Mapping[str, Any]) -> list[str]:
         return sorted(n for n in names | set(other) if flat.get(n, "<absent>") != other.get(n, "<absent>"))
 
-    best = min(reversed(candidates), key=lambda c: len(differing(c)))  # reversed: the newest wins ties
+    def rank(other: Mapping[str, Any]) -> tuple[int, int]:
+        diffs = differing(other)
+        return sum(_part(n) == "parameters" for n in diffs), len(diffs)
+
+    best = min(reversed(candidates), key=rank)  # reversed: the newest wins ties
     changes: list[Change] = []
     for name in differing(best):
         before, after = best.get(name, "<absent>"), flat.get(name, "<absent>")
@@ -173,7 +197,7 @@ def log_recomputes(store: Any, keys: Sequence[Mapping[str, Any]]) -> list[list[C
     ``<store>/.recomputed.jsonl``; also keep the code manifests of their fingerprints."""
     if not keys:
         return []
-    groups = _groups(store.configs())
+    groups = _groups(store.configs(before=run_started()))
     explained = [explain_recompute(store, k, stored=groups) for k in keys]
     for fingerprint in {str(k["code"]) for k in keys if isinstance(k.get("code"), str)}:
         save_code_manifest(store.root, fingerprint)

@@ -170,9 +170,11 @@ class ResultsStore:
             self._write_index()
         return existed
 
-    def configs(self) -> list[dict[str, Any]]:
-        """The configs of all records, oldest first."""
-        return [dict(self._index[h]["config"]) for h in self.hashes()]
+    def configs(self, before: str | None = None) -> list[dict[str, Any]]:
+        """The configs of all records, oldest first; with ``before`` (an ISO 8601 UTC time, as
+        records store their creation time) only those created earlier."""
+        return [dict(self._index[h]["config"]) for h in self.hashes()
+                if before is None or str(self._index[h]["created"]) < before]
 
     def verify(self) -> list[StoreProblem]:
         """Read every record; report, quarantine and return the damaged or stale ones."""

@@ -8,6 +8,7 @@ it reruns. Warnings printed inside a notebook are echoed to the console.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
 import hashlib
@@ -17,7 +18,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from rmqm._utils.io import atomic_write_json, contained
 from rmqm._utils.progress import child_progress
 from rmqm._utils.provenance import hardware_summary
 from rmqm.data.registry import available_datasets, data_record
-from rmqm.experiments.explain import RECOMPUTE_LOG, read_recomputes, recompute_summary
+from rmqm.experiments.explain import RECOMPUTE_LOG, RUN_STARTED_ENV, read_recomputes, recompute_summary
 from rmqm.study.allow_code import code_allowed, factory_refusals
 from rmqm.study.encoders import EncoderSpecError, parse_encoder_specs
 from rmqm.study.manifest import (
@@ -293,10 +294,26 @@ def run_notebooks(
             of the wrong structure.
     """
     out_dir = Path(out_dir)
-    with build_lock(out_dir):
+    with build_lock(out_dir), _run_started():
         return _run_locked(profile, notebooks_dir, out_dir, force=force, progress=progress,
                            kernel_name=kernel_name, log=log,
                            root=Path(root) if root is not None else Path(notebooks_dir).resolve().parent)
+
+
+@contextlib.contextmanager
+def _run_started() -> Iterator[None]:
+    """Tell the notebooks' kernels when this run began (:data:`RUN_STARTED_ENV`): the results
+    they compute are explained against what the store held before it
+    (:func:`rmqm.experiments.explain.explain_recompute`)."""
+    before = os.environ.get(RUN_STARTED_ENV)
+    os.environ[RUN_STARTED_ENV] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUN_STARTED_ENV, None)
+        else:
+            os.environ[RUN_STARTED_ENV] = before
 
 
 def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Path, *, force: bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 
 import pandas as pd
 import torch
@@ -13,6 +14,7 @@ from rmqm.data.offline import load_digits
 from rmqm.experiments.cache import cached_rmqm
 from rmqm.experiments.explain import (
     RECOMPUTE_LOG,
+    RUN_STARTED_ENV,
     Change,
     explain_recompute,
     read_recomputes,
@@ -30,19 +32,30 @@ def _job(config):
     return {"value": float(config["x"])}
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+ALL = "9999"  # `before`: every record the store holds counts
+
+
 def test_nothing_stored_is_new_and_a_stored_key_has_no_change(tmp_path):
     store = ResultsStore(tmp_path / "store")
     key = {"kind": "demo", "model": "m", "x": 1, "seed": 0}
-    assert [c.part for c in explain_recompute(store, key)] == ["new"]
+    assert explain_recompute(store, key, before=ALL) == [Change("new", "never computed")]
     store.put(key, {"value": 1.0})
-    assert explain_recompute(store, key) == []
+    assert explain_recompute(store, key, before=ALL) == []
+    # a record of this very run is no reason: by default only what the store held when it began counts
+    assert [c.part for c in explain_recompute(store, {**key, "x": 2})] == ["new"]
+    assert explain_recompute(store, {**key, "x": 2}, before=ALL) == [Change("parameters", "x", "1", "2")]
 
 
 def test_a_parameter_change_names_the_entry_and_both_values(tmp_path):
     store = ResultsStore(tmp_path / "store")
     store.put({"kind": "demo", "model": "m", "x": 1, "data": {"n": 10}, "seed": 0}, {"value": 1.0})
     store.put({"kind": "demo", "model": "other", "x": 9, "data": {"n": 99}, "seed": 0}, {"value": 9.0})
-    changes = explain_recompute(store, {"kind": "demo", "model": "m", "x": 1, "data": {"n": 20}, "seed": 0})
+    changes = explain_recompute(store, {"kind": "demo", "model": "m", "x": 1, "data": {"n": 20}, "seed": 0},
+                                before=ALL)
     assert changes == [Change("parameters", "data.n", "10", "20")]  # compared with its own model's key
     assert str(changes[0]) == "parameters: data.n 10 -> 20"
 
@@ -53,11 +66,11 @@ def test_data_content_and_weights_are_named_as_such(tmp_path):
            "data": {"files": [["train.idx", "c" * 64]]}}
     store.put(old, {"value": 1.0})
     new = {**old, "data_content": "d" * 64, "data": {"files": [["train.idx", "e" * 64]]}}
-    changes = explain_recompute(store, new)
+    changes = explain_recompute(store, new, before=ALL)
     assert [(c.part, c.what) for c in changes] == [("data", "data.files"), ("data", "data_content")]
     assert changes[1].before == "a" * 10 and changes[1].after == "d" * 10  # digests shortened
     assert changes[0].before.startswith('[["train.idx", "ccc') and len(changes[0].before) <= 60
-    assert [c.part for c in explain_recompute(store, {**old, "encoder": "f" * 64})] == ["weights"]
+    assert [c.part for c in explain_recompute(store, {**old, "encoder": "f" * 64}, before=ALL)] == ["weights"]
 
 
 def test_a_code_change_names_the_module_that_changed(tmp_path):
@@ -72,22 +85,27 @@ def test_a_code_change_names_the_module_that_changed(tmp_path):
     key = {"kind": "rmqm", "model": "m", "seed": 0, "code": before}
     store.put(key, {"value": 1.0})
     assert save_code_manifest(store.root, before) and not save_code_manifest(store.root, before)
-    assert explain_recompute(store, {**key, "code": after}) == [
+    assert explain_recompute(store, {**key, "code": after}, before=ALL) == [
+        Change("code", "rmqm.metrics.rmqm.manifold", "changed")]
+    # a sibling with the new code but another parameter is not the closest: same parameters win
+    store.put({**key, "code": after, "seed": 1}, {"value": 2.0})
+    assert explain_recompute(store, {**key, "code": after}, before=ALL) == [
         Change("code", "rmqm.metrics.rmqm.manifold", "changed")]
     # a fingerprint whose modules were never recorded is still named a code change
-    unknown = explain_recompute(store, {**key, "code": "0" * 64})
+    unknown = explain_recompute(store, {**key, "code": "0" * 64}, before=ALL)
     assert [c.part for c in unknown] == ["code"] and "not recorded" in unknown[0].what
 
 
-def test_a_sweep_logs_why_each_job_runs_and_the_cli_sums_it_up(tmp_path, capsys):
+def test_a_sweep_logs_why_each_job_runs_and_the_cli_sums_it_up(tmp_path, capsys, monkeypatch):
     store = ResultsStore(tmp_path / "build" / "default" / "results" / "store")
     run_sweep([{"x": 1, "seed": 0}], _job, store, executor="serial", progress=False)
+    monkeypatch.setenv(RUN_STARTED_ENV, _now())  # a second run (the study runner sets it per run)
     run_sweep([{"x": 1, "seed": 0}, {"x": 2, "seed": 0}, {"x": 3, "seed": 0}], _job, store, executor="serial",
               progress=False)
     changes, offset = read_recomputes(store.root)
     assert offset == (store.root / RECOMPUTE_LOG).stat().st_size
     assert changes["part"].tolist() == ["new", "parameters", "parameters"]
-    assert set(recompute_summary(changes)) == {"new: nothing stored for this computation (1 record)",
+    assert set(recompute_summary(changes)) == {"new: never computed (1 record)",
                                                "parameters: x 1 -> 2 (1 record)", "parameters: x 1 -> 3 (1 record)"}
     main(["study", "explain", "--build-dir", str(tmp_path / "build"), "--out", str(tmp_path / "why.csv")])
     out = capsys.readouterr().out
@@ -95,12 +113,13 @@ def test_a_sweep_logs_why_each_job_runs_and_the_cli_sums_it_up(tmp_path, capsys)
     assert len(pd.read_csv(tmp_path / "why.csv")) == 3
 
 
-def test_cached_rmqm_logs_a_changed_alteration(tmp_path):
+def test_cached_rmqm_logs_a_changed_alteration(tmp_path, monkeypatch):
     torch.manual_seed(0)
     encoder = Encoder(TinyCNN(1, dim=4, width=2)).eval()
     data = load_digits("test", n=6, seed=0)
     store = ResultsStore(tmp_path / "store")
     cached_rmqm(store, "m", encoder, data, {"name": "digits"}, WhiteNoise(n_levels=3), seed=0)
+    monkeypatch.setenv(RUN_STARTED_ENV, _now())
     cached_rmqm(store, "m", encoder, data, {"name": "digits"}, WhiteNoise(n_levels=4), seed=0)
     changes, _ = read_recomputes(store.root)
     assert changes.query("part == 'parameters'")[["what", "before", "after"]].values.tolist() == [
