@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from rmqm._utils.hashing import code_fingerprint, module_digest
-from rmqm.data.registry import load_dataset
+from rmqm._utils.hashing import code_fingerprint, content_identity, module_digest
+from rmqm.data.registry import data_record, load_dataset
 from rmqm.experiments.cache import RMQM_TABLES, ZooRMQM, rmqm_request
 from rmqm.experiments.store import ResultsStore
 from rmqm.experiments.sweep import EXECUTORS, run_sweep
@@ -122,8 +122,12 @@ def run_zoo(
     # the job's key: JSON only, and no cache_dir, so that a moved build folder keeps its records
     zoo = {**train_zoo_kwargs, "training": training.key(), "checkpoints": kept}
     code = code_fingerprint("rmqm.training.zoo")
+    loader = {k: train_zoo_kwargs[k] for k in ("root", "download") if k in train_zoo_kwargs}
+    # what the data hold, not where they live: changed files rerun the jobs (and say so), a moved folder does not
+    data = content_identity(data_record(str(train_zoo_kwargs.get("data", "fashion-mnist")),
+                                        train_zoo_kwargs.get("transfer"), **loader))
     jobs = [
-        {"method": m, "dim": int(d), "optimizer": o, "seed": int(s), "zoo": zoo, "code": code}
+        {"method": m, "dim": int(d), "optimizer": o, "seed": int(s), "zoo": zoo, "data": data, "code": code}
         for s in seeds for o in optimizers for d in dims for m in methods
     ]
     if jobs:
