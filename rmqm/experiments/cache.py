@@ -7,7 +7,6 @@ changed function or changed data recomputes instead of reading back old numbers.
 
 from __future__ import annotations
 
-import functools
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -31,14 +30,13 @@ from rmqm.metrics.rmqm.attacks import FACTORS, HEAD_LOSSES, AttackSpec, resolve_
 from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, resolve_pgd_mode
 from rmqm.metrics.rmqm.perturbations import NOISE_SCHEDULES
-from rmqm.metrics.robust_attack import attack_robust_probes
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
 from rmqm.training.checkpoints import TrainedModel, load_model
 
 __all__ = [
     "RMQM_MODULES", "HEAD_LOSSES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table",
     "cached_rmqm", "cached_synbench", "alteration_settings", "ZooRMQM", "EXTERNAL_ATTACK", "RMQM_OPTIONS",
-    "rmqm_request", "ROBUST_ATTACK_MODULES", "cached_robust_attack",
+    "rmqm_request",
 ]
 
 
@@ -238,41 +236,6 @@ def cached_synbench(
         return {"table": res.table, "scores": res.scores, "raw": res.raw, "curves": res.curves}
 
     return _cached_tables(store, base, ("table", "scores", "raw", "curves"), compute)
-
-
-#: The module whose code computes :func:`cached_robust_attack`'s table (with what it imports).
-ROBUST_ATTACK_MODULES: tuple[str, ...] = ("rmqm.metrics.robust_attack",)
-
-
-def cached_robust_attack(
-    store: Any, model: str, encoder: nn.Module, train: Any, test: Any, data_config: Mapping[str, Any], *,
-    attack_n: int, epsilons: Sequence[float], radius: float, n_steps: int, seed: int, batch_size: int = 64,
-    device: str = "cpu",
-) -> pd.DataFrame:
-    """:func:`rmqm.metrics.robust_attack.attack_robust_probes` of one encoder at one L-inf
-    ``radius`` (SynBench's claim 2, checked in input space), cached in a results store: the
-    probes are fitted on ``train`` and the first ``attack_n`` images of ``test`` are attacked
-    with ``n_steps`` PGD steps of ``2.5 radius / n_steps``.
-
-    The key holds ``model``, ``data_config`` (e.g. the task, split and subsample size), the
-    attack's parameters, the encoder's :func:`~rmqm._utils.hashing.module_digest`, the
-    fingerprints of ``train`` and ``test`` and the code fingerprint of
-    :data:`ROBUST_ATTACK_MODULES` only: a change to a chapter does not recompute the attacks.
-
-    Raises:
-        ValueError: ``radius`` outside ``(0, 1]`` (pixel units).
-    """
-    radius = float(radius)
-    if not 0 < radius <= 1:
-        raise ValueError(f"radius must be an L-inf radius in (0, 1] (pixel units); got {radius}")
-    config = {"kind": "robust-attack", "model": model, **dict(data_config), "attack_n": int(attack_n),
-              "epsilons": [float(e) for e in epsilons], "radius": radius, "n_steps": int(n_steps), "seed": int(seed),
-              "encoder": module_digest(encoder), "data": [train.fingerprint(), test.fingerprint()]}
-    compute = functools.partial(  # a partial names no rmqm module: the key's code is the attack's alone
-        attack_robust_probes, encoder, train.images, train.labels, test.images[:attack_n], test.labels[:attack_n],
-        list(epsilons), radius=radius, n_steps=int(n_steps), step_size=2.5 * radius / max(int(n_steps), 1),
-        seed=int(seed), batch_size=batch_size, device=device)
-    return cached_table(store, config, compute, code=ROBUST_ATTACK_MODULES)
 
 
 def alteration_settings(

@@ -17,11 +17,12 @@ Every sweep logs its explanations to ``<store>/.recomputed.jsonl`` (:func:`log_r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +34,8 @@ from rmqm._utils.hashing import code_manifest, flatten_config
 
 __all__ = ["PARTS", "Change", "RUN_STARTED_ENV", "run_started", "explain_recompute", "save_code_manifest",
            "log_recomputes", "read_recomputes",
-           "recompute_summary", "RECOMPUTE_LOG", "CODE_FOLDER"]
+           "recompute_summary", "RECOMPUTE_LOG", "CODE_FOLDER", "recompute_offsets", "new_recomputes",
+           "marking_run_start"]
 
 #: The parts of a key a change can be in.
 PARTS: tuple[str, ...] = ("new", "parameters", "code", "data", "weights")
@@ -240,3 +242,36 @@ def recompute_summary(changes: pd.DataFrame) -> list[str]:
     counts = Counter(str(Change(r.part, r.what, r.before, r.after)) if r.part in PARTS else r.part
                      for r in changes.itertuples())
     return [f"{reason} ({n} record{'s' if n != 1 else ''})" for reason, n in counts.most_common()]
+
+
+def recompute_offsets(results_dir: Path) -> dict[Path, int]:
+    """The size of every results store's recompute log under ``results_dir``: where the entries
+    of what runs next start (:func:`new_recomputes`)."""
+    return {p.parent: p.stat().st_size for p in Path(results_dir).rglob(RECOMPUTE_LOG)}
+
+
+def new_recomputes(results_dir: Path, offsets: Mapping[Path, int]) -> list[str]:
+    """Summary lines (:func:`recompute_summary`) of the recompute log entries written after
+    ``offsets``, per store under ``results_dir``."""
+    lines = []
+    for log_path in sorted(Path(results_dir).rglob(RECOMPUTE_LOG)):
+        changes, _ = read_recomputes(log_path.parent, offsets.get(log_path.parent, 0))
+        store = log_path.parent.relative_to(results_dir)
+        lines += [f"in {store}: {line}" for line in recompute_summary(changes)]
+    return lines
+
+
+@contextlib.contextmanager
+def marking_run_start() -> Iterator[None]:
+    """Within it, :func:`run_started` is now, in this process and in the processes it starts (the
+    study runner's notebook kernels, through :data:`RUN_STARTED_ENV`): what they compute is
+    explained against what the store held before."""
+    before = os.environ.get(RUN_STARTED_ENV)
+    os.environ[RUN_STARTED_ENV] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(RUN_STARTED_ENV, None)
+        else:
+            os.environ[RUN_STARTED_ENV] = before

@@ -8,7 +8,6 @@ it reruns. Warnings printed inside a notebook are echoed to the console.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import functools
 import hashlib
@@ -18,7 +17,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from rmqm._utils.io import atomic_write_json, contained
 from rmqm._utils.progress import child_progress
 from rmqm._utils.provenance import hardware_summary
 from rmqm.data.registry import available_datasets, data_record
-from rmqm.experiments.explain import RECOMPUTE_LOG, RUN_STARTED_ENV, read_recomputes, recompute_summary
+from rmqm.experiments.explain import marking_run_start, new_recomputes, recompute_offsets
 from rmqm.study.allow_code import code_allowed, factory_refusals
 from rmqm.study.encoders import EncoderSpecError, parse_encoder_specs
 from rmqm.study.manifest import (
@@ -240,23 +239,6 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def recompute_offsets(results_dir: Path) -> dict[Path, int]:
-    """The size of every results store's recompute log under ``results_dir`` (see
-    :mod:`rmqm.experiments.explain`): where a notebook's new entries start."""
-    return {p.parent: p.stat().st_size for p in results_dir.rglob(RECOMPUTE_LOG)}
-
-
-def new_recomputes(results_dir: Path, offsets: Mapping[Path, int]) -> list[str]:
-    """Summary lines of the recompute log entries written after ``offsets``
-    (:func:`rmqm.experiments.explain.recompute_summary`), per store."""
-    lines = []
-    for log_path in sorted(results_dir.rglob(RECOMPUTE_LOG)):
-        changes, _ = read_recomputes(log_path.parent, offsets.get(log_path.parent, 0))
-        store = log_path.parent.relative_to(results_dir)
-        lines += [f"in {store}: {line}" for line in recompute_summary(changes)]
-    return lines
-
-
 def run_notebooks(
     profile: Profile,
     notebooks_dir: str | os.PathLike = "notebooks",
@@ -294,26 +276,10 @@ def run_notebooks(
             of the wrong structure.
     """
     out_dir = Path(out_dir)
-    with build_lock(out_dir), _run_started():
+    with build_lock(out_dir), marking_run_start():
         return _run_locked(profile, notebooks_dir, out_dir, force=force, progress=progress,
                            kernel_name=kernel_name, log=log,
                            root=Path(root) if root is not None else Path(notebooks_dir).resolve().parent)
-
-
-@contextlib.contextmanager
-def _run_started() -> Iterator[None]:
-    """Tell the notebooks' kernels when this run began (:data:`RUN_STARTED_ENV`): the results
-    they compute are explained against what the store held before it
-    (:func:`rmqm.experiments.explain.explain_recompute`)."""
-    before = os.environ.get(RUN_STARTED_ENV)
-    os.environ[RUN_STARTED_ENV] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(RUN_STARTED_ENV, None)
-        else:
-            os.environ[RUN_STARTED_ENV] = before
 
 
 def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Path, *, force: bool,

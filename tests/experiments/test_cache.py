@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import rmqm.experiments.attack_cache as attack_cache
 import rmqm.experiments.cache as cache
 from rmqm._utils.hashing import PACKAGE_DIR, code_fingerprint, code_modules, file_digest, module_digest
 from rmqm.data.offline import load_digits
@@ -259,12 +260,12 @@ def test_robust_attack_record_follows_the_attack_code_only(setup, monkeypatch):
     store, encoder, _ = setup
     train, test = load_digits("test", n=40, seed=0).split(0.5, seed=0)
     kw = dict(attack_n=3, epsilons=[0.0, 0.2], radius=0.05, n_steps=2, seed=0, batch_size=8)
-    first = cache.cached_robust_attack(store, "m", encoder, train, test, {"task": "digits"}, **kw)
+    first = attack_cache.cached_robust_attack(store, "m", encoder, train, test, {"task": "digits"}, **kw)
     key = store.configs()[-1]
     # the attack's own module (and what it imports), not the chapter that asked for it
-    assert key["code"] == code_fingerprint(*cache.ROBUST_ATTACK_MODULES) and key["radius"] == 0.05
-    monkeypatch.setattr(cache, "attack_robust_probes", lambda *a, **k: (_ for _ in ()).throw(AssertionError("again")))
-    again = cache.cached_robust_attack(store, "m", encoder, train, test, {"task": "digits"}, **kw)
+    assert key["code"] == code_fingerprint(*attack_cache.ROBUST_ATTACK_MODULES) and key["radius"] == 0.05
+    monkeypatch.setattr(attack_cache, "attack_robust_probes", lambda *a, **k: (_ for _ in ()).throw(AssertionError("again")))
+    again = attack_cache.cached_robust_attack(store, "m", encoder, train, test, {"task": "digits"}, **kw)
     assert again.equals(first)
     with pytest.raises(ValueError, match=r"radius must be an L-inf radius in \(0, 1\]"):
-        cache.cached_robust_attack(store, "m", encoder, train, test, {"task": "digits"}, **{**kw, "radius": 2.0})
+        attack_cache.cached_robust_attack(store, "m", encoder, train, test, {"task": "digits"}, **{**kw, "radius": 2.0})

@@ -124,3 +124,18 @@ def test_cached_rmqm_logs_a_changed_alteration(tmp_path, monkeypatch):
     changes, _ = read_recomputes(store.root)
     assert changes.query("part == 'parameters'")[["what", "before", "after"]].values.tolist() == [
         ["n_levels", "3", "4"]]
+
+
+def test_a_marked_run_start_reaches_child_processes_and_is_restored(monkeypatch):
+    import subprocess
+    import sys
+
+    from rmqm.experiments.explain import marking_run_start, run_started
+
+    monkeypatch.delenv(RUN_STARTED_ENV, raising=False)
+    outside = run_started()  # this process's start
+    with marking_run_start():
+        inside = run_started()
+        child = subprocess.run([sys.executable, "-c", f"import os; print(os.environ['{RUN_STARTED_ENV}'])"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    assert outside < inside == child and run_started() == outside

@@ -32,7 +32,8 @@ from scipy import stats
 
 from rmqm._utils.progress import progress, progress_bar
 from rmqm.data.registry import load_dataset
-from rmqm.experiments.cache import cached_robust_attack, cached_synbench
+from rmqm.experiments.attack_cache import cached_robust_attack
+from rmqm.experiments.cache import cached_synbench
 from rmqm.experiments.store import ResultsStore
 from rmqm.experiments.synbench_claims import (
     DIRECTION_CHOICES,
