@@ -371,7 +371,7 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         runs.append(NotebookRun(spec.name, "executed", wall, key, output, params))
         log(f"{tag} {spec.name}: done in {wall:.1f} s")
         for line in new_recomputes(results_dir, logged):  # which part of each recomputed key changed
-            log(f"{tag} {spec.name}: recomputed {line}")
+            log(f"{tag} {spec.name}: computed {line}")
         _echo_warnings(output, f"{tag} {spec.name}", log)
     return runs
 
