@@ -17,7 +17,7 @@ import nbformat
 from rmqm.study.profiles import RESERVED_PARAMETERS, Profile
 
 __all__ = ['NotebookSpec', 'read_notebook', 'discover_notebooks', 'execution_order', 'notebook_parameters',
-           'check_profile', 'library_fingerprint', 'cache_key']
+           'check_profile', 'library_fingerprint', 'library_files', 'changed_files', 'cache_key']
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,19 @@ def library_fingerprint(package_dir: str | os.PathLike | None = None) -> str:
         digest.update(f"{rel}\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()
+
+
+def library_files(package_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """``{path relative to the package: SHA-256 of its bytes}`` of every ``*.py`` file that
+    :func:`library_fingerprint` covers: which file a changed fingerprint comes from."""
+    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent.parent
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.py")) if p.is_file()}
+
+
+def changed_files(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """The files that differ between two :func:`library_files` maps (edited, added or removed), sorted."""
+    return sorted(f for f in set(before) | set(after) if before.get(f) != after.get(f))
 
 
 def cache_key(

@@ -46,9 +46,11 @@ from rmqm.study.manifest import (
 )
 from rmqm.study.notebooks import (
     cache_key,
+    changed_files,
     check_profile,
     discover_notebooks,
     execution_order,
+    library_files,
     library_fingerprint,
     notebook_parameters,
     read_notebook,
@@ -225,6 +227,9 @@ def _stale_reason(entry: Mapping[str, Any], key: str, inputs: Mapping[str, Any],
     if entry.get("key") != key:
         old = entry.get("inputs") or {}
         changed = [k for k in ("parameters", "library", "data", "upstream") if old.get(k) != inputs.get(k)]
+        files = changed_files(old.get("library_files", {}), inputs.get("library_files", {}))
+        if "library" in changed and old.get("library_files") and files:  # name the edited modules
+            changed[changed.index("library")] = f"library ({', '.join(files[:4])}{', ...' if len(files) > 4 else ''})"
         return "its " + (", ".join(changed) if changed else "cells") + " changed"
     problem = output_problem(output, entry.get("output_sha256"))
     if problem:
@@ -300,7 +305,7 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
 
     tag = f"[{profile.name}]"
     manifest = load_manifest(manifest_path, repair=True, log=log)
-    library = library_fingerprint()
+    library, files = library_fingerprint(), library_files()
     manifest.update(profile=profile.name, description=profile.description,
                     shared_parameters=profile.parameters, library_fingerprint=library)
     tokens: dict[str, str] = {}
@@ -318,7 +323,7 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
         upstream = {d: tokens[d] for d in spec.depends_on}
         key = cache_key(spec, params, upstream, library=library, data=data or None)
         inputs = {"parameters": _digest({k: v for k, v in params.items() if k not in reserved}),
-                  "library": library, "data": _digest(data), "upstream": upstream}
+                  "library": library, "data": _digest(data), "upstream": upstream, "library_files": files}
         output = outputs[spec.name]
         entry = manifest["notebooks"].get(spec.name, {})
         reason = "forced" if force else _stale_reason(entry, key, inputs, output, manifest, spec.name, results_dir)

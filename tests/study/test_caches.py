@@ -285,3 +285,13 @@ def test_a_moved_zoo_folder_keeps_its_job_records_and_checkpoints(tmp_path: Path
     again = run_zoo(["cross-entropy"], [4], [0], cache_dir=tmp_path / "there" / "zoo", **zoo)
     assert again.drop(columns=[c for c in again.columns if "time" in c]).equals(
         first.drop(columns=[c for c in first.columns if "time" in c]))
+
+
+def test_a_rerun_after_a_library_edit_names_the_edited_files(tmp_path: Path, two: Path, monkeypatch):
+    monkeypatch.setattr(runner, "library_files", lambda: {"metrics/a.py": "1", "study/b.py": "1"})
+    run(two, tmp_path / "out")
+    monkeypatch.setattr(runner, "library_fingerprint", lambda: "edited")
+    monkeypatch.setattr(runner, "library_files", lambda: {"metrics/a.py": "2", "study/b.py": "1", "new.py": "1"})
+    statuses, logs = run(two, tmp_path / "out")
+    assert statuses == ["executed", "executed"]
+    assert "[t] a_first: executing (its library (metrics/a.py, new.py) changed)" in logs

@@ -287,3 +287,17 @@ def test_run_info_markdown_lists_wall_times_and_versions():
     assert "**tiny** profile (smoke)" in md
     assert "| `01_x` | 12.5 | t | `abcdef123456` |" in md
     assert "**20.0**" in md and "`n_points` | `64`" in md and "| torch |" in md and "cpu, 2 cores" in md
+
+
+def test_library_files_name_what_changed(tmp_path: Path):
+    from rmqm.study.notebooks import changed_files, library_files
+
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    before = library_files(pkg)
+    assert sorted(before) == ["a.py", "sub/b.py"] and all(len(v) == 64 for v in before.values())
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    (pkg / "c.py").write_text("")
+    assert changed_files(before, library_files(pkg)) == ["c.py", "sub/b.py"]
