@@ -189,9 +189,22 @@ def explain_recompute(store: Any, key: Mapping[str, Any], *, before: str | None 
         before, after = best.get(name, "<absent>"), flat.get(name, "<absent>")
         if _part(name) == "code":
             changes += _code_changes(Path(store.root), before, after)
+        elif _file_hashes(before) is not None and _file_hashes(after) is not None:
+            old, new = _file_hashes(before) or {}, _file_hashes(after) or {}
+            changes += [Change("data", f"{name}: {path}", _short(old.get(path, "<absent>")),
+                               _short(new.get(path, "<absent>")))
+                        for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
         else:
             changes.append(Change(_part(name), name, _short(before), _short(after)))
     return changes
+
+
+def _file_hashes(value: Any) -> dict[str, str] | None:
+    """``{path: digest}`` of a data identity's ``files`` list (``[[path, sha256], ...]``), else None."""
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, str) for x in v) for v in value):
+        return None
+    return {str(path): str(digest) for path, digest in value}
 
 
 def log_recomputes(store: Any, keys: Sequence[Mapping[str, Any]]) -> list[list[Change]]:
