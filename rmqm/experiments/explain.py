@@ -98,13 +98,20 @@ def _short(value: Any) -> str:
     return text[:10] if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else text[:60]
 
 
-def _part(name: str) -> str:
+def _is_digest(value: Any) -> bool:
+    """A SHA-256 hex digest, or a list of them (e.g. the fingerprints of the images read)."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_is_digest(v) for v in value)
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _part(name: str, value: Any = None) -> str:
     parts = name.split(".")
     if parts[0] in _WEIGHT_ENTRIES:
         return "weights"
     if parts[0] == "code":
         return "code"
-    if any(p in _DATA_PARTS for p in parts):
+    if any(p in _DATA_PARTS for p in parts) or (parts[0] == "data" and _is_digest(value)):
         return "data"
     return "parameters"
 
@@ -181,13 +188,14 @@ def explain_recompute(store: Any, key: Mapping[str, Any], *, before: str | None 
 
     def rank(other: Mapping[str, Any]) -> tuple[int, int]:
         diffs = differing(other)
-        return sum(_part(n) == "parameters" for n in diffs), len(diffs)
+        return sum(_part(n, flat.get(n)) == "parameters" for n in diffs), len(diffs)
 
     best = min(reversed(candidates), key=rank)  # reversed: the newest wins ties
     changes: list[Change] = []
     for name in differing(best):
         before, after = best.get(name, "<absent>"), flat.get(name, "<absent>")
-        if _part(name) == "code":
+        part = _part(name, after)
+        if part == "code":
             changes += _code_changes(Path(store.root), before, after)
         elif _file_hashes(before) is not None and _file_hashes(after) is not None:
             old, new = _file_hashes(before) or {}, _file_hashes(after) or {}
@@ -195,7 +203,7 @@ def explain_recompute(store: Any, key: Mapping[str, Any], *, before: str | None 
                                _short(new.get(path, "<absent>")))
                         for path in sorted(set(old) | set(new)) if old.get(path) != new.get(path)]
         else:
-            changes.append(Change(_part(name), name, _short(before), _short(after)))
+            changes.append(Change(part, name, _short(before), _short(after)))
     return changes
 
 

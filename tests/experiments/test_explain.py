@@ -71,6 +71,11 @@ def test_data_content_and_weights_are_named_as_such(tmp_path):
     assert changes == [Change("data", "data.files: train.idx", "c" * 10, "e" * 10),
                        Change("data", "data_content", "a" * 10, "d" * 10)]
     assert [c.part for c in explain_recompute(store, {**old, "encoder": "f" * 64}, before=ALL)] == ["weights"]
+    # a "data" entry holding the fingerprints of the images read (claim 2's attacks) is data too
+    attack = {"kind": "robust-attack", "model": "m", "seed": 0, "data": ["1" * 64, "2" * 64]}
+    store.put(attack, {"value": 1.0})
+    assert [c.part for c in explain_recompute(store, {**attack, "data": ["1" * 64, "3" * 64]}, before=ALL)] == [
+        "data"]
 
 
 def test_a_code_change_names_the_module_that_changed(tmp_path):
