@@ -19,7 +19,7 @@ from rmqm.cli.common import (
     parse_fraction,
     rule_arg,
 )
-from rmqm.metrics.rmqm.alterations import PGD, Alteration, WhiteNoise
+from rmqm.metrics.rmqm.alterations import PGD, Alteration, WhiteNoise, attacked_with
 from rmqm.metrics.rmqm.attacks import PGD_MODES
 from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, summary_table
@@ -75,8 +75,7 @@ def alterations(args: argparse.Namespace, method: str) -> list[Alteration]:
     Raises:
         ValueError: a loss that does not fit the mode (named).
     """
-    own_mode = args.pgd_mode in ("own-loss", "reference")
-    loss = args.attack_loss or (method if own_mode else "displacement")
+    loss = attacked_with(method, args.pgd_mode, args.attack_loss)
     specs: list[Alteration] = []
     for kind in args.perturbation:
         if kind == "noise":

@@ -22,7 +22,7 @@ import pandas as pd
 
 from rmqm._utils.io import save_table
 from rmqm.cli.common import INTERRUPTED, output_file_arg, output_folder_arg
-from rmqm.experiments.explain import RECOMPUTE_LOG, read_recomputes, recompute_summary
+from rmqm.experiments.explain import recompute_reports, recompute_summary
 from rmqm.study.allow_code import ALLOW_CODE_ENV
 from rmqm.study.book import BookBuildFailed
 from rmqm.study.manifest import BuildFolderBusy
@@ -66,9 +66,7 @@ def explain_command(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     tables = []
-    for log_path in sorted(results.rglob(RECOMPUTE_LOG)):
-        changes, _ = read_recomputes(log_path.parent)
-        store = log_path.parent.relative_to(results)
+    for store, changes in recompute_reports(results):
         print(f"{store}: {changes['entry'].nunique()} computations logged")
         for line in recompute_summary(changes):
             print(f"  {line}")

@@ -25,7 +25,7 @@ from rmqm._utils.validation import check_choice, check_int
 from rmqm.data.registry import load_dataset
 from rmqm.experiments.explain import log_recomputes
 from rmqm.experiments.sweep import run_sweep
-from rmqm.metrics.rmqm.alterations import PGD, Alteration, alteration_from_keywords
+from rmqm.metrics.rmqm.alterations import OWN_LOSS_MODES, PGD, Alteration, alteration_from_keywords, attacked_with
 from rmqm.metrics.rmqm.attacks import FACTORS, HEAD_LOSSES, AttackSpec, resolve_attack
 from rmqm.metrics.rmqm.manifold import DROP_RULES
 from rmqm.metrics.rmqm.measure import measure_rmqm, resolve_pgd_mode
@@ -370,13 +370,13 @@ class ZooRMQM:
                    "seed": int(seed), "device": self.device}
         if "batch_size" in keywords:
             options["batch_size"] = keywords.pop("batch_size")
-        if keywords.get("perturbation") == "pgd" and keywords.get("pgd_mode") in ("own-loss", "reference") \
-                and "attack_loss" not in keywords:  # the model's own loss
-            if name in self.external:  # a user encoder has no training loss
-                keywords = {k: v for k, v in keywords.items() if k not in FACTORS}
+        if keywords.get("perturbation") == "pgd":
+            if name in self.external and keywords.get("pgd_mode") in OWN_LOSS_MODES and "attack_loss" not in keywords:
+                keywords = {k: v for k, v in keywords.items() if k not in FACTORS}  # no training loss to attack
                 keywords.update(EXTERNAL_ATTACK.keywords())
             else:
-                keywords["attack_loss"] = model.method
+                keywords["attack_loss"] = attacked_with(model.method, keywords.get("pgd_mode"),
+                                                        keywords.get("attack_loss"))
         alteration = alteration_from_keywords(keywords)
         if isinstance(alteration, PGD) and alteration.attack.needs_head and model.head is not None:
             options["head"] = model.head

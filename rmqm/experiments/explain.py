@@ -33,9 +33,8 @@ import pandas as pd
 from rmqm._utils.hashing import code_manifest, flatten_config
 
 __all__ = ["PARTS", "Change", "RUN_STARTED_ENV", "run_started", "explain_recompute", "save_code_manifest",
-           "log_recomputes", "read_recomputes",
-           "recompute_summary", "RECOMPUTE_LOG", "CODE_FOLDER", "recompute_offsets", "new_recomputes",
-           "marking_run_start"]
+           "log_recomputes", "read_recomputes", "recompute_summary", "RECOMPUTE_LOG", "CODE_FOLDER",
+           "recompute_offsets", "recompute_reports", "new_recomputes", "marking_run_start"]
 
 #: The parts of a key a change can be in.
 PARTS: tuple[str, ...] = ("new", "parameters", "code", "data", "weights")
@@ -271,15 +270,21 @@ def recompute_offsets(results_dir: Path) -> dict[Path, int]:
     return {p.parent: p.stat().st_size for p in Path(results_dir).rglob(RECOMPUTE_LOG)}
 
 
+def recompute_reports(results_dir: Path, offsets: Mapping[Path, int] | None = None) -> list[tuple[str, pd.DataFrame]]:
+    """``(store folder relative to results_dir, its logged changes)`` for every results store
+    under ``results_dir`` (:func:`read_recomputes`, from ``offsets`` where given)."""
+    reports = []
+    for log_path in sorted(Path(results_dir).rglob(RECOMPUTE_LOG)):
+        changes, _ = read_recomputes(log_path.parent, (offsets or {}).get(log_path.parent, 0))
+        reports.append((log_path.parent.relative_to(results_dir).as_posix(), changes))
+    return reports
+
+
 def new_recomputes(results_dir: Path, offsets: Mapping[Path, int]) -> list[str]:
     """Summary lines (:func:`recompute_summary`) of the recompute log entries written after
     ``offsets``, per store under ``results_dir``."""
-    lines = []
-    for log_path in sorted(Path(results_dir).rglob(RECOMPUTE_LOG)):
-        changes, _ = read_recomputes(log_path.parent, offsets.get(log_path.parent, 0))
-        store = log_path.parent.relative_to(results_dir)
-        lines += [f"in {store}: {line}" for line in recompute_summary(changes)]
-    return lines
+    return [f"in {store}: {line}" for store, changes in recompute_reports(results_dir, offsets)
+            for line in recompute_summary(changes)]
 
 
 @contextlib.contextmanager

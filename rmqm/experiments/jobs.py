@@ -14,7 +14,7 @@ from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
 from rmqm.metrics.baselines import label_free_scores
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
-from rmqm.metrics.rmqm.alterations import ALTERATION_KEYWORDS, Alteration, alteration_from_keywords
+from rmqm.metrics.rmqm.alterations import ALTERATION_KEYWORDS, Alteration, alteration_from_keywords, attacked_with
 from rmqm.metrics.rmqm.attacks import FACTORS
 from rmqm.metrics.rmqm.measure import measure_rmqm
 from rmqm.metrics.synbench.evaluate import evaluate_synbench
@@ -110,8 +110,8 @@ def _alteration(options: dict[str, Any], method: str) -> Alteration:
     keys = [k for k in options if k not in ("normalize", "drop", "batch_size")]
     keywords = {k: options.pop(k) for k in keys}
     kind = keywords.get("perturbation", "noise")
-    if kind == "pgd" and keywords.get("pgd_mode") in ("own-loss", "reference") and "attack_loss" not in keywords:
-        keywords["attack_loss"] = method
+    if kind == "pgd":
+        keywords["attack_loss"] = attacked_with(method, keywords.get("pgd_mode"), keywords.get("attack_loss"))
     if kind in ALTERATION_KEYWORDS:
         keywords = {k: v for k, v in keywords.items() if k == "perturbation" or k in ALTERATION_KEYWORDS[kind]}
     return alteration_from_keywords(keywords)

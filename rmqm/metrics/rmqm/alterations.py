@@ -29,7 +29,26 @@ from rmqm._utils.validation import check_choice
 from rmqm.metrics.rmqm.attacks import FACTORS, AttackSpec, resolve_attack
 from rmqm.metrics.rmqm.perturbations import NOISE_SCHEDULES, check_n_levels, check_pgd_params, noise_levels
 
-__all__ = ["WhiteNoise", "PGD", "Alteration", "ALTERATION_KINDS", "ALTERATION_KEYWORDS", "alteration_from_keywords"]
+__all__ = ["WhiteNoise", "PGD", "Alteration", "ALTERATION_KINDS", "ALTERATION_KEYWORDS", "alteration_from_keywords",
+           "OWN_LOSS_MODES", "attacked_with"]
+
+#: The PGD modes that attack a model with its own training loss unless a loss is named.
+OWN_LOSS_MODES: tuple[str, ...] = ("own-loss", "reference")
+
+
+def attacked_with(method: str, mode: str | None, loss: str | None = None) -> str:
+    """What PGD ascends on a model trained with ``method`` in ``mode`` (the argument of
+    :func:`~rmqm.metrics.rmqm.attacks.resolve_attack`): ``loss`` when one is named, else the model's
+    own ``method`` in :data:`OWN_LOSS_MODES`, else the label-free displacement.
+
+    >>> attacked_with("nt-xent", "reference"), attacked_with("nt-xent", None)
+    ('nt-xent', 'displacement')
+    >>> attacked_with("nt-xent", "own-loss", loss="vicreg")
+    'vicreg'
+    """
+    if loss is not None:
+        return loss
+    return method if mode in OWN_LOSS_MODES else "displacement"
 
 
 def _check_bool(owner: str, name: str, value: Any) -> None:
