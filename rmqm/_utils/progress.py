@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from tqdm import tqdm
 
 __all__ = ['ENV_VAR', 'NON_TTY_INTERVAL_S', 'LABEL_KEYS', 'describe', 'progress_enabled', 'progress_bar', 'progress',
-           'child_progress']
+           'child_environ', 'child_progress']
 
 ENV_VAR = "RMQM_PROGRESS"
 NON_TTY_INTERVAL_S = 5.0
@@ -61,6 +61,22 @@ def progress_enabled(enabled: bool = True, environ: dict[str, str] | None = None
 
 
 @contextlib.contextmanager
+def child_environ(name: str, value: str) -> Iterator[None]:
+    """While the block runs, the environment variable ``name`` is ``value`` in this process and in
+    the processes started from it (notebook kernels); its previous value (or absence) is restored
+    afterwards."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextlib.contextmanager
 def child_progress(enabled: bool) -> Iterator[None]:
     """While the block runs, processes started from it (notebook kernels) inherit
     ``RMQM_PROGRESS=0`` when ``enabled`` is False; with True the environment is left as it is.
@@ -68,15 +84,8 @@ def child_progress(enabled: bool) -> Iterator[None]:
     if enabled:
         yield
         return
-    before = os.environ.get(ENV_VAR)
-    os.environ[ENV_VAR] = "0"
-    try:
+    with child_environ(ENV_VAR, "0"):
         yield
-    finally:
-        if before is None:
-            os.environ.pop(ENV_VAR, None)
-        else:
-            os.environ[ENV_VAR] = before
 
 
 def describe(config: Mapping[str, Any], keys: Sequence[str] = LABEL_KEYS) -> str:

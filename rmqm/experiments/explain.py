@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from rmqm._utils.hashing import code_manifest, flatten_config
+from rmqm._utils.progress import child_environ
 
 __all__ = ["PARTS", "Change", "RUN_STARTED_ENV", "run_started", "explain_recompute", "save_code_manifest",
            "log_recomputes", "read_recomputes", "recompute_summary", "RECOMPUTE_LOG", "CODE_FOLDER",
@@ -292,12 +293,5 @@ def marking_run_start() -> Iterator[None]:
     """Within it, :func:`run_started` is now, in this process and in the processes it starts (the
     study runner's notebook kernels, through :data:`RUN_STARTED_ENV`): what they compute is
     explained against what the store held before."""
-    before = os.environ.get(RUN_STARTED_ENV)
-    os.environ[RUN_STARTED_ENV] = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-    try:
+    with child_environ(RUN_STARTED_ENV, datetime.now(timezone.utc).isoformat(timespec="microseconds")):
         yield
-    finally:
-        if before is None:
-            os.environ.pop(RUN_STARTED_ENV, None)
-        else:
-            os.environ[RUN_STARTED_ENV] = before
