@@ -36,7 +36,7 @@ from rmqm.training.checkpoints import TrainedModel, load_model
 __all__ = [
     "RMQM_MODULES", "HEAD_LOSSES", "RMQM_TABLES", "RMQM_KEY_ONLY", "rmqm_key", "SYNBENCH_MODULES", "cached_table",
     "cached_rmqm", "cached_synbench", "alteration_settings", "ZooRMQM", "EXTERNAL_ATTACK", "RMQM_OPTIONS",
-    "rmqm_request",
+    "rmqm_request", "split_options",
 ]
 
 
@@ -126,6 +126,14 @@ RMQM_OPTIONS: tuple[str, ...] = ("normalize", "drop", "batch_size", "seed", "dev
 RMQM_KEY_ONLY: tuple[str, ...] = ("kind", "model", "data", *RMQM_OBJECTS, "encoder", "data_content", "code")
 
 
+def split_options(keywords: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(alteration keywords, options)`` of flat ``measure_rmqm`` keywords (a profile's setting,
+    a sweep job's entries, a stored key without its identity): the :data:`RMQM_OPTIONS` entries
+    apart from the rest."""
+    return ({k: v for k, v in keywords.items() if k not in RMQM_OPTIONS},
+            {k: v for k, v in keywords.items() if k in RMQM_OPTIONS})
+
+
 def _check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(options) - set(RMQM_OPTIONS))
     if unknown:
@@ -157,8 +165,7 @@ def rmqm_request(key: Mapping[str, Any]) -> tuple[Alteration, dict[str, Any]]:
     Raises:
         ValueError: an entry that is neither the alteration's, an option nor identity.
     """
-    options = {k: key[k] for k in RMQM_OPTIONS if k in key}
-    rest = {k: v for k, v in key.items() if k not in RMQM_OPTIONS and k not in RMQM_KEY_ONLY and k != "table"}
+    rest, options = split_options({k: v for k, v in key.items() if k not in RMQM_KEY_ONLY and k != "table"})
     return alteration_from_keywords(rest), options
 
 
@@ -363,13 +370,11 @@ class ZooRMQM:
             raise ValueError(f"unknown alteration setting {setting!r}; have {sorted(self.settings)}")
         model = self.external[name] if name in self.external else load_model(name, Path(self.zoo_dir))
         data_config = {"name": self.dataset, "split": "test", "n": self.n_points, "seed": int(seed)}
-        keywords = {**self.settings[setting], **extra}
+        keywords, given = split_options({**self.settings[setting], **extra})
         if "attack_loss" in extra and "pgd_mode" not in extra:  # a loss for this call: its implied mode
             keywords["pgd_mode"] = None
-        options = {"batch_size": self.batch_size, "drop": keywords.pop("drop", "per-series"),
-                   "seed": int(seed), "device": self.device}
-        if "batch_size" in keywords:
-            options["batch_size"] = keywords.pop("batch_size")
+        options = {"batch_size": self.batch_size, "drop": "per-series", **given, "seed": int(seed),
+                   "device": self.device}
         if keywords.get("perturbation") == "pgd":
             if name in self.external and keywords.get("pgd_mode") in OWN_LOSS_MODES and "attack_loss" not in keywords:
                 keywords = {k: v for k, v in keywords.items() if k not in FACTORS}  # no training loss to attack

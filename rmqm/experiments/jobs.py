@@ -12,6 +12,7 @@ import torch
 
 from rmqm.data.dataset import ImageDataset
 from rmqm.data.registry import load_dataset
+from rmqm.experiments.cache import split_options
 from rmqm.metrics.baselines import label_free_scores
 from rmqm.metrics.probes import embed_dataset, evaluate_probes
 from rmqm.metrics.rmqm.alterations import ALTERATION_KEYWORDS, Alteration, alteration_from_keywords, attacked_with
@@ -101,20 +102,20 @@ def _zoo_model(spec: Mapping[str, Any], seed: int, device: str) -> TrainedModel:
     return load_or_train(model_cfg, os.environ.get("RMQM_ZOO_DIR", "results/zoo"), device=device, progress=False)
 
 
-def _alteration(options: dict[str, Any], method: str) -> Alteration:
-    """The alteration of an RMQM job, popped from its ``options``: the flat keywords of its
+def _alteration(entries: Mapping[str, Any], method: str) -> tuple[Alteration, dict[str, Any]]:
+    """The alteration and the ``measure_rmqm`` options of an RMQM job's ``entries``
+    (:func:`rmqm.experiments.cache.split_options`); the alteration from the flat keywords of its
     ``perturbation`` (:func:`rmqm.metrics.rmqm.alterations.alteration_from_keywords`; a grid may
     cross noise with PGD-only entries, which noise does not read); a ``pgd_mode`` of
     ``"own-loss"`` or ``"reference"`` without ``attack_loss`` attacks with ``method``'s own loss.
     """
-    keys = [k for k in options if k not in ("normalize", "drop", "batch_size")]
-    keywords = {k: options.pop(k) for k in keys}
+    keywords, options = split_options(entries)
     kind = keywords.get("perturbation", "noise")
     if kind == "pgd":
         keywords["attack_loss"] = attacked_with(method, keywords.get("pgd_mode"), keywords.get("attack_loss"))
     if kind in ALTERATION_KEYWORDS:
         keywords = {k: v for k, v in keywords.items() if k == "perturbation" or k in ALTERATION_KEYWORDS[kind]}
-    return alteration_from_keywords(keywords)
+    return alteration_from_keywords(keywords), options
 
 
 def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
@@ -185,7 +186,7 @@ def measure_job(config: Mapping[str, Any]) -> pd.DataFrame:
     # the measuring functions move the encoder to `device` themselves (and back)
 
     if measure == "rmqm":
-        alteration = _alteration(options, model.method if model is not None else "random-init")
+        alteration, options = _alteration(options, model.method if model is not None else "random-init")
         head = model.head if model is not None else None  # the cross-entropy and triplet-entropy attacks' classifier
         return measure_rmqm(encoder, dataset, alteration, head=head, seed=seed, device=device, progress=False,
                             **options).summary
