@@ -16,7 +16,8 @@ import nbformat
 
 from rmqm.study.profiles import RESERVED_PARAMETERS, Profile
 
-__all__ = ['NotebookSpec', 'read_notebook', 'discover_notebooks', 'execution_order', 'notebook_parameters',
+__all__ = ['NotebookSpec', 'read_notebook', 'discover_notebooks', 'execution_order', 'upstream_of',
+           'notebook_parameters',
            'check_profile', 'library_fingerprint', 'library_files', 'changed_files', 'cache_key']
 
 
@@ -105,6 +106,29 @@ def execution_order(specs: Sequence[NotebookSpec]) -> list[NotebookSpec]:
         for nxt in sorter.get_ready():
             heapq.heappush(ready, nxt)
     return done
+
+
+def upstream_of(specs: Sequence[NotebookSpec], name: str) -> list[NotebookSpec]:
+    """The notebooks ``name`` reads, directly or through others, in execution order (not ``name``).
+
+    >>> a, b, c = (NotebookSpec(n, Path(f"{n}.ipynb"), d, ()) for n, d in [("a", ()), ("b", ("a",)), ("c", ("b",))])
+    >>> [s.name for s in upstream_of([c, b, a], "c")]
+    ['a', 'b']
+
+    Raises:
+        ValueError: no notebook is called ``name`` (the message lists them), or bad dependencies.
+    """
+    by_name = {s.name: s for s in specs}
+    if name not in by_name:
+        raise ValueError(f"no notebook {name!r}; the notebooks are {sorted(by_name)}")
+    needed: set[str] = set()
+    todo = list(by_name[name].depends_on)
+    while todo:
+        dep = todo.pop()
+        if dep not in needed:
+            needed.add(dep)
+            todo.extend(by_name[dep].depends_on if dep in by_name else ())
+    return [s for s in execution_order(specs) if s.name in needed]
 
 
 def notebook_parameters(spec: NotebookSpec, profile: Profile) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from rmqm.study.notebooks import (
     library_fingerprint,
     notebook_parameters,
     read_notebook,
+    upstream_of,
 )
 from rmqm.study.profiles import Profile
 
@@ -254,6 +255,7 @@ def run_notebooks(
     kernel_name: str | None = None,
     log: Callable[[str], None] = print,
     root: str | os.PathLike | None = None,
+    only_upstream_of: str | None = None,
 ) -> list[NotebookRun]:
     """Execute the notebooks of ``notebooks_dir`` for ``profile`` into ``out_dir/notebooks``.
 
@@ -268,7 +270,9 @@ def run_notebooks(
     rerun upstream reruns it too; an ``encoders`` parameter adds its :func:`encoder_sources`
     (checkpoint and factory files, relative paths from ``root``, default the parent of
     ``notebooks_dir``) to the data. The manifest is updated after each finished notebook;
-    warnings printed inside a notebook are echoed to ``log``.
+    warnings printed inside a notebook are echoed to ``log``. With ``only_upstream_of`` only
+    the notebooks that notebook reads are executed (:func:`rmqm.study.notebooks.upstream_of`:
+    a chapter opened on its own, :mod:`rmqm.study.launch`).
 
     Returns:
         One :class:`NotebookRun` per notebook, in execution order.
@@ -283,12 +287,13 @@ def run_notebooks(
     out_dir = Path(out_dir)
     with build_lock(out_dir), marking_run_start():
         return _run_locked(profile, notebooks_dir, out_dir, force=force, progress=progress,
-                           kernel_name=kernel_name, log=log,
+                           kernel_name=kernel_name, log=log, only_upstream_of=only_upstream_of,
                            root=Path(root) if root is not None else Path(notebooks_dir).resolve().parent)
 
 
 def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Path, *, force: bool,
-                progress: bool, kernel_name: str | None, log: Callable[[str], None], root: Path) -> list[NotebookRun]:
+                progress: bool, kernel_name: str | None, log: Callable[[str], None], root: Path,
+                only_upstream_of: str | None = None) -> list[NotebookRun]:
     import papermill as pm
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
@@ -296,6 +301,8 @@ def _run_locked(profile: Profile, notebooks_dir: str | os.PathLike, out_dir: Pat
 
     specs = execution_order(discover_notebooks(notebooks_dir))
     check_profile(profile, specs)
+    if only_upstream_of is not None:
+        specs = upstream_of(specs, only_upstream_of)
     nb_out = contained(out_dir / "notebooks", out_dir, "notebooks/")
     results_dir = contained(out_dir / "results", out_dir, "results/")
     manifest_path = contained(out_dir / MANIFEST, out_dir, MANIFEST)
