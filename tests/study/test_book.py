@@ -144,6 +144,20 @@ def _rel(path: Path, href: str) -> str:
     return m.group(1) if m else ""
 
 
+def test_every_chapter_launches_its_own_notebook_on_colab_and_binder(book):
+    """The launch buttons open the repository's notebook of the page (whose launch cell installs rmqm,
+    tests/study/test_launch.py); the launch cell itself is not on the page."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    org_repo = urlparse(config["repository"]["url"]).path.strip("/")
+    branch = config["repository"]["branch"]
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        page = (book["html"] / "notebooks" / f"{notebook.stem}.html").read_text()
+        path = f"notebooks/{notebook.name}"
+        assert f"https://colab.research.google.com/github/{org_repo}/blob/{branch}/{path}" in page, notebook.name
+        assert f"https://mybinder.org/v2/gh/{org_repo}/{branch}?urlpath=tree/{path}" in page, notebook.name
+        assert "run_upstream" not in page, f"{notebook.name}: the launch cell is shown on the page"
+
+
 def test_mathjax_is_served_locally(book):
     html: Path = book["html"]
     page = (html / "book" / "methods.html").read_text()

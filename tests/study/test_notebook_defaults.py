@@ -11,7 +11,7 @@ import yaml
 from rmqm.study.notebooks import discover_notebooks, read_notebook
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNNER_ONLY = {"results_dir"}  # set by the runner for every notebook, never by a profile
+RUNNER_ONLY = {"results_dir", "profile"}  # set by the runner for every notebook, never by a profile
 
 
 def _defaults(path: Path) -> dict[str, object]:
@@ -35,4 +35,4 @@ def test_parameters_cell_equals_the_default_profile(spec):
     differ = {k: (v, profile[k]) for k, v in defaults.items()
               if k in profile and (list(v) if isinstance(v, tuple) else v) != profile[k]}
     assert not differ, f"{spec.path.name}: notebook default vs profiles/default.yaml: {differ}"
-
+    assert defaults.get("profile", "default") == "default", f"{spec.path.name}: profile = {defaults['profile']!r}"
