@@ -88,7 +88,8 @@ def test_every_notebook_executed_with_figures_and_tables(book):
         assert tables, f"{run.name} produced no result table"
         assert not errors and not stderr, f"{run.name}: {errors or stderr}"
         tags = [t for c in nb["cells"] for t in c["metadata"].get("tags", [])]
-        assert tags.count("remove-cell") == 2  # both parameter cells left out of the book
+        # both parameter cells and the launch cell (a no-op in the build) left out of the book
+        assert tags.count("remove-cell") == 3
     manifest = json.loads((book["out"] / "study.json").read_text())
     assert {n: e["status"] for n, e in manifest["notebooks"].items()} == {r.name: "ok" for r in runs}
 
