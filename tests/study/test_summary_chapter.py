@@ -155,12 +155,13 @@ def test_summary_notebook_runs_last_and_opens_the_study():
     specs = discover_notebooks(ROOT / "notebooks")
     assert execution_order(specs)[-1].name == "00_results_summary"
     spec = next(s for s in specs if s.name == "00_results_summary")
-    assert spec.declared == ("results_dir",)
+    assert spec.declared == ("profile", "results_dir")
     assert set(spec.depends_on) == {"05_predicting_downstream", "02_ssl_vs_supervised", "04_synbench"}
     nb = json.loads((ROOT / "notebooks" / "00_results_summary.ipynb").read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     assert code[0]["metadata"]["tags"] == ["parameters"]
-    assert all("hide-input" in c["metadata"]["tags"] for c in code[1:])
+    assert code[1]["metadata"]["tags"] == ["launch", "remove-cell"]  # rmqm.study.launch: a no-op in the build
+    assert all("hide-input" in c["metadata"]["tags"] for c in code[2:])
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     study = next(p for p in toc["parts"] if p["caption"] == "The study")
     assert study["chapters"][0]["file"] == "notebooks/00_results_summary"
@@ -169,4 +170,4 @@ def test_summary_notebook_runs_last_and_opens_the_study():
 def test_downstream_notebook_declares_its_parameters():
     spec = next(s for s in discover_notebooks(ROOT / "notebooks") if s.name == "05_predicting_downstream")
     assert spec.declared == ("synbench_threshold", "synbench_epsilon", "confidence", "n_resamples",
-                             "include_encoders_in_stats", "results_dir")
+                             "include_encoders_in_stats", "profile", "results_dir")
