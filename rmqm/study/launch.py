@@ -34,6 +34,7 @@ from rmqm.data.offline import (
     FashionMNISTNotFoundError,
     fashion_mnist_available,
 )
+from rmqm.data.torchvision_sets import torchvision_dataset
 from rmqm.experiments.explain import RUN_STARTED_ENV
 from rmqm.study.notebooks import discover_notebooks, notebook_parameters
 from rmqm.study.profiles import apply_overrides, load_profile
@@ -116,11 +117,11 @@ def _download_fashion_mnist(folder: Path, *, log: Callable[[str], None]) -> None
     log(f"downloading Fashion-MNIST with torchvision into {folder}")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            tvd.FashionMNIST(tmp, download=True)
-        except Exception as exc:  # noqa: BLE001 - any download failure means: not available
+            torchvision_dataset("Fashion-MNIST", "<root>/FashionMNIST/raw/",
+                                lambda r, d: tvd.FashionMNIST(r, download=d), tmp, True)
+        except RuntimeError as exc:  # torchvision_dataset names the data set and the error
             raise FashionMNISTNotFoundError(
-                f"downloading Fashion-MNIST failed ({type(exc).__name__}: {exc}). "
-                + FASHION_MNIST_HELP.format(dirs=", ".join(map(str, FASHION_MNIST_DIRS)))) from None
+                f"{exc}. " + FASHION_MNIST_HELP.format(dirs=", ".join(map(str, FASHION_MNIST_DIRS)))) from None
         folder.mkdir(parents=True, exist_ok=True)
         raw = Path(tmp) / "FashionMNIST" / "raw"
         for stem in (s for pair in FASHION_MNIST_FILES.values() for s in pair):
