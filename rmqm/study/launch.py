@@ -36,7 +36,7 @@ from rmqm.data.offline import (
 )
 from rmqm.data.torchvision_sets import torchvision_dataset
 from rmqm.experiments.explain import RUN_STARTED_ENV
-from rmqm.study.notebooks import discover_notebooks, notebook_parameters
+from rmqm.study.notebooks import discover_notebooks, notebook_parameters, upstream_of
 from rmqm.study.profiles import apply_overrides, load_profile
 from rmqm.study.runner import NotebookRun, run_notebooks
 from rmqm.study.schema import validate_profile
@@ -183,10 +183,9 @@ def run_upstream(
         raise ValueError(f"results_dir must be a folder called 'results' (the runner writes <build>/results); "
                          f"got {results_dir}")
     src = Path(source)
-    install_data(src, log=log)
     specs = {s.name: s for s in discover_notebooks(src / "notebooks")}
-    if notebook not in specs:
-        raise ValueError(f"no notebook {notebook!r} in {src / 'notebooks'}; the notebooks are {sorted(specs)}")
+    upstream_of(list(specs.values()), notebook)  # an unknown name fails here, before anything is installed
+    install_data(src, log=log)
     chosen = load_profile(profile, src / "profiles")
     device = launch_device(str(chosen.parameters.get("device", "cpu")))
     runs: list[NotebookRun] = run_notebooks(

@@ -83,6 +83,21 @@ def test_a_chapter_on_its_own_takes_its_profile_values_only_where_the_reader_lef
     assert standalone_values(["device"], default, chosen, {"device": "cuda:1"}) == {"device": "cuda:1"}
 
 
+def test_an_unknown_chapter_is_named_before_anything_is_installed(tmp_path, monkeypatch):
+    import rmqm.study.launch as launch
+
+    monkeypatch.delenv(RUN_STARTED_ENV, raising=False)
+    monkeypatch.setattr(launch, "install_data", lambda *a, **k: pytest.fail("installed for an unknown chapter"))
+    with pytest.raises(ValueError, match=r"no notebook '02_ssl_vs_supervisd'.*'02_ssl_vs_supervised'"):
+        run_upstream("02_ssl_vs_supervisd", ROOT, tmp_path / "results", "classroom")
+
+
+def test_the_launch_cells_are_one_cell_but_for_the_chapter_name():
+    cells = {spec.name: next(c.source for c in read_notebook(spec.path).cells
+                             if "launch" in c.metadata.get("tags", [])) for spec in SPECS}
+    assert len({source.replace(name, "<chapter>") for name, source in cells.items()}) == 1
+
+
 def test_install_data_names_a_source_without_the_pinned_wheel_list(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"requirements/nodeps.txt in .*is it the rmqm repository"):
         install_data(tmp_path)
